@@ -1,0 +1,200 @@
+"""The DuckDB database analysts open: documented views over the Parquet store.
+
+The database holds no data of its own, only views over the store's Parquet files, each with a
+`COMMENT ON` description of the view and its columns. It is rebuilt whole into a temporary file
+and renamed over `FLYWHEEL_DB`, so the nightly run never needs DuckDB's single writer lock on the
+file an analyst has open: an analyst's open connection keeps reading the database as it was
+(whose views still read the current Parquet files, each replaced atomically), and a new
+connection sees the new one. Paths are written into the view definitions as quoted literals
+because DDL takes no bound parameters; they come from configuration, never from input data.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from flywheel.config import Settings
+from flywheel.contracts import EVENT_FIELDS, INTERVENTION_FIELDS
+from flywheel.schemas import DUPLICATES, QUARANTINE, STAGED, STORED
+from flywheel.sql import load_sql
+from flywheel.store import Layout, exclusive, write_bytes_atomic, write_parquet_atomic
+
+_SOURCE_DOCS = {
+    "event_date": "The UTC date of the event (the partition key).",
+    "source_file": "The landing file the record came from, relative to the landing folder.",
+    "source_line": "The record's line in that file (CSV: the row's last line; Parquet: row number; OTLP: span ordinal).",
+    "record_hash": "Digest of the record's normalised content; equal hashes mean exact duplicates.",
+}
+
+
+@dataclass(frozen=True)
+class View:
+    """One analyst-facing view: its SQL body (with `{name}` slots for sources) and its docs."""
+
+    schema: str
+    name: str
+    description: str
+    sql: str
+    columns: dict[str, str] = field(default_factory=dict)
+
+
+def _contract_docs(fields: tuple) -> dict[str, str]:
+    return {f.name: f.description for f in fields}
+
+
+def views() -> list[View]:
+    """Every view of the catalog, in creation order."""
+    return [
+        View("ingest", "events", "AI audit events as stored: one row per AI invocation, deduplicated, UTC.",
+             "SELECT * FROM {events}",
+             {**_contract_docs(EVENT_FIELDS),
+              "decision_path": "How the product acted on the output, as JSON text.",
+              "attributes": "Anything else the producer sent, as JSON text (unknown top-level fields land here too).",
+              "tool_calls": "Tools called: list of {name, status (ok/error/denied), arguments as JSON text}.",
+              **_SOURCE_DOCS}),
+        View("ingest", "interventions",
+             "Human interventions as stored, each attached to its event's day; one row per intervention.",
+             "SELECT * FROM {interventions}",
+             {**_contract_docs(INTERVENTION_FIELDS),
+              "event_date": "The UTC date of the intervention's event (the partition key).",
+              **{k: v for k, v in _SOURCE_DOCS.items() if k != "event_date"}}),
+        View("ingest", "quarantine",
+             "Every input record that was not stored, with why: rejected at read time or while building a day.",
+             "SELECT *, 'read' AS stage FROM {staged_quarantine} "
+             "UNION ALL BY NAME SELECT *, 'partition' AS stage FROM {quarantine_events} "
+             "UNION ALL BY NAME SELECT *, 'partition' AS stage FROM {quarantine_interventions}",
+             {"record_kind": "events or interventions.",
+              "source_file": "The landing file, relative to the landing folder.",
+              "source_line": "Line (or row, or span) in that file; null for a whole bad file.",
+              "reason_code": "Why, as a code (see the README's quarantine reasons).",
+              "reason": "Why, in words, listing every problem found.",
+              "raw": "The record as it came in (for partition-stage rows: as normalised).",
+              "stage": "read: rejected while reading the file; partition: while building a day."}),
+        View("ingest", "duplicates", "Exact duplicate records dropped, each pointing at the copy that was kept.",
+             "SELECT * FROM {duplicates_events} UNION ALL BY NAME SELECT * FROM {duplicates_interventions}",
+             {"record_kind": "events or interventions.", "record_id": "The duplicated id.",
+              "source_file": "Where the dropped copy came from.", "source_line": "Its line.",
+              "kept_file": "Where the kept copy came from.", "kept_line": "Its line."}),
+        View("ingest", "landing_files", "Every landing file read, with what was read from it.",
+             load_sql("landing_files_view"),
+             {"path": "Path relative to the landing folder.", "file_id": "Stable id of the path.",
+              "seq": "Order in which files were first seen; earlier files win duplicate ids.",
+              "format": "jsonl, csv, parquet or otlp.", "sha256": "Content digest when last read.",
+              "records_read": "Records read (a whole bad file counts as one).",
+              "staged_events": "Valid events read.", "staged_interventions": "Valid interventions read.",
+              "quarantined_at_read": "Records rejected while reading.",
+              "bad_file": "Why the whole file was rejected, if it was."}),
+        View("ingest", "pending_interventions",
+             "Valid interventions whose event has not been stored yet; they join when it arrives.",
+             load_sql("pending_interventions_view"),
+             {"intervention_id": "The intervention.", "event_id": "The event it waits for.",
+              "occurred_at": "When the human acted (UTC).", "action": "What the human did.",
+              "source_file": "Its landing file.", "source_line": "Its line."}),
+        View("ingest", "file_reconciliation",
+             "Per landing file: records read = stored + duplicates + quarantined + pending.",
+             load_sql("file_reconciliation_view"),
+             {"path": "Landing file.", "records_read": "Records read.",
+              "stored": "Stored as events or interventions.", "duplicates": "Exact duplicates dropped.",
+              "quarantined": "Quarantined, at read or partition time.",
+              "pending": "Valid but not stored yet: interventions waiting for their event, or days not built yet.",
+              "balanced": "records_read = stored + duplicates + quarantined + pending."}),
+    ]
+
+
+def _sources(layout: Layout) -> dict[str, str]:
+    """`{name}` slot -> a read_parquet(...) call over the matching files (or an empty typed template)."""
+    templates = {
+        "events": STORED["events"], "interventions": STORED["interventions"],
+        "staged_events": STAGED["events"], "staged_interventions": STAGED["interventions"],
+        "staged_quarantine": QUARANTINE, "quarantine_events": QUARANTINE, "quarantine_interventions": QUARANTINE,
+        "duplicates_events": DUPLICATES, "duplicates_interventions": DUPLICATES,
+    }
+    root = layout.root.resolve()
+    globs = {
+        "events": layout.table_glob("events"),
+        "interventions": layout.table_glob("interventions"),
+        "staged_events": str(root / "staging" / "events" / "*" / "*.parquet"),
+        "staged_interventions": str(root / "staging" / "interventions" / "*" / "*.parquet"),
+        "staged_quarantine": str(root / "staging" / "quarantine" / "*.parquet"),
+        "quarantine_events": layout.table_glob("quarantine/events"),
+        "quarantine_interventions": layout.table_glob("quarantine/interventions"),
+        "duplicates_events": layout.table_glob("duplicates/events"),
+        "duplicates_interventions": layout.table_glob("duplicates/interventions"),
+    }
+    out: dict[str, str] = {}
+    for name, pattern in globs.items():
+        if not glob.glob(pattern):
+            template = root / "_schema" / f"{name}.parquet"
+            if not template.exists():
+                write_parquet_atomic(pa.Table.from_pylist([], schema=templates[name]), template)
+            pattern = str(template)
+        out[name] = f"read_parquet({_literal(pattern)}, union_by_name = true, hive_partitioning = false)"
+    manifests = str(root / "manifests" / "*.json")
+    if not glob.glob(manifests):
+        manifests = str(root / "_schema" / "manifests.json")
+        if not Path(manifests).exists():
+            write_bytes_atomic(b"[]", Path(manifests))
+    out["manifests"] = f"read_json({_literal(manifests)}, columns = {_MANIFEST_COLUMNS})"
+    for kind in ("events", "interventions"):
+        out[f"unaccounted_{kind}"] = fill(load_sql("unaccounted_staged").replace("KIND", kind), out)
+    return out
+
+
+_MANIFEST_COLUMNS = (
+    "{path: 'VARCHAR', file_id: 'VARCHAR', seq: 'BIGINT', folder: 'VARCHAR', format: 'VARCHAR', "
+    "sha256: 'VARCHAR', size: 'BIGINT', mtime_ns: 'BIGINT', read: 'BIGINT', "
+    "staged: 'STRUCT(events BIGINT, interventions BIGINT)', quarantined: 'BIGINT', bad_file: 'VARCHAR', "
+    "refused: 'VARCHAR', event_days: 'VARCHAR[]', intervention_days: 'VARCHAR[]'}"
+)
+
+
+def fill(sql: str, sources: dict[str, str]) -> str:
+    """Replace each `{name}` slot of `sql` that names a source; leave every other brace alone."""
+    return re.sub(r"\{(\w+)\}", lambda m: sources.get(m.group(1), m.group(0)), sql)
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def build_catalog(settings: Settings) -> Path:
+    """Rebuild the analysts' database at `settings.db` atomically; returns its path."""
+    layout = Layout(settings.store)
+    target = settings.db
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(layout.lock("catalog")):
+        sources = _sources(layout)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+        os.unlink(tmp)  # duckdb must create the file itself
+        try:
+            con = duckdb.connect(tmp)
+            try:
+                con.execute("SET TimeZone = 'UTC'")
+                for view in views():
+                    con.execute(f"CREATE SCHEMA IF NOT EXISTS {view.schema}")
+                    body = fill(view.sql, sources)
+                    con.execute(f"CREATE OR REPLACE VIEW {view.schema}.{view.name} AS {body}")
+                    con.execute(f"COMMENT ON VIEW {view.schema}.{view.name} IS {_literal(view.description)}")
+                    names = {r[0] for r in con.sql(
+                        "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
+                        params=[view.schema, view.name]).fetchall()}
+                    for column, doc in view.columns.items():
+                        if column in names:
+                            con.execute(f'COMMENT ON COLUMN {view.schema}.{view.name}."{column}" IS {_literal(doc)}')
+                con.execute("CHECKPOINT")
+            finally:
+                con.close()
+            os.replace(tmp, target)
+        finally:
+            for leftover in (tmp, tmp + ".wal"):
+                Path(leftover).unlink(missing_ok=True)
+    return target

@@ -1,0 +1,60 @@
+"""Where flywheel reads and writes, from the environment at call time (never at import time).
+
+| variable | default | what |
+|---|---|---|
+| FLYWHEEL_LANDING | data/landing | folder that producers drop files into (events/, interventions/, otlp/) |
+| FLYWHEEL_STORE | data/store | the system of record: Parquet partitioned by date, manifests, staging |
+| FLYWHEEL_DB | data/flywheel.duckdb | the DuckDB database analysts open (views over the store, documented) |
+| FLYWHEEL_LATE_DAYS | 7 | the nightly run re-materialises this many days before yesterday |
+| FLYWHEEL_MAX_REVIEW_LAG_DAYS | 28 | how long after its event an intervention is looked for |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved paths and knobs; build with `Settings.from_env()`."""
+
+    landing: Path
+    store: Path
+    db: Path
+    late_days: int = 7
+    max_review_lag_days: int = 28
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> "Settings":
+        """Settings from the environment, defaults relative to the working directory.
+
+        Keyword overrides that are not None win over the environment.
+        """
+        env = os.environ
+        settings = cls(
+            landing=Path(env.get("FLYWHEEL_LANDING", "data/landing")),
+            store=Path(env.get("FLYWHEEL_STORE", "data/store")),
+            db=Path(env.get("FLYWHEEL_DB", "data/flywheel.duckdb")),
+            late_days=_int_env("FLYWHEEL_LATE_DAYS", 7),
+            max_review_lag_days=_int_env("FLYWHEEL_MAX_REVIEW_LAG_DAYS", 28),
+        )
+        given = {k: v for k, v in overrides.items() if v is not None}
+        for key in ("landing", "store", "db"):
+            if key in given:
+                given[key] = Path(given[key])  # type: ignore[arg-type]
+        return replace(settings, **given)  # type: ignore[arg-type]
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number of days, got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return value

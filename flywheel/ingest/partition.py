@@ -1,0 +1,123 @@
+"""Build one day's stored partitions of events and interventions from the staged records.
+
+For event day D, `build_events` reads every file's staged events of D, keeps the first copy of each
+`event_id` (first by the order files were first seen, then file path, then line), drops later
+identical copies as exact duplicates (recorded in `duplicates`), and quarantines later copies with
+different content as `conflicting_duplicate`. `build_interventions` then takes the staged
+interventions dated from D-1 to D + max review lag whose event is stored in D, applies the same
+duplicate rule by `intervention_id`, quarantines those stamped before their event (beyond
+`contracts.CLOCK_SKEW_TOLERANCE`) and stores the rest with `event_date` = D. Interventions whose
+event has not arrived stay staged, visible in `ingest.pending_interventions`, and are picked up
+when their event's day is built. Each output replaces the day's file atomically: running a day
+twice leaves the same files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from flywheel.config import Settings
+from flywheel.contracts import CLOCK_SKEW_TOLERANCE, CONTRACTS
+from flywheel.schemas import DUPLICATES, QUARANTINE, STORED
+from flywheel.sql import load_sql
+from flywheel.store import Layout, shared, write_parquet_atomic
+
+
+@dataclass(frozen=True)
+class PartitionResult:
+    """Counts of one built day: staged in, and where every staged record went."""
+
+    kind: str
+    day: date
+    staged: int
+    stored: int
+    duplicates: int
+    quarantined: int
+    source_files: tuple[str, ...]
+
+
+def _connect() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def _existing(paths: list[Path]) -> list[str]:
+    return [str(p) for p in paths if p.exists()]
+
+
+def build_events(settings: Settings, day: date) -> PartitionResult:
+    """Write the stored events, duplicates and conflict quarantine of event day `day`."""
+    layout = Layout(settings.store)
+    with shared(layout.lock("staging")):
+        folder = layout.staged("events", day, "x").parent
+        files = sorted(str(p) for p in folder.glob("*.parquet")) if folder.is_dir() else []
+        con = _connect()
+        _load_staged(con, "events", files)
+        con.execute("ALTER TABLE staged ADD COLUMN event_occurred_at TIMESTAMPTZ")
+        return _resolve(con, layout, "events", "event_id", day, before_event_sql=None)
+
+
+def build_interventions(settings: Settings, day: date) -> PartitionResult:
+    """Write the stored interventions (and their duplicates and quarantine) of event day `day`.
+
+    Assumes the events of `day` are already built.
+    """
+    layout = Layout(settings.store)
+    with shared(layout.lock("staging")):
+        window = [day + timedelta(days=i) for i in range(-1, settings.max_review_lag_days + 1)]
+        files: list[str] = []
+        for d in window:
+            folder = layout.staged("interventions", d, "x").parent
+            if folder.is_dir():
+                files.extend(sorted(str(p) for p in folder.glob("*.parquet")))
+        con = _connect()
+        events_file = layout.table("events", day)
+        if events_file.exists():
+            con.execute("CREATE TEMP TABLE day_events AS SELECT event_id, occurred_at FROM read_parquet(?)",
+                        [str(events_file)])
+        else:
+            con.execute("CREATE TEMP TABLE day_events (event_id VARCHAR, occurred_at TIMESTAMPTZ)")
+        _load_staged(con, "interventions", files)
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE staged AS
+            SELECT s.* REPLACE (CAST(? AS DATE) AS event_date), e.occurred_at AS event_occurred_at
+            FROM staged s JOIN day_events e USING (event_id)""", [day])
+        return _resolve(con, layout, "interventions", "intervention_id", day,
+                        before_event_sql=CLOCK_SKEW_TOLERANCE.total_seconds())
+
+
+def _load_staged(con: duckdb.DuckDBPyConnection, kind: str, files: list[str]) -> None:
+    template = pa.Table.from_pylist([], schema=STORED[kind].append(pa.field("ingest_seq", pa.int64())))
+    con.register("template", template)
+    if files:
+        con.execute("CREATE TEMP TABLE staged AS SELECT * FROM read_parquet(?, union_by_name = true, hive_partitioning = false)", [files])
+    else:
+        con.execute("CREATE TEMP TABLE staged AS SELECT * FROM template")
+    con.unregister("template")
+
+
+def _resolve(con: duckdb.DuckDBPyConnection, layout: Layout, kind: str, id_col: str, day: date,
+             before_event_sql: float | None) -> PartitionResult:
+    con.execute(load_sql("rank_duplicates").replace("{id}", id_col))
+    if before_event_sql is not None:
+        con.execute("""
+            UPDATE ranked SET verdict = 'before_event'
+            WHERE verdict = 'keep' AND occurred_at < event_occurred_at - to_seconds(?)""", [before_event_sql])
+    staged = con.sql("SELECT count(*) FROM ranked").fetchall()[0][0]
+    columns = ", ".join(f'"{name}"' for name in STORED[kind].names)
+    stored = con.sql(f"SELECT {columns} FROM ranked WHERE verdict = 'keep' ORDER BY occurred_at, {id_col}").to_arrow_table()
+    dups = con.sql(load_sql("duplicate_rows").replace("{id}", id_col), params=[kind]).to_arrow_table()
+    raw_columns = ", ".join(f.name for f in CONTRACTS[kind])
+    conflict_sql = load_sql("conflict_rows").replace("{id}", id_col).replace("{raw_columns}", raw_columns)
+    quarantine = con.sql(conflict_sql, params=[kind]).to_arrow_table()
+    sources = tuple(r[0] for r in con.sql("SELECT DISTINCT source_file FROM ranked ORDER BY 1").fetchall())
+    write_parquet_atomic(dups.cast(DUPLICATES), layout.table(f"duplicates/{kind}", day))
+    write_parquet_atomic(quarantine.cast(QUARANTINE), layout.table(f"quarantine/{kind}", day))
+    write_parquet_atomic(stored.cast(STORED[kind]), layout.table(kind, day))
+    return PartitionResult(kind, day, staged, stored.num_rows, dups.num_rows, quarantine.num_rows, sources)

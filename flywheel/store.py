@@ -1,0 +1,117 @@
+"""The layout of the store folder, atomic file writes, and the locks that serialise writers.
+
+Everything flywheel keeps lives under the store as Parquet (the system of record) and small
+JSON manifests. Every file is written to a temporary name in its final folder and renamed into
+place, so a reader sees the old file or the new one, never half of one. Steps that must not run
+twice at once in different processes (reading the landing folder, publishing the catalog) take
+an exclusive `flock` on a lock file; partition writes touch only their own files and need none.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Paths inside the store folder `root`."""
+
+    root: Path
+
+    @property
+    def manifests(self) -> Path:
+        return self.root / "manifests"
+
+    def manifest(self, file_id: str) -> Path:
+        return self.manifests / f"{file_id}.json"
+
+    def staged(self, kind: str, day: date, file_id: str) -> Path:
+        key = "event_date" if kind == "events" else "occurred_date"
+        return self.root / "staging" / kind / f"{key}={day.isoformat()}" / f"{file_id}.parquet"
+
+    def staged_days_dir(self, kind: str) -> Path:
+        return self.root / "staging" / kind
+
+    def staged_quarantine(self, file_id: str) -> Path:
+        return self.root / "staging" / "quarantine" / f"{file_id}.parquet"
+
+    def table(self, name: str, day: date) -> Path:
+        """The partition file of table `name` (events, interventions, quarantine/events, ...) for `day`."""
+        return self.root / name / f"event_date={day.isoformat()}" / "data.parquet"
+
+    def table_glob(self, name: str) -> str:
+        return str((self.root / name).resolve() / "*" / "data.parquet")
+
+    def lock(self, name: str) -> Path:
+        return self.root / f".{name}.lock"
+
+
+def write_parquet_atomic(table: pa.Table, path: Path) -> None:
+    """Write `table` to `path` through a temporary file in the same folder and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        _fsync(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_bytes_atomic(data: bytes, path: Path) -> None:
+    """Write `data` to `path` atomically (temporary file, fsync, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `lock_path` (blocking) for the duration of the block."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+@contextmanager
+def shared(lock_path: Path) -> Iterator[None]:
+    """Hold a shared lock on `lock_path`: many readers at once, never alongside `exclusive`."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
