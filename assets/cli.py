@@ -1,0 +1,184 @@
+"""The `flywheel` command line.
+
+It lives in the Dagster layer because `flywheel run` executes the same Dagster job the nightly
+schedule runs, in-process, for cron users without a Dagster daemon. Runs are recorded in the
+Dagster instance at $DAGSTER_HOME when it is set (so `make ui` shows them), else in a throwaway one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+from flywheel.config import Settings
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command."""
+    parser = argparse.ArgumentParser(
+        prog="flywheel",
+        description="Turn AI audit logs and human interventions into evidence. Paths come from "
+                    "FLYWHEEL_LANDING (data/landing), FLYWHEEL_STORE (data/store), FLYWHEEL_DB (data/flywheel.duckdb).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="write realistic sample logs with known truth into the landing folder",
+                         description="Write D days of N events per day (plus interventions, duplicates and "
+                                     "malformed records) into the landing folder, and the truth beside them "
+                                     "(truth.json, truth_labels.parquet). Deterministic for a seed.")
+    gen.add_argument("--days", type=_positive, default=30, help="number of days (default 30)")
+    gen.add_argument("--events-per-day", type=_positive, default=2000, help="events per day (default 2000)")
+    gen.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    gen.add_argument("--start", type=_day, default=None, help="first day, YYYY-MM-DD (default: DAYS before today, so the last day is yesterday)")
+    gen.add_argument("--landing", type=Path, default=None, help="landing folder (default $FLYWHEEL_LANDING or data/landing)")
+    gen.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    run = sub.add_parser("run", help="run the whole nightly pipeline in-process for a range of event days",
+                         description="Read new landing files and materialise every nightly asset for the event "
+                                     "days FROM..TO (default: every day with data), exactly as the schedule does.")
+    run.add_argument("--from", dest="first", type=_day, default=None, help="first event day (YYYY-MM-DD)")
+    run.add_argument("--to", dest="last", type=_day, default=None, help="last event day (YYYY-MM-DD)")
+    run.add_argument("--quiet", action="store_true", help="print only the summary")
+
+    summary = sub.add_parser("summary", help="print what is stored, quarantined and pending, and where")
+    summary.add_argument("--json", action="store_true", help="as JSON")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `flywheel` command; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "generate":
+            return _generate(args)
+        if args.command == "run":
+            return _run(args)
+        if args.command == "summary":
+            return _summary(args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"flywheel: error: {exc}", file=sys.stderr)
+        return 2
+    return 2  # pragma: no cover - argparse requires a command
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from flywheel.generate import generate
+
+    settings = Settings.from_env(landing=args.landing)
+    truth = generate(settings.landing, days=args.days, events_per_day=args.events_per_day, seed=args.seed,
+                     start=args.start, progress=not args.no_progress)
+    counts = truth.get("counts", {})
+    print(f"wrote {args.days} days from {truth.get('start')} into {settings.landing}: "
+          f"{counts.get('events_valid', '?')} events, {counts.get('interventions_valid', '?')} interventions, "
+          f"truth in {settings.landing / 'truth.json'}")
+    return 0
+
+
+def run_days(settings: Settings, first: date | None, last: date | None, quiet: bool = False) -> tuple[date, date] | None:
+    """Materialise the nightly job for event days first..last (defaults: all days with data).
+
+    Returns the range run, or None when there was no data in it.
+    """
+    import dagster as dg
+
+    from assets.definitions import defs
+    from assets.jobs import range_tags
+    from assets.partitions import FIRST_DAY
+    from assets.resources import FlywheelResource
+    from flywheel.ingest.sync import load_manifests, sync_landing
+    from flywheel.store import Layout
+
+    sync_landing(settings)
+    days = sorted({date.fromisoformat(d) for m in load_manifests(Layout(settings.store)).values()
+                   for d in m.get("event_days", [])})
+    if first is not None:
+        days = [d for d in days if d >= first]
+    if last is not None:
+        days = [d for d in days if d <= last]
+    if not days:
+        return None
+    lo, hi = days[0], days[-1]
+    if lo < date.fromisoformat(FIRST_DAY):
+        raise ValueError(f"event day {lo} is before the first partition {FIRST_DAY}; use --from {FIRST_DAY} or later")
+    today = datetime.now(timezone.utc).date()
+    if hi >= today:
+        raise ValueError(f"event day {hi} is today or later; a day is run once it is over (use --to {today - timedelta(days=1)})")
+    job = defs.resolve_job_def("nightly")
+    resources = {"flywheel": FlywheelResource(landing=str(settings.landing), store=str(settings.store), db=str(settings.db))}
+    instance = dg.DagsterInstance.get() if _dagster_home() else dg.DagsterInstance.ephemeral()
+    with instance:
+        result = job.execute_in_process(tags=range_tags(lo, hi), instance=instance, resources=resources,
+                                        raise_on_error=False)
+    if not result.success:
+        raise ValueError("the nightly run failed; see the log above (a blocking check may have failed)")
+    return lo, hi
+
+
+def _dagster_home() -> bool:
+    import os
+
+    return bool(os.environ.get("DAGSTER_HOME"))
+
+
+def _run(args: argparse.Namespace) -> int:
+    import logging
+
+    if args.quiet:
+        logging.getLogger("dagster").setLevel(logging.WARNING)
+    settings = Settings.from_env()
+    ran = run_days(settings, args.first, args.last, quiet=args.quiet)
+    if ran is None:
+        print(f"flywheel: no event data in that range under {settings.landing}")
+        return 0
+    print(f"ran event days {ran[0]} .. {ran[1]}")
+    return _summary(argparse.Namespace(json=False))
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from flywheel.reconcile import quarantine_by_reason, totals
+
+    settings = Settings.from_env()
+    if not settings.db.exists():
+        raise FileNotFoundError(f"no database at {settings.db}: run `flywheel run` first")
+    t = totals(settings)
+    reasons = quarantine_by_reason(settings)
+    truth_path = settings.landing / "truth.json"
+    truth = json.loads(truth_path.read_text()) if truth_path.exists() else None
+    if args.json:
+        print(json.dumps({"totals": t, "quarantine": reasons}, indent=1, sort_keys=True))
+        return 0
+    print(f"\nlanding files read: {t['files']}   records read: {t['records_read']}")
+    print(f"stored: {t['stored']}   exact duplicates dropped: {t['duplicates']}   "
+          f"quarantined: {t['quarantined']}   pending: {t['pending']}")
+    print(f"files whose counts do not reconcile: {t['unbalanced_files']}")
+    print("quarantined by reason:")
+    for kind, by_code in reasons.items():
+        print(f"  {kind}: " + ", ".join(f"{code} {n}" for code, n in by_code.items()))
+    if truth and "malformed" in truth:
+        expected = {k: {c: n for c, n in v.items() if n} for k, v in truth["malformed"].items()}
+        same = expected == reasons
+        print(f"generator's truth ({truth_path}): {'quarantine matches it exactly' if same else 'DIFFERS: ' + json.dumps(expected)}")
+    print(f"\nresults: DuckDB database {settings.db} (open read-only: duckdb -readonly {settings.db}),"
+          f" Parquet store {settings.store}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

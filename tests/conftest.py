@@ -1,0 +1,63 @@
+"""Shared fixtures: a private landing folder, store and database per test, and small writers."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from flywheel.catalog import build_catalog
+from flywheel.config import Settings
+from flywheel.ingest.partition import build_events, build_interventions
+from flywheel.ingest.sync import SyncReport, sync_landing
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings pointing at a fresh tmp landing/store/db; also exported to the environment."""
+    s = Settings(landing=tmp_path / "landing", store=tmp_path / "store", db=tmp_path / "flywheel.duckdb")
+    for kind in ("events", "interventions", "otlp"):
+        (s.landing / kind).mkdir(parents=True)
+    monkeypatch.setenv("FLYWHEEL_LANDING", str(s.landing))
+    monkeypatch.setenv("FLYWHEEL_STORE", str(s.store))
+    monkeypatch.setenv("FLYWHEEL_DB", str(s.db))
+    return s
+
+
+def write_jsonl(path: Path, records: list, gz: bool = False) -> Path:
+    """Write records (dicts, or raw str/bytes lines) as JSON Lines."""
+    lines = []
+    for r in records:
+        if isinstance(r, bytes):
+            lines.append(r)
+        elif isinstance(r, str):
+            lines.append(r.encode())
+        else:
+            lines.append(json.dumps(r).encode())
+    data = b"\n".join(lines) + b"\n"
+    path.write_bytes(gzip.compress(data, mtime=0) if gz else data)
+    return path
+
+
+def run_pipeline(settings: Settings, days: list[date] | None = None) -> SyncReport:
+    """Sync the landing folder and build the given days (default: every day synced), then the catalog."""
+    report = sync_landing(settings)
+    todo = sorted(days if days is not None else report.event_days)
+    for day in todo:
+        build_events(settings, day)
+        build_interventions(settings, day)
+    build_catalog(settings)
+    return report
+
+
+def query(settings: Settings, sql: str, params: list | None = None) -> list[tuple]:
+    """Rows of a read-only query against the analysts' database."""
+    con = duckdb.connect(str(settings.db), read_only=True)
+    try:
+        return con.sql(sql, params=params).fetchall()
+    finally:
+        con.close()
