@@ -7,8 +7,10 @@ Schemas in `docs/schemas/` are all derived from it.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 AUTONOMY_LEVELS: tuple[str, ...] = ("shadow", "assist", "gated", "autonomous")
@@ -98,9 +100,7 @@ REASONS: dict[str, str] = {
 
 def event_json_schema() -> dict[str, Any]:
     """JSON Schema (draft 2020-12) of one AI audit event."""
-    return _schema("AI audit event", EVENT_FIELDS, extra={
-        "allOf": [],
-    })
+    return _schema("AI audit event", EVENT_FIELDS, extra={})
 
 
 def intervention_json_schema() -> dict[str, Any]:
@@ -165,3 +165,21 @@ def _schema(title: str, fields: tuple[Field, ...], extra: dict[str, Any]) -> dic
     if extra.get("allOf"):
         schema["allOf"] = extra["allOf"]
     return schema
+
+
+def write_json_schemas(folder: Path) -> list[Path]:
+    """Write `event.schema.json` and `intervention.schema.json` into `folder`; returns the paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name, schema in (("event", event_json_schema()), ("intervention", intervention_json_schema())):
+        path = folder / f"{name}.schema.json"
+        path.write_text(json.dumps(schema, indent=2) + "\n")
+        out.append(path)
+    return out
+
+
+if __name__ == "__main__":  # python -m flywheel.contracts docs/schemas
+    import sys
+
+    for written in write_json_schemas(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/schemas")):
+        print(written)

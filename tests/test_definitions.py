@@ -1,0 +1,81 @@
+"""The Dagster definitions: they load and validate, and a snapshot of what they hold; the
+schedule's window; the landing sensor; and the rule that flywheel/ never imports dagster."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+
+from assets.definitions import defs
+from assets.jobs import RANGE_END, RANGE_START
+from assets.schedules import nightly_schedule, nightly_window
+from assets.sensors import landing_sensor
+from conftest import write_jsonl
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_dagster_definitions_validate_passes():
+    proc = subprocess.run([str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "All code locations passed validation" in proc.stderr + proc.stdout
+
+
+def test_snapshot_of_assets_groups_and_checks():
+    graph = defs.resolve_asset_graph()
+    keys = sorted(k.to_user_string() for k in graph.get_all_asset_keys())
+    assert keys == ["ingest/events", "ingest/interventions", "landing/files"]
+    groups = {k.to_user_string(): graph.get(k).group_name for k in graph.get_all_asset_keys()}
+    assert set(groups.values()) == {"ingest"}
+    checks = sorted(f"{c.asset_key.to_user_string()}:{c.name}" for c in graph.asset_check_keys)
+    assert checks == ["ingest/events:gx_events", "ingest/events:gx_quarantine",
+                      "ingest/interventions:gx_interventions", "ingest/interventions:records_accounted_for"]
+    assert [s.name for s in defs.schedules] == ["nightly_schedule"]
+    assert [s.name for s in defs.sensors] == ["landing_sensor"]
+    events = graph.get(dg.AssetKey(["ingest", "events"]))
+    assert events.description and "quarantine" in events.description
+    assert set(events.kinds) >= {"duckdb", "parquet"}
+
+
+def test_nightly_window_is_yesterday_and_k_days_before():
+    assert nightly_window(date(2026, 3, 10), 7) == (date(2026, 3, 2), date(2026, 3, 9))
+    assert nightly_window(date(2026, 3, 10), 0) == (date(2026, 3, 9), date(2026, 3, 9))
+
+
+def test_schedule_asks_for_one_run_over_the_window(monkeypatch):
+    monkeypatch.setenv("FLYWHEEL_LATE_DAYS", "3")
+    context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 3, 10, 2, 30, tzinfo=timezone.utc))
+    request = nightly_schedule(context)
+    assert request.tags[RANGE_START] == "2026-03-06" and request.tags[RANGE_END] == "2026-03-09"
+
+
+def test_landing_sensor_runs_the_days_of_new_files_once(settings):
+    write_jsonl(settings.landing / "events" / "a.jsonl", [
+        {"event_id": "e1", "occurred_at": "2026-03-01T10:00:00Z"},
+        {"event_id": "e2", "occurred_at": "2026-03-03T23:30:00-02:00"},  # UTC: 2026-03-04
+    ])
+    context = dg.build_sensor_context(cursor=None)
+    result = landing_sensor(context)
+    assert len(result.run_requests) == 1
+    tags = result.run_requests[0].tags
+    assert (tags[RANGE_START], tags[RANGE_END]) == ("2026-03-01", "2026-03-04")
+    again = landing_sensor(dg.build_sensor_context(cursor=result.cursor))
+    assert isinstance(again, dg.SkipReason)
+
+
+def test_flywheel_library_never_imports_dagster():
+    code = ("import sys, pkgutil, importlib, flywheel\n"
+            "for m in pkgutil.walk_packages(flywheel.__path__, 'flywheel.'):\n"
+            "    importlib.import_module(m.name)\n"
+            "print(json.dumps(sorted(k for k in sys.modules if k.split('.')[0] == 'dagster')))")
+    proc = subprocess.run([sys.executable, "-c", "import json\n" + code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout) == []
+    offenders = [p for p in (ROOT / "flywheel").rglob("*.py") if "import dagster" in p.read_text() or "from dagster" in p.read_text()]
+    assert offenders == []
