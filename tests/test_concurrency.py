@@ -27,6 +27,13 @@ def _write_days(settings, days: list[date], per_day: int) -> None:
                      for i in range(0, per_day, 2)])
 
 
+def _init_instance(home: Path) -> None:
+    """Create the Dagster instance's storage once, as a deployment does before runs start."""
+    home.mkdir()
+    subprocess.run([sys.executable, "-c", "import dagster; dagster.DagsterInstance.get().get_runs(limit=1)"],
+                   env={**os.environ, "DAGSTER_HOME": str(home)}, check=True, capture_output=True, timeout=300)
+
+
 def _launch(settings, first: date, last: date, home: Path) -> subprocess.Popen:
     env = {**os.environ, "DAGSTER_HOME": str(home), "FLYWHEEL_LANDING": str(settings.landing),
            "FLYWHEEL_STORE": str(settings.store), "FLYWHEEL_DB": str(settings.db),
@@ -39,7 +46,7 @@ def test_two_days_materialised_at_once_in_separate_runs(settings, tmp_path):
     days = [date(2026, 3, 1), date(2026, 3, 2)]
     _write_days(settings, days, per_day=200)
     home = tmp_path / "dagster_home"
-    home.mkdir()
+    _init_instance(home)
     procs = [_launch(settings, d, d, home) for d in days]
     outputs = [p.communicate(timeout=600)[0] for p in procs]
     for p, out in zip(procs, outputs):
@@ -72,7 +79,7 @@ def test_an_open_analyst_connection_neither_fails_the_run_nor_sees_half_a_day(se
     thread = threading.Thread(target=analyst_loop)
     thread.start()
     home = tmp_path / "dagster_home"
-    home.mkdir()
+    _init_instance(home)
     try:
         proc = _launch(settings, days[0], days[-1], home)
         out = proc.communicate(timeout=600)[0]

@@ -23,7 +23,7 @@ DAY = date(2026, 3, 1)
 def event(i: int, **kw) -> dict:
     base = {"event_id": f"e{i}", "occurred_at": f"2026-03-01T{10 + i % 10:02d}:00:00Z", "scenario": "refund_request",
             "model": "m1", "prompt_version": "v1", "autonomy_level": "assist", "status": "ok",
-            "confidence": 0.5 + i / 100, "output_text": f"draft {i}", "latency_ms": 100.0 + i,
+            "confidence": 0.5 + (i % 50) / 100, "output_text": f"draft {i}", "latency_ms": 100.0 + i,
             "input_tokens": 10, "output_tokens": 20,
             "tool_calls": [{"name": "lookup", "status": "ok", "arguments": {"i": i}}],
             "decision_path": {"route": "human_review"}, "attributes": {"k": i}}

@@ -1,0 +1,65 @@
+"""The ingest assets materialised by Dagster into a temporary store: metadata, checks, and a
+failing Great Expectations check blocking what is downstream."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import dagster as dg
+import polars as pl
+
+import assets.ingest as ingest_assets
+from assets.jobs import range_tags
+from assets.resources import FlywheelResource
+from conftest import write_jsonl
+from flywheel.store import Layout, write_parquet_atomic
+from test_ingest import event, intervention
+
+
+def _resources(settings) -> dict:
+    return {"flywheel": FlywheelResource(landing=str(settings.landing), store=str(settings.store), db=str(settings.db))}
+
+
+def _materialize(settings, first: date, last: date) -> dg.ExecuteInProcessResult:
+    return dg.materialize([ingest_assets.landing_files, ingest_assets.events, ingest_assets.interventions],
+                          selection=[ingest_assets.EVENTS, ingest_assets.INTERVENTIONS],
+                          resources=_resources(settings), tags=range_tags(first, last), raise_on_error=False)
+
+
+def test_a_range_of_days_materialises_with_metadata_and_passing_checks(settings):
+    write_jsonl(settings.landing / "events" / "a.jsonl",
+                [event(1), event(2), event(3, occurred_at="2026-03-02T08:00:00Z"), event(2), '{"broken'])
+    write_jsonl(settings.landing / "interventions" / "a.jsonl", [intervention(1, "e1"), intervention(2, "e3")])
+    result = _materialize(settings, date(2026, 3, 1), date(2026, 3, 2))
+    assert result.success
+    mats = result.asset_materializations_for_node("ingest__events")
+    assert len(mats) == 2  # one per day of the range
+    assert {m.partition for m in mats} == {"2026-03-01", "2026-03-02"}
+    meta = mats[0].metadata  # a range run reports over all its days, with a row per day
+    assert meta["dagster/row_count"].value == 3
+    assert meta["exact_duplicates"].value == 1
+    assert "| 2026-03-01 | 3 | 2 | 1 | 0 |" in meta["days"].value
+    assert "| 2026-03-02 | 1 | 1 | 0 | 0 |" in meta["days"].value
+    assert meta["quarantined_by_reason"].value == {"invalid_json": 1}
+    checks = {(e.asset_check_key.name): e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"gx_events": True, "gx_quarantine": True, "gx_interventions": True, "records_accounted_for": True}
+
+
+def test_a_failing_gx_check_blocks_the_downstream_asset(settings, monkeypatch):
+    write_jsonl(settings.landing / "events" / "a.jsonl", [event(1)])
+    write_jsonl(settings.landing / "interventions" / "a.jsonl", [intervention(1, "e1")])
+    real_build = ingest_assets.build_events
+
+    def corrupting_build(s, day):  # a normalisation bug that lets a confidence of 1.5 through
+        result = real_build(s, day)
+        path = Layout(s.store).table("events", day)
+        frame = pl.read_parquet(path).with_columns(pl.lit(1.5).alias("confidence"))
+        write_parquet_atomic(frame.to_arrow(), path)
+        return result
+
+    monkeypatch.setattr(ingest_assets, "build_events", corrupting_build)
+    result = _materialize(settings, date(2026, 3, 1), date(2026, 3, 1))
+    evaluations = {e.asset_check_key.name: e for e in result.get_asset_check_evaluations()}
+    assert evaluations["gx_events"].passed is False
+    assert evaluations["gx_events"].severity == dg.AssetCheckSeverity.ERROR
+    assert result.asset_materializations_for_node("ingest__interventions") == []
