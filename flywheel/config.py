@@ -7,6 +7,10 @@
 | FLYWHEEL_DB | data/flywheel.duckdb | the DuckDB database analysts open (views over the store, documented) |
 | FLYWHEEL_LATE_DAYS | 7 | the nightly run re-materialises this many days before yesterday |
 | FLYWHEEL_MAX_REVIEW_LAG_DAYS | 28 | how long after its event an intervention is looked for |
+| FLYWHEEL_HEAVY_EDIT_THRESHOLD | 0.3 | normalised character edit distance at or above which an edit is heavy |
+| FLYWHEEL_GATE_TARGET | 0.95 | accepted-as-is rate whose Wilson lower bound a confidence gate must reach |
+| FLYWHEEL_CALIBRATION_WINDOW_DAYS | 28 | days of events (ending at the day) that calibration looks at |
+| FLYWHEEL_RELIABILITY_BINS | 10 | equal-count bins of the reliability diagram |
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ class Settings:
     db: Path
     late_days: int = 7
     max_review_lag_days: int = 28
+    heavy_edit_threshold: float = 0.3
+    gate_target: float = 0.95
+    calibration_window_days: int = 28
+    reliability_bins: int = 10
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":
@@ -39,6 +47,10 @@ class Settings:
             db=Path(env.get("FLYWHEEL_DB", "data/flywheel.duckdb")),
             late_days=_int_env("FLYWHEEL_LATE_DAYS", 7),
             max_review_lag_days=_int_env("FLYWHEEL_MAX_REVIEW_LAG_DAYS", 28),
+            heavy_edit_threshold=_fraction_env("FLYWHEEL_HEAVY_EDIT_THRESHOLD", 0.3),
+            gate_target=_fraction_env("FLYWHEEL_GATE_TARGET", 0.95),
+            calibration_window_days=max(1, _int_env("FLYWHEEL_CALIBRATION_WINDOW_DAYS", 28)),
+            reliability_bins=max(1, _int_env("FLYWHEEL_RELIABILITY_BINS", 10)),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         for key in ("landing", "store", "db"):
@@ -57,4 +69,17 @@ def _int_env(name: str, default: int) -> int:
         raise ValueError(f"{name} must be a whole number of days, got {raw!r}") from None
     if value < 0:
         raise ValueError(f"{name} must be >= 0, got {value}")
+    return value
+
+
+def _fraction_env(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number between 0 and 1, got {raw!r}") from None
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"{name} must be between 0 and 1 (exclusive), got {value}")
     return value

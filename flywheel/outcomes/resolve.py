@@ -1,0 +1,95 @@
+"""Resolve each event's outcome from its interventions, and measure its edits.
+
+Rules (also in docs/outcomes.md):
+- The latest intervention by `occurred_at` decides. On a tie, the more severe action wins
+  (reverted > rejected > escalated > edited > accepted), then the larger `intervention_id`.
+- `accepted` with a `final_text` that differs from `output_text` counts as `edited`
+  (`accepted_with_changes` is true); `accepted` without `final_text`, or with the same text, is
+  accepted as-is.
+- An event nobody reviewed is `acted_alone` when it ran `gated` or `autonomous` and acted by
+  itself: its `decision_path` route starts with "auto" or, with no route logged, it ran
+  `autonomous`, or `gated` with confidence at or above the `decision_path` gate. Every other
+  unreviewed event (shadow, assist, gated below the gate, failures routed to a human) is
+  `awaiting_review`.
+- Edit magnitude: for edited events, the normalised Levenshtein distance between `output_text` and
+  the shipped text, in characters and in words (0 = same, 1 = nothing in common); an edit is
+  `heavy` at or above FLYWHEEL_HEAVY_EDIT_THRESHOLD (default 0.3, on characters), else `light`.
+  For shadow events the same distances say how far the AI's output was from what the human
+  shipped (0 when accepted as-is).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+import numpy as np
+import polars as pl
+import pyarrow as pa
+from rapidfuzz.distance import Levenshtein
+from rapidfuzz.process import cpdist
+
+from flywheel.config import Settings
+from flywheel.schemas import STORED
+from flywheel.sql import load_sql
+from flywheel.store import Layout, write_parquet_atomic
+
+TABLE = "outcomes/event_outcomes"
+OUTCOMES = ("accepted", "edited", "rejected", "escalated", "reverted", "acted_alone", "awaiting_review")
+REVIEWED = ("accepted", "edited", "rejected", "escalated", "reverted")
+
+
+def _source(layout: Layout, kind: str, day: date, con: duckdb.DuckDBPyConnection) -> str:
+    path = layout.table(kind, day)
+    if path.exists():
+        return str(path)
+    empty = layout.root / "_schema" / f"{kind}.parquet"
+    if not empty.exists():
+        write_parquet_atomic(pa.Table.from_pylist([], schema=STORED[kind]), empty)
+    return str(empty)
+
+
+def edit_distances(output: list[str | None], shipped: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised Levenshtein distances (characters, words) between pairs; NaN where either is missing."""
+    chars = np.full(len(output), np.nan)
+    words = np.full(len(output), np.nan)
+    idx = [i for i, (a, b) in enumerate(zip(output, shipped)) if a is not None and b is not None]
+    if idx:
+        a = [output[i] for i in idx]
+        b = [shipped[i] for i in idx]
+        chars[idx] = cpdist(a, b, scorer=Levenshtein.normalized_distance, workers=1)
+        words[idx] = [Levenshtein.normalized_distance(x.split(), y.split()) for x, y in zip(a, b)]
+    return chars, words
+
+
+def resolve_day(settings: Settings, day: date) -> pl.DataFrame:
+    """The outcome of every stored event of `day` (one row per event), not yet written."""
+    layout = Layout(settings.store)
+    con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone = 'UTC'")
+    frame = con.sql(load_sql("event_outcomes"), params={
+        "events": _source(layout, "events", day, con), "interventions": _source(layout, "interventions", day, con),
+    }).pl()
+    chars, words = edit_distances(frame["output_text"].to_list(), frame["shipped_text"].to_list())
+    frame = frame.with_columns(
+        pl.Series("edit_distance_chars", chars, dtype=pl.Float64).fill_nan(None),
+        pl.Series("edit_distance_words", words, dtype=pl.Float64).fill_nan(None),
+    )
+    edited = pl.col("outcome") == "edited"
+    measured = edited | ((pl.col("autonomy_level") == "shadow") & (pl.col("outcome") == "accepted"))
+    frame = frame.with_columns(
+        pl.when(measured).then(pl.col("edit_distance_chars")).alias("edit_distance_chars"),
+        pl.when(measured).then(pl.col("edit_distance_words")).alias("edit_distance_words"),
+    ).with_columns(
+        pl.when(edited & pl.col("edit_distance_chars").is_not_null())
+        .then(pl.when(pl.col("edit_distance_chars") >= settings.heavy_edit_threshold).then(pl.lit("heavy")).otherwise(pl.lit("light")))
+        .alias("edit_class"),
+    )
+    return frame.drop("output_text", "shipped_text")
+
+
+def build_event_outcomes(settings: Settings, day: date) -> pl.DataFrame:
+    """Resolve and store the outcomes of `day` (replacing the day's file); returns them."""
+    frame = resolve_day(settings, day)
+    write_parquet_atomic(frame.to_arrow(), Layout(settings.store).table(TABLE, day))
+    return frame
