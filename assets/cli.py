@@ -124,8 +124,10 @@ def run_days(settings: Settings, first: date | None, last: date | None, quiet: b
     resources = {"flywheel": FlywheelResource(landing=str(settings.landing), store=str(settings.store), db=str(settings.db))}
     instance = dg.DagsterInstance.get() if _dagster_home() else dg.DagsterInstance.ephemeral()
     with instance:
+        log_level = "WARNING" if quiet else "INFO"
         result = job.execute_in_process(tags=range_tags(lo, hi), instance=instance, resources=resources,
-                                        raise_on_error=False)
+                                        raise_on_error=False,
+                                        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}})
     if not result.success:
         raise ValueError("the nightly run failed; see the log above (a blocking check may have failed)")
     return lo, hi
@@ -175,8 +177,8 @@ def _summary(args: argparse.Namespace) -> int:
         expected = {k: {c: n for c, n in v.items() if n} for k, v in truth["malformed"].items()}
         same = expected == reasons
         print(f"generator's truth ({truth_path}): {'quarantine matches it exactly' if same else 'DIFFERS: ' + json.dumps(expected)}")
-    print(f"\nresults: DuckDB database {settings.db} (open read-only: duckdb -readonly {settings.db}),"
-          f" Parquet store {settings.store}")
+    print(f"\nresults: DuckDB database {settings.db} (read-only from Python: "
+          f"duckdb.connect('{settings.db}', read_only=True)), Parquet store {settings.store}")
     return 0
 
 

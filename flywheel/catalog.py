@@ -52,6 +52,13 @@ def _contract_docs(fields: tuple) -> dict[str, str]:
 
 def views() -> list[View]:
     """Every view of the catalog, in creation order."""
+    from flywheel.outcomes.views import outcome_views
+
+    return ingest_views() + outcome_views()
+
+
+def ingest_views() -> list[View]:
+    """The views of the `ingest` schema."""
     return [
         View("ingest", "events", "AI audit events as stored: one row per AI invocation, deduplicated, UTC.",
              "SELECT * FROM {events}",
@@ -156,9 +163,19 @@ _MANIFEST_COLUMNS = (
 )
 
 
-def fill(sql: str, sources: dict[str, str]) -> str:
-    """Replace each `{name}` slot of `sql` that names a source; leave every other brace alone."""
-    return re.sub(r"\{(\w+)\}", lambda m: sources.get(m.group(1), m.group(0)), sql)
+def fill(sql: str, sources: dict[str, str], layout: Layout | None = None) -> str:
+    """Replace each `{name}` slot of `sql` that names a source, and each `{table:<name>}` slot with
+    a read of that stored table's day files (no rows when there are none); leave every other brace."""
+    def slot(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name.startswith("table:") and layout is not None:
+            pattern = layout.table_glob(name[len("table:"):])
+            if glob.glob(pattern):
+                return f"read_parquet({_literal(pattern)}, union_by_name = true, hive_partitioning = false)"
+            return "(SELECT NULL AS not_built_yet WHERE false)"
+        return sources.get(name, m.group(0))
+
+    return re.sub(r"\{([\w:/]+)\}", slot, sql)
 
 
 def _literal(text: str) -> str:
@@ -181,7 +198,7 @@ def build_catalog(settings: Settings) -> Path:
                 con.execute("SET TimeZone = 'UTC'")
                 for view in views():
                     con.execute(f"CREATE SCHEMA IF NOT EXISTS {view.schema}")
-                    body = fill(view.sql, sources)
+                    body = fill(view.sql, sources, layout)
                     con.execute(f"CREATE OR REPLACE VIEW {view.schema}.{view.name} AS {body}")
                     con.execute(f"COMMENT ON VIEW {view.schema}.{view.name} IS {_literal(view.description)}")
                     names = {r[0] for r in con.sql(

@@ -30,12 +30,18 @@ def test_dagster_definitions_validate_passes():
 def test_snapshot_of_assets_groups_and_checks():
     graph = defs.resolve_asset_graph()
     keys = sorted(k.to_user_string() for k in graph.get_all_asset_keys())
-    assert keys == ["ingest/events", "ingest/interventions", "landing/files"]
+    assert keys == ["ingest/events", "ingest/interventions", "landing/files",
+                    "outcomes/calibration", "outcomes/daily_rates", "outcomes/event_outcomes", "outcomes/recovery",
+                    "outcomes/reliability_bins", "outcomes/rolling_rates"]
     groups = {k.to_user_string(): graph.get(k).group_name for k in graph.get_all_asset_keys()}
-    assert set(groups.values()) == {"ingest"}
+    assert {k: g for k, g in groups.items() if g != "outcomes"} == {
+        "landing/files": "ingest", "ingest/events": "ingest", "ingest/interventions": "ingest"}
     checks = sorted(f"{c.asset_key.to_user_string()}:{c.name}" for c in graph.asset_check_keys)
     assert checks == ["ingest/events:gx_events", "ingest/events:gx_quarantine",
-                      "ingest/interventions:gx_interventions", "ingest/interventions:records_accounted_for"]
+                      "ingest/interventions:gx_interventions", "ingest/interventions:records_accounted_for",
+                      "outcomes/daily_rates:counts_reconcile", "outcomes/daily_rates:rates_within_bounds"]
+    for key in graph.get_all_asset_keys():
+        assert graph.get(key).description, f"{key.to_user_string()} has no description"
     assert [s.name for s in defs.schedules] == ["nightly_schedule"]
     assert [s.name for s in defs.sensors] == ["landing_sensor"]
     events = graph.get(dg.AssetKey(["ingest", "events"]))

@@ -1,0 +1,45 @@
+"""Invariants of the outcome marts, as plain functions the Dagster checks call."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+import polars as pl
+
+from flywheel.config import Settings
+from flywheel.outcomes.rates import DAILY, RATES
+from flywheel.outcomes.resolve import TABLE as OUTCOMES_TABLE
+from flywheel.store import Layout
+
+
+def rates_out_of_bounds(frame: pl.DataFrame) -> dict[str, int]:
+    """Per rate column (and interval bound), rows outside [0, 1] or with lo > rate > hi."""
+    bad: dict[str, int] = {}
+    if frame.height == 0:
+        return bad
+    for name in RATES:
+        for col in (name, f"{name}_lo", f"{name}_hi"):
+            n = frame.filter((pl.col(col) < 0) | (pl.col(col) > 1)).height
+            if n:
+                bad[col] = n
+        n = frame.filter((pl.col(f"{name}_lo") > pl.col(name) + 1e-12) | (pl.col(name) > pl.col(f"{name}_hi") + 1e-12)).height
+        if n:
+            bad[f"{name} outside its interval"] = n
+    return bad
+
+
+def count_mismatches(settings: Settings, days: list[date]) -> list[dict]:
+    """Days where stored events, resolved outcomes and the daily mart's event counts disagree."""
+    layout = Layout(settings.store)
+    con = duckdb.connect(":memory:")
+    out = []
+    for day in days:
+        counts = {}
+        for name, table, expr in (("stored_events", "events", "count(*)"), ("outcomes", OUTCOMES_TABLE, "count(*)"),
+                                  ("daily_rates_events", DAILY, "coalesce(sum(events), 0)")):
+            path = layout.table(table, day)
+            counts[name] = int(con.sql(f"SELECT {expr} FROM read_parquet(?)", params=[str(path)]).fetchall()[0][0]) if path.exists() else 0
+        if len(set(counts.values())) != 1:
+            out.append({"day": day.isoformat(), **counts})
+    return out
