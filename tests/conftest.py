@@ -61,3 +61,20 @@ def query(settings: Settings, sql: str, params: list | None = None) -> list[tupl
         return con.sql(sql, params=params).fetchall()
     finally:
         con.close()
+
+
+def run_outcomes(settings: Settings, days: list[date]) -> None:
+    """Build every outcome table for the given (already ingested) days, in order, then the catalog."""
+    from flywheel.outcomes.calibration import build_calibration
+    from flywheel.outcomes.rates import build_daily_rates, build_rolling_rates
+    from flywheel.outcomes.recovery import build_recovery
+    from flywheel.outcomes.resolve import build_event_outcomes
+
+    for day in sorted(days):
+        build_event_outcomes(settings, day)
+    for day in sorted(days):
+        build_daily_rates(settings, day)
+        build_rolling_rates(settings, day)
+        build_recovery(settings, day)
+        build_calibration(settings, day)
+    build_catalog(settings)
