@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `flywheel` command; returns the exit code."""
+    import warnings
+
+    # backfill_policy is marked beta in Dagster 1.13; the warning says nothing a CLI user can act on.
+    warnings.filterwarnings("ignore", message=".*backfill_policy.*")
     args = build_parser().parse_args(argv)
     try:
         if args.command == "generate":
@@ -164,8 +168,14 @@ def _summary(args: argparse.Namespace) -> int:
     truth_path = settings.landing / "truth.json"
     truth = json.loads(truth_path.read_text()) if truth_path.exists() else None
     if args.json:
-        print(json.dumps({"totals": t, "quarantine": reasons}, indent=1, sort_keys=True))
+        from flywheel.outcomes.summary import scenario_summary
+
+        print(json.dumps({"totals": t, "quarantine": reasons, "scenarios": scenario_summary(settings)},
+                         indent=1, sort_keys=True, default=str))
         return 0
+    from flywheel.outcomes.summary import format_summary, scenario_summary
+
+    print("\n" + format_summary(scenario_summary(settings)))
     print(f"\nlanding files read: {t['files']}   records read: {t['records_read']}")
     print(f"stored: {t['stored']}   exact duplicates dropped: {t['duplicates']}   "
           f"quarantined: {t['quarantined']}   pending: {t['pending']}")

@@ -60,6 +60,10 @@ def test_the_cli_runs_the_nightly_job_over_every_day_with_data(settings, truth, 
     assert f"ran event days {START} .. 2026-03-06" in out
     assert "files whose counts do not reconcile: 0" in out
     assert "quarantine matches it exactly" in out
+    assert "per scenario, last 28 days to 2026-03-06:" in out
+    for scenario in truth["scenarios"]:
+        assert f"\n{scenario} " in out
     assert cli(["summary", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["totals"]["stored"] == truth["counts"]["events_valid"] + truth["counts"]["interventions_valid"]
+    assert sum(s["events"] for s in summary["scenarios"]) == truth["counts"]["events_valid"]
