@@ -63,3 +63,33 @@ def test_a_failing_gx_check_blocks_the_downstream_asset(settings, monkeypatch):
     assert evaluations["gx_events"].passed is False
     assert evaluations["gx_events"].severity == dg.AssetCheckSeverity.ERROR
     assert result.asset_materializations_for_node("ingest__interventions") == []
+
+
+def test_the_whole_nightly_job_on_sample_data_passes_every_check(settings):
+    from assets.definitions import defs
+    from flywheel.generate import generate
+
+    generate(settings.landing, days=3, events_per_day=300, seed=2, start=date(2026, 3, 1), progress=False)
+    job = defs.resolve_job_def("nightly")
+    result = job.execute_in_process(tags=range_tags(date(2026, 3, 1), date(2026, 3, 3)), resources=_resources(settings),
+                                    raise_on_error=False)
+    assert result.success
+    evaluations = {(e.asset_key.to_user_string(), e.asset_check_key.name): e.passed for e in result.get_asset_check_evaluations()}
+    assert len(evaluations) == 6 and all(evaluations.values()), evaluations
+    daily = result.asset_materializations_for_node("outcomes__daily_rates")[0].metadata
+    table = daily["rates_last_day"].value
+    assert table.startswith("| scenario | events | reviewed | accepted as-is |") and "| kb_answer |" in table
+    calibration = [m for m in result.get_asset_materialization_events() if m.asset_key == dg.AssetKey(["outcomes", "calibration"])]
+    assert "| scenario | reviewed | ECE | AUC | gate | coverage |" in calibration[0].materialization.metadata["gates_last_day"].value
+
+
+def test_rate_bounds_check_finds_rates_outside_their_intervals():
+    from flywheel.outcomes.checks import rates_out_of_bounds
+    from flywheel.outcomes.rates import with_rates
+
+    frame = with_rates(pl.DataFrame({name: [4, 0] for name in ["accepted", "edited", "rejected", "escalated", "reverted",
+                                                              "reviewed", "events", "errors", "timeouts", "fallbacks",
+                                                              "severe_failures"]}))
+    assert rates_out_of_bounds(frame) == {}
+    broken = frame.with_columns(pl.lit(1.2).alias("error_rate"))
+    assert rates_out_of_bounds(broken) == {"error_rate": 2, "error_rate outside its interval": 2}

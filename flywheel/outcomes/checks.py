@@ -14,7 +14,7 @@ from flywheel.store import Layout
 
 
 def rates_out_of_bounds(frame: pl.DataFrame) -> dict[str, int]:
-    """Per rate column (and interval bound), rows outside [0, 1] or with lo > rate > hi."""
+    """Per rate column (and interval bound), rows outside [0, 1], or whose rate is not within its interval."""
     bad: dict[str, int] = {}
     if frame.height == 0:
         return bad
@@ -23,7 +23,9 @@ def rates_out_of_bounds(frame: pl.DataFrame) -> dict[str, int]:
             n = frame.filter((pl.col(col) < 0) | (pl.col(col) > 1)).height
             if n:
                 bad[col] = n
-        n = frame.filter((pl.col(f"{name}_lo") > pl.col(name) + 1e-12) | (pl.col(name) > pl.col(f"{name}_hi") + 1e-12)).height
+        lo, hi = pl.col(f"{name}_lo"), pl.col(f"{name}_hi")
+        n = frame.filter((lo > pl.col(name) + 1e-12) | (pl.col(name) > hi + 1e-12)
+                         | (pl.col(name).is_not_null() & (lo.is_null() | hi.is_null()))).height
         if n:
             bad[f"{name} outside its interval"] = n
     return bad
