@@ -5,6 +5,8 @@
 | FLYWHEEL_LANDING | data/landing | folder that producers drop files into (events/, interventions/, otlp/) |
 | FLYWHEEL_STORE | data/store | the system of record: Parquet partitioned by date, manifests, staging |
 | FLYWHEEL_DB | data/flywheel.duckdb | the DuckDB database analysts open (views over the store, documented) |
+| FLYWHEEL_PUBLISH | data/publish | where the decision feed the AI product reads is published |
+| FLYWHEEL_POLICY | policy/policy.yaml | the autonomy policy file |
 | FLYWHEEL_LATE_DAYS | 7 | the nightly run re-materialises this many days before yesterday |
 | FLYWHEEL_MAX_REVIEW_LAG_DAYS | 28 | how long after its event an intervention is looked for |
 | FLYWHEEL_HEAVY_EDIT_THRESHOLD | 0.3 | normalised character edit distance at or above which an edit is heavy |
@@ -27,6 +29,8 @@ class Settings:
     landing: Path
     store: Path
     db: Path
+    publish: Path = Path("data/publish")
+    policy: Path | None = None
     late_days: int = 7
     max_review_lag_days: int = 28
     heavy_edit_threshold: float = 0.3
@@ -45,6 +49,8 @@ class Settings:
             landing=Path(env.get("FLYWHEEL_LANDING", "data/landing")),
             store=Path(env.get("FLYWHEEL_STORE", "data/store")),
             db=Path(env.get("FLYWHEEL_DB", "data/flywheel.duckdb")),
+            publish=Path(env.get("FLYWHEEL_PUBLISH", "data/publish")),
+            policy=Path(env["FLYWHEEL_POLICY"]) if env.get("FLYWHEEL_POLICY") else None,
             late_days=_int_env("FLYWHEEL_LATE_DAYS", 7),
             max_review_lag_days=_int_env("FLYWHEEL_MAX_REVIEW_LAG_DAYS", 28),
             heavy_edit_threshold=_fraction_env("FLYWHEEL_HEAVY_EDIT_THRESHOLD", 0.3),
@@ -53,7 +59,7 @@ class Settings:
             reliability_bins=max(1, _int_env("FLYWHEEL_RELIABILITY_BINS", 10)),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
-        for key in ("landing", "store", "db"):
+        for key in ("landing", "store", "db", "publish", "policy"):
             if key in given:
                 given[key] = Path(given[key])  # type: ignore[arg-type]
         return replace(settings, **given)  # type: ignore[arg-type]

@@ -49,3 +49,11 @@ def test_audit_sample_size():
     assert n == math.ceil(expected)
     with pytest.raises(ValueError):
         audit_sample_size(0.05, 0.0)
+
+
+def test_standardized_shortfalls():
+    from flywheel.signals.stattests import standardized_shortfalls
+
+    z = standardized_shortfalls(np.array([60, 0]), np.array([100, 0]), 0.8)
+    assert z[0] == pytest.approx(0.2 / math.sqrt(0.16 / 100))  # 5 standard errors short
+    assert math.isnan(z[1])

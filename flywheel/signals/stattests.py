@@ -39,6 +39,18 @@ def cusum(values: np.ndarray, target: float, slack: float) -> np.ndarray:
     return np.array(out)
 
 
+def standardized_shortfalls(k: np.ndarray, n: np.ndarray, target: float) -> np.ndarray:
+    """Daily shortfall of a proportion below `target` in standard errors: (target - k/n) / sqrt(target(1-target)/n).
+
+    NaN for days with n == 0, so days with few events weigh no more than their evidence.
+    """
+    k, n = np.asarray(k, float), np.asarray(n, float)
+    t = min(max(target, 1e-6), 1 - 1e-6)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (t - k / n) / np.sqrt(t * (1 - t) / n)
+    return np.where(n > 0, z, np.nan)
+
+
 def psi(baseline: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
     """Population stability index of `current` against `baseline`, on the baseline's quantile bins.
 

@@ -24,6 +24,7 @@ WITH iv AS (
 SELECT
     e.event_id, e.event_date, e.occurred_at, e.scenario, e.model, e.prompt_version, e.autonomy_level,
     e.status, e.confidence, e.latency_ms, e.input_tokens, e.output_tokens,
+    length(e.input_text) AS input_chars,
     e.gate AS decision_gate,
     coalesce(iv.n_interventions, 0) AS n_interventions,
     iv.intervention_id AS final_intervention_id,

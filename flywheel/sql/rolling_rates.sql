@@ -11,11 +11,11 @@ SELECT
     CAST($day AS DATE) - (w.window_days - 1) AS window_start,
     d.scenario,
     count(DISTINCT d.event_date) AS days_with_data,
-    sum(events) AS events, sum(reviewed) AS reviewed, sum(accepted) AS accepted, sum(edited) AS edited,
-    sum(rejected) AS rejected, sum(escalated) AS escalated, sum(reverted) AS reverted,
-    sum(acted_alone) AS acted_alone, sum(awaiting_review) AS awaiting_review,
-    sum(errors) AS errors, sum(timeouts) AS timeouts, sum(fallbacks) AS fallbacks,
-    sum(severe_failures) AS severe_failures
+    sum(events)::BIGINT AS events, sum(reviewed)::BIGINT AS reviewed, sum(accepted)::BIGINT AS accepted, sum(edited)::BIGINT AS edited,
+    sum(rejected)::BIGINT AS rejected, sum(escalated)::BIGINT AS escalated, sum(reverted)::BIGINT AS reverted,
+    sum(acted_alone)::BIGINT AS acted_alone, sum(awaiting_review)::BIGINT AS awaiting_review,
+    sum(errors)::BIGINT AS errors, sum(timeouts)::BIGINT AS timeouts, sum(fallbacks)::BIGINT AS fallbacks,
+    sum(severe_failures)::BIGINT AS severe_failures
 FROM daily d, windows w
 WHERE d.event_date > CAST($day AS DATE) - w.window_days AND d.event_date <= CAST($day AS DATE)
 GROUP BY ALL

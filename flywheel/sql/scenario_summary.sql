@@ -4,8 +4,8 @@ WITH last AS (SELECT max(event_date) AS d FROM outcomes.daily_rates),
 rates AS (
     SELECT scenario,
            string_agg(DISTINCT autonomy_level, '/' ORDER BY autonomy_level) AS levels,
-           sum(events) AS events, sum(reviewed) AS reviewed, sum(accepted) AS accepted,
-           sum(edited) AS edited, sum(rejected) AS rejected, sum(errors) + sum(timeouts) AS failures
+           sum(events)::BIGINT AS events, sum(reviewed)::BIGINT AS reviewed, sum(accepted)::BIGINT AS accepted,
+           sum(edited)::BIGINT AS edited, sum(rejected)::BIGINT AS rejected, sum(errors)::BIGINT + sum(timeouts)::BIGINT AS failures
     FROM outcomes.daily_rates, last
     WHERE event_date > last.d - CAST($days AS INTEGER)
     GROUP BY scenario

@@ -1,0 +1,89 @@
+"""One night's decisions for a day: drift, gate evaluations, every recommendation with its
+evidence, the day's decision table, the decision log, and automatic fail-safe demotions.
+
+A decision's id is a digest of (day, kind, scenario, subject, action, recommended, policy
+digest), so re-running a day gives the same ids and an approval stays attached to its decision.
+Promotions wait for a human (`flywheel decisions approve|reject`); demotions take effect at once
+when the policy says `demotion.automatic` and are written to the approvals ledger as `automatic`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date
+
+import polars as pl
+
+from flywheel.config import Settings
+from flywheel.signals.autonomy import evaluate_gates, recommend_levels, window_counts, calibration_gates
+from flywheel.signals.drift import build_drift, windows
+from flywheel.signals.ledger import append_ledger, append_log, decided_ids, effective_levels
+from flywheel.signals.policy import Policy, load_policy
+from flywheel.signals.recommend import gate_and_audit, tools, versions
+from flywheel.store import Layout, write_parquet_atomic
+
+TABLE = "signals/decisions"
+
+
+def policy_for(settings: Settings) -> Policy:
+    """The policy in force: FLYWHEEL_POLICY, else the repository's policy/policy.yaml."""
+    return load_policy(settings.policy)
+
+
+def decision_id(day: date, d: dict, digest: str) -> str:
+    """The stable id of a decision."""
+    key = json.dumps([day.isoformat(), d["kind"], d["scenario"], d["subject"], d["action"], d["recommended"], digest])
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def decide_day(settings: Settings, day: date, run_id: str, policy: Policy | None = None) -> pl.DataFrame:
+    """Compute, store and log every decision of `day`; apply automatic demotions. Returns the decisions."""
+    policy = policy or policy_for(settings)
+    digest = policy.digest()
+    drift = build_drift(settings, policy, day)
+    effective = effective_levels(settings)
+    levels = {s: e["level"] for s, e in effective.items()}
+    w = windows(policy, day)
+    recent = {s: e["day"] for s, e in effective.items()
+              if e["verdict"] == "automatic" and e.get("day") and w["current_start"].isoformat() <= e["day"] <= day.isoformat()}
+    gates_frame = evaluate_gates(settings, policy, day, drift, levels)
+    counts = window_counts(settings, policy, day)
+    decisions = recommend_levels(settings, policy, day, gates_frame, drift, recent)
+    decisions += gate_and_audit(policy, counts, calibration_gates(settings, day), levels)
+    decisions += versions(settings, policy, day)
+    decisions += tools(settings, policy, day)
+    rows = []
+    for d in decisions:
+        requires = d["kind"] == "autonomy" and d["action"] == "promote"
+        automatic = d["kind"] == "autonomy" and d["action"] == "demote" and policy.demotion.automatic
+        rows.append({
+            "decision_id": decision_id(day, d, digest), "day": day, "kind": d["kind"], "scenario": d["scenario"],
+            "subject": d["subject"], "current": d["current"], "recommended": d["recommended"], "action": d["action"],
+            "rule": d["rule"], "evidence": json.dumps(d["evidence"], sort_keys=True, default=str),
+            "requires_approval": requires,
+            "effect": "pending_approval" if requires else "automatic" if automatic else
+                      ("approval_required_by_policy" if d["kind"] == "autonomy" and d["action"] == "demote" else "advisory"),
+            "policy_version": policy.version, "policy_digest": digest,
+            "window_start": w["current_start"], "window_end": day,
+            "baseline_start": w["baseline_start"], "baseline_end": w["baseline_end"],
+        })
+    frame = pl.DataFrame(rows, schema=_SCHEMA) if rows else pl.DataFrame(schema=_SCHEMA)
+    write_parquet_atomic(frame.to_arrow(), Layout(settings.store).table(TABLE, day))
+    append_log(settings, day, run_id, frame)
+    done = decided_ids(settings)
+    for r in frame.filter(pl.col("effect") == "automatic").iter_rows(named=True):
+        if r["decision_id"] not in done:
+            append_ledger(settings, {"decision_id": r["decision_id"], "verdict": "automatic", "by": "policy",
+                                     "note": f"fail-safe demotion ({r['rule']}), policy {policy.version}",
+                                     "kind": "autonomy", "scenario": r["scenario"], "level": r["recommended"],
+                                     "previous_level": r["current"], "day": day.isoformat(), "run_id": run_id})
+    return frame
+
+
+_SCHEMA = {
+    "decision_id": pl.String, "day": pl.Date, "kind": pl.String, "scenario": pl.String, "subject": pl.String,
+    "current": pl.String, "recommended": pl.String, "action": pl.String, "rule": pl.String, "evidence": pl.String,
+    "requires_approval": pl.Boolean, "effect": pl.String, "policy_version": pl.String, "policy_digest": pl.String,
+    "window_start": pl.Date, "window_end": pl.Date, "baseline_start": pl.Date, "baseline_end": pl.Date,
+}

@@ -1,0 +1,237 @@
+"""Drift signals: each scenario (and each model and prompt version within it) in the current
+window against the baseline window just before it.
+
+Signals, each with its statistic, threshold, sample sizes and a severity (info / warn / alert):
+- `accepted_as_is_rate`, `severe_failure_rate`: two-proportion z-test; a change is significant when
+  its Benjamini-Hochberg q-value (over every test of the night) is below `drift.fdr` and its size
+  reaches `drift.min_effect`; a worsening is `warn`, or `alert` from `drift.alert_effect`; an
+  improvement is `info`.
+- `accepted_cusum`: CUSUM of the current window's daily accepted-as-is shortfalls below the
+  baseline rate, each in standard errors (slack `drift.cusum_slack`, in standard errors); `alert`
+  at `drift.cusum_alert`, `warn` at half of it.
+- `confidence_psi`, `input_length_psi`: population stability index on baseline quantile bins
+  (`warn` / `alert` at `drift.psi_warn` / `drift.psi_alert`); `confidence_ks`: two-sample KS, `warn`
+  when significant after BH.
+- `calibration_ece`: the change of expected calibration error; `alert` at `drift.ece_alert_increase`,
+  `warn` at half.
+- `input_mix`: the scenario's share of all events (two-proportion test; `warn` when significant and
+  the share moved by half or more).
+- `volume`: mean daily events, current / baseline; `warn` beyond `drift.volume_ratio_warn` either way.
+Failure-cluster growth joins when failure clusters are built (failures.cluster_daily).
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import duckdb
+import numpy as np
+import polars as pl
+
+from flywheel.config import Settings
+from flywheel.outcomes.rates import DAILY
+from flywheel.outcomes.resolve import TABLE as OUTCOMES_TABLE
+from flywheel.signals.policy import Policy
+from flywheel.signals.stattests import (benjamini_hochberg, cusum, ks_test, psi, standardized_shortfalls,
+                                        two_proportion_test)
+from flywheel.sql import load_sql
+from flywheel.stats import expected_calibration_error, reliability_bins
+from flywheel.store import Layout, write_parquet_atomic
+
+TABLE = "signals/drift"
+SEVERITY = ("info", "warn", "alert")
+
+
+def windows(policy: Policy, day: date) -> dict[str, date]:
+    """current_start, current_end (= day), baseline_start, baseline_end."""
+    cur = policy.windows.current_days
+    base = policy.windows.baseline_days
+    return {"current_end": day, "current_start": day - timedelta(days=cur - 1),
+            "baseline_end": day - timedelta(days=cur), "baseline_start": day - timedelta(days=cur + base - 1)}
+
+
+def _files(layout: Layout, table: str, start: date, end: date) -> list[str]:
+    out, d = [], start
+    while d <= end:
+        p = layout.table(table, d)
+        if p.exists():
+            out.append(str(p))
+        d += timedelta(days=1)
+    return out
+
+
+def _row(scenario: str, model: str, version: str, signal: str, **kw) -> dict:
+    base = {"scenario": scenario, "model": model, "prompt_version": version, "signal": signal,
+            "statistic": None, "p_value": None, "threshold": None, "baseline_value": None, "current_value": None,
+            "baseline_n": None, "current_n": None, "effect": None, "direction": None}
+    base.update(kw)
+    return base
+
+
+def _rate_tests(counts: pl.DataFrame, policy: Policy) -> list[dict]:
+    rows = []
+    cur = counts.filter(pl.col("window") == "current")
+    base = counts.filter(pl.col("window") == "baseline")
+    joined = cur.join(base, on=["scenario", "model", "prompt_version"], how="left", suffix="_b")
+    for r in joined.iter_rows(named=True):
+        for signal, num, den, bad_when in (("accepted_as_is_rate", "accepted", "reviewed", "down"),
+                                            ("severe_failure_rate", "severe_failures", "events", "up")):
+            k2, n2 = r[num] or 0, r[den] or 0
+            k1, n1 = r[f"{num}_b"] or 0, r[f"{den}_b"] or 0
+            if n1 < policy.drift.min_sample or n2 < policy.drift.min_sample:
+                continue
+            z, p = two_proportion_test(k1, n1, k2, n2)
+            effect = k2 / n2 - k1 / n1
+            worse = effect < 0 if bad_when == "down" else effect > 0
+            rows.append(_row(r["scenario"], r["model"], r["prompt_version"], signal, statistic=z, p_value=p,
+                             threshold=policy.drift.min_effect, baseline_value=k1 / n1, current_value=k2 / n2,
+                             baseline_n=n1, current_n=n2, effect=effect,
+                             direction="worse" if worse else "better", _kind="rate"))
+    return rows
+
+
+def _severity(row: dict, q: float | None, policy: Policy) -> str:
+    d = policy.drift
+    kind = row.pop("_kind")
+    stat = row["statistic"]
+    if kind == "rate":
+        significant = q is not None and q < d.fdr and abs(row["effect"]) >= d.min_effect
+        if not significant:
+            return "info"
+        if row["direction"] == "better":
+            return "info"
+        return "alert" if abs(row["effect"]) >= d.alert_effect else "warn"
+    if kind == "ks":
+        return "warn" if q is not None and q < d.fdr else "info"
+    if kind == "psi":
+        return "alert" if stat >= d.psi_alert else "warn" if stat >= d.psi_warn else "info"
+    if kind == "cusum":
+        return "alert" if stat >= d.cusum_alert else "warn" if stat >= d.cusum_alert / 2 else "info"
+    if kind == "ece":
+        return "alert" if stat >= d.ece_alert_increase else "warn" if stat >= d.ece_alert_increase / 2 else "info"
+    if kind == "mix":
+        moved = row["baseline_value"] and abs(row["effect"]) >= 0.5 * row["baseline_value"]
+        return "warn" if q is not None and q < d.fdr and moved else "info"
+    if kind == "volume":
+        ratio = stat
+        return "warn" if ratio >= d.volume_ratio_warn or ratio <= 1 / d.volume_ratio_warn else "info"
+    raise ValueError(kind)
+
+
+def build_drift(settings: Settings, policy: Policy, day: date) -> pl.DataFrame:
+    """Write and return every drift signal of the run's `day`."""
+    layout = Layout(settings.store)
+    w = windows(policy, day)
+    con = duckdb.connect(":memory:")
+    daily_files = _files(layout, DAILY, w["baseline_start"], w["current_end"])
+    rows: list[dict] = []
+    if daily_files:
+        counts = con.sql(load_sql("drift_counts"), params={"files": daily_files, "current_start": w["current_start"]}).pl()
+        rows += _rate_tests(counts, policy)
+        rows += _cusum_rows(con, daily_files, counts, w, policy)
+        rows += _mix_and_volume(counts, policy)
+    rows += _distribution_rows(con, layout, w, policy)
+    testable = [i for i, r in enumerate(rows) if r["p_value"] is not None]
+    q = benjamini_hochberg(np.array([rows[i]["p_value"] for i in testable]))
+    qmap = dict(zip(testable, q.tolist()))
+    for i, r in enumerate(rows):
+        r["q_value"] = qmap.get(i)
+        r["severity"] = _severity(r, r["q_value"], policy)
+    frame = pl.DataFrame(rows, schema=_SCHEMA) if rows else pl.DataFrame(schema=_SCHEMA)
+    frame = frame.with_columns(pl.lit(day).alias("day"), pl.lit(w["current_start"]).alias("current_start"),
+                               pl.lit(w["baseline_start"]).alias("baseline_start"),
+                               pl.lit(w["baseline_end"]).alias("baseline_end"),
+                               pl.lit(policy.version).alias("policy_version"))
+    write_parquet_atomic(frame.to_arrow(), layout.table(TABLE, day))
+    return frame
+
+
+def _cusum_rows(con, files, counts, w, policy) -> list[dict]:
+    daily = con.sql(load_sql("drift_daily_accept"), params={"files": files, "current_start": w["current_start"]}).pl()
+    base = counts.filter((pl.col("window") == "baseline") & (pl.col("model") == "*") & (pl.col("prompt_version") == "*"))
+    rows = []
+    for r in base.iter_rows(named=True):
+        if not r["reviewed"] or r["reviewed"] < policy.drift.min_sample:
+            continue
+        target = r["accepted"] / r["reviewed"]
+        series = daily.filter(pl.col("scenario") == r["scenario"])
+        if series.height == 0:
+            continue
+        rates = (series["accepted"] / series["reviewed"]).to_numpy()
+        shortfall = standardized_shortfalls(series["accepted"].to_numpy(), series["reviewed"].to_numpy(), target)
+        s = cusum(shortfall, 0.0, policy.drift.cusum_slack)
+        if len(s):
+            rows.append(_row(r["scenario"], "*", "*", "accepted_cusum", statistic=float(s.max()),
+                             threshold=policy.drift.cusum_alert, baseline_value=target,
+                             current_value=float(np.nanmean(rates)), baseline_n=r["reviewed"],
+                             current_n=int(series["reviewed"].sum()), _kind="cusum"))
+    return rows
+
+
+def _mix_and_volume(counts: pl.DataFrame, policy: Policy) -> list[dict]:
+    top = counts.filter((pl.col("model") == "*") & (pl.col("prompt_version") == "*"))
+    totals = top.group_by("window").agg(pl.col("events").sum())
+    total = {r["window"]: r["events"] for r in totals.iter_rows(named=True)}
+    rows = []
+    cur = top.filter(pl.col("window") == "current")
+    base = top.filter(pl.col("window") == "baseline")
+    for r in cur.join(base, on="scenario", how="inner", suffix="_b").iter_rows(named=True):
+        if r["events_b"] < policy.drift.min_sample or r["events"] < policy.drift.min_sample:
+            continue
+        z, p = two_proportion_test(r["events_b"], total["baseline"], r["events"], total["current"])
+        share_b, share_c = r["events_b"] / total["baseline"], r["events"] / total["current"]
+        rows.append(_row(r["scenario"], "*", "*", "input_mix", statistic=z, p_value=p, baseline_value=share_b,
+                         current_value=share_c, baseline_n=total["baseline"], current_n=total["current"],
+                         effect=share_c - share_b, threshold=0.5, _kind="mix"))
+        per_day_b, per_day_c = r["events_b"] / r["days_b"], r["events"] / r["days"]
+        rows.append(_row(r["scenario"], "*", "*", "volume", statistic=per_day_c / per_day_b, baseline_value=per_day_b,
+                         current_value=per_day_c, baseline_n=r["events_b"], current_n=r["events"],
+                         threshold=policy.drift.volume_ratio_warn, _kind="volume"))
+    return rows
+
+
+def _distribution_rows(con, layout: Layout, w: dict, policy: Policy) -> list[dict]:
+    files = _files(layout, OUTCOMES_TABLE, w["baseline_start"], w["current_end"])
+    if not files:
+        return []
+    events = con.sql("""
+        SELECT scenario, event_date >= CAST($cs AS DATE) AS is_current, confidence, input_chars,
+               outcome IN ('accepted', 'edited', 'rejected', 'escalated', 'reverted') AS reviewed,
+               outcome = 'accepted' AS accepted
+        FROM read_parquet($files, union_by_name = true)""", params={"files": files, "cs": w["current_start"]}).pl()
+    rows = []
+    for (scenario,), part in sorted(events.partition_by("scenario", as_dict=True).items()):
+        cur, base = part.filter(pl.col("is_current")), part.filter(~pl.col("is_current"))
+        if cur.height < policy.drift.min_sample or base.height < policy.drift.min_sample:
+            continue
+        cb, cc = base["confidence"].drop_nulls().to_numpy(), cur["confidence"].drop_nulls().to_numpy()
+        if len(cb) >= policy.drift.min_sample and len(cc) >= policy.drift.min_sample:
+            rows.append(_row(scenario, "*", "*", "confidence_psi", statistic=psi(cb, cc), threshold=policy.drift.psi_warn,
+                             baseline_value=float(cb.mean()), current_value=float(cc.mean()),
+                             baseline_n=len(cb), current_n=len(cc), _kind="psi"))
+            d, p = ks_test(cb, cc)
+            rows.append(_row(scenario, "*", "*", "confidence_ks", statistic=d, p_value=p, threshold=policy.drift.fdr,
+                             baseline_n=len(cb), current_n=len(cc), _kind="ks"))
+        lb, lc = base["input_chars"].drop_nulls().to_numpy(), cur["input_chars"].drop_nulls().to_numpy()
+        if len(lb) >= policy.drift.min_sample and len(lc) >= policy.drift.min_sample:
+            rows.append(_row(scenario, "*", "*", "input_length_psi", statistic=psi(lb, lc), threshold=policy.drift.psi_warn,
+                             baseline_value=float(lb.mean()), current_value=float(lc.mean()),
+                             baseline_n=len(lb), current_n=len(lc), _kind="psi"))
+        eces = []
+        for frame in (base, cur):
+            rv = frame.filter(pl.col("reviewed") & pl.col("confidence").is_not_null())
+            eces.append((expected_calibration_error(reliability_bins(rv["confidence"].to_numpy(), rv["accepted"].to_numpy().astype(float)))
+                         if rv.height >= policy.drift.min_sample else None, rv.height))
+        if eces[0][0] is not None and eces[1][0] is not None:
+            rows.append(_row(scenario, "*", "*", "calibration_ece", statistic=eces[1][0] - eces[0][0],
+                             threshold=policy.drift.ece_alert_increase, baseline_value=eces[0][0], current_value=eces[1][0],
+                             baseline_n=eces[0][1], current_n=eces[1][1], effect=eces[1][0] - eces[0][0], _kind="ece"))
+    return rows
+
+
+_SCHEMA = {
+    "scenario": pl.String, "model": pl.String, "prompt_version": pl.String, "signal": pl.String,
+    "statistic": pl.Float64, "p_value": pl.Float64, "q_value": pl.Float64, "threshold": pl.Float64,
+    "baseline_value": pl.Float64, "current_value": pl.Float64, "baseline_n": pl.Int64, "current_n": pl.Int64,
+    "effect": pl.Float64, "direction": pl.String, "severity": pl.String,
+}

@@ -1,0 +1,137 @@
+"""The published decision feed the AI product reads, and the human approval commands' logic.
+
+The feed is one JSON file per run (`<publish>/feed/<run_id>.json`) and `<publish>/feed/latest.json`,
+each written atomically (temporary file, fsync, rename): a reader sees a whole feed or the previous
+one. Per scenario: the approved level (the latest approved promotion or automatic demotion, else
+the level the logs show), the recommended level, the confidence gate and audit share that apply at
+the approved level, the prompt version to run, and the permission of each tool.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from flywheel.config import Settings
+from flywheel.signals.decide import TABLE
+from flywheel.signals.ledger import append_ledger, decided_ids, effective_levels, read_ledger
+from flywheel.store import Layout, write_bytes_atomic
+
+FEED_VERSION = 1
+_TOOL_ORDER = {"allow": 0, "require_approval": 1, "disable": 2}
+
+
+def latest_day(settings: Settings) -> date | None:
+    """The latest day with a decision table."""
+    folder = Layout(settings.store).root / TABLE
+    days = sorted(p.name.split("=", 1)[1] for p in folder.glob("event_date=*") if (p / "data.parquet").exists()) if folder.is_dir() else []
+    return date.fromisoformat(days[-1]) if days else None
+
+
+def load_decisions(settings: Settings, day: date | None = None) -> pl.DataFrame:
+    """The decisions of `day` (default: the latest day)."""
+    day = day or latest_day(settings)
+    if day is None:
+        return pl.DataFrame()
+    return pl.read_parquet(Layout(settings.store).table(TABLE, day))
+
+
+def build_feed(settings: Settings, run_id: str, day: date | None = None) -> dict[str, Any]:
+    """The feed document for the decisions of `day` (default: the latest)."""
+    decisions = load_decisions(settings, day)
+    approved = effective_levels(settings)
+    scenarios: dict[str, dict[str, Any]] = {}
+    for r in decisions.filter(pl.col("kind") == "autonomy").iter_rows(named=True) if decisions.height else []:
+        entry = approved.get(r["scenario"])
+        level = entry["level"] if entry else r["current"]
+        scenarios[r["scenario"]] = {
+            "approved_level": level,
+            "approved_by": entry["by"] if entry else None,
+            "approved_decision_id": entry["decision_id"] if entry else None,
+            "recommended_level": r["recommended"],
+            "recommendation": {"decision_id": r["decision_id"], "action": r["action"], "rule": r["rule"],
+                               "effect": r["effect"]},
+            "confidence_gate": None, "audit_share": None, "prompt_version": None, "model": None, "tools": {},
+        }
+    for r in decisions.iter_rows(named=True) if decisions.height else []:
+        s = scenarios.get(r["scenario"])
+        ev = json.loads(r["evidence"])
+        if r["kind"] == "gate" and s is not None and s["approved_level"] == "gated" and ev.get("threshold") is not None:
+            s["confidence_gate"] = {"threshold": ev["threshold"], "coverage": ev["coverage"]}
+        elif r["kind"] == "audit" and s is not None and s["approved_level"] in ("gated", "autonomous"):
+            s["audit_share"] = ev["share"]
+    for dim, key in (("prompt_version", "prompt_version"), ("model", "model")):
+        for (scenario,), part in (decisions.filter(pl.col("kind") == dim).partition_by("scenario", as_dict=True).items()
+                                  if decisions.height else []):
+            if scenario in scenarios:
+                scenarios[scenario][key] = _version_choice(part)
+    tool_rows = decisions.filter(pl.col("kind") == "tool") if decisions.height else decisions
+    global_tools = {r["subject"]: r["action"] for r in tool_rows.iter_rows(named=True) if r["scenario"] == "*"} if tool_rows.height else {}
+    for r in tool_rows.iter_rows(named=True) if tool_rows.height else []:
+        if r["scenario"] in scenarios:
+            worst = max(r["action"], global_tools.get(r["subject"], "allow"), key=_TOOL_ORDER.__getitem__)
+            scenarios[r["scenario"]]["tools"][r["subject"]] = worst
+    return {"feed_version": FEED_VERSION, "run_id": run_id,
+            "generated_at": datetime.now(timezone.utc).isoformat(),
+            "data_day": decisions["day"][0].isoformat() if decisions.height else None,
+            "policy_version": decisions["policy_version"][0] if decisions.height else None,
+            "scenarios": dict(sorted(scenarios.items()))}
+
+
+def _version_choice(part: pl.DataFrame) -> dict[str, Any]:
+    """The version to run: the one recommended for promotion, else the newest not rolled back."""
+    rows = part.to_dicts()
+    promoted = [r for r in rows if r["action"] == "promote"]
+    usable = [r for r in rows if r["action"] not in ("roll_back", "retire")]
+    pick = promoted[0] if promoted else max(usable or rows, key=lambda r: json.loads(r["evidence"]).get("first_seen", ""))
+    return {"run": pick["subject"], "roll_back": sorted(r["subject"] for r in rows if r["action"] == "roll_back")}
+
+
+def publish_feed(settings: Settings, run_id: str, day: date | None = None) -> Path:
+    """Write the feed for this run and replace `latest.json`, atomically; returns the run's file."""
+    doc = build_feed(settings, run_id, day)
+    data = json.dumps(doc, indent=1, sort_keys=True, default=str).encode()
+    folder = settings.publish / "feed"
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in run_id)[:80]
+    path = folder / f"{safe}.json"
+    write_bytes_atomic(data, path)
+    write_bytes_atomic(data, folder / "latest.json")
+    return path
+
+
+def pending(settings: Settings) -> pl.DataFrame:
+    """Promotions of the latest day still awaiting a human's verdict."""
+    decisions = load_decisions(settings)
+    if decisions.height == 0:
+        return decisions
+    done = decided_ids(settings)
+    return decisions.filter(pl.col("requires_approval") & ~pl.col("decision_id").is_in(list(done)))
+
+
+def record_verdict(settings: Settings, decision_id: str, verdict: str, by: str, note: str) -> dict[str, Any]:
+    """Record a human's `approved` or `rejected` for a pending decision; raises ValueError otherwise."""
+    if verdict not in ("approved", "rejected"):
+        raise ValueError(f"verdict must be approved or rejected, got {verdict!r}")
+    if not by.strip():
+        raise ValueError("--by must name who decided")
+    folder = Layout(settings.store).root / TABLE
+    match = None
+    for path in sorted(folder.glob("event_date=*/data.parquet"), reverse=True) if folder.is_dir() else []:
+        frame = pl.read_parquet(path).filter(pl.col("decision_id") == decision_id)
+        if frame.height:
+            match = frame.row(0, named=True)
+            break
+    if match is None:
+        raise ValueError(f"no decision {decision_id!r}; `flywheel decisions list` shows the pending ones")
+    if not match["requires_approval"]:
+        raise ValueError(f"decision {decision_id} ({match['kind']} {match['action']}) does not need approval")
+    previous = [e for e in read_ledger(settings) if e["decision_id"] == decision_id]
+    if previous:
+        raise ValueError(f"decision {decision_id} was already {previous[-1]['verdict']} by {previous[-1]['by']}")
+    return append_ledger(settings, {"decision_id": decision_id, "verdict": verdict, "by": by, "note": note,
+                                    "kind": match["kind"], "scenario": match["scenario"], "level": match["recommended"],
+                                    "previous_level": match["current"], "day": match["day"].isoformat()})

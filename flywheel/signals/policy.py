@@ -1,0 +1,146 @@
+"""The autonomy policy: a versioned, validated policy file plus the code in this package.
+
+The file (YAML or JSON; default `policy/policy.yaml`, or FLYWHEEL_POLICY) holds the targets,
+limits, windows and per-scenario overrides. `load_policy` fails with a `PolicyError` that names
+the offending field (e.g. `promotion.accept_target: must be <= 1`), never with a traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from flywheel.contracts import AUTONOMY_LEVELS
+
+Level = Literal["shadow", "assist", "gated", "autonomous"]
+DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "policy" / "policy.yaml"
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used; the message names the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Windows(_Strict):
+    current_days: int = Field(7, ge=1, le=90, description="Days in the current window (ending at the run's day).")
+    baseline_days: int = Field(28, ge=1, le=365, description="Days in the baseline window, just before the current one.")
+
+
+class Promotion(_Strict):
+    min_reviewed: int = Field(200, ge=1, description="Reviewed events needed in the current window.")
+    accept_target: float = Field(0.90, gt=0, le=1, description="Wilson lower bound of accepted-as-is must reach this.")
+    severe_max: float = Field(0.05, ge=0, le=1, description="Wilson upper bound of the severe-failure rate must stay at or below this.")
+    consecutive_days: int = Field(7, ge=1, le=90, description="Days in a row every gate must hold.")
+    gate_min_coverage: float = Field(0.2, ge=0, le=1, description="For gated: the confidence gate must let through at least this share.")
+
+
+class Demotion(_Strict):
+    accept_floor: float = Field(0.80, ge=0, le=1, description="Demote when the Wilson upper bound of accepted-as-is falls below this.")
+    severe_limit: float = Field(0.10, ge=0, le=1, description="Demote when the Wilson lower bound of the severe-failure rate exceeds this.")
+    min_reviewed: int = Field(50, ge=1, description="Reviewed events needed before a demotion on rates.")
+    automatic: bool = Field(True, description="Fail safe: demotions take effect at once, without approval (recorded as such).")
+
+
+class Drift(_Strict):
+    fdr: float = Field(0.05, gt=0, lt=1, description="Benjamini-Hochberg false discovery rate across all tests of a night.")
+    min_effect: float = Field(0.05, ge=0, le=1, description="Smallest change of a rate that counts, in absolute terms.")
+    alert_effect: float = Field(0.15, ge=0, le=1, description="A significant change at least this large is an alert.")
+    min_sample: int = Field(50, ge=1, description="Events needed in each window to test.")
+    psi_warn: float = Field(0.10, ge=0)
+    psi_alert: float = Field(0.25, ge=0)
+    cusum_slack: float = Field(0.5, ge=0, description="CUSUM slack, in standard errors of the daily accepted-as-is rate.")
+    cusum_alert: float = Field(5.0, gt=0, description="CUSUM level (standard errors) that is an alert.")
+    ece_alert_increase: float = Field(0.10, ge=0, description="ECE rise (current - baseline) that is an alert.")
+    volume_ratio_warn: float = Field(2.0, gt=1, description="Current/baseline daily volume ratio (or its inverse) that warns.")
+
+
+class Audit(_Strict):
+    detect_increase: float = Field(0.05, gt=0, lt=1, description="Rise of the severe-failure rate to detect.")
+    within_days: int = Field(7, ge=1, description="...within this many days.")
+    power: float = Field(0.8, gt=0, lt=1)
+    alpha: float = Field(0.05, gt=0, lt=1)
+    min_share: float = Field(0.01, ge=0, le=1, description="Never audit less than this share.")
+
+
+class Versions(_Strict):
+    min_reviewed: int = Field(100, ge=1, description="Reviewed events each version needs before comparing.")
+    alpha: float = Field(0.05, gt=0, lt=1)
+    min_effect: float = Field(0.05, ge=0, le=1)
+
+
+class Tools(_Strict):
+    min_calls: int = Field(50, ge=1)
+    disable_error_rate: float = Field(0.30, ge=0, le=1, description="Disable a tool whose error rate's lower bound exceeds this.")
+    approval_error_rate: float = Field(0.10, ge=0, le=1, description="Require approval above this error-rate lower bound.")
+    approval_denial_rate: float = Field(0.20, ge=0, le=1, description="Require approval above this denial-rate lower bound.")
+    approval_severe_rate: float = Field(0.15, ge=0, le=1, description="Require approval when events using the tool fail severely this often (lower bound).")
+
+
+class ScenarioOverride(_Strict):
+    max_level: Optional[Level] = Field(None, description="Never recommend above this level; no data overrides it.")
+    min_level: Optional[Level] = Field(None, description="Never recommend below this level.")
+    accept_target: Optional[float] = Field(None, gt=0, le=1)
+
+
+class Policy(_Strict):
+    """The whole policy file."""
+
+    version: str = Field(min_length=1, description="Recorded with every decision.")
+    windows: Windows = Windows()
+    promotion: Promotion = Promotion()
+    demotion: Demotion = Demotion()
+    drift: Drift = Drift()
+    audit: Audit = Audit()
+    versions: Versions = Versions()
+    tools: Tools = Tools()
+    scenarios: dict[str, ScenarioOverride] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> "Policy":
+        if self.demotion.accept_floor >= self.promotion.accept_target:
+            raise ValueError("demotion.accept_floor must be below promotion.accept_target (hysteresis)")
+        if self.demotion.severe_limit <= self.promotion.severe_max:
+            raise ValueError("demotion.severe_limit must be above promotion.severe_max (hysteresis)")
+        for name, o in self.scenarios.items():
+            if o.min_level and o.max_level and AUTONOMY_LEVELS.index(o.min_level) > AUTONOMY_LEVELS.index(o.max_level):
+                raise ValueError(f"scenarios.{name}: min_level is above max_level")
+        return self
+
+    def for_scenario(self, scenario: str) -> ScenarioOverride:
+        """The overrides of `scenario` (empty when none)."""
+        return self.scenarios.get(scenario, ScenarioOverride())
+
+    def digest(self) -> str:
+        """A short digest of the effective policy, recorded with decisions next to `version`."""
+        return hashlib.sha256(json.dumps(self.model_dump(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def load_policy(path: Path | None = None) -> Policy:
+    """Read and validate the policy file at `path` (default: the repository's policy/policy.yaml)."""
+    path = Path(path) if path else DEFAULT_POLICY
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise PolicyError(f"cannot read policy file {path}: {exc.strerror}") from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise PolicyError(f"policy file {path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from None
+    if not isinstance(data, dict):
+        raise PolicyError(f"policy file {path} must hold a mapping of settings")
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            problems.append(f"{where}: {err['msg']}")
+        raise PolicyError(f"policy file {path} is invalid: " + "; ".join(problems)) from None

@@ -1,0 +1,150 @@
+"""The other recommendations, each with its rule and evidence:
+
+- confidence gate (gated scenarios): the calibration's threshold and coverage, and the review hours
+  it takes off humans per day = coverage x daily volume x mean review time;
+- audit sampling (gated and autonomous): the share of the AI's own actions to send to a human so a
+  rise of the severe-failure rate by `audit.detect_increase` is detected within `audit.within_days`
+  days with power `audit.power` at level `audit.alpha` (one-sided, normal approximation);
+- prompt and model versions: where a scenario ran two or more in the current window, each is
+  compared with the best by accepted-as-is (two-proportion test): `roll_back` a newer version that
+  is significantly worse by at least `versions.min_effect`, `promote` the best when an older one is
+  worse, `keep` when no difference is shown, `not_enough_data` under `versions.min_reviewed`;
+- tool boundaries (per tool, and tool x scenario): `disable` when the error rate's Wilson lower
+  bound exceeds `tools.disable_error_rate`; `require_approval` when the error, denial or
+  severe-outcome rate's lower bound exceeds its limit; else `allow` (with fewer than
+  `tools.min_calls` calls: `allow`, rule `not_enough_data`).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+import polars as pl
+
+from flywheel.config import Settings
+from flywheel.outcomes.rates import DAILY
+from flywheel.outcomes.resolve import TABLE as OUTCOMES_TABLE
+from flywheel.signals.drift import _files, windows
+from flywheel.signals.policy import Policy
+from flywheel.signals.stattests import audit_sample_size, two_proportion_test
+from flywheel.sql import load_sql
+from flywheel.stats import wilson_interval
+from flywheel.store import Layout
+
+
+def gate_and_audit(policy: Policy, counts: pl.DataFrame, gates: dict[str, dict], levels: dict[str, str]) -> list[dict]:
+    """Confidence-gate and audit-sampling recommendations for gated and autonomous scenarios."""
+    out = []
+    for r in counts.iter_rows(named=True) if counts.height else []:
+        scenario = r["scenario"]
+        level = levels.get(scenario, r["logged_level"])
+        if level not in ("gated", "autonomous"):
+            continue
+        gate = gates.get(scenario) or {}
+        if level == "gated":
+            threshold, coverage = gate.get("gate_threshold"), gate.get("gate_coverage")
+            hours = (coverage * r["events_per_day"] * (r["review_seconds_mean"] or 0) / 3600) if coverage is not None else None
+            out.append({"kind": "gate", "scenario": scenario, "subject": scenario, "current": None,
+                        "recommended": None if threshold is None else f"{threshold:.4f}",
+                        "action": "set_gate" if threshold is not None else "no_gate",
+                        "rule": "calibration_gate" if threshold is not None else "no_threshold_qualifies",
+                        "evidence": {"threshold": threshold, "coverage": coverage, "gate_target": gate.get("gate_target"),
+                                     "sample_size": gate.get("gate_sample_size"), "lower_bound": gate.get("gate_lower_bound"),
+                                     "events_per_day": r["events_per_day"], "review_seconds_mean": r["review_seconds_mean"],
+                                     "review_hours_saved_per_day": hours}})
+        base = r["severe_failures"] / r["events"] if r["events"] else 0.0
+        n = audit_sample_size(base, policy.audit.detect_increase, policy.audit.alpha, policy.audit.power)
+        alone = (r["acted_alone_per_day"] or 0) * policy.audit.within_days
+        share = 1.0 if alone <= 0 else min(1.0, max(policy.audit.min_share, n / alone))
+        out.append({"kind": "audit", "scenario": scenario, "subject": scenario, "current": None,
+                    "recommended": f"{share:.4f}", "action": "set_audit_share", "rule": "audit_power",
+                    "evidence": {"severe_rate": base, "detect_increase": policy.audit.detect_increase,
+                                 "within_days": policy.audit.within_days, "power": policy.audit.power,
+                                 "alpha": policy.audit.alpha, "audits_needed": n,
+                                 "acted_alone_per_day": r["acted_alone_per_day"], "share": share}})
+    return out
+
+
+def versions(settings: Settings, policy: Policy, day: date) -> list[dict]:
+    """Prompt-version and model recommendations per scenario."""
+    layout = Layout(settings.store)
+    w = windows(policy, day)
+    files = _files(layout, DAILY, w["current_start"], day)
+    if not files:
+        return []
+    history = _files(layout, DAILY, w["baseline_start"], day)
+    frame = duckdb.connect(":memory:").sql(load_sql("version_counts"), params={"files": files, "history": history}).pl()
+    out = []
+    for (scenario, dimension), part in sorted(frame.partition_by(["scenario", "dimension"], as_dict=True).items()):
+        if part.height < 2:
+            continue
+        rows = part.to_dicts()
+        enough = [r for r in rows if r["reviewed"] >= policy.versions.min_reviewed]
+        best = max(enough, key=lambda r: r["accepted"] / r["reviewed"]) if enough else None
+        newest = max(rows, key=lambda r: (r["first_seen"], r["version"] != "unversioned", r["version"]))
+        for r in rows:
+            ev = {"reviewed": r["reviewed"], "accepted": r["accepted"], "first_seen": str(r["first_seen"]),
+                  "accepted_rate": r["accepted"] / r["reviewed"] if r["reviewed"] else None,
+                  "min_reviewed": policy.versions.min_reviewed, "alpha": policy.versions.alpha,
+                  "min_effect": policy.versions.min_effect}
+            if r["reviewed"] < policy.versions.min_reviewed or best is None:
+                action, rule = "not_enough_data", "min_reviewed"
+            elif r is best:
+                worse = [o for o in enough if o is not r and _significantly_worse(o, r, policy)]
+                action, rule = ("promote", "best_significantly_better") if worse else ("keep", "no_significant_difference")
+                ev["significantly_better_than"] = [o["version"] for o in worse]
+            else:
+                z, p = two_proportion_test(best["accepted"], best["reviewed"], r["accepted"], r["reviewed"])
+                ev.update(compared_with=best["version"], z=z, p_value=p,
+                          effect=r["accepted"] / r["reviewed"] - best["accepted"] / best["reviewed"])
+                if _significantly_worse(r, best, policy):
+                    action, rule = ("roll_back", "newest_significantly_worse") if r is newest else ("retire", "significantly_worse")
+                else:
+                    action, rule = "keep", "no_significant_difference"
+            out.append({"kind": dimension, "scenario": scenario, "subject": r["version"], "current": None,
+                        "recommended": action, "action": action, "rule": rule, "evidence": ev})
+    return out
+
+
+def _significantly_worse(a: dict, b: dict, policy: Policy) -> bool:
+    z, p = two_proportion_test(b["accepted"], b["reviewed"], a["accepted"], a["reviewed"])
+    effect = a["accepted"] / a["reviewed"] - b["accepted"] / b["reviewed"]
+    return p < policy.versions.alpha and effect <= -policy.versions.min_effect
+
+
+def tools(settings: Settings, policy: Policy, day: date) -> list[dict]:
+    """Tool-boundary recommendations per tool (scenario '*') and per tool x scenario."""
+    layout = Layout(settings.store)
+    w = windows(policy, day)
+    events = _files(layout, "events", w["current_start"], day)
+    outcomes = _files(layout, OUTCOMES_TABLE, w["current_start"], day)
+    if not events or not outcomes:
+        return []
+    frame = duckdb.connect(":memory:").sql(load_sql("tool_usage"), params={"events": events, "outcomes": outcomes}).pl()
+    t = policy.tools
+    out = []
+    for r in frame.iter_rows(named=True):
+        err_lo = float(wilson_interval(r["errors"], r["calls"])[0])
+        den_lo = float(wilson_interval(r["denied"], r["calls"])[0])
+        sev_lo = float(wilson_interval(r["severe_events"], r["events_using"])[0])
+        ev = {"calls": r["calls"], "errors": r["errors"], "denied": r["denied"], "events_using": r["events_using"],
+              "severe_events": r["severe_events"], "error_rate": r["errors"] / r["calls"],
+              "denial_rate": r["denied"] / r["calls"], "severe_rate": r["severe_events"] / r["events_using"],
+              "error_lo": err_lo, "denial_lo": den_lo, "severe_lo": sev_lo,
+              "limits": t.model_dump()}
+        if r["calls"] < t.min_calls:
+            action, rule = "allow", "not_enough_data"
+        elif err_lo > t.disable_error_rate:
+            action, rule = "disable", "error_rate_above_disable_limit"
+        elif err_lo > t.approval_error_rate:
+            action, rule = "require_approval", "error_rate_above_limit"
+        elif den_lo > t.approval_denial_rate:
+            action, rule = "require_approval", "denial_rate_above_limit"
+        elif sev_lo > t.approval_severe_rate:
+            action, rule = "require_approval", "severe_outcomes_above_limit"
+        else:
+            action, rule = "allow", "within_limits"
+        out.append({"kind": "tool", "scenario": r["scenario"] or "*", "subject": r["tool"], "current": None,
+                    "recommended": action, "action": action, "rule": rule, "evidence": ev})
+    return out
