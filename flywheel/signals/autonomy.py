@@ -8,10 +8,12 @@ is `gated`, a confidence gate with coverage of at least `promotion.gate_min_cove
 
 The recommendation, in order:
 1. above the scenario's `max_level` override: demote to it (rule `policy_max_level`);
-2. any alert-level drift, the accepted-as-is upper bound below `demotion.accept_floor`, or the
+2. any alert-level drift (at any level above shadow), or, for a scenario where the AI acts alone
+   (gated, autonomous), the accepted-as-is upper bound below `demotion.accept_floor` or the
    severe-failure lower bound above `demotion.severe_limit`: demote one level at once (rules
    `demote_drift_alert`, `demote_accept_floor`, `demote_severe_limit`); automatic when
-   `demotion.automatic` (fail safe), recorded as such;
+   `demotion.automatic` (fail safe), recorded as such; an automatic demotion already applied
+   within the current window is not repeated for the same episode;
 3. every gate held on each of the last `promotion.consecutive_days` days: promote one level
    (rule `promote`), pending a human's approval;
 4. otherwise keep (rule `hold`, with the gates that failed).
@@ -154,11 +156,14 @@ def recommend_levels(settings: Settings, policy: Policy, day: date, gates: pl.Da
         floor = override.min_level or "shadow"
         down = _level_down(current)
         demote_reason = None
+        acts_alone = current in ("gated", "autonomous")
         if alerts.height:
             demote_reason = "demote_drift_alert"
-        elif g["reviewed"] >= policy.demotion.min_reviewed and g["accepted_hi"] is not None and g["accepted_hi"] < policy.demotion.accept_floor:
+        elif acts_alone and g["reviewed"] >= policy.demotion.min_reviewed and g["accepted_hi"] is not None \
+                and g["accepted_hi"] < policy.demotion.accept_floor:
             demote_reason = "demote_accept_floor"
-        elif g["events"] >= policy.demotion.min_reviewed and g["severe_lo"] is not None and g["severe_lo"] > policy.demotion.severe_limit:
+        elif acts_alone and g["events"] >= policy.demotion.min_reviewed and g["severe_lo"] is not None \
+                and g["severe_lo"] > policy.demotion.severe_limit:
             demote_reason = "demote_severe_limit"
         if override.max_level and AUTONOMY_LEVELS.index(current) > AUTONOMY_LEVELS.index(override.max_level):
             recommended, rule, action = override.max_level, "policy_max_level", "demote"

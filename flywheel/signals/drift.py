@@ -159,7 +159,7 @@ def _cusum_rows(con, files, counts, w, policy) -> list[dict]:
             continue
         rates = (series["accepted"] / series["reviewed"]).to_numpy()
         shortfall = standardized_shortfalls(series["accepted"].to_numpy(), series["reviewed"].to_numpy(), target)
-        s = cusum(shortfall, 0.0, policy.drift.cusum_slack)
+        s = cusum(-shortfall, 0.0, policy.drift.cusum_slack)  # accumulates shortfall - slack per day
         if len(s):
             rows.append(_row(r["scenario"], "*", "*", "accepted_cusum", statistic=float(s.max()),
                              threshold=policy.drift.cusum_alert, baseline_value=target,

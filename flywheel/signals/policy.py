@@ -57,7 +57,7 @@ class Drift(_Strict):
     psi_warn: float = Field(0.10, ge=0)
     psi_alert: float = Field(0.25, ge=0)
     cusum_slack: float = Field(0.5, ge=0, description="CUSUM slack, in standard errors of the daily accepted-as-is rate.")
-    cusum_alert: float = Field(5.0, gt=0, description="CUSUM level (standard errors) that is an alert.")
+    cusum_alert: float = Field(8.0, gt=0, description="CUSUM level (standard errors) that is an alert.")
     ece_alert_increase: float = Field(0.10, ge=0, description="ECE rise (current - baseline) that is an alert.")
     volume_ratio_warn: float = Field(2.0, gt=1, description="Current/baseline daily volume ratio (or its inverse) that warns.")
 

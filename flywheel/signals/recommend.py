@@ -5,8 +5,9 @@
 - audit sampling (gated and autonomous): the share of the AI's own actions to send to a human so a
   rise of the severe-failure rate by `audit.detect_increase` is detected within `audit.within_days`
   days with power `audit.power` at level `audit.alpha` (one-sided, normal approximation);
-- prompt and model versions: where a scenario ran two or more in the current window, each is
-  compared with the best by accepted-as-is (two-proportion test): `roll_back` a newer version that
+- prompt and model versions: where a scenario ran two or more in the baseline and current windows
+  (a rollout is compared with what it replaced), each is compared with the best by accepted-as-is
+  (two-proportion test): `roll_back` a newer version that
   is significantly worse by at least `versions.min_effect`, `promote` the best when an older one is
   worse, `keep` when no difference is shown, `not_enough_data` under `versions.min_reviewed`;
 - tool boundaries (per tool, and tool x scenario): `disable` when the error rate's Wilson lower
@@ -70,11 +71,10 @@ def versions(settings: Settings, policy: Policy, day: date) -> list[dict]:
     """Prompt-version and model recommendations per scenario."""
     layout = Layout(settings.store)
     w = windows(policy, day)
-    files = _files(layout, DAILY, w["current_start"], day)
+    files = _files(layout, DAILY, w["baseline_start"], day)
     if not files:
         return []
-    history = _files(layout, DAILY, w["baseline_start"], day)
-    frame = duckdb.connect(":memory:").sql(load_sql("version_counts"), params={"files": files, "history": history}).pl()
+    frame = duckdb.connect(":memory:").sql(load_sql("version_counts"), params={"files": files, "history": files}).pl()
     out = []
     for (scenario, dimension), part in sorted(frame.partition_by(["scenario", "dimension"], as_dict=True).items()):
         if part.height < 2:
@@ -82,7 +82,10 @@ def versions(settings: Settings, policy: Policy, day: date) -> list[dict]:
         rows = part.to_dicts()
         enough = [r for r in rows if r["reviewed"] >= policy.versions.min_reviewed]
         best = max(enough, key=lambda r: r["accepted"] / r["reviewed"]) if enough else None
-        newest = max(rows, key=lambda r: (r["first_seen"], r["version"] != "unversioned", r["version"]))
+        latest = max(r["first_seen"] for r in rows)
+        newest_rows = [r for r in rows if r["first_seen"] == latest]
+        # a rollout is a version first seen after every other one; with a tie there is none
+        newest = newest_rows[0] if len(newest_rows) == 1 and latest > min(r["first_seen"] for r in rows) else None
         for r in rows:
             ev = {"reviewed": r["reviewed"], "accepted": r["accepted"], "first_seen": str(r["first_seen"]),
                   "accepted_rate": r["accepted"] / r["reviewed"] if r["reviewed"] else None,
