@@ -63,6 +63,7 @@ def outcome_views() -> list[View]:
              {**_GROUP, "event_id": "The event.", "occurred_at": "When the AI ran (UTC).",
               "status": "ok, error, timeout, fallback.", "confidence": "The AI's confidence.",
               "latency_ms": "Latency in ms.", "input_tokens": "Input tokens.", "output_tokens": "Output tokens.",
+              "input_chars": "Length of the input text in characters.",
               "decision_gate": "The confidence gate logged in decision_path, if any.",
               "n_interventions": "How many interventions the event has.",
               "final_intervention_id": "The intervention that decided the outcome.",
