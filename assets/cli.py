@@ -59,6 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     summary = sub.add_parser("summary", help="print what is stored, quarantined and pending, and where")
     summary.add_argument("--json", action="store_true", help="as JSON")
+
+    dec = sub.add_parser("decisions", help="list pending recommendations, approve or reject them",
+                         description="Promotions take effect in the published feed only once a human approves them; "
+                                     "every verdict is appended to the approvals ledger.")
+    dsub = dec.add_subparsers(dest="decisions_command", required=True)
+    dl = dsub.add_parser("list", help="pending promotions of the latest day, with their evidence")
+    dl.add_argument("--all", action="store_true", help="every decision of the latest day, not only pending ones")
+    dl.add_argument("--json", action="store_true", help="as JSON")
+    for verb in ("approve", "reject"):
+        dv = dsub.add_parser(verb, help=f"{verb} a pending promotion")
+        dv.add_argument("decision_id", metavar="ID", help="the decision id from `flywheel decisions list`")
+        dv.add_argument("--by", required=True, help="who decides (recorded)")
+        dv.add_argument("--note", default="", help="why (recorded)")
     return parser
 
 
@@ -76,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "summary":
             return _summary(args)
-    except (ValueError, FileNotFoundError) as exc:
+        if args.command == "decisions":
+            return _decisions(args)
+    except (ValueError, FileNotFoundError, OSError) as exc:
         print(f"flywheel: error: {exc}", file=sys.stderr)
         return 2
     return 2  # pragma: no cover - argparse requires a command
@@ -154,7 +169,43 @@ def _run(args: argparse.Namespace) -> int:
         print(f"flywheel: no event data in that range under {settings.landing}")
         return 0
     print(f"ran event days {ran[0]} .. {ran[1]}")
-    return _summary(argparse.Namespace(json=False))
+    _summary(argparse.Namespace(json=False))
+    print()
+    return _decisions(argparse.Namespace(decisions_command="list", all=False, json=False))
+
+
+def _decisions(args: argparse.Namespace) -> int:
+    from flywheel.signals.feed import load_decisions, pending, record_verdict
+
+    settings = Settings.from_env()
+    if args.decisions_command in ("approve", "reject"):
+        entry = record_verdict(settings, args.decision_id, "approved" if args.decisions_command == "approve" else "rejected",
+                               args.by, args.note)
+        print(f"{entry['verdict']}: {entry['scenario']} -> {entry['level']} (decision {entry['decision_id']}) by {entry['by']}"
+              f"; the next published feed carries it")
+        return 0
+    frame = load_decisions(settings) if args.all else pending(settings)
+    if args.json:
+        print(json.dumps(frame.to_dicts(), indent=1, default=str))
+        return 0
+    if frame.height == 0:
+        print("no decisions awaiting approval" if not args.all else "no decisions yet")
+        return 0
+    title = "decisions of" if args.all else "awaiting approval, decided on"
+    print(f"{title} {frame['day'][0]} (policy {frame['policy_version'][0]}):")
+    for r in frame.sort("kind", "scenario", "subject").iter_rows(named=True):
+        ev = json.loads(r["evidence"])
+        figures = ", ".join(f"{k}={_fmt(v)}" for k, v in ev.items() if not isinstance(v, (dict, list)))[:300]
+        print(f"  {r['decision_id']}  {r['kind']:<14} {r['scenario']:<18} {r['subject'] if r['subject'] != r['scenario'] else '':<24}"
+              f" {r['current'] or '':<10} -> {r['recommended'] or '':<16} {r['rule']}")
+        print(f"      evidence: {figures}")
+    if not args.all:
+        print("approve with: flywheel decisions approve ID --by NAME --note TEXT (or reject)")
+    return 0
+
+
+def _fmt(v: object) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 def _summary(args: argparse.Namespace) -> int:

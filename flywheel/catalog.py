@@ -53,8 +53,9 @@ def _contract_docs(fields: tuple) -> dict[str, str]:
 def views() -> list[View]:
     """Every view of the catalog, in creation order."""
     from flywheel.outcomes.views import outcome_views
+    from flywheel.signals.views import signal_views
 
-    return ingest_views() + outcome_views()
+    return ingest_views() + outcome_views() + signal_views()
 
 
 def ingest_views() -> list[View]:
@@ -168,6 +169,16 @@ def fill(sql: str, sources: dict[str, str], layout: Layout | None = None) -> str
     a read of that stored table's day files (no rows when there are none); leave every other brace."""
     def slot(m: re.Match[str]) -> str:
         name = m.group(1)
+        if name.startswith("glob:") and layout is not None:
+            pattern = str(layout.root.resolve() / name[len("glob:"):])
+            if glob.glob(pattern):
+                return f"read_parquet({_literal(pattern)}, union_by_name = true, hive_partitioning = false)"
+            return "(SELECT NULL AS not_built_yet WHERE false)"
+        if name.startswith("jsonl:") and layout is not None:
+            path = layout.root.resolve() / name[len("jsonl:"):]
+            if path.exists() and path.stat().st_size:
+                return f"read_json({_literal(str(path))}, format = 'newline_delimited')"
+            return "(SELECT NULL AS not_built_yet WHERE false)"
         if name.startswith("table:") and layout is not None:
             pattern = layout.table_glob(name[len("table:"):])
             if glob.glob(pattern):
@@ -175,7 +186,7 @@ def fill(sql: str, sources: dict[str, str], layout: Layout | None = None) -> str
             return "(SELECT NULL AS not_built_yet WHERE false)"
         return sources.get(name, m.group(0))
 
-    return re.sub(r"\{([\w:/]+)\}", slot, sql)
+    return re.sub(r"\{([\w:/*.=-]+)\}", slot, sql)
 
 
 def _literal(text: str) -> str:

@@ -1,0 +1,72 @@
+"""Signal and publish assets: drift, promotion gates and decisions per day (with the append-only
+decision log and automatic fail-safe demotions), then the decision feed the AI product reads."""
+
+import dagster as dg
+import polars as pl
+
+from assets.outcomes import CALIBRATION, DAILY_RATES, EVENT_OUTCOMES
+from assets.partitions import daily, one_run, partition_days
+from assets.resources import FlywheelResource
+from flywheel.catalog import build_catalog
+from flywheel.signals.decide import decide_day, policy_for
+from flywheel.signals.feed import pending, publish_feed
+
+DRIFT = dg.AssetKey(["signals", "drift"])
+GATES = dg.AssetKey(["signals", "gate_evaluations"])
+DECISIONS = dg.AssetKey(["signals", "decisions"])
+FEED = dg.AssetKey(["publish", "decision_feed"])
+
+_SPEC = dict(group_name="signals", kinds={"duckdb", "parquet"}, owners=["team:flywheel"])
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(DRIFT, deps=[DAILY_RATES, EVENT_OUTCOMES], **_SPEC,
+                     description="Drift of each scenario (and model, prompt version) against its baseline: rate tests "
+                                 "with Benjamini-Hochberg control, CUSUM, PSI and KS of confidence, input length and mix, "
+                                 "calibration change, volume; each with a severity. Queried as `signals.drift`."),
+        dg.AssetSpec(GATES, deps=[DRIFT, CALIBRATION], **_SPEC,
+                     description="Each promotion gate per scenario and day, and whether all held. "
+                                 "Queried as `signals.gate_evaluations`."),
+        dg.AssetSpec(DECISIONS, deps=[GATES], **_SPEC,
+                     description="Recommendations with their evidence, rule and policy version: autonomy level, "
+                                 "confidence gate, audit share, prompt and model versions, tool boundaries. Appends to "
+                                 "the decision log; fail-safe demotions take effect at once. Queried as `signals.decisions`."),
+    ],
+    partitions_def=daily, backfill_policy=one_run,
+)
+def decisions(context: dg.AssetExecutionContext, flywheel: FlywheelResource):
+    """Drift, gate evaluations and decisions for each day of the run, in order."""
+    settings = flywheel.settings()
+    policy = policy_for(settings)
+    frames = [decide_day(settings, d, context.run_id, policy) for d in partition_days(context)]
+    build_catalog(settings)
+    last = frames[-1] if frames else pl.DataFrame()
+    autonomy = last.filter(pl.col("kind") == "autonomy") if last.height else last
+    table = "| scenario | current | recommended | rule | effect |\n|---|---|---|---|---|\n" + "\n".join(
+        f"| {r['scenario']} | {r['current']} | {r['recommended']} | {r['rule']} | {r['effect']} |"
+        for r in autonomy.iter_rows(named=True))
+    counts = {a: n for a, n in last.group_by("action").len().iter_rows()} if last.height else {}
+    yield dg.MaterializeResult(asset_key=DRIFT, metadata={"policy_version": dg.MetadataValue.text(policy.version)})
+    yield dg.MaterializeResult(asset_key=GATES, metadata={})
+    yield dg.MaterializeResult(asset_key=DECISIONS, metadata={
+        "dagster/row_count": dg.MetadataValue.int(sum(f.height for f in frames)),
+        "autonomy_last_day": dg.MetadataValue.md(table), "actions_last_day": dg.MetadataValue.json(counts),
+        "policy_version": dg.MetadataValue.text(policy.version)})
+
+
+@dg.asset(key=FEED, deps=[DECISIONS], partitions_def=daily, backfill_policy=one_run, group_name="publish",
+          kinds={"json"}, owners=["team:flywheel"])
+def decision_feed(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -> dg.MaterializeResult:
+    """The feed the AI product reads: per scenario the approved and recommended autonomy level,
+    confidence gate, audit share, prompt version and tool permissions; one JSON file per run and
+    `latest.json`, each written atomically under FLYWHEEL_PUBLISH/feed/."""
+    settings = flywheel.settings()
+    days = partition_days(context)
+    path = publish_feed(settings, context.run_id, days[-1] if days else None)
+    waiting = pending(settings)
+    return dg.MaterializeResult(metadata={
+        "feed": dg.MetadataValue.path(str(path.resolve())),
+        "latest": dg.MetadataValue.path(str((path.parent / "latest.json").resolve())),
+        "pending_approvals": dg.MetadataValue.int(waiting.height),
+    })

@@ -1,0 +1,71 @@
+"""The analyst-facing views of the `signals` schema: drift, gate evaluations, decisions, the
+decision log and the approvals ledger."""
+
+from __future__ import annotations
+
+from flywheel.catalog import View
+
+
+def signal_views() -> list[View]:
+    """The views of the `signals` schema."""
+    window = {"day": "The run's data day (end of the current window).",
+              "current_start": "First day of the current window.",
+              "baseline_start": "First day of the baseline window.", "baseline_end": "Last day of the baseline window.",
+              "policy_version": "Version of the policy file in force."}
+    decision_cols = {
+        "decision_id": "Stable id of the decision (same day, subject, action and policy give the same id).",
+        "day": "The data day it was decided for.", "kind": "autonomy, gate, audit, prompt_version, model or tool.",
+        "scenario": "The scenario ('*' for a tool across scenarios).",
+        "subject": "What it is about: the scenario, a version, a model or a tool.",
+        "current": "The level in force (autonomy decisions).",
+        "recommended": "The recommended level, gate, share or action.",
+        "action": "promote, demote, keep, set_gate, no_gate, set_audit_share, roll_back, retire, not_enough_data, allow, require_approval, disable.",
+        "rule": "The policy rule that fired.", "evidence": "The figures, thresholds and sample sizes, as JSON.",
+        "requires_approval": "True for promotions: they take effect only once a human approves.",
+        "effect": "pending_approval, automatic (fail-safe demotion, in force at once), or advisory.",
+        "policy_version": "Policy file version.", "policy_digest": "Digest of the effective policy.",
+        "window_start": "First day of the current window.", "window_end": "Last day of the current window.",
+        "baseline_start": "First day of the baseline window.", "baseline_end": "Last day of the baseline window.",
+    }
+    return [
+        View("signals", "drift",
+             "Drift signals per day: each scenario (model, prompt_version '*' = all) current window against baseline, "
+             "with statistic, p and BH q-value, threshold, sample sizes and severity.",
+             "SELECT * FROM {table:signals/drift}",
+             {"scenario": "The scenario.", "model": "Model, or '*'.", "prompt_version": "Prompt version, or '*'.",
+              "signal": "accepted_as_is_rate, severe_failure_rate, accepted_cusum, confidence_psi, confidence_ks, "
+                        "input_length_psi, calibration_ece, input_mix or volume.",
+              "statistic": "z (rate tests), CUSUM level, PSI, KS D, ECE change, share z, or volume ratio.",
+              "p_value": "p-value, where the signal is a test.", "q_value": "Benjamini-Hochberg q-value over the night's tests.",
+              "threshold": "The policy threshold the statistic is held against.",
+              "baseline_value": "The baseline figure.", "current_value": "The current figure.",
+              "baseline_n": "Baseline sample size.", "current_n": "Current sample size.",
+              "effect": "current - baseline, where it is a difference.", "direction": "worse or better (rate tests).",
+              "severity": "info, warn or alert.", **window}),
+        View("signals", "gate_evaluations",
+             "Per scenario and day: each promotion gate over the current window, and whether all held.",
+             "SELECT * FROM {table:signals/gate_evaluations}",
+             {"day": "The data day.", "scenario": "The scenario.", "current_level": "Level in force.",
+              "next_level": "The level a promotion would give.", "reviewed": "Reviewed events in the window.",
+              "events": "Events in the window.", "accepted_rate": "Accepted-as-is share of reviewed events.",
+              "accepted_lo": "Its Wilson lower bound.", "accepted_hi": "Its Wilson upper bound.",
+              "severe_rate": "Severe-failure share of events.", "severe_lo": "Its Wilson lower bound.",
+              "severe_hi": "Its Wilson upper bound.", "accept_target": "Promotion target.", "severe_max": "Promotion limit.",
+              "gate_threshold": "Recommended confidence gate.", "gate_coverage": "Its coverage.",
+              "enough_reviewed": "Gate: reviewed >= promotion.min_reviewed.", "accept_ok": "Gate: accepted_lo >= accept_target.",
+              "severe_ok": "Gate: severe_hi <= severe_max.", "no_alert": "Gate: no alert-level drift.",
+              "gate_ok": "Gate: for a move to gated, a confidence gate with enough coverage.",
+              "all_pass": "Every gate held."}),
+        View("signals", "decisions", "The decisions of each day, as last computed.",
+             "SELECT * FROM {table:signals/decisions}", decision_cols),
+        View("signals", "decision_log",
+             "Append-only: every decision of every run, with the run id and when it was decided; replay any of them.",
+             "SELECT * FROM {glob:decisions/log/*/*.parquet}",
+             {**decision_cols, "run_id": "The run that decided it.", "decided_at": "When (UTC)."}),
+        View("signals", "approvals",
+             "Append-only ledger of verdicts: humans' approvals and rejections, and automatic fail-safe demotions.",
+             "SELECT * FROM {jsonl:decisions/approvals.jsonl}",
+             {"decision_id": "The decision.", "verdict": "approved, rejected or automatic.", "by": "Who (policy for automatic).",
+              "note": "Why.", "kind": "Decision kind.", "scenario": "Scenario.", "level": "The level it set.",
+              "previous_level": "The level before.", "day": "The decision's data day.", "at": "When recorded (UTC)."}),
+    ]
