@@ -14,6 +14,7 @@ import io
 import json
 import re
 from collections import Counter
+from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -402,3 +403,104 @@ def test_default_start_ends_yesterday(tmp_path: Path) -> None:
     assert truth["end"] == (today - timedelta(days=1)).isoformat()
     assert truth["start"] == (today - timedelta(days=2)).isoformat()
     assert truth["counts"]["events_valid"] == 40
+
+
+# ----------------------------------------------------------------------------- expected reviewed shares
+
+def _segment_expr(truth: dict[str, Any]) -> pl.Expr:
+    """Each labelled event's segment of reviewed_outcome_probs, by its scenario's segment rule."""
+    by = truth["reviewed_outcome_probs_segments"]
+    of = lambda rule: [s for s, r in by.items() if r == rule]  # noqa: E731
+    return (pl.when(pl.col("scenario").is_in(of("prompt_version"))).then(pl.col("prompt_version"))
+            .when(pl.col("scenario").is_in(of("event_date"))).then(pl.col("date"))
+            .otherwise(pl.lit("all")).alias("segment"))
+
+
+def _misfits(cells: pl.DataFrame, expected: Callable[[dict[str, Any]], dict[str, float]],
+             sigmas: float = 4.0) -> list[tuple]:
+    """Cells (one row per key with `n` reviewed events and a count per outcome) whose share of some
+    outcome is more than `sigmas` standard errors from `expected(row)`; an impossible outcome must not
+    occur at all. Outcomes with fewer than 5 expected events either way are not judged."""
+    bad = []
+    for row in cells.iter_rows(named=True):
+        want = expected(row)
+        n = row["n"]
+        for outcome, p in want.items():
+            k = row[outcome]
+            if p == 0.0:
+                if k:
+                    bad.append((row, outcome, k, p))
+            elif n * p >= 5 and n * (1 - p) >= 5 and abs(k / n - p) > sigmas * (p * (1 - p) / n) ** 0.5:
+                bad.append((row, outcome, k / n, p))
+    return bad
+
+
+def test_reviewed_outcome_shares_match_the_truth(tmp_path: Path) -> None:
+    """A large sample's shares of final outcomes among reviewed events (final_outcome != unreviewed,
+    which test_labels_and_outcomes_agree_with_the_files ties to the intervention files) agree with
+    reviewed_outcome_probs on complete dates and with reviewed_outcome_probs_censored on the last
+    ones, per scenario x segment x date, per model, and pooled; the naive latent probabilities and
+    the uncensored values on the last date are rejected, so the check has teeth."""
+    days = 8
+    truth = generate(tmp_path, days=days, events_per_day=60_000, seed=11, start=START, progress=False)
+    outcomes = ("accepted", "edited", "rejected", "escalated", "reverted")
+    probs, censored = truth["reviewed_outcome_probs"], truth["reviewed_outcome_probs_censored"]
+    dates = [(START + timedelta(days=d)).isoformat() for d in range(days)]
+    complete = truth["reviewed_outcome_probs_complete_through"]
+    assert complete == dates[days - 1 - int(world.MAX_REVIEW_DAYS)] and sorted(censored) == [d for d in dates if d > complete]
+    assert truth["reviewed_outcome_probs_segments"] == {
+        s.name: "prompt_version" if s.probs_v3 else "event_date" if s.name in world.EMERGING_SCENARIOS else "all"
+        for s in world.SCENARIOS}
+    for scenario, segs in probs.items():
+        rule = truth["reviewed_outcome_probs_segments"][scenario]
+        assert set(segs) == {"all": {"all"}, "prompt_version": {"v1", "v2", "v3", "unversioned"}, "event_date": set(dates)}[rule]
+        for seg, rates in segs.items():
+            tables = [rates, *truth["reviewed_outcome_probs_by_model"][scenario][seg].values()]
+            tables += [censored[d][scenario][seg] for d in censored if seg in censored[d][scenario]]
+            for t in tables:
+                assert set(t) == set(outcomes) and abs(sum(t.values()) - 1) < 1e-9 and min(t.values()) >= 0
+            assert set(truth["reviewed_outcome_probs_by_model"][scenario][seg]) == set(truth["scenarios"][scenario]["models"])
+    on_disk = json.loads((tmp_path / "truth.json").read_text())
+    assert {k: on_disk[k] for k in truth if k.startswith("reviewed_outcome_probs")} == {
+        k: v for k, v in truth.items() if k.startswith("reviewed_outcome_probs")}
+    reg = truth["regression"]
+    assert probs[reg["scenario"]]["v3"]["accepted"] < probs[reg["scenario"]]["v2"]["accepted"] - 0.2
+
+    labels = (pl.read_parquet(tmp_path / "truth_labels.parquet")
+              .filter(pl.col("final_outcome") != "unreviewed")
+              .with_columns(pl.col("event_date").cast(pl.String).alias("date")))
+    labels = labels.with_columns(_segment_expr(truth), (pl.col("date") <= complete).alias("complete"))
+
+    def cells(keys: list[str], frame: pl.DataFrame = labels) -> pl.DataFrame:
+        wide = frame.group_by(keys).agg(pl.len().alias("n"), *[(pl.col("final_outcome") == o).sum().alias(o) for o in outcomes])
+        return wide.sort(keys)
+
+    daily = cells(["scenario", "segment", "date"])
+    assert daily["n"].sum() == labels.height > 100_000
+
+    def exact(row: dict[str, Any]) -> dict[str, float]:
+        if row["date"] <= complete:
+            return probs[row["scenario"]][row["segment"]]
+        return censored[row["date"]][row["scenario"]][row["segment"]]
+
+    assert _misfits(daily, exact) == []
+    judged = daily.filter(pl.col("n") >= 300)
+    assert judged.height >= 60 and set(judged["scenario"]) == set(probs)
+    pooled = cells(["scenario", "segment"], labels.filter(pl.col("complete")))
+    assert _misfits(pooled, lambda r: probs[r["scenario"]][r["segment"]]) == []
+    per_model = cells(["scenario", "segment", "model"], labels.filter(pl.col("complete")))
+    assert _misfits(per_model, lambda r: truth["reviewed_outcome_probs_by_model"][r["scenario"]][r["segment"]][r["model"]]) == []
+
+    # The check can fail: it rejects the latent outcome probabilities of ok events, and the
+    # uncensored values on the last date.
+    def latent(row: dict[str, Any]) -> dict[str, float]:
+        s = truth["scenarios"][row["scenario"]]
+        p = s["outcome_probs_v3"] if row["segment"] == "v3" else s["outcome_probs"]
+        return {"accepted": p["accepted"], "edited": p["edited"], "rejected": p["rejected"], "escalated": p["escalated"],
+                "reverted": 0.0}
+
+    assert len({r["scenario"] for r, *_ in _misfits(pooled, latent)}) >= 7
+    last = daily.filter(pl.col("date") == dates[-1])
+    assert len({r["scenario"] for r, *_ in _misfits(last, lambda r: probs[r["scenario"]][r["segment"]])}) >= 5
+    copy = [m["accepted"] for m in truth["reviewed_outcome_probs_by_model"]["product_copy"]["all"].values()]
+    assert max(copy) - min(copy) > 0.03  # a confidence bias moves more of one model's drafts past the gate

@@ -15,7 +15,11 @@ byte-identical for the same (seed, start, days, events_per_day).
 truth.json keys: generator, seed, start, end, days, events_per_day, events_by_day, scenarios,
 latent_outcomes, fallback_outcome_probs, confidence_beta_by_latent_outcome, models,
 prompt_versions, regression, emerging_failure_mode, failure_modes, tools, counts, malformed,
-outcomes, outcome_definition, files.
+outcomes, outcome_definition, files, and the expected outcome shares among reviewed events
+(`expected.py`): reviewed_outcome_probs (scenario -> segment -> {accepted, edited, rejected,
+escalated, reverted}), reviewed_outcome_probs_by_model, reviewed_outcome_probs_segments,
+reviewed_outcome_probs_complete_through, reviewed_outcome_probs_censored and
+reviewed_outcome_probs_note.
 """
 
 from __future__ import annotations

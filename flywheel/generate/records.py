@@ -6,8 +6,9 @@ outcome, so it predicts acceptance imperfectly), the route the product took (sha
 acting alone, fallback to a human), texts, tool calls, latency and tokens. Then the humans act:
 reviews of routed drafts, audits and reverts of actions taken alone, and a few two-step cases
 (escalated, then resolved). Everything is vectorised with numpy except cheap per-record string work.
-Interventions dated after the last day are dropped (their events stay unreviewed); the final
-outcome of each event is derived from what is actually written.
+Interventions dated after the last day are dropped (their events stay unreviewed, or escalated when
+only the first step of a two-step review is written); the final outcome of each event is derived
+from what is actually written. `expected.py` derives the expected outcome shares from the same model.
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ _MODE_NAMES = [m.name for m in w.FAILURE_MODES]
 _TOOL_NAMES = [t.name for t in w.TOOLS]
 _SYSTEM_MODES = np.array([m.kind == "system" for m in w.FAILURE_MODES])
 _REGIONS = ("eu-west-1", "us-east-1", "ap-southeast-2")
+_ACTIONS_BY_LATENT = {how: np.array([ACTIONS.index(a) for a in acts]) for how, acts in w.ACTIONS_BY_LATENT.items()}
+_EMERGING_LATENT = np.flatnonzero(np.array(w.EMERGING_LATENT_PROBS) > 0)
+_EMERGING_P = [w.EMERGING_LATENT_PROBS[i] for i in _EMERGING_LATENT]
 # Review-time medians (s) by action; edits split into light and heavy.
 _MEDIAN_SECONDS = {"accepted": 25.0, "light": 70.0, "heavy": 240.0, "rejected": 50.0, "escalated": 90.0, "reverted": 150.0}
 
@@ -121,8 +125,9 @@ def _nulls(n: int) -> pl.Series:
 
 
 def _time_of_day(rng: np.random.Generator, n: int) -> np.ndarray:
-    busy = rng.random(n) < 0.72
-    t = np.where(busy, rng.normal(14.5 * 3.6e6, 3.6 * 3.6e6, n), rng.uniform(0, DAY_MS, n))
+    share, mean, sd = w.TIME_OF_DAY_BUSY
+    busy = rng.random(n) < share
+    t = np.where(busy, rng.normal(mean, sd, n), rng.uniform(0, DAY_MS, n))
     return np.mod(t, DAY_MS).astype(np.int64)
 
 
@@ -172,7 +177,7 @@ def simulate_day(ctx: Context, d: int) -> DayResult:
         md[st == TIMEOUT] = w.MODE_INDEX["timeout"]
         if s.name in w.EMERGING_SCENARIOS and emerging > 0:
             hit = (st == OK) & (rng.random(k) < emerging)
-            lat[hit] = rng.choice([2, 3, 4], size=int(hit.sum()), p=[0.3, 0.5, 0.2])
+            lat[hit] = rng.choice(_EMERGING_LATENT, size=int(hit.sum()), p=_EMERGING_P)
             md[hit] = w.MODE_INDEX[w.EMERGING_MODE]
         model[idx], pv[idx], status[idx], latent[idx], mode[idx] = m, v, st, lat, md
 
@@ -416,11 +421,12 @@ def _event_frame(ctx: Context, d: int, rng: np.random.Generator, t: np.ndarray, 
 
 def _review_delay(rng: np.random.Generator, n: int) -> np.ndarray:
     """Human review delay (ms): mostly within hours, some the next day, a few up to ~4.5 days."""
+    (fast_share, mean, floor), (day_share, day_lo, day_hi) = w.REVIEW_DELAY_FAST, w.REVIEW_DELAY_DAY
     u = rng.random(n)
-    fast = rng.exponential(1.5 * 3.6e6, n) + 30_000
-    day = rng.uniform(2 * 3.6e6, 30 * 3.6e6, n)
-    slow = rng.uniform(30 * 3.6e6, 108 * 3.6e6, n)
-    return np.where(u < 0.55, fast, np.where(u < 0.85, day, slow)).astype(np.int64)
+    fast = rng.exponential(mean, n) + floor
+    day = rng.uniform(day_lo, day_hi, n)
+    slow = rng.uniform(*w.REVIEW_DELAY_SLOW, n)
+    return np.where(u < fast_share, fast, np.where(u < day_share, day, slow)).astype(np.int64)
 
 
 def _interventions(ctx: Context, d: int, rng: np.random.Generator, t: np.ndarray, scen: np.ndarray, status: np.ndarray,
@@ -435,24 +441,26 @@ def _interventions(ctx: Context, d: int, rng: np.random.Generator, t: np.ndarray
     rev_rate = np.where(mode == w.MODE_INDEX[w.EMERGING_MODE], w.EMERGING_REVERT_RATE, _REVERT[scen])
     reverted = reviewable & (route == AUTO) & ~audit & bad & (rng.random(n) < rev_rate)
     action = np.full(n, -1, np.int64)
-    action = np.where(human & (route == HUMAN), np.array([ACCEPTED, EDITED, EDITED, REJECTED, ESCALATED])[lat], action)
-    action = np.where(human & (route == SHADOW), np.array([ACCEPTED, EDITED, EDITED, EDITED, ESCALATED])[lat], action)
-    action = np.where(audited, np.array([ACCEPTED, EDITED, REVERTED, REVERTED, ESCALATED])[lat], action)
+    action = np.where(human & (route == HUMAN), _ACTIONS_BY_LATENT["human_review"][lat], action)
+    action = np.where(human & (route == SHADOW), _ACTIONS_BY_LATENT["shadow"][lat], action)
+    action = np.where(audited, _ACTIONS_BY_LATENT["audit"][lat], action)
     action = np.where(reverted, REVERTED, action)
     heavy = (action == EDITED) & ((latent == 2) | (latent == 3))
     multi = human & np.isin(action, [ACCEPTED, EDITED, REJECTED]) & (rng.random(n) < w.MULTI_INTERVENTION_SHARE)
 
     delay = _review_delay(rng, n)
-    shadow_delay = rng.uniform(2 * 60_000, 45 * 60_000, n).astype(np.int64)
-    skew = rng.uniform(10_000, 240_000, n).astype(np.int64)
+    shadow_delay = rng.uniform(*w.SHADOW_REVIEW_DELAY, n).astype(np.int64)
+    skew = rng.uniform(*w.CLOCK_SKEW, n).astype(np.int64)
     day_start = t - (t - ctx.day0_ms) % DAY_MS
     use_skew = (route == SHADOW) & (rng.random(n) < w.CLOCK_SKEW_SHARE) & (t - skew >= day_start)
     shadow_delay = np.where(use_skew, -skew, shadow_delay)
-    audit_delay = rng.uniform(4 * 3.6e6, 110 * 3.6e6, n).astype(np.int64)
+    audit_delay = rng.uniform(*w.AUDIT_DELAY, n).astype(np.int64)
     u = rng.random(n)
-    revert_delay = np.where(u < 0.4, rng.uniform(5 * 60_000, 3 * 3.6e6, n), rng.uniform(3 * 3.6e6, 96 * 3.6e6, n)).astype(np.int64)
-    first = t + np.minimum(delay, 90 * 3_600_000)
-    second = first + rng.uniform(20 * 60_000, 30 * 3.6e6, n).astype(np.int64)
+    fast_share, fast_lo, fast_hi = w.REVERT_DELAY_FAST
+    revert_delay = np.where(u < fast_share, rng.uniform(fast_lo, fast_hi, n),
+                            rng.uniform(*w.REVERT_DELAY_SLOW, n)).astype(np.int64)
+    first = t + np.minimum(delay, w.FIRST_STEP_CAP)
+    second = first + rng.uniform(*w.SECOND_STEP_DELAY, n).astype(np.int64)
     t_final = np.select([multi, human & (route == SHADOW), human, audited, reverted],
                         [second, t + shadow_delay, t + delay, t + audit_delay, t + revert_delay], 0)
 

@@ -18,6 +18,7 @@ import orjson
 import polars as pl
 
 from flywheel.generate import world as w
+from flywheel.generate.expected import reviewed_outcome_truth
 from flywheel.generate.malformed import KINDS, FileContent
 from flywheel.generate.records import Context, DayResult
 
@@ -131,6 +132,7 @@ def build_truth(ctx: Context, tally: Tally, events_per_day: int) -> dict[str, An
                                "accepted with a final_text different from output_text counts as edited; "
                                "no intervention = unreviewed; counted by the event's UTC date"),
         "files": tally.files,
+        **reviewed_outcome_truth(ctx.days, ctx.emerging_day, day),
     }
 
 

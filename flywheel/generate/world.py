@@ -30,7 +30,37 @@ ACCEPTED_CHANGED_TEXT_SHARE = 0.03  # of non-shadow `accepted`: final_text diffe
 ACCEPTED_SAME_TEXT_SHARE = 0.17  # of non-shadow `accepted`: final_text repeats the draft
 CLOCK_SKEW_SHARE = 0.01  # of shadow reviews: reviewer clock a few minutes behind the event
 PLAIN_DECISION_PATH_SHARE = 0.02
-MAX_REVIEW_DAYS = 5.0
+
+# Time of day of an event (ms after UTC midnight): this share ~ Normal(mean, sd) wrapped to the day,
+# the rest uniform over the day.
+TIME_OF_DAY_BUSY = (0.72, 14.5 * 3.6e6, 3.6 * 3.6e6)
+
+# What a human does with a draft, by latent outcome (LATENT order) and how they meet it.
+ACTIONS_BY_LATENT: dict[str, tuple[str, ...]] = {
+    "human_review": ("accepted", "edited", "edited", "rejected", "escalated"),
+    "shadow": ("accepted", "edited", "edited", "edited", "escalated"),
+    "audit": ("accepted", "edited", "reverted", "reverted", "escalated"),
+}
+
+# Delays (ms) from an event to the human action on it. A human review of a routed draft: up to the
+# first cumulative share exponential(mean) + floor, up to the second uniform(low, high), the rest
+# uniform(low, high). A two-step review escalates at min(review delay, cap) and is resolved a
+# uniform(low, high) later. Shadow reviews come a uniform delay later (a CLOCK_SKEW_SHARE of them
+# stamped a uniform skew before the event); audits and reverts of actions taken alone have their
+# own (slower) delays.
+REVIEW_DELAY_FAST = (0.55, 1.5 * 3.6e6, 30_000)  # cumulative share, exponential mean, floor
+REVIEW_DELAY_DAY = (0.85, 2 * 3.6e6, 30 * 3.6e6)  # cumulative share, low, high
+REVIEW_DELAY_SLOW = (30 * 3.6e6, 108 * 3.6e6)
+FIRST_STEP_CAP = 90 * 3_600_000
+SECOND_STEP_DELAY = (20 * 60_000, 30 * 3.6e6)
+SHADOW_REVIEW_DELAY = (2 * 60_000, 45 * 60_000)
+CLOCK_SKEW = (10_000, 240_000)
+AUDIT_DELAY = (4 * 3.6e6, 110 * 3.6e6)
+REVERT_DELAY_FAST = (0.4, 5 * 60_000, 3 * 3.6e6)  # share, low, high
+REVERT_DELAY_SLOW = (3 * 3.6e6, 96 * 3.6e6)
+# The longest any human action can come after its event (two-step reviews): events dated at least
+# this long before the end of the period have every intervention written.
+MAX_REVIEW_DAYS = (FIRST_STEP_CAP + SECOND_STEP_DELAY[1]) / 86_400_000
 
 # Latent outcome probabilities of a `fallback` event (a canned reply was served).
 FALLBACK_PROBS: tuple[float, ...] = (0.25, 0.30, 0.20, 0.15, 0.10)
@@ -130,6 +160,7 @@ EMERGING_RATE_START = 0.04
 EMERGING_RATE_STEP = 0.03
 EMERGING_RATE_MAX = 0.25
 EMERGING_REVERT_RATE = 0.6
+EMERGING_LATENT_PROBS: tuple[float, ...] = (0.0, 0.0, 0.3, 0.5, 0.2)  # latent outcome of an event hit by it
 
 
 @dataclass(frozen=True)
@@ -264,6 +295,9 @@ def _check() -> None:
         assert all(m in MODE_INDEX for m in s.modes), s.name
         assert all(t in TOOL_INDEX for t, _ in s.tools), s.name
         assert "missing_required_info" in s.modes, s.name  # the fallback's failure mode
+        assert s.probs_v3 is None or s.name not in EMERGING_SCENARIOS, s.name  # one kind of change per scenario
+    assert abs(sum(EMERGING_LATENT_PROBS) - 1.0) < 1e-9 and all(EMERGING_LATENT_PROBS[i] == 0 for i in (0, 1))
+    assert MAX_REVIEW_DAYS >= max(REVIEW_DELAY_SLOW[1], AUDIT_DELAY[1], REVERT_DELAY_SLOW[1]) / 86_400_000
 
 
 _check()
