@@ -96,3 +96,57 @@ def test_counts_reconcile_with_truth_labels(sample):
     for outcome in ("accepted", "edited", "rejected", "escalated", "reverted"):
         assert got.get(outcome, 0) == want.get(outcome, 0), outcome
     assert got["acted_alone"] + got["awaiting_review"] == want["unreviewed"]
+
+
+def _segment_key(truth: dict, scenario: str, prompt_version: str, day: date) -> str:
+    kind = truth["reviewed_outcome_probs_segments"][scenario]
+    return {"all": "all", "prompt_version": prompt_version, "event_date": day.isoformat()}[kind]
+
+
+def _truth_for(truth: dict, scenario: str, segment: str, day: date) -> dict | None:
+    complete = truth["reviewed_outcome_probs_complete_through"]
+    if day.isoformat() <= complete:
+        return truth["reviewed_outcome_probs"][scenario][segment]
+    return truth["reviewed_outcome_probs_censored"][day.isoformat()][scenario].get(segment)
+
+
+_RATE = {"accepted": "accepted_as_is_rate", "edited": "edited_rate", "rejected": "rejected_rate",
+         "escalated": "escalated_rate", "reverted": "reverted_rate"}
+
+
+def test_true_rates_fall_inside_the_reported_intervals(sample):
+    """Every daily row's 95% intervals, for all five outcome rates, against the generator's exact
+    expected shares among reviewed events (per scenario and segment; models pooled at their traffic
+    shares, so rows are pooled over models here): a correct 95% interval contains the truth about
+    95% of the time, so at least 90% must; and pooled over the days of each segment, a 99.9%
+    interval must contain it for every scenario and rate."""
+    settings, truth = sample
+    rows = query(settings, """
+        SELECT scenario, prompt_version, event_date, sum(reviewed), sum(accepted), sum(edited), sum(rejected),
+               sum(escalated), sum(reverted)
+        FROM outcomes.daily_rates GROUP BY ALL""")
+    inside = total = 0
+    pooled: dict[tuple, list] = {}
+    for scenario, version, day, reviewed, *counts in rows:
+        if reviewed < 30:
+            continue
+        segment = _segment_key(truth, scenario, version, day)
+        expected = _truth_for(truth, scenario, segment, day)
+        if expected is None:
+            continue
+        for outcome, k in zip(("accepted", "edited", "rejected", "escalated", "reverted"), counts):
+            lo, hi = wilson_interval(k, reviewed)
+            inside += float(lo) - 1e-12 <= expected[outcome] <= float(hi) + 1e-12
+            total += 1
+        if day.isoformat() <= truth["reviewed_outcome_probs_complete_through"]:
+            acc = pooled.setdefault((scenario, segment), [0, 0, 0, 0, 0, 0])
+            for i, v in enumerate([reviewed, *counts]):
+                acc[i] += v
+    assert total >= 200
+    assert inside / total >= 0.90, f"only {inside}/{total} daily intervals contain the true rate"
+    z999 = 3.2905267314919255
+    for (scenario, segment), (reviewed, *counts) in pooled.items():
+        expected = truth["reviewed_outcome_probs"][scenario][segment]
+        for outcome, k in zip(("accepted", "edited", "rejected", "escalated", "reverted"), counts):
+            lo, hi = wilson_interval(k, reviewed, z=z999)
+            assert float(lo) - 1e-12 <= expected[outcome] <= float(hi) + 1e-12, (scenario, segment, outcome, k, reviewed, expected[outcome])
