@@ -60,6 +60,18 @@ def build_parser() -> argparse.ArgumentParser:
     summary = sub.add_parser("summary", help="print what is stored, quarantined and pending, and where")
     summary.add_argument("--json", action="store_true", help="as JSON")
 
+    sql = sub.add_parser("sql", help="run a read-only SQL query against the database and print a table",
+                         description="Runs one query on a read-only connection to FLYWHEEL_DB (writes are refused).")
+    sql.add_argument("query", help="the SQL, e.g. \"SELECT * FROM outcomes.daily_rates LIMIT 5\"")
+    sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    sql.add_argument("--limit", type=_positive, default=200, help="rows to print at most (default 200)")
+
+    st = sub.add_parser("status", help="last run, pending approvals, open alerts")
+    st.add_argument("--json", action="store_true", help="as JSON")
+
+    docs = sub.add_parser("docs", help="write documentation generated from the database")
+    docs.add_argument("what", choices=("tables",), help="tables: every analyst table and column, from the comments")
+
     dec = sub.add_parser("decisions", help="list pending recommendations, approve or reject them",
                          description="Promotions take effect in the published feed only once a human approves them; "
                                      "every verdict is appended to the approvals ledger.")
@@ -91,6 +103,15 @@ def main(argv: list[str] | None = None) -> int:
             return _summary(args)
         if args.command == "decisions":
             return _decisions(args)
+        if args.command == "sql":
+            return _sql(args)
+        if args.command == "status":
+            return _status(args)
+        if args.command == "docs":
+            from flywheel.analyst import tables_page
+
+            print(tables_page(Settings.from_env()))
+            return 0
     except (ValueError, FileNotFoundError, OSError) as exc:
         print(f"flywheel: error: {exc}", file=sys.stderr)
         return 2
@@ -201,6 +222,42 @@ def _decisions(args: argparse.Namespace) -> int:
         print(f"      evidence: {figures}")
     if not args.all:
         print("approve with: flywheel decisions approve ID --by NAME --note TEXT (or reject)")
+    return 0
+
+
+def _sql(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from flywheel.analyst import format_rows, run_query
+
+    try:
+        columns, rows, truncated = run_query(Settings.from_env(), args.query, args.limit)
+    except duckdb.Error as exc:
+        print(f"flywheel: query failed: {exc}", file=sys.stderr)
+        return 2
+    print(format_rows(columns, rows, args.format))
+    if truncated and args.format == "table":
+        print(f"(first {args.limit} rows; use --limit)")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from flywheel.analyst import status
+
+    state = status(Settings.from_env())
+    if args.json:
+        print(json.dumps(state, indent=1, default=str))
+        return 0
+    run = state["last_run"]
+    print(f"last event day: {state['last_event_day']}")
+    print(f"last run: {run['run_id']} at {run['decided_at']} (data day {run['data_day']})" if run else "last run: none")
+    print(f"pending approvals: {len(state['pending_approvals'])}")
+    for p in state["pending_approvals"]:
+        print(f"  {p['decision_id']}  {p['scenario']}: {p['current']} -> {p['recommended']}")
+    print(f"open alerts: {len(state['open_alerts'])}")
+    for a in state["open_alerts"]:
+        print(f"  {a['scenario']} {a['model']}/{a['prompt_version']} {a['signal']}: {_fmt(a['baseline'])} -> {_fmt(a['current'])}")
+    print(f"quarantined records: {state['quarantined_records']}")
     return 0
 
 
