@@ -30,7 +30,7 @@ def run_query(settings: Settings, sql: str, limit: int = 200) -> tuple[list[str]
         rel = con.sql(sql)
         if rel is None:
             return [], [], False
-        rows = rel.fetchmany(limit + 1)
+        rows = rel.limit(limit + 1).fetchall()
         return list(rel.columns), rows[:limit], len(rows) > limit
     finally:
         con.close()

@@ -78,3 +78,36 @@ def run_outcomes(settings: Settings, days: list[date]) -> None:
         build_recovery(settings, day)
         build_calibration(settings, day)
     build_catalog(settings)
+
+
+def nightly_sample(root: Path, days: int = 30, changes: bool = True, events_per_day: int = 1500,
+                   seed: int = 5) -> tuple[Settings, dict, dict]:
+    """Generate sample data and run every stage night after night, as the schedule would; returns
+    (settings, truth, {day: that night's decisions})."""
+    from flywheel.generate import generate
+    from flywheel.signals.decide import decide_day
+    from flywheel.signals.policy import load_policy
+
+    settings = Settings(landing=root / "landing", store=root / "store", db=root / "flywheel.duckdb",
+                        publish=root / "publish")
+    truth = generate(settings.landing, days=days, events_per_day=events_per_day, seed=seed,
+                     start=date(2026, 3, 1), progress=False, changes=changes)
+    report = run_pipeline(settings)
+    all_days = sorted(report.event_days)
+    run_outcomes(settings, all_days)
+    policy = load_policy()
+    decisions = {d: decide_day(settings, d, f"night-{d}", policy) for d in all_days}
+    build_catalog(settings)
+    return settings, truth, decisions
+
+
+@pytest.fixture(scope="session")
+def sample_with_changes(tmp_path_factory):
+    """30 generated days with the injected regression and emerging failure mode, run nightly."""
+    return nightly_sample(tmp_path_factory.mktemp("with_changes"), changes=True)
+
+
+@pytest.fixture(scope="session")
+def sample_without_changes(tmp_path_factory):
+    """30 generated days with no injected change, run nightly."""
+    return nightly_sample(tmp_path_factory.mktemp("without_changes"), changes=False)

@@ -1,0 +1,29 @@
+"""Every cookbook query runs against generated sample data and answers its question."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import query
+
+COOKBOOK = Path(__file__).resolve().parents[1] / "docs" / "cookbook.md"
+QUERIES = re.findall(r"### (.+?)\n.*?```sql\n(.*?)```", COOKBOOK.read_text(), re.S)
+
+
+def test_the_cookbook_has_at_least_ten_questions():
+    assert len(QUERIES) >= 10
+
+
+@pytest.mark.parametrize("title, sql", QUERIES, ids=[t.split(".")[0] for t, _ in QUERIES])
+def test_each_cookbook_query_answers(sample_with_changes, title, sql):
+    settings, truth, _ = sample_with_changes
+    rows = query(settings, sql)
+    assert rows, f"{title}: no rows on the sample data"
+    if title.startswith("2."):
+        worst = rows[0]
+        assert worst[0] == truth["regression"]["scenario"] and worst[1] < worst[2]  # v3 accepted below before
+    if title.startswith("13."):
+        assert (truth["regression"]["scenario"], "prompt_version", "v3") in {r[:3] for r in rows}
