@@ -7,6 +7,7 @@ import dagster as dg
 from assets.ingest import events, interventions, landing_files
 from assets.jobs import nightly_job
 from assets.outcomes import calibration, daily_rates, event_outcomes, recovery, rolling_rates
+from assets.report import report
 from assets.resources import FlywheelResource
 from assets.signals import decision_feed, decisions
 from assets.schedules import nightly_schedule
@@ -14,7 +15,7 @@ from assets.sensors import landing_sensor
 
 defs = dg.Definitions(
     assets=[landing_files, events, interventions, event_outcomes, daily_rates, rolling_rates, recovery, calibration,
-            decisions, decision_feed],
+            decisions, decision_feed, report],
     jobs=[nightly_job],
     schedules=[nightly_schedule],
     sensors=[landing_sensor],

@@ -32,12 +32,12 @@ def test_snapshot_of_assets_groups_and_checks():
     keys = sorted(k.to_user_string() for k in graph.get_all_asset_keys())
     assert keys == ["ingest/events", "ingest/interventions", "landing/files",
                     "outcomes/calibration", "outcomes/daily_rates", "outcomes/event_outcomes", "outcomes/recovery",
-                    "outcomes/reliability_bins", "outcomes/rolling_rates", "publish/decision_feed",
+                    "outcomes/reliability_bins", "outcomes/rolling_rates", "publish/decision_feed", "publish/report",
                     "signals/decisions", "signals/drift", "signals/gate_evaluations"]
     groups = {k.to_user_string(): graph.get(k).group_name for k in graph.get_all_asset_keys()}
     assert {k: g for k, g in groups.items() if g not in ("outcomes", "signals")} == {
         "landing/files": "ingest", "ingest/events": "ingest", "ingest/interventions": "ingest",
-        "publish/decision_feed": "publish"}
+        "publish/decision_feed": "publish", "publish/report": "publish"}
     assert all(g == k.split("/")[0] for k, g in groups.items() if g in ("outcomes", "signals"))
     checks = sorted(f"{c.asset_key.to_user_string()}:{c.name}" for c in graph.asset_check_keys)
     assert checks == ["ingest/events:gx_events", "ingest/events:gx_quarantine",
