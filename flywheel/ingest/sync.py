@@ -29,6 +29,7 @@ import pyarrow as pa
 from flywheel.config import Settings
 from flywheel.ingest.readers import KINDS, BadFile, file_format, read_file
 from flywheel.ingest.validate import Problem, describe, primary_reason, validate_record
+from flywheel.privacy import hash_key, pseudonymise
 from flywheel.schemas import QUARANTINE, STAGED
 from flywheel.store import Layout, exclusive, write_bytes_atomic, write_parquet_atomic
 
@@ -167,6 +168,7 @@ def _stage_file(layout: Layout, folder_kind: str, rel: str, path: Path, fid: str
     rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
     quarantine: list[dict[str, Any]] = []
     read = 0
+    key = hash_key(layout.root)
     bad: str | None = refusal
     if bad is None:
         try:
@@ -179,6 +181,8 @@ def _stage_file(layout: Layout, folder_kind: str, rel: str, path: Path, fid: str
                 if row is None:
                     quarantine.append(_quarantine_row(rec.kind, rel, rec.line, problems, rec.raw))
                     continue
+                if rec.kind == "interventions" and row.get("reviewer_id") is not None:
+                    row["reviewer_id"] = pseudonymise(row["reviewer_id"], key)
                 row.update(source_file=rel, source_line=rec.line, ingest_seq=seq)
                 rows[rec.kind].append(row)
         except BadFile as exc:

@@ -1,0 +1,79 @@
+"""Privacy: reviewer ids are pseudonymised with a keyed hash before they are stored, and personal
+data (e-mail addresses, phone numbers, payment card numbers) is redacted from text used for
+clustering features and shown in the report.
+
+The key comes from FLYWHEEL_HASH_KEY; when it is unset, a random key is created once in the store
+(`<store>/.hash_key`, mode 600) and used from then on. To rotate it: set the new key in
+FLYWHEEL_HASH_KEY, move the store's `staging/` and `manifests/` aside (the landing files are
+re-read), and run `flywheel run`: every stored reviewer id is then hashed with the new key. Ids
+hashed under different keys never match, so rotate the whole store at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import secrets
+from pathlib import Path
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+_CARD = re.compile(r"\b\d(?:[ -]?\d){12,18}\b")
+_PHONE = re.compile(r"(?<![\w-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,4}){1,4}(?![\w-])")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _luhn_ok(digits: str) -> bool:
+    total, alt = 0, False
+    for ch in reversed(digits):
+        d = int(ch)
+        if alt:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+        alt = not alt
+    return total % 10 == 0
+
+
+def redact(text: str | None) -> str | None:
+    """`text` with e-mail addresses, card numbers (13-19 digits passing the Luhn check) and phone
+    numbers replaced by [EMAIL], [CARD] and [PHONE]."""
+    if not text:
+        return text
+    text = _EMAIL.sub("[EMAIL]", text)
+
+    def card(m: re.Match[str]) -> str:
+        digits = re.sub(r"\D", "", m.group(0))
+        return "[CARD]" if 13 <= len(digits) <= 19 and _luhn_ok(digits) else m.group(0)
+
+    text = _CARD.sub(card, text)
+    def phone(m: re.Match[str]) -> str:
+        found = m.group(0)
+        if _DATE.match(found) or not 7 <= sum(ch.isdigit() for ch in found) <= 15:  # E.164 has at most 15
+            return found
+        return "[PHONE]"
+
+    return _PHONE.sub(phone, text)
+
+
+def hash_key(store: Path) -> bytes:
+    """The pseudonymisation key: FLYWHEEL_HASH_KEY, else the store's own key (created once)."""
+    env = os.environ.get("FLYWHEEL_HASH_KEY")
+    if env:
+        return env.encode()
+    path = store / ".hash_key"
+    if not path.exists():
+        store.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+def pseudonymise(value: str | None, key: bytes) -> str | None:
+    """A keyed hash (HMAC-SHA256, 16 hex characters, prefixed `r_`) of an identifier."""
+    if value is None:
+        return None
+    return "r_" + hmac.new(key, value.encode("utf-8", "surrogateescape"), hashlib.sha256).hexdigest()[:16]
