@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,6 +57,27 @@ class Layout:
         return self.root / f".{name}.lock"
 
 
+_writes: dict[str, int] = {}
+
+
+def _fault_point(path: Path) -> None:
+    """Fault injection for the reliability tests: FLYWHEEL_KILL_AT=<kind>:<n> makes the process
+    SIGKILL itself at its n-th write of that kind (staging, manifest, table, feed, report), after
+    the temporary file is complete and before it is renamed into place. Unset in normal use."""
+    spec = os.environ.get("FLYWHEEL_KILL_AT")
+    if not spec:
+        return
+    parts = path.parts
+    kind = ("staging" if "staging" in parts else "manifest" if "manifests" in parts else
+            "feed" if "feed" in parts else "report" if "report" in parts else "table")
+    want, _, nth = spec.partition(":")
+    if kind != want:
+        return
+    _writes[kind] = _writes.get(kind, 0) + 1
+    if _writes[kind] >= int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def write_parquet_atomic(table: pa.Table, path: Path) -> None:
     """Write `table` to `path` through a temporary file in the same folder and an atomic rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,6 +86,7 @@ def write_parquet_atomic(table: pa.Table, path: Path) -> None:
     try:
         pq.write_table(table, tmp, compression="zstd")
         _fsync(tmp)
+        _fault_point(path)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -79,6 +102,7 @@ def write_bytes_atomic(data: bytes, path: Path) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        _fault_point(path)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -33,6 +33,7 @@ ALL_MODELS = "*"
 _WINDOW_SQL = """
 SELECT scenario, model, confidence, outcome IN ({reviewed}) AS reviewed, outcome = 'accepted' AS accepted
 FROM read_parquet($files, union_by_name = true)
+ORDER BY scenario, model, confidence, reviewed, accepted  -- a fixed order: float sums do not depend on file order
 """
 
 
