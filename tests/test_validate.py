@@ -105,3 +105,11 @@ def test_loose_mode_reads_numbers_and_json_from_text():
 def test_parse_timestamp_handles_nanoseconds_and_naive_datetimes():
     assert parse_timestamp("2026-03-01T10:00:00.123456789Z") == datetime(2026, 3, 1, 10, 0, 0, 123456, tzinfo=timezone.utc)
     assert isinstance(parse_timestamp(datetime(2026, 3, 1)), str)  # no offset: an error text
+
+
+def test_json_nested_too_deeply_to_store_is_a_reason_not_a_crash():
+    nested: object = 1
+    for _ in range(300):
+        nested = [nested]
+    row, problems = validate_record("events", {**EVENT, "attributes": {"x": nested}})
+    assert row is None and primary_reason(problems) == "invalid_json" and "nested" in problems[0].message

@@ -206,14 +206,21 @@ def validate_record(kind: str, record: Any, loose: bool = False) -> tuple[dict[s
     fields = CONTRACTS[kind]
     problems: list[Problem] = []
     row: dict[str, Any] = {}
-    for f in fields:
-        value = record.get(f.name)
-        if _absent(value) and not (f.kind == "object" and isinstance(value, dict)):
-            if f.required:
-                problems.append(Problem("missing_field", f"required field {f.name} is missing"))
-            row[f.name] = None
-            continue
-        row[f.name] = _check_field(f, value, loose, problems)
+    try:
+        for f in fields:
+            value = record.get(f.name)
+            if _absent(value) and not (f.kind == "object" and isinstance(value, dict)):
+                if f.required:
+                    problems.append(Problem("missing_field", f"required field {f.name} is missing"))
+                row[f.name] = None
+                continue
+            row[f.name] = _check_field(f, value, loose, problems)
+        return _finish(kind, record, row, problems)
+    except (orjson.JSONEncodeError, RecursionError):  # orjson refuses to write JSON nested over 254 levels
+        return None, [Problem("invalid_json", "a JSON value is nested too deeply to store (over 254 levels)")]
+
+
+def _finish(kind: str, record: dict, row: dict[str, Any], problems: list[Problem]) -> tuple[dict[str, Any] | None, list[Problem]]:
     if kind == "events":
         if row.get("prompt_version") is None and not any(p.message.startswith("prompt_version") for p in problems):
             row["prompt_version"] = UNVERSIONED
