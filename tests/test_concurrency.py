@@ -1,5 +1,6 @@
-"""Concurrency: two days materialised at the same time by separate Dagster runs (multiprocess
-executor), and an analyst holding a read-only connection open while the nightly run writes."""
+"""Concurrency: four days materialised at the same time by separate Dagster runs (multiprocess
+executor) while an analyst queries, and an analyst holding a read-only connection open while the
+nightly run writes."""
 
 from __future__ import annotations
 
@@ -42,17 +43,42 @@ def _launch(settings, first: date, last: date, home: Path) -> subprocess.Popen:
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def test_two_days_materialised_at_once_in_separate_runs(settings, tmp_path):
-    days = [date(2026, 3, 1), date(2026, 3, 2)]
+def test_four_days_materialised_at_once_while_an_analyst_queries(settings, tmp_path):
+    days = [date(2026, 3, 1) + timedelta(days=i) for i in range(4)]
     _write_days(settings, days, per_day=200)
     home = tmp_path / "dagster_home"
     _init_instance(home)
-    procs = [_launch(settings, d, d, home) for d in days]
-    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    run_pipeline(settings, [])  # the database exists before the analyst connects
+    errors: list[BaseException] = []
+    queries = [0]
+    stop = threading.Event()
+
+    def analyst_loop() -> None:
+        while not stop.is_set():
+            try:
+                con = duckdb.connect(str(settings.db), read_only=True)
+                con.sql("SELECT count(*) FROM ingest.events").fetchall()
+                con.close()
+                queries[0] += 1
+            except BaseException as exc:  # noqa: BLE001 - the test reports whatever the analyst hit
+                errors.append(exc)
+                return
+
+    thread = threading.Thread(target=analyst_loop)
+    thread.start()
+    try:
+        procs = [_launch(settings, d, d, home) for d in days]
+        outputs = [p.communicate(timeout=900)[0] for p in procs]
+    finally:
+        stop.set()
+        thread.join()
     for p, out in zip(procs, outputs):
         assert p.returncode == 0, out[-4000:]
+    assert errors == [] and queries[0] > 0
+    assert "lock" not in "".join(outputs).lower()
     assert query(settings, "SELECT event_date, count(*) FROM ingest.events GROUP BY 1 ORDER BY 1") == [(d, 200) for d in days]
-    assert query(settings, "SELECT count(*) FROM ingest.interventions")[0][0] == 200
+    assert query(settings, "SELECT count(*) FROM ingest.interventions")[0][0] == 400
+    assert query(settings, "SELECT count(DISTINCT event_date) FROM outcomes.daily_rates")[0][0] == 4
     assert query(settings, "SELECT bool_and(balanced) FROM ingest.file_reconciliation")[0][0] is True
     assert query(settings, "SELECT count(*) FROM ingest.quarantine")[0][0] == 0
 
