@@ -17,7 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
+import os
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -92,11 +96,20 @@ def load_manifests(layout: Layout) -> dict[str, dict[str, Any]]:
     return out
 
 
-def sync_landing(settings: Settings) -> SyncReport:
-    """Stage every new or changed landing file; see the module docstring."""
+# Files are read in parallel worker processes when there is this much to read (and more than one
+# file): on 2 cores the events and interventions files of a day are parsed side by side.
+PARALLEL_MIN_BYTES = 64 * 1024 * 1024
+
+
+def sync_landing(settings: Settings, workers: int | None = None) -> SyncReport:
+    """Stage every new or changed landing file; see the module docstring.
+
+    `workers`: processes that read files at once (default: up to 2, when there is enough to read).
+    """
     layout = Layout(settings.store)
     landing = settings.landing
-    results: list[FileResult] = []
+    results: list[FileResult | None] = []
+    jobs: list[tuple[int, dict[str, Any]]] = []
     event_days: set[date] = set()
     intervention_days: set[date] = set()
     with exclusive(layout.lock("staging")):
@@ -127,17 +140,42 @@ def sync_landing(settings: Settings) -> SyncReport:
             seq = old["seq"] if old else next_seq
             if not old:
                 next_seq += 1
-            _remove_staged(layout, fid)
-            manifest, result = _stage_file(layout, kind, rel, path, fid, seq, refusal)
-            manifest.update(sha256=digest, size=size, mtime_ns=mtime_ns)
-            result.status = "refused" if refusal else ("changed" if old else "new")
-            write_bytes_atomic(json.dumps(manifest, indent=1).encode(), layout.manifest(fid))
-            results.append(result)
-            for m in (old, manifest):
+            jobs.append((len(results), {"store": str(layout.root), "kind": kind, "rel": rel, "path": str(path),
+                                        "fid": fid, "seq": seq, "refusal": refusal, "digest": digest,
+                                        "size": size, "mtime_ns": mtime_ns, "old": old}))
+            results.append(None)
+        hash_key(layout.root)  # create the store's key once, before any worker needs it
+        total = sum(job["size"] or 0 for _, job in jobs)
+        n = workers if workers is not None else (min(2, os.cpu_count() or 1) if total >= PARALLEL_MIN_BYTES else 1)
+        done = None
+        if n > 1 and len(jobs) > 1:
+            try:
+                ctx = multiprocessing.get_context("spawn")
+                with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
+                    done = list(pool.map(_stage_job, [job for _, job in jobs]))
+            except BrokenProcessPool:
+                done = None  # a worker could not start or died: read the files here instead (idempotent)
+        if done is None:
+            done = [_stage_job(job) for _, job in jobs]
+        for (index, job), (manifest, result) in zip(jobs, done):
+            results[index] = result
+            for m in (job["old"], manifest):
                 if m:
                     event_days.update(date.fromisoformat(d) for d in m.get("event_days", []))
                     intervention_days.update(date.fromisoformat(d) for d in m.get("intervention_days", []))
-    return SyncReport(results, event_days, intervention_days)
+    return SyncReport([r for r in results if r is not None], event_days, intervention_days)
+
+
+def _stage_job(job: dict[str, Any]) -> tuple[dict[str, Any], FileResult]:
+    """Read and stage one landing file and write its manifest (runs in a worker process or inline)."""
+    layout = Layout(Path(job["store"]))
+    _remove_staged(layout, job["fid"])
+    manifest, result = _stage_file(layout, job["kind"], job["rel"], Path(job["path"]), job["fid"], job["seq"],
+                                   job["refusal"])
+    manifest.update(sha256=job["digest"], size=job["size"], mtime_ns=job["mtime_ns"])
+    result.status = "refused" if job["refusal"] else ("changed" if job["old"] else "new")
+    write_bytes_atomic(json.dumps(manifest, indent=1).encode(), layout.manifest(job["fid"]))
+    return manifest, result
 
 
 def _refusal(path: Path, landing_root: Path) -> str | None:
