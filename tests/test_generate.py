@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import io
 import json
+import math
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -355,6 +356,97 @@ def test_regression_after_rollout(tmp_path: Path) -> None:
         assert abs(accept_rate(other, False) - accept_rate(other, True)) < 0.08
 
 
+def test_the_world_earns_its_autonomy_levels() -> None:
+    """In the steady state (exact, from the world's model) the scenarios the AI runs alone accept
+    ~95% of reviewed drafts as-is with 1-3% severe failures (rejected, reverted, error; over all
+    events) and rare reverts; sql_generation is good and big enough to be promoted; at least two
+    assist/shadow scenarios stay clearly below the promotion target; the emerging failure mode at
+    its plateau clearly worsens the scenarios it hits."""
+    from flywheel.generate.expected import path_masses, reviewed_outcome_truth
+
+    probs = reviewed_outcome_truth(30, None, str, changes=False)["reviewed_outcome_probs"]
+
+    def severe_and_reverted(s: world.Scenario, emerging: float = 0.0) -> tuple[float, float, float]:
+        severe = reverted = reviewed_accepted = reviewed = 0.0
+        for name, share in s.models.items():
+            m = world.MODELS[world.MODEL_INDEX[name]]
+            total = sum(path_masses(s, s.probs, emerging, m).values())
+            severe += share * (s.status_rates[0] * m.error_multiplier + total[2] + total[4])
+            reverted += share * total[4]
+            reviewed_accepted += share * total[0]
+            reviewed += share * total.sum()
+        return severe, reverted, reviewed_accepted / reviewed
+
+    for s in world.SCENARIOS:
+        accepted = probs[s.name]["all"]["accepted"]
+        severe, reverted, _ = severe_and_reverted(s)
+        if s.autonomy in ("gated", "autonomous"):
+            assert 0.93 <= accepted <= 0.97 and 0.005 <= severe <= 0.03, (s.name, accepted, severe)
+            assert reverted <= 0.01, s.name
+    sql = world.SCENARIOS[world.SCENARIO_INDEX["sql_generation"]]
+    assert sql.autonomy == "assist" and sql.share >= 0.08
+    assert probs["sql_generation"]["all"]["accepted"] >= 0.965 and severe_and_reverted(sql)[0] <= 0.02
+    weak = [s.name for s in world.SCENARIOS if s.autonomy in ("assist", "shadow") and probs[s.name]["all"]["accepted"] < 0.8]
+    assert len(weak) >= 2
+    for name in world.EMERGING_SCENARIOS:
+        s = world.SCENARIOS[world.SCENARIO_INDEX[name]]
+        severe, reverted, accepted = severe_and_reverted(s, world.EMERGING_RATE_MAX)
+        assert accepted < 0.8 and severe > 0.1, name
+    kb = world.SCENARIOS[world.SCENARIO_INDEX[world.REGRESSED_SCENARIO]]
+    assert (kb.probs, kb.probs_v3) == ((0.78, 0.08, 0.05, 0.05, 0.04), (0.47, 0.10, 0.12, 0.23, 0.08))
+
+
+def test_without_changes_the_world_stays_as_it_was(tmp_path: Path) -> None:
+    """changes=False: v3 rolls out with v2's rates (kb_answer does not regress), the emerging failure
+    mode never appears, truth.json says so, and the reviewed shares still match the truth. The same
+    seed gives the same world up to the changes: the files of the days before the rollout are identical."""
+    kw = dict(days=6, events_per_day=5000, seed=5, start=START, progress=False)
+    changed = generate(tmp_path / "changed", **kw)
+    stable = generate(tmp_path / "stable", changes=False, **kw)
+    again = generate(tmp_path / "again", changes=False, **kw)
+    assert stable == again and _sha(tmp_path / "stable") == _sha(tmp_path / "again")
+    assert changed["changes"] is True and changed["regression"] and changed["emerging_failure_mode"]
+    assert stable["changes"] is False and stable["regression"] is None and stable["emerging_failure_mode"] is None
+    assert set(stable["reviewed_outcome_probs_segments"].values()) == {"all"}
+    assert all("outcome_probs_v3" not in s for s in stable["scenarios"].values())
+    assert [m["scenarios"] for m in stable["failure_modes"] if m["name"] == world.EMERGING_MODE] == [[]]
+    assert stable["prompt_versions"]["v3"] == changed["prompt_versions"]["v3"]  # v3 is still rolled out
+
+    rollout = START + timedelta(days=changed["regression"]["rollout_day"])
+    before = {k: v for k, v in _sha(tmp_path / "stable").items() if k.split("-", 1)[-1][:10] < rollout.isoformat()}
+    assert len(before) == 2 * changed["regression"]["rollout_day"]
+    assert before.items() <= _sha(tmp_path / "changed").items()
+
+    def reviewed(folder: str) -> pl.DataFrame:
+        return pl.read_parquet(tmp_path / folder / "truth_labels.parquet").filter(pl.col("final_outcome") != "unreviewed")
+
+    assert reviewed("changed").filter(pl.col("failure_mode") == world.EMERGING_MODE).height > 0
+    assert pl.read_parquet(tmp_path / "stable" / "truth_labels.parquet").filter(
+        pl.col("failure_mode") == world.EMERGING_MODE).height == 0
+
+    def kb_accept(folder: str, version: str) -> tuple[float, int]:
+        part = reviewed(folder).filter(pl.col("scenario") == world.REGRESSED_SCENARIO, pl.col("prompt_version") == version)
+        return (part["final_outcome"] == "accepted").mean(), part.height
+
+    (v2, n2), (v3, n3) = kb_accept("stable", "v2"), kb_accept("stable", "v3")
+    assert n2 > 500 and n3 > 500
+    assert abs(v3 - v2) < 4 * (v2 * (1 - v2) * (1 / n2 + 1 / n3)) ** 0.5
+    assert kb_accept("changed", "v2")[0] - kb_accept("changed", "v3")[0] > 0.15
+
+    outcomes = ("accepted", "edited", "rejected", "escalated", "reverted")
+    complete = stable["reviewed_outcome_probs_complete_through"]
+    labels = reviewed("stable").with_columns(pl.col("event_date").cast(pl.String).alias("date"))
+    daily = labels.group_by("scenario", "date").agg(pl.len().alias("n"), *[(pl.col("final_outcome") == o).sum().alias(o)
+                                                                           for o in outcomes])
+
+    def exact(row: dict[str, Any]) -> dict[str, float]:
+        if row["date"] <= complete:
+            return stable["reviewed_outcome_probs"][row["scenario"]]["all"]
+        return stable["reviewed_outcome_probs_censored"][row["date"]][row["scenario"]]["all"]
+
+    assert _misfits(daily, exact) == []
+
+
 def test_emerging_failure_mode_appears_late_and_grows(small: tuple[Path, dict[str, Any]], recount: dict[str, Any]) -> None:
     landing, truth = small
     em = truth["emerging_failure_mode"]
@@ -418,9 +510,14 @@ def _segment_expr(truth: dict[str, Any]) -> pl.Expr:
 
 def _misfits(cells: pl.DataFrame, expected: Callable[[dict[str, Any]], dict[str, float]],
              sigmas: float = 4.0) -> list[tuple]:
-    """Cells (one row per key with `n` reviewed events and a count per outcome) whose share of some
-    outcome is more than `sigmas` standard errors from `expected(row)`; an impossible outcome must not
-    occur at all. Outcomes with fewer than 5 expected events either way are not judged."""
+    """Cells (one row per key with `n` reviewed events and a count per outcome) whose count of some
+    outcome is as unlikely under Binomial(n, expected(row)) as a normal deviate beyond `sigmas`: the
+    exact two-sided tail, so the skew of rare outcomes (a few per mille) does not count against them.
+    An impossible outcome must not occur at all. Outcomes with fewer than 5 expected events either way
+    are not judged."""
+    from scipy.stats import binom
+
+    limit = math.erfc(sigmas / math.sqrt(2))
     bad = []
     for row in cells.iter_rows(named=True):
         want = expected(row)
@@ -430,7 +527,7 @@ def _misfits(cells: pl.DataFrame, expected: Callable[[dict[str, Any]], dict[str,
             if p == 0.0:
                 if k:
                     bad.append((row, outcome, k, p))
-            elif n * p >= 5 and n * (1 - p) >= 5 and abs(k / n - p) > sigmas * (p * (1 - p) / n) ** 0.5:
+            elif n * p >= 5 and n * (1 - p) >= 5 and 2 * min(binom.cdf(k, n, p), binom.sf(k - 1, n, p)) < limit:
                 bad.append((row, outcome, k / n, p))
     return bad
 
@@ -502,5 +599,6 @@ def test_reviewed_outcome_shares_match_the_truth(tmp_path: Path) -> None:
     assert len({r["scenario"] for r, *_ in _misfits(pooled, latent)}) >= 7
     last = daily.filter(pl.col("date") == dates[-1])
     assert len({r["scenario"] for r, *_ in _misfits(last, lambda r: probs[r["scenario"]][r["segment"]])}) >= 5
-    copy = [m["accepted"] for m in truth["reviewed_outcome_probs_by_model"]["product_copy"]["all"].values()]
-    assert max(copy) - min(copy) > 0.03  # a confidence bias moves more of one model's drafts past the gate
+    # A confidence bias moves more of one model's good drafts past the gate, out of the reviewed set.
+    copy = {m: r["accepted"] for m, r in truth["reviewed_outcome_probs_by_model"]["product_copy"]["all"].items()}
+    assert copy["gpt-4o-2024-08-06"] - copy["llama-3.1-70b-instruct"] > 0.005

@@ -1,7 +1,7 @@
 """Sample-data generator: realistic AI audit events and human interventions with known truth.
 
-`generate(landing, days, events_per_day, seed, start)` simulates a world of ten scenarios (see
-`world.py`) day by day and writes into `landing`:
+`generate(landing, days, events_per_day, seed, start, changes=True)` simulates a world of ten
+scenarios (see `world.py`) day by day and writes into `landing`:
 
 - `events/events-YYYY-MM-DD.<ext>`: the events delivered that day (about 1% arrive a day late);
 - `interventions/interventions-YYYY-MM-DD.<ext>`: the interventions that occurred that day;
@@ -10,9 +10,15 @@
 `<ext>` rotates deterministically over jsonl.gz (most days), jsonl, parquet and csv; the first four
 days of a run use all four. About 0.5% exact duplicates and 0.5% malformed records (one defect
 each, tagged with its `contracts.REASONS` code) are added to the valid records. Output is
-byte-identical for the same (seed, start, days, events_per_day).
+byte-identical for the same (seed, start, days, events_per_day, changes).
 
-truth.json keys: generator, seed, start, end, days, events_per_day, events_by_day, scenarios,
+With `changes=True` (the default) the world changes twice during the period: prompt v3, rolled
+out on day `days // 2`, regresses `kb_answer`, and the emerging failure mode (`pii_exposure`) hits
+`refund_request` and `order_status` from day `2 * days // 3`. With `changes=False` v3 is rolled out
+with v2's rates everywhere and no emerging mode appears: a stable world (truth.json says
+`"changes": false`, and `regression` and `emerging_failure_mode` are null).
+
+truth.json keys: generator, seed, start, end, days, events_per_day, changes, events_by_day, scenarios,
 latent_outcomes, fallback_outcome_probs, confidence_beta_by_latent_outcome, models,
 prompt_versions, regression, emerging_failure_mode, failure_modes, tools, counts, malformed,
 outcomes, outcome_definition, files, and the expected outcome shares among reviewed events
@@ -56,10 +62,11 @@ def file_format(family: str, day: int) -> str:
 
 
 def generate(landing: Path, days: int = 30, events_per_day: int = 2000, seed: int = 7,
-             start: date | None = None, progress: bool = True) -> dict[str, Any]:
+             start: date | None = None, progress: bool = True, changes: bool = True) -> dict[str, Any]:
     """Write `days` days of sample data into `landing` (see the module docstring); return the truth.
 
-    `start` defaults to today (UTC) minus `days`, so the last generated day is yesterday.
+    `start` defaults to today (UTC) minus `days`, so the last generated day is yesterday. `changes`
+    False generates a stable world: no v3 regression and no emerging failure mode.
     """
     if days < 1 or events_per_day < 1:
         raise ValueError("days and events_per_day must be at least 1")
@@ -70,7 +77,7 @@ def generate(landing: Path, days: int = 30, events_per_day: int = 2000, seed: in
         start = datetime.now(timezone.utc).date() - timedelta(days=days)
     elif isinstance(start, datetime):
         start = start.date()
-    ctx = make_context(seed, start, days, events_per_day)
+    ctx = make_context(seed, start, days, events_per_day, bool(changes))
     formats = {fam: [file_format(fam, d) for d in range(days)] for fam in ("events", "interventions")}
     plan = plan_kinds(seed, ctx.counts, formats)
     for family in ("events", "interventions"):

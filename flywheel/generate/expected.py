@@ -7,8 +7,8 @@ event: the status (error and timeout scale with the model; only `ok` and `fallba
 reviewed), the latent outcome (of the scenario and prompt version, or of the emerging failure mode,
 or of the canned fallback reply), the confidence (Beta by latent outcome plus the model's bias,
 rounded to 4 decimals) that a gated scenario compares with its gate, the route, and then the humans:
-reviews of routed drafts (3.5% in two steps, 3% of non-shadow accepts with a changed text), audits
-of actions taken alone and reverts of bad ones.
+reviews of routed drafts (3.5% in two steps, the scenario's share of non-shadow accepts with a
+changed text), audits of actions taken alone and reverts of bad ones.
 
 The share is a ratio of expectations (expected reviewed events with that outcome over expected
 reviewed events), which is what a large sample's share converges to. Two things make it depend on
@@ -22,6 +22,9 @@ the event date:
   exact for event dates up to `complete_through`; `censored` gives, for each later date, the exact
   share given what is written, integrating each path's delay distribution over the event's time of
   day.
+
+A run without changes has neither the v3 regression nor the emerging mode: every scenario is then
+one segment, "all".
 """
 
 from __future__ import annotations
@@ -44,8 +47,10 @@ PATHS = ("shadow", "human_review", "two_step", "audit", "revert")
 _GRID_MS = 1000.0  # time-of-day quadrature step
 
 
-def segment_by(s: w.Scenario) -> str:
+def segment_by(s: w.Scenario, changes: bool = True) -> str:
     """How the reviewed shares of scenario `s` are segmented: all, prompt_version or event_date."""
+    if not changes:
+        return "all"
     if s.probs_v3 is not None:
         return "prompt_version"
     if s.name in w.EMERGING_SCENARIOS:
@@ -68,10 +73,10 @@ def _above_gate(s: w.Scenario, model: w.Model) -> np.ndarray:
     return 1.0 - betainc(a, b, x)
 
 
-def _accept(changed: bool) -> np.ndarray:
-    """Outcome distribution of an `accepted` intervention (non-shadow: some ship a changed text = edited)."""
+def _accept(changed: float) -> np.ndarray:
+    """Outcome distribution of an `accepted` intervention: a `changed` share ships a changed text (= edited)."""
     out = np.zeros(5)
-    share = w.ACCEPTED_CHANGED_TEXT_SHARE if changed else 0.0
+    share = changed
     out[_A], out[_E] = 1.0 - share, share
     return out
 
@@ -103,13 +108,13 @@ def path_masses(s: w.Scenario, latent_ok: tuple[float, ...], emerging: float, mo
             for lat in range(5):
                 if route == "auto":
                     act = _ACTS["audit"][lat]
-                    dist = _accept(True) if act == _A else np.eye(5)[act]
+                    dist = _accept(s.changed_accept_share) if act == _A else np.eye(5)[act]
                     out["audit"] += m[lat] * s.audit_rate * dist
                     if lat in w.BAD_LATENT:
                         out["revert"][_V] += m[lat] * (1.0 - s.audit_rate) * revert_rate
                     continue
                 act = _ACTS[route][lat]
-                dist = _accept(route != "shadow") if act == _A else np.eye(5)[act]
+                dist = _accept(s.changed_accept_share if route != "shadow" else 0.0) if act == _A else np.eye(5)[act]
                 two = w.MULTI_INTERVENTION_SHARE if act in (_A, _E, _R) else 0.0
                 out[route] += m[lat] * s.review_rate * (1.0 - two) * dist
                 out["two_step"] += m[lat] * s.review_rate * two * dist
@@ -186,10 +191,10 @@ def _rates(counts: np.ndarray) -> dict[str, float]:
     return dict(zip(REVIEWED_OUTCOMES, (float(x) for x in counts / counts.sum())))
 
 
-def _segments(s: w.Scenario, days: int, emerging_day: int, label: Callable[[int], str]
+def _segments(s: w.Scenario, days: int, emerging_day: int | None, label: Callable[[int], str], changes: bool
               ) -> dict[str, tuple[tuple[float, ...], float, int | None]]:
     """segment -> (latent outcome probabilities of ok events, emerging share, event day index or None)."""
-    by = segment_by(s)
+    by = segment_by(s, changes)
     if by == "prompt_version":
         return {v: (w.outcome_probs(s, v), 0.0, None) for v in ("v1", "v2", "v3", "unversioned")}
     if by == "event_date":
@@ -197,8 +202,13 @@ def _segments(s: w.Scenario, days: int, emerging_day: int, label: Callable[[int]
     return {"all": (s.probs, 0.0, None)}
 
 
-def reviewed_outcome_truth(days: int, emerging_day: int, label: Callable[[int], str]) -> dict[str, Any]:
-    """The `reviewed_outcome_probs*` entries of truth.json for a `days`-day run (`label(d)` = ISO date)."""
+def reviewed_outcome_truth(days: int, emerging_day: int | None, label: Callable[[int], str],
+                           changes: bool = True) -> dict[str, Any]:
+    """The `reviewed_outcome_probs*` entries of truth.json for a `days`-day run (`label(d)` = ISO date).
+
+    `emerging_day` is the emerging failure mode's first day index; a run without `changes` has no
+    v3 regression and no emerging mode (and `emerging_day` is ignored).
+    """
     complete = complete_days(days)
     written = {d: written_probs(days - d) for d in range(complete, days)}
     probs: dict[str, dict[str, dict[str, float]]] = {}
@@ -206,7 +216,7 @@ def reviewed_outcome_truth(days: int, emerging_day: int, label: Callable[[int], 
     censored: dict[str, dict[str, dict[str, dict[str, float]]]] = {label(d): {} for d in written}
     for s in w.SCENARIOS:
         probs[s.name], by_model[s.name] = {}, {}
-        for seg, (latent, emerging, day) in _segments(s, days, emerging_day, label).items():
+        for seg, (latent, emerging, day) in _segments(s, days, emerging_day, label, changes).items():
             masses = {name: path_masses(s, latent, emerging, w.MODELS[w.MODEL_INDEX[name]]) for name in s.models}
             mix = {p: sum(share * masses[name][p] for name, share in s.models.items()) for p in PATHS}
             probs[s.name][seg] = _rates(_shares(mix, None))
@@ -217,7 +227,7 @@ def reviewed_outcome_truth(days: int, emerging_day: int, label: Callable[[int], 
     return {
         "reviewed_outcome_probs": probs,
         "reviewed_outcome_probs_by_model": by_model,
-        "reviewed_outcome_probs_segments": {s.name: segment_by(s) for s in w.SCENARIOS},
+        "reviewed_outcome_probs_segments": {s.name: segment_by(s, changes) for s in w.SCENARIOS},
         "reviewed_outcome_probs_complete_through": label(complete - 1) if complete else None,
         "reviewed_outcome_probs_censored": censored,
         "reviewed_outcome_probs_note": NOTE,
@@ -233,7 +243,8 @@ NOTE = (
     "bias differ by model, so the rates do too). Segments (reviewed_outcome_probs_segments[scenario]): 'all' = "
     "every event of the scenario; 'prompt_version' = by the event's prompt_version (v1, v2, v3, and 'unversioned' "
     "for events logged without one, null in the events), for the scenario the v3 regression hits; 'event_date' = "
-    "by the event's UTC date (ISO), for the scenarios the emerging failure mode hits (its daily share grows). "
+    "by the event's UTC date (ISO), for the scenarios the emerging failure mode hits (its daily share grows); "
+    "in a run without changes (changes = false) every scenario has the one segment 'all'. "
     "Censoring: interventions dated after the last day are not written and audits, reverts and two-step reviews "
     "come later than reviews, so the reviewed set of the last dates is biased. reviewed_outcome_probs holds once "
     "every review is in, which is exact for event dates up to reviewed_outcome_probs_complete_through (null when "

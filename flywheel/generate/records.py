@@ -86,9 +86,10 @@ class Context:
     day0_ms: int
     counts: tuple[int, ...]
     rollout_day: int
-    emerging_day: int
+    emerging_day: int | None  # None when the run has no changes
     reviewer_pools: tuple[tuple[int, ...], ...]
     reviewer_offsets: tuple[int, ...]
+    changes: bool = True  # False: v3 keeps v2's rates and no emerging failure mode
 
 
 @dataclass
@@ -103,10 +104,13 @@ class DayResult:
     stats: dict[str, int] = field(default_factory=dict)
 
 
-def make_context(seed: int, start: date, days: int, events_per_day: int) -> Context:
-    """Per-run constants: daily volumes (weekday pattern, exact total), milestones and reviewers."""
+def make_context(seed: int, start: date, days: int, events_per_day: int, changes: bool = True) -> Context:
+    """Per-run constants: daily volumes (weekday pattern, exact total), milestones and reviewers.
+
+    Without `changes` v3 is still rolled out (with v2's rates) and there is no emerging failure mode.
+    """
     rng = np.random.default_rng([seed, 0xC0FFEE])
-    weekday = np.array([(start.toordinal() + d) % 7 for d in range(days)])  # 0 = Monday
+    weekday = np.array([(start.toordinal() + d + 6) % 7 for d in range(days)])  # date.weekday(): 0 = Monday
     weights = np.where(weekday >= 5, 0.72, 1.08) * rng.uniform(0.96, 1.04, size=days)
     total = days * events_per_day
     raw = weights / weights.sum() * total
@@ -116,8 +120,8 @@ def make_context(seed: int, start: date, days: int, events_per_day: int) -> Cont
                   for _ in _S)
     rev_off = offsets(rng, w.N_REVIEWERS, ((0, 0.6), (60, 0.1), (120, 0.1), (-300, 0.12), (330, 0.08)))
     day0 = (start.toordinal() - date(1970, 1, 1).toordinal()) * DAY_MS
-    return Context(seed, start, days, day0, tuple(counts.tolist()), w.rollout_day(days), w.emerging_first_day(days),
-                   pools, tuple(rev_off.tolist()))
+    return Context(seed, start, days, day0, tuple(counts.tolist()), w.rollout_day(days),
+                   w.emerging_first_day(days) if changes else None, pools, tuple(rev_off.tolist()), changes)
 
 
 def _nulls(n: int) -> pl.Series:
@@ -151,7 +155,7 @@ def simulate_day(ctx: Context, d: int) -> DayResult:
     latent = np.full(n, -1, np.int64)
     mode = np.full(n, -1, np.int64)
     v3_share = 0.0 if d < ctx.rollout_day else (w.V3_SHARE_ON_ROLLOUT_DAY if d == ctx.rollout_day else w.V3_SHARE_AFTER)
-    emerging = w.emerging_rate(d, ctx.emerging_day)
+    emerging = w.emerging_rate(d, ctx.emerging_day) if ctx.emerging_day is not None else 0.0
     for si, s in enumerate(_S):
         idx = np.flatnonzero(scen == si)
         k = len(idx)
@@ -167,9 +171,9 @@ def simulate_day(ctx: Context, d: int) -> DayResult:
         md = np.full(k, -1, np.int64)
         for is_v3, version in ((v != 2, "v2"), (v == 2, "v3")):
             sel = is_v3 & (st == OK)
-            lat[sel] = rng.choice(5, size=int(sel.sum()), p=w.outcome_probs(s, version))
+            lat[sel] = rng.choice(5, size=int(sel.sum()), p=w.outcome_probs(s, version, ctx.changes))
             bad = sel & np.isin(lat, list(w.BAD_LATENT))
-            md[bad] = _choice_idx(rng, w.mode_weights(s, version), w.MODE_INDEX, int(bad.sum()))
+            md[bad] = _choice_idx(rng, w.mode_weights(s, version, ctx.changes), w.MODE_INDEX, int(bad.sum()))
         sel = st == FALLBACK
         lat[sel] = rng.choice(5, size=int(sel.sum()), p=w.FALLBACK_PROBS)
         md[sel & np.isin(lat, list(w.BAD_LATENT))] = w.MODE_INDEX["missing_required_info"]
@@ -508,11 +512,11 @@ def _interventions(ctx: Context, d: int, rng: np.random.Generator, t: np.ndarray
             kind[j] = "accepted"
             if route[i] == SHADOW:
                 final_text[j] = out
-            elif u1 < w.ACCEPTED_CHANGED_TEXT_SHARE:
+            elif u1 < s.changed_accept_share:
                 final_text[j] = light_edit(spec, out, k)
                 changed_accept += 1
                 outcome[i] = EDITED
-            elif u1 < w.ACCEPTED_CHANGED_TEXT_SHARE + w.ACCEPTED_SAME_TEXT_SHARE:
+            elif u1 < s.changed_accept_share + w.ACCEPTED_SAME_TEXT_SHARE:
                 final_text[j] = out
             comment[j] = fb.choose(fb.ACCEPT_COMMENTS, k) if u2 < 0.12 else None
             continue

@@ -65,6 +65,15 @@ def _rates(p: tuple[float, ...]) -> dict[str, float]:
             "escalated": latent["escalate"]}
 
 
+def _mode_scenarios(m: w.FailureMode, changes: bool) -> list[str]:
+    """The scenarios failure mode `m` can hit (system modes: all; the emerging one: none without changes)."""
+    if m.kind == "system":
+        return [s.name for s in w.SCENARIOS]
+    if m.kind == "emerging":
+        return list(w.EMERGING_SCENARIOS) if changes else []
+    return [s.name for s in w.SCENARIOS if m.name in s.modes or (changes and (s.modes_v3 or {}).get(m.name))]
+
+
 def build_truth(ctx: Context, tally: Tally, events_per_day: int) -> dict[str, Any]:
     """The truth.json document (see the package docstring for its keys)."""
     day = lambda d: (ctx.start + timedelta(days=d)).isoformat()  # noqa: E731
@@ -73,12 +82,12 @@ def build_truth(ctx: Context, tally: Tally, events_per_day: int) -> dict[str, An
     for s in w.SCENARIOS:
         entry: dict[str, Any] = {
             "share": s.share, "autonomy_level": s.autonomy, "gate": s.gate, "review_rate": s.review_rate,
-            "audit_rate": s.audit_rate, "revert_rate": s.revert_rate,
+            "audit_rate": s.audit_rate, "revert_rate": s.revert_rate, "accepted_changed_text_share": s.changed_accept_share,
             "status_rates": dict(zip(("error", "timeout", "fallback"), s.status_rates)),
             "outcome_probs": _rates(s.probs), "tools": {t: p for t, p in s.tools}, "models": s.models,
             "failure_modes": s.modes, "prompt_v1_share_before_rollout": s.v1_share,
         }
-        if s.probs_v3 is not None:
+        if s.probs_v3 is not None and ctx.changes:
             entry["outcome_probs_v3"] = _rates(s.probs_v3)
             entry["failure_modes_v3"] = s.modes_v3
         scenarios[s.name] = entry
@@ -95,6 +104,7 @@ def build_truth(ctx: Context, tally: Tally, events_per_day: int) -> dict[str, An
         "end": day(ctx.days - 1),
         "days": ctx.days,
         "events_per_day": events_per_day,
+        "changes": ctx.changes,
         "events_by_day": {day(d): n for d, n in enumerate(ctx.counts)},
         "scenarios": scenarios,
         "latent_outcomes": list(w.LATENT),
@@ -114,16 +124,15 @@ def build_truth(ctx: Context, tally: Tally, events_per_day: int) -> dict[str, An
         "regression": {"scenario": regressed.name, "prompt_version": w.REGRESSING_VERSION,
                        "rollout_day": ctx.rollout_day, "rollout_date": day(ctx.rollout_day),
                        "rates_before": _rates(regressed.probs), "rates_after": _rates(regressed.probs_v3 or regressed.probs),
-                       "failure_modes_before": regressed.modes, "failure_modes_after": regressed.modes_v3},
+                       "failure_modes_before": regressed.modes, "failure_modes_after": regressed.modes_v3}
+        if ctx.changes else None,
         "emerging_failure_mode": {"name": w.EMERGING_MODE, "first_day": ctx.emerging_day,
                                   "first_date": day(ctx.emerging_day), "scenarios": list(w.EMERGING_SCENARIOS),
                                   "daily_share": {day(d): w.emerging_rate(d, ctx.emerging_day)
-                                                  for d in range(ctx.emerging_day, ctx.days)}},
+                                                  for d in range(ctx.emerging_day, ctx.days)}}
+        if ctx.emerging_day is not None else None,
         "failure_modes": [{"name": m.name, "kind": m.kind, "description": m.description,
-                           "scenarios": [s.name for s in w.SCENARIOS if m.name in s.modes or (s.modes_v3 or {}).get(m.name)]
-                           or (list(w.EMERGING_SCENARIOS) if m.kind == "emerging" else
-                               [s.name for s in w.SCENARIOS])}
-                          for m in w.FAILURE_MODES],
+                           "scenarios": _mode_scenarios(m, ctx.changes)} for m in w.FAILURE_MODES],
         "tools": tools,
         "counts": dict(tally.counts),
         "malformed": tally.malformed,
@@ -132,7 +141,7 @@ def build_truth(ctx: Context, tally: Tally, events_per_day: int) -> dict[str, An
                                "accepted with a final_text different from output_text counts as edited; "
                                "no intervention = unreviewed; counted by the event's UTC date"),
         "files": tally.files,
-        **reviewed_outcome_truth(ctx.days, ctx.emerging_day, day),
+        **reviewed_outcome_truth(ctx.days, ctx.emerging_day, day, ctx.changes),
     }
 
 

@@ -5,7 +5,15 @@ scenario has a volume share, an autonomy level (and a confidence gate when gated
 failure rates, the *latent* outcome probabilities (what a reviewer would do with an `ok` draft if
 they saw it: accept, light edit, heavy edit, reject, escalate), the tools it calls and the failure
 modes that drive its bad outcomes. Prompt version v3 is rolled out mid-period and regresses one
-scenario (`REGRESSED_SCENARIO`); one failure mode (`EMERGING_MODE`) appears late in the period.
+scenario (`REGRESSED_SCENARIO`); one failure mode (`EMERGING_MODE`) appears late in the period. A run
+generated without changes (`generate(..., changes=False)`) has neither: v3 keeps v2's rates and the
+emerging mode never appears.
+
+The team runs mature scenarios alone because they earned it: the gated and autonomous ones accept
+about 95% of reviewed drafts as-is with severe failures (rejected, reverted, error) around 1-2% of
+events, and reverts stay rare; `sql_generation` is a stable assist scenario good enough for the
+policy to promote (its confident drafts are accepted ~99%); the others stay clearly below the
+promotion target.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ LATE_EVENT_SHARE = 0.01
 EXACT_DUPLICATE_SHARE = 0.005
 MALFORMED_SHARE = 0.005
 MULTI_INTERVENTION_SHARE = 0.035  # of human-reviewed drafts: escalated first, resolved later
-ACCEPTED_CHANGED_TEXT_SHARE = 0.03  # of non-shadow `accepted`: final_text differs from the draft
+ACCEPTED_CHANGED_TEXT_SHARE = 0.03  # default, of non-shadow `accepted`: final_text differs from the draft
 ACCEPTED_SAME_TEXT_SHARE = 0.17  # of non-shadow `accepted`: final_text repeats the draft
 CLOCK_SKEW_SHARE = 0.01  # of shadow reviews: reviewer clock a few minutes behind the event
 PLAIN_DECISION_PATH_SHARE = 0.02
@@ -180,6 +188,7 @@ class Scenario:
     review_rate: float = 0.97  # of drafts routed to a human
     audit_rate: float = 0.0  # of actions taken alone, sampled for audit
     revert_rate: float = 0.0  # of bad actions taken alone that a human reverts
+    changed_accept_share: float = ACCEPTED_CHANGED_TEXT_SHARE  # of non-shadow `accepted`: final_text differs
     timeout_ms: float = 30000.0
     latency_factor: float = 1.0
     channels: tuple[str, ...] = ("email", "chat", "web")
@@ -189,41 +198,45 @@ class Scenario:
 
 
 SCENARIOS: tuple[Scenario, ...] = (
-    Scenario("refund_request", 0.13, "gated", 0.85, (0.008, 0.006, 0.010), (0.72, 0.09, 0.07, 0.07, 0.05),
+    Scenario("refund_request", 0.13, "gated", 0.85, (0.005, 0.004, 0.004), (0.965, 0.015, 0.008, 0.007, 0.005),
              {"wrong_refund_amount": 0.35, "hallucinated_policy": 0.25, "missing_required_info": 0.20, "tone_too_casual": 0.20},
              (("lookup_order", 0.95), ("check_refund_policy", 0.60), ("issue_refund", 0.55)),
              {"gpt-4o-2024-08-06": 0.7, "claude-3-5-sonnet-20241022": 0.3}, 0.30,
-             audit_rate=0.05, revert_rate=0.30, channels=("email", "chat", "web_form")),
-    Scenario("order_status", 0.17, "autonomous", None, (0.005, 0.004, 0.015), (0.86, 0.05, 0.03, 0.04, 0.02),
+             audit_rate=0.05, revert_rate=0.15, changed_accept_share=0.005, channels=("email", "chat", "web_form")),
+    Scenario("order_status", 0.17, "autonomous", None, (0.004, 0.003, 0.004), (0.978, 0.008, 0.006, 0.005, 0.003),
              {"stale_tracking_info": 0.35, "missing_required_info": 0.30, "hallucinated_policy": 0.20, "tone_too_casual": 0.15},
              (("lookup_order", 0.98), ("track_shipment", 0.80)),
              {"llama-3.1-70b-instruct": 0.6, "gpt-4o-2024-08-06": 0.4}, 0.20,
-             audit_rate=0.03, revert_rate=0.25, latency_factor=0.7, channels=("chat", "web", "whatsapp")),
-    Scenario("sql_generation", 0.10, "assist", None, (0.020, 0.015, 0.005), (0.55, 0.20, 0.12, 0.10, 0.03),
+             audit_rate=0.12, revert_rate=0.25, changed_accept_share=0.005, latency_factor=0.7,
+             channels=("chat", "web", "whatsapp")),
+    Scenario("sql_generation", 0.10, "assist", None, (0.006, 0.010, 0.004), (0.980, 0.008, 0.005, 0.004, 0.003),
              {"wrong_sql_join": 0.45, "hallucinated_schema": 0.30, "missing_required_info": 0.25},
              (("describe_table", 0.70), ("run_sql", 0.85)),
              {"claude-3-5-sonnet-20241022": 0.75, "gpt-4o-2024-08-06": 0.25}, 0.40,
-             review_rate=0.98, latency_factor=1.5, channels=("bi_tool", "slack"), locales=("en-US",)),
+             review_rate=0.98, changed_accept_share=0.005, latency_factor=1.5, channels=("bi_tool", "slack"),
+             locales=("en-US",)),
     Scenario("code_review", 0.07, "assist", None, (0.010, 0.020, 0.005), (0.48, 0.22, 0.10, 0.15, 0.05),
              {"missed_bug": 0.50, "false_positive_finding": 0.30, "tone_too_casual": 0.10, "missing_required_info": 0.10},
              (("read_diff", 1.0), ("run_linter", 0.60), ("run_tests", 0.30)),
              {"claude-3-5-sonnet-20241022": 0.85, "gpt-4o-2024-08-06": 0.15}, 0.25,
              review_rate=0.98, timeout_ms=60000.0, latency_factor=2.0, channels=("github",), locales=("en-US",)),
-    Scenario("translation_de", 0.09, "gated", 0.80, (0.004, 0.003, 0.002), (0.70, 0.16, 0.06, 0.05, 0.03),
+    Scenario("translation_de", 0.09, "gated", 0.80, (0.004, 0.003, 0.002), (0.966, 0.018, 0.007, 0.006, 0.003),
              {"wrong_terminology": 0.60, "tone_too_casual": 0.25, "missing_required_info": 0.15},
              (("glossary_lookup", 0.70),),
              {"gpt-4o-2024-08-06": 0.8, "claude-3-5-sonnet-20241022": 0.2}, 0.15,
-             audit_rate=0.05, revert_rate=0.20, latency_factor=0.9, channels=("cms", "email"), locales=("de-DE", "de-AT", "de-CH")),
+             audit_rate=0.05, revert_rate=0.10, changed_accept_share=0.005, latency_factor=0.9, channels=("cms", "email"),
+             locales=("de-DE", "de-AT", "de-CH")),
     Scenario("contract_summary", 0.05, "shadow", None, (0.010, 0.030, 0.0), (0.35, 0.30, 0.20, 0.10, 0.05),
              {"omitted_key_clause": 0.50, "hallucinated_policy": 0.25, "missing_required_info": 0.25},
              (("fetch_document", 1.0), ("extract_clauses", 0.50)),
              {"claude-3-5-sonnet-20241022": 0.9, "gpt-4o-2024-08-06": 0.1}, 0.35,
              review_rate=1.0, timeout_ms=60000.0, latency_factor=2.5, channels=("legal_portal",), locales=("en-US", "en-GB")),
-    Scenario("ticket_triage", 0.15, "autonomous", None, (0.004, 0.002, 0.010), (0.80, 0.08, 0.04, 0.06, 0.02),
+    Scenario("ticket_triage", 0.15, "autonomous", None, (0.003, 0.002, 0.004), (0.976, 0.009, 0.006, 0.006, 0.003),
              {"misrouted_ticket": 0.65, "missing_required_info": 0.35},
              (("search_kb", 0.40), ("set_priority", 0.90), ("route_ticket", 1.0)),
              {"llama-3.1-70b-instruct": 0.85, "gpt-4o-2024-08-06": 0.15}, 0.10,
-             audit_rate=0.04, revert_rate=0.35, latency_factor=0.6, channels=("email", "web", "phone_transcript")),
+             audit_rate=0.12, revert_rate=0.25, changed_accept_share=0.005, latency_factor=0.6,
+             channels=("email", "web", "phone_transcript")),
     Scenario("kb_answer", 0.12, "assist", None, (0.006, 0.004, 0.010), (0.78, 0.08, 0.05, 0.05, 0.04),
              {"hallucinated_policy": 0.35, "missing_required_info": 0.35, "tone_too_casual": 0.30},
              (("search_kb", 0.95), ("fetch_article", 0.60)),
@@ -236,11 +249,12 @@ SCENARIOS: tuple[Scenario, ...] = (
              (("lookup_invoice", 1.0), ("lookup_payment", 0.60)),
              {"gpt-4o-2024-08-06": 0.5, "claude-3-5-sonnet-20241022": 0.5}, 0.50,
              review_rate=1.0, channels=("email", "billing_portal")),
-    Scenario("product_copy", 0.07, "gated", 0.90, (0.005, 0.005, 0.0), (0.58, 0.25, 0.08, 0.07, 0.02),
+    Scenario("product_copy", 0.07, "gated", 0.90, (0.005, 0.005, 0.0), (0.958, 0.022, 0.009, 0.007, 0.004),
              {"wrong_terminology": 0.45, "tone_too_casual": 0.25, "missing_required_info": 0.30},
              (("fetch_product_spec", 0.90), ("check_brand_terms", 0.40)),
              {"gpt-4o-2024-08-06": 0.5, "llama-3.1-70b-instruct": 0.5}, 0.30,
-             audit_rate=0.05, revert_rate=0.20, latency_factor=1.2, channels=("cms",), locales=("en-US",)),
+             audit_rate=0.05, revert_rate=0.10, changed_accept_share=0.005, latency_factor=1.2, channels=("cms",),
+             locales=("en-US",)),
 )
 SCENARIO_INDEX = {s.name: i for i, s in enumerate(SCENARIOS)}
 REGRESSED_SCENARIO = "kb_answer"
@@ -272,16 +286,16 @@ def emerging_rate(day: int, first_day: int) -> float:
     return min(EMERGING_RATE_START + EMERGING_RATE_STEP * (day - first_day), EMERGING_RATE_MAX)
 
 
-def outcome_probs(s: Scenario, version: str) -> tuple[float, ...]:
-    """Latent outcome probabilities of scenario `s` under prompt `version`."""
-    if version == REGRESSING_VERSION and s.probs_v3 is not None:
+def outcome_probs(s: Scenario, version: str, changes: bool = True) -> tuple[float, ...]:
+    """Latent outcome probabilities of scenario `s` under prompt `version` (v3 = v2 without changes)."""
+    if changes and version == REGRESSING_VERSION and s.probs_v3 is not None:
         return s.probs_v3
     return s.probs
 
 
-def mode_weights(s: Scenario, version: str) -> dict[str, float]:
-    """Failure-mode weights of scenario `s` under prompt `version`."""
-    if version == REGRESSING_VERSION and s.modes_v3 is not None:
+def mode_weights(s: Scenario, version: str, changes: bool = True) -> dict[str, float]:
+    """Failure-mode weights of scenario `s` under prompt `version` (v3 = v2 without changes)."""
+    if changes and version == REGRESSING_VERSION and s.modes_v3 is not None:
         return s.modes_v3
     return s.modes
 
@@ -296,6 +310,7 @@ def _check() -> None:
         assert all(t in TOOL_INDEX for t, _ in s.tools), s.name
         assert "missing_required_info" in s.modes, s.name  # the fallback's failure mode
         assert s.probs_v3 is None or s.name not in EMERGING_SCENARIOS, s.name  # one kind of change per scenario
+        assert 0.0 <= s.changed_accept_share and s.changed_accept_share + ACCEPTED_SAME_TEXT_SHARE <= 1.0, s.name
     assert abs(sum(EMERGING_LATENT_PROBS) - 1.0) < 1e-9 and all(EMERGING_LATENT_PROBS[i] == 0 for i in (0, 1))
     assert MAX_REVIEW_DAYS >= max(REVIEW_DELAY_SLOW[1], AUDIT_DELAY[1], REVERT_DELAY_SLOW[1]) / 86_400_000
 
