@@ -57,19 +57,29 @@ def test_the_regression_is_caught_on_the_first_significant_night_and_not_before(
     assert rollout <= first_alert <= rollout + timedelta(days=3)
 
 
-def _true_accept(truth: dict, scenario: str) -> float:
+def _true_accept(truth: dict, scenario: str, day: date | None = None, window: int = 7) -> float:
+    """The true accepted-as-is share among reviewed events: for date-segmented scenarios, the mean
+    over the decision's current window; otherwise the lowest of the scenario's segments."""
     segments = truth["reviewed_outcome_probs"][scenario]
+    kind = truth["reviewed_outcome_probs_segments"][scenario]
+    if kind == "event_date" and day is not None:
+        days = [(day - timedelta(days=i)).isoformat() for i in range(window)]
+        values = [segments[d]["accepted"] for d in days if d in segments]
+        return sum(values) / len(values)
     return min(s["accepted"] for s in segments.values())
 
 
 def test_no_scenario_below_target_is_ever_recommended_for_promotion(with_changes, without_changes):
-    target = load_policy().promotion.accept_target
+    policy = load_policy()
+    target = policy.promotion.accept_target
     for _, truth, decisions in (with_changes, without_changes):
-        weak = {s for s in truth["scenarios"] if _true_accept(truth, s) < target}
-        assert len(weak) >= 2
+        weak_always = {s for s in truth["scenarios"] if _true_accept(truth, s) < target
+                       and truth["reviewed_outcome_probs_segments"][s] != "event_date"}
+        assert len(weak_always) >= 2
         for day, frame in decisions.items():
             promoted = frame.filter((pl.col("kind") == "autonomy") & (pl.col("action") == "promote"))
-            assert not set(promoted["scenario"].to_list()) & weak, day
+            for scenario in promoted["scenario"].to_list():
+                assert _true_accept(truth, scenario, day, policy.windows.current_days) >= target, (scenario, day)
 
 
 def test_a_stable_good_scenario_is_promoted_no_faster_than_the_policy_allows(without_changes):

@@ -148,5 +148,7 @@ def test_true_rates_fall_inside_the_reported_intervals(sample):
     for (scenario, segment), (reviewed, *counts) in pooled.items():
         expected = truth["reviewed_outcome_probs"][scenario][segment]
         for outcome, k in zip(("accepted", "edited", "rejected", "escalated", "reverted"), counts):
+            if min(reviewed * expected[outcome], reviewed * (1 - expected[outcome])) < 5:
+                continue  # too rare to test: one event more or less decides it
             lo, hi = wilson_interval(k, reviewed, z=z999)
             assert float(lo) - 1e-12 <= expected[outcome] <= float(hi) + 1e-12, (scenario, segment, outcome, k, reviewed, expected[outcome])

@@ -57,3 +57,10 @@ def test_standardized_shortfalls():
     z = standardized_shortfalls(np.array([60, 0]), np.array([100, 0]), 0.8)
     assert z[0] == pytest.approx(0.2 / math.sqrt(0.16 / 100))  # 5 standard errors short
     assert math.isnan(z[1])
+
+
+def test_standardized_shortfalls_widen_with_an_estimated_target():
+    from flywheel.signals.stattests import standardized_shortfalls
+
+    z = standardized_shortfalls(np.array([60]), np.array([100]), 0.8, target_n=100)
+    assert z[0] == pytest.approx(0.2 / math.sqrt(0.16 * (1 / 100 + 1 / 100)))

@@ -17,6 +17,8 @@ Signals, each with its statistic, threshold, sample sizes and a severity (info /
 - `input_mix`: the scenario's share of all events (two-proportion test; `warn` when significant and
   the share moved by half or more).
 - `volume`: mean daily events, current / baseline; `warn` beyond `drift.volume_ratio_warn` either way.
+CUSUM, PSI, KS and ECE signals stay `info` until the scenario has `drift.min_baseline_days` days
+of baseline: a shorter baseline is too uncertain to hold the current window against.
 Failure-cluster growth joins when failure clusters are built (failures.cluster_daily).
 """
 
@@ -90,9 +92,11 @@ def _rate_tests(counts: pl.DataFrame, policy: Policy) -> list[dict]:
     return rows
 
 
-def _severity(row: dict, q: float | None, policy: Policy) -> str:
+def _severity(row: dict, q: float | None, policy: Policy, baseline_days: dict[str, int]) -> str:
     d = policy.drift
     kind = row.pop("_kind")
+    if kind in ("cusum", "psi", "ece", "ks") and baseline_days.get(row["scenario"], 0) < d.min_baseline_days:
+        return "info"  # the baseline is too short to hold the current window against
     stat = row["statistic"]
     if kind == "rate":
         significant = q is not None and q < d.fdr and abs(row["effect"]) >= d.min_effect
@@ -125,8 +129,11 @@ def build_drift(settings: Settings, policy: Policy, day: date) -> pl.DataFrame:
     con = duckdb.connect(":memory:")
     daily_files = _files(layout, DAILY, w["baseline_start"], w["current_end"])
     rows: list[dict] = []
+    baseline_days: dict[str, int] = {}
     if daily_files:
         counts = con.sql(load_sql("drift_counts"), params={"files": daily_files, "current_start": w["current_start"]}).pl()
+        top = counts.filter((pl.col("window") == "baseline") & (pl.col("model") == "*") & (pl.col("prompt_version") == "*"))
+        baseline_days = dict(zip(top["scenario"].to_list(), top["days"].to_list()))
         rows += _rate_tests(counts, policy)
         rows += _cusum_rows(con, daily_files, counts, w, policy)
         rows += _mix_and_volume(counts, policy)
@@ -136,7 +143,7 @@ def build_drift(settings: Settings, policy: Policy, day: date) -> pl.DataFrame:
     qmap = dict(zip(testable, q.tolist()))
     for i, r in enumerate(rows):
         r["q_value"] = qmap.get(i)
-        r["severity"] = _severity(r, r["q_value"], policy)
+        r["severity"] = _severity(r, r["q_value"], policy, baseline_days)
     frame = pl.DataFrame(rows, schema=_SCHEMA) if rows else pl.DataFrame(schema=_SCHEMA)
     frame = frame.with_columns(pl.lit(day).alias("day"), pl.lit(w["current_start"]).alias("current_start"),
                                pl.lit(w["baseline_start"]).alias("baseline_start"),
@@ -158,7 +165,8 @@ def _cusum_rows(con, files, counts, w, policy) -> list[dict]:
         if series.height == 0:
             continue
         rates = (series["accepted"] / series["reviewed"]).to_numpy()
-        shortfall = standardized_shortfalls(series["accepted"].to_numpy(), series["reviewed"].to_numpy(), target)
+        shortfall = standardized_shortfalls(series["accepted"].to_numpy(), series["reviewed"].to_numpy(), target,
+                                            r["reviewed"])
         s = cusum(-shortfall, 0.0, policy.drift.cusum_slack)  # accumulates shortfall - slack per day
         if len(s):
             rows.append(_row(r["scenario"], "*", "*", "accepted_cusum", statistic=float(s.max()),

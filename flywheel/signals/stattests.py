@@ -39,15 +39,17 @@ def cusum(values: np.ndarray, target: float, slack: float) -> np.ndarray:
     return np.array(out)
 
 
-def standardized_shortfalls(k: np.ndarray, n: np.ndarray, target: float) -> np.ndarray:
-    """Daily shortfall of a proportion below `target` in standard errors: (target - k/n) / sqrt(target(1-target)/n).
+def standardized_shortfalls(k: np.ndarray, n: np.ndarray, target: float, target_n: float = np.inf) -> np.ndarray:
+    """Daily shortfall of a proportion below `target` in standard errors:
+    (target - k/n) / sqrt(target(1-target) (1/n + 1/target_n)), where `target_n` is the sample the
+    target was estimated from (its own uncertainty widens the error; infinite = a known target).
 
     NaN for days with n == 0, so days with few events weigh no more than their evidence.
     """
     k, n = np.asarray(k, float), np.asarray(n, float)
     t = min(max(target, 1e-6), 1 - 1e-6)
     with np.errstate(divide="ignore", invalid="ignore"):
-        z = (t - k / n) / np.sqrt(t * (1 - t) / n)
+        z = (t - k / n) / np.sqrt(t * (1 - t) * (1 / n + 1 / target_n))
     return np.where(n > 0, z, np.nan)
 
 
