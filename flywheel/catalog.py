@@ -94,6 +94,9 @@ def ingest_views() -> list[View]:
         View("ingest", "landing_files", "Every landing file read, with what was read from it.",
              load_sql("landing_files_view"),
              {"path": "Path relative to the landing folder.", "file_id": "Stable id of the path.",
+              "folder": "events, interventions or otlp.", "size_bytes": "File size when last read.",
+              "event_days": "UTC days of the valid events read from it.",
+              "intervention_days": "UTC days of the valid interventions read from it.",
               "seq": "Order in which files were first seen; earlier files win duplicate ids.",
               "format": "jsonl, csv, parquet or otlp.", "sha256": "Content digest when last read.",
               "records_read": "Records read (a whole bad file counts as one).",
@@ -151,10 +154,22 @@ def _sources(layout: Layout) -> dict[str, str]:
         if not Path(manifests).exists():
             write_bytes_atomic(b"[]", Path(manifests))
     out["manifests"] = f"read_json({_literal(manifests)}, columns = {_MANIFEST_COLUMNS})"
+    approvals = root / "decisions" / "approvals.jsonl"
+    if approvals.exists() and approvals.stat().st_size:
+        out["approvals"] = (f"read_json({_literal(str(approvals))}, format = 'newline_delimited', "
+                            f"columns = {_APPROVAL_COLUMNS})")
+    else:
+        out["approvals"] = "(SELECT " + ", ".join(
+            f"CAST(NULL AS {t}) AS \"{c}\"" for c, t in _APPROVAL_TYPES) + " WHERE false)"
     for kind in ("events", "interventions"):
         out[f"unaccounted_{kind}"] = fill(load_sql("unaccounted_staged").replace("KIND", kind), out)
     return out
 
+
+_APPROVAL_TYPES = (("decision_id", "VARCHAR"), ("verdict", "VARCHAR"), ("by", "VARCHAR"), ("note", "VARCHAR"),
+                   ("kind", "VARCHAR"), ("scenario", "VARCHAR"), ("level", "VARCHAR"), ("previous_level", "VARCHAR"),
+                   ("day", "DATE"), ("run_id", "VARCHAR"), ("at", "TIMESTAMPTZ"))
+_APPROVAL_COLUMNS = "{" + ", ".join(f"'{c}': '{t}'" for c, t in _APPROVAL_TYPES) + "}"
 
 _MANIFEST_COLUMNS = (
     "{path: 'VARCHAR', file_id: 'VARCHAR', seq: 'BIGINT', folder: 'VARCHAR', format: 'VARCHAR', "

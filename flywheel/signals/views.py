@@ -64,8 +64,9 @@ def signal_views() -> list[View]:
              {**decision_cols, "run_id": "The run that decided it.", "decided_at": "When (UTC)."}),
         View("signals", "approvals",
              "Append-only ledger of verdicts: humans' approvals and rejections, and automatic fail-safe demotions.",
-             "SELECT * FROM {jsonl:decisions/approvals.jsonl}",
+             "SELECT * FROM {approvals}",
              {"decision_id": "The decision.", "verdict": "approved, rejected or automatic.", "by": "Who (policy for automatic).",
               "note": "Why.", "kind": "Decision kind.", "scenario": "Scenario.", "level": "The level it set.",
-              "previous_level": "The level before.", "day": "The decision's data day.", "at": "When recorded (UTC)."}),
+              "previous_level": "The level before.", "day": "The decision's data day.",
+              "run_id": "The run that applied it (automatic demotions).", "at": "When recorded (UTC)."}),
     ]
