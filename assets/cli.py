@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "days FROM..TO (default: every day with data), exactly as the schedule does.")
     run.add_argument("--from", dest="first", type=_day, default=None, help="first event day (YYYY-MM-DD)")
     run.add_argument("--to", dest="last", type=_day, default=None, help="last event day (YYYY-MM-DD)")
-    run.add_argument("--quiet", action="store_true", help="print only the summary")
+    run.add_argument("--quiet", action="store_true", help="print only the summary (and the progress bar)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     summary = sub.add_parser("summary", help="print what is stored, quarantined and pending, and where")
     summary.add_argument("--json", action="store_true", help="as JSON")
@@ -131,11 +132,15 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_days(settings: Settings, first: date | None, last: date | None, quiet: bool = False) -> tuple[date, date] | None:
-    """Materialise the nightly job for event days first..last (defaults: all days with data).
+def run_days(settings: Settings, first: date | None, last: date | None, quiet: bool = False,
+             progress: bool = True, chunk_days: int = 7) -> tuple[date, date] | None:
+    """Materialise the nightly job for event days first..last (defaults: all days with data), in
+    runs of `chunk_days` days each, in order, with a progress bar over the days.
 
     Returns the range run, or None when there was no data in it.
     """
+    from tqdm import tqdm
+
     import dagster as dg
 
     from assets.definitions import defs
@@ -163,13 +168,20 @@ def run_days(settings: Settings, first: date | None, last: date | None, quiet: b
     job = defs.resolve_job_def("nightly")
     resources = {"flywheel": FlywheelResource(landing=str(settings.landing), store=str(settings.store), db=str(settings.db))}
     instance = dg.DagsterInstance.get() if _dagster_home() else dg.DagsterInstance.ephemeral()
-    with instance:
-        log_level = "WARNING" if quiet else "INFO"
-        result = job.execute_in_process(tags=range_tags(lo, hi), instance=instance, resources=resources,
-                                        raise_on_error=False,
-                                        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}})
-    if not result.success:
-        raise ValueError("the nightly run failed; see the log above (a blocking check may have failed)")
+    log_level = "WARNING" if quiet else "INFO"
+    total = (hi - lo).days + 1
+    with instance, tqdm(total=total, unit="day", desc="nightly run", disable=not progress) as bar:
+        start = lo
+        while start <= hi:
+            end = min(hi, start + timedelta(days=chunk_days - 1))
+            result = job.execute_in_process(tags=range_tags(start, end), instance=instance, resources=resources,
+                                            raise_on_error=False,
+                                            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}})
+            if not result.success:
+                raise ValueError(f"the nightly run failed on days {start} .. {end}; see the log above "
+                                 "(a blocking check may have failed)")
+            bar.update((end - start).days + 1)
+            start = end + timedelta(days=1)
     return lo, hi
 
 
@@ -185,7 +197,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.quiet:
         logging.getLogger("dagster").setLevel(logging.WARNING)
     settings = Settings.from_env()
-    ran = run_days(settings, args.first, args.last, quiet=args.quiet)
+    ran = run_days(settings, args.first, args.last, quiet=args.quiet, progress=not args.no_progress)
     if ran is None:
         print(f"flywheel: no event data in that range under {settings.landing}")
         return 0
