@@ -23,7 +23,8 @@ def test_each_cookbook_query_answers(sample_with_changes, title, sql):
     rows = query(settings, sql)
     assert rows, f"{title}: no rows on the sample data"
     if title.startswith("2."):
-        worst = rows[0]
-        assert worst[0] == truth["regression"]["scenario"] and worst[1] < worst[2]  # v3 accepted below before
+        by_scenario = {r[0]: r for r in rows}
+        regressed = by_scenario[truth["regression"]["scenario"]]
+        assert regressed[1] < regressed[2] - 0.15  # v3 accepted far below what came before
     if title.startswith("13."):
         assert (truth["regression"]["scenario"], "prompt_version", "v3") in {r[:3] for r in rows}

@@ -60,7 +60,7 @@ def decide_day(settings: Settings, day: date, run_id: str, policy: Policy | None
         rows.append({
             "decision_id": decision_id(day, d, digest), "day": day, "kind": d["kind"], "scenario": d["scenario"],
             "subject": d["subject"], "current": d["current"], "recommended": d["recommended"], "action": d["action"],
-            "rule": d["rule"], "evidence": json.dumps(d["evidence"], sort_keys=True, default=str),
+            "rule": d["rule"], "evidence": json.dumps(_rounded(d["evidence"]), sort_keys=True, default=str),
             "requires_approval": requires,
             "effect": "pending_approval" if requires else "automatic" if automatic else
                       ("approval_required_by_policy" if d["kind"] == "autonomy" and d["action"] == "demote" else "advisory"),
@@ -79,6 +79,18 @@ def decide_day(settings: Settings, day: date, run_id: str, policy: Policy | None
                                      "kind": "autonomy", "scenario": r["scenario"], "level": r["recommended"],
                                      "previous_level": r["current"], "day": day.isoformat(), "run_id": run_id})
     return frame
+
+
+def _rounded(value):
+    """Floats to 12 significant digits: parallel aggregation may add in another order, and the
+    evidence must read the same when a day is recomputed."""
+    if isinstance(value, float):
+        return float(f"{value:.12g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_rounded(v) for v in value]
+    return value
 
 
 _SCHEMA = {
