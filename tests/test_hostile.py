@@ -15,6 +15,7 @@ from flywheel.signals.feed import publish_feed
 
 HOSTILE = [
     "x'; DROP TABLE events; --",
+    "ops jane.doe@example.com",
     '"><script>alert(1)</script>',
     "../../etc/passwd",
     "tab\there\nnewline\x07bell",
@@ -66,3 +67,4 @@ def test_hostile_names_are_data_not_code(settings, tmp_path):
     html = report_path.read_text()
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "jane.doe@example.com" not in html and "ops [EMAIL]" in html  # the report redacts

@@ -5,7 +5,8 @@ Sections: the state of every scenario (approved and recommended level, accepted-
 its interval, alerts); outcome rates per scenario over time with their 95% intervals and the
 rollout days of prompt and model versions marked; reliability diagrams; the top failure clusters
 and their growth (when failure clusters are built); open drift alerts; decisions awaiting
-approval. Every value from the data is HTML-escaped.
+approval. Every value from the data is HTML-escaped, with e-mail addresses, phone numbers and
+card numbers redacted.
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ from typing import Any
 import duckdb
 
 from flywheel.config import Settings
+from flywheel.privacy import redact
 from flywheel.store import write_bytes_atomic
 
 MAX_SCENARIOS_PLOTTED = 12
 
 
 def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+    """Escaped for HTML, with personal data (e-mails, phones, card numbers) redacted."""
+    return html.escape(redact("" if value is None else str(value)) or "", quote=True)
 
 
 def _png(fig) -> str:
