@@ -1,0 +1,182 @@
+"""Measure the failure model on generated data: the chosen fit against the alternatives, and a big night.
+
+    python -m flywheel.failures.benchmark compare --days 14 --events-per-day 2000 --seed 9
+    python -m flywheel.failures.benchmark scale --docs 1000000
+
+`compare` generates sample data (`flywheel.generate`), ingests it and resolves its outcomes in a
+temporary store, builds each night's failure documents, then runs the whole nightly process (one
+`model.advance` per night, in memory) once per fit method and prints, over every failing event
+whose injected failure mode is known, the NMI and ARI of the clusters against the modes (an
+unmatched event counts as its own cluster), the clusters made, the night the emerging failure mode
+got its own cluster (relative to its first day), and the time. `scale` runs every night but the
+last, then a last night of `--docs` failing events made by repeating the generated ones under new
+ids, from raw rows to written assignments, and prints its time and the process's peak memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+from flywheel.config import Settings
+from flywheel.failures.documents import documents, failing_events
+from flywheel.failures.fit import METHODS, FitParams
+from flywheel.failures.model import FailureConfig, ModelState, advance
+
+START = date(2026, 3, 1)
+
+
+def sample_store(root: Path, days: int, events_per_day: int, seed: int) -> tuple[Settings, dict, list[date]]:
+    """Generate sample data under `root`, ingest it and resolve its outcomes; returns the settings,
+    the truth and the event days."""
+    from flywheel.generate import generate
+    from flywheel.ingest.partition import build_events, build_interventions
+    from flywheel.ingest.sync import sync_landing
+    from flywheel.outcomes.resolve import build_event_outcomes
+
+    settings = Settings(landing=root / "landing", store=root / "store", db=root / "flywheel.duckdb")
+    truth = generate(settings.landing, days=days, events_per_day=events_per_day, seed=seed, start=START, progress=False)
+    report = sync_landing(settings)
+    event_days = sorted(report.event_days)
+    for day in event_days:
+        build_events(settings, day)
+        build_interventions(settings, day)
+        build_event_outcomes(settings, day)
+    return settings, truth, event_days
+
+
+def labelled_raw(settings: Settings, event_days: list[date]) -> pl.DataFrame:
+    """The raw failing events of every day, with the injected failure mode (`failure_mode`)."""
+    raw = pl.concat([failing_events(settings, d) for d in event_days], how="vertical_relaxed")
+    truth = pl.read_parquet(settings.landing / "truth_labels.parquet").select("event_id", "failure_mode")
+    return raw.join(truth, on="event_id", how="left")
+
+
+def run_nights(docs: pl.DataFrame, config: FailureConfig) -> tuple[pl.DataFrame, ModelState, float]:
+    """Every night of `docs` in order, in memory; returns all assignments, the last state and the
+    CPU seconds it took (CPU, not wall-clock: the machines are shared)."""
+    state = ModelState(config.featurizer)
+    kept: list[pl.DataFrame] = []
+    out = []
+    t0 = time.process_time()
+    for day in docs["event_date"].unique().sort().to_list():
+        recent = pl.concat(kept[-config.window_days:]) if kept else None
+        result = advance(state, docs.filter(pl.col("event_date") == day), day, f"night-{day}", config, recent)
+        state = result.state
+        kept.append(result.kept)
+        out.append(result.assignments)
+    return pl.concat(out), state, time.process_time() - t0
+
+
+def agreement(assignments: pl.DataFrame, modes: pl.DataFrame) -> dict[str, float]:
+    """NMI and ARI of the clusters against the injected modes over events with a known mode
+    (each unmatched event its own cluster), and the share unmatched."""
+    joined = assignments.join(modes, on="event_id").filter(pl.col("failure_mode").is_not_null())
+    truth = joined["failure_mode"].to_list()
+    ids = joined["cluster_id"].to_list()
+    pred = [str(c) if c is not None else f"unmatched-{i}" for i, c in enumerate(ids)]
+    return {"nmi": normalized_mutual_info_score(truth, pred), "ari": adjusted_rand_score(truth, pred),
+            "unmatched": sum(c is None for c in ids) / max(1, len(ids)), "events": float(len(ids))}
+
+
+def emerging_delay(assignments: pl.DataFrame, modes: pl.DataFrame, state: ModelState, name: str) -> int | None:
+    """Days from the emerging mode's first failing event to the birth of the cluster holding most of it."""
+    hits = assignments.join(modes, on="event_id").filter(pl.col("failure_mode") == name)
+    per = hits.filter(pl.col("cluster_id").is_not_null()).group_by("cluster_id").len().sort("len", "cluster_id",
+                                                                                          descending=[True, False])
+    if per.height == 0:
+        return None
+    born = {c.cluster_id: c.born_date for c in state.clusters}[per["cluster_id"][0]]
+    return (born - hits["event_date"].min()).days
+
+
+def method_configs() -> dict[str, FailureConfig]:
+    """The chosen configuration and one per alternative fit method (the same nightly process)."""
+    base = FailureConfig()
+    out = {"louvain (chosen)": base}
+    for method in METHODS:
+        if method != "louvain":
+            out[method] = replace(base, fit=FitParams(method=method), first_resolution=None)
+    return out
+
+
+def compare(days: int, events_per_day: int, seed: int, work: Path) -> pl.DataFrame:
+    """One row per fit method: agreement with the injected modes, clusters, emerging delay, CPU seconds."""
+    settings, truth, event_days = sample_store(work, days, events_per_day, seed)
+    raw = labelled_raw(settings, event_days)
+    docs = documents(raw)
+    modes = raw.select("event_id", "failure_mode")
+    rows = []
+    for name, cfg in method_configs().items():
+        assignments, state, seconds = run_nights(docs, cfg)
+        rows.append({"method": name, **agreement(assignments, modes), "clusters": len(state.clusters),
+                     "emerging_delay_days": emerging_delay(assignments, modes, state,
+                                                           truth["emerging_failure_mode"]["name"]),
+                     "cpu_seconds": round(seconds, 1)})
+    return pl.DataFrame(rows)
+
+
+def scale(n_docs: int, days: int, events_per_day: int, seed: int, work: Path) -> dict[str, float]:
+    """Time and peak memory of a last night of `n_docs` failing events after `days - 1` normal nights."""
+    settings, _, event_days = sample_store(work, days, events_per_day, seed)
+    raw = labelled_raw(settings, event_days).drop("failure_mode")
+    cfg = FailureConfig()
+    history = documents(raw.filter(pl.col("event_date") < event_days[-1]))
+    _, state, warm_seconds = run_nights(history, cfg)
+    template = raw.drop("event_date")
+    reps = -(-n_docs // template.height)
+    big = pl.concat([template.with_columns((pl.col("event_id") + f"-{k}").alias("event_id")) for k in range(reps)])
+    big = big.head(n_docs).with_columns(pl.lit(event_days[-1]).alias("event_date"))
+    del template
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    cpu0 = time.process_time()
+    t0 = time.perf_counter()
+    docs = documents(big)
+    del big
+    t_docs = time.perf_counter() - t0
+    result = advance(state, docs, event_days[-1], "big-night", cfg, None)
+    t_model = time.perf_counter() - t0 - t_docs
+    result.assignments.write_parquet(work / "assignments.parquet", compression="zstd")
+    total = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
+    return {"failing_events": float(docs.height), "seconds_documents": round(t_docs, 1),
+            "seconds_model": round(t_model, 1), "seconds_total": round(total, 1), "cpu_seconds_total": round(cpu, 1),
+            "unmatched_share": round(float(result.assignments["cluster_id"].is_null().mean()), 4),
+            "warm_nights_seconds": round(warm_seconds, 1), "peak_rss_mb_before_night": round(rss_before),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: `compare` or `scale` (see the module docstring)."""
+    parser = argparse.ArgumentParser(prog="python -m flywheel.failures.benchmark")
+    parser.add_argument("what", choices=("compare", "scale"))
+    parser.add_argument("--days", type=int, default=14)
+    parser.add_argument("--events-per-day", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=9)
+    parser.add_argument("--docs", type=int, default=1_000_000)
+    parser.add_argument("--work", type=Path, default=None, help="folder for the generated store (default: temporary)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        if args.what == "compare":
+            with pl.Config(tbl_rows=20, tbl_cols=20, tbl_width_chars=200):
+                print(compare(args.days, args.events_per_day, args.seed, work))
+        else:
+            for key, value in scale(args.docs, args.days, args.events_per_day, args.seed, work).items():
+                print(f"{key}: {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""The failing events of a day, each turned into the text fields that describe its failure.
+
+An event fails when its outcome is rejected, escalated or reverted, when it was edited with a
+heavy edit, or when its status is error, timeout or fallback (`FAILING_OUTCOMES`,
+`FAILING_STATUSES`). Its failure is described by separate fields (`FIELDS`), kept apart so the
+featurizer can weigh them: `reason_text` (the deciding intervention's reason code split into
+words; codes that say nothing, such as "other", are dropped), `comment_text`, `removed_words` and
+`added_words` (the words the human took out of the AI's draft and put in: set differences of word
+tokens between `output_text` and the deciding intervention's `final_text`, sorted), `draft_text`
+(the draft itself), `status_text` (error or timeout: no output and no review, so the status is the
+main evidence) and `system_text` (`error.type` and `error.message` from the attributes, tools that
+failed or were denied, a fallback). Every field is lower-cased with each digit written as 0, so
+amounts, ids and card numbers keep their shape but not their value. `summary` is the same evidence
+in one readable line (what exemplars show). The outcome itself is not a feature: the same failure
+is sometimes rejected and sometimes rewritten.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from flywheel.config import Settings
+from flywheel.schemas import STORED
+from flywheel.sql import load_sql
+from flywheel.store import Layout, write_parquet_atomic
+
+FAILING_OUTCOMES: tuple[str, ...] = ("rejected", "escalated", "reverted")
+FAILING_STATUSES: tuple[str, ...] = ("error", "timeout", "fallback")
+NO_OUTPUT_STATUSES: tuple[str, ...] = ("error", "timeout")
+HEAVY = "heavy"
+# Reason codes that carry no information about what went wrong.
+GENERIC_REASONS: tuple[str, ...] = ("other", "others", "none", "n/a", "na", "unknown", "misc", "general")
+FIELDS: tuple[str, ...] = ("reason_text", "comment_text", "removed_words", "added_words", "draft_text",
+                           "status_text", "system_text")
+OUTCOMES_TABLE = "outcomes/event_outcomes"
+
+# Word tokens for the edit diff: runs of letters or digits (digits already written as 0).
+_WORD = r"[^\W_]+"
+
+DOCUMENT_SCHEMA: dict[str, pl.DataType] = {
+    "event_id": pl.String(), "event_date": pl.Date(), "scenario": pl.String(), "model": pl.String(),
+    "prompt_version": pl.String(), "status": pl.String(), "outcome": pl.String(), "edit_class": pl.String(),
+    "reason_code": pl.String(), "comment": pl.String(), "final_intervention_id": pl.String(),
+    **{f: pl.String() for f in FIELDS}, "summary": pl.String(),
+}
+
+
+def _day_file(layout: Layout, kind: str, day: date) -> str:
+    """The day's partition of `kind` (events, interventions), or an empty file with its schema."""
+    path = layout.table(kind, day)
+    if path.exists():
+        return str(path)
+    empty = layout.root / "_schema" / f"{kind}.parquet"
+    if not empty.exists():
+        write_parquet_atomic(pa.Table.from_pylist([], schema=STORED[kind]), empty)
+    return str(empty)
+
+
+def failing_events(settings: Settings, day: date) -> pl.DataFrame:
+    """The failing events of `day` with their raw evidence (outcome, reason, comment, texts, errors).
+
+    Assumes `outcomes/event_outcomes` of `day` is built; raises FileNotFoundError when it is not.
+    Rows are sorted by event_id.
+    """
+    layout = Layout(settings.store)
+    outcomes: Path = layout.table(OUTCOMES_TABLE, day)
+    if not outcomes.exists():
+        raise FileNotFoundError(f"{outcomes} does not exist: build outcomes/event_outcomes for {day} first")
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        return con.sql(load_sql("failure_documents"), params={
+            "outcomes": str(outcomes), "events": _day_file(layout, "events", day),
+            "interventions": _day_file(layout, "interventions", day),
+            "outcomes_failing": list(FAILING_OUTCOMES), "statuses_failing": list(FAILING_STATUSES), "heavy": HEAVY,
+        }).pl()
+    finally:
+        con.close()
+
+
+def _norm(expr: pl.Expr) -> pl.Expr:
+    return expr.str.to_lowercase().str.replace_all(r"\d", "0").fill_null("")
+
+
+def documents(raw: pl.DataFrame) -> pl.DataFrame:
+    """The text fields of each failing event (see the module docstring), from `failing_events` rows.
+
+    Needs the columns event_id, event_date, scenario, status, outcome, reason_code, comment,
+    output_text and final_text; model, prompt_version, edit_class, error_type, error_message and
+    failed_tools are used when present. Returns the columns of `DOCUMENT_SCHEMA`, in input order.
+    """
+    frame = raw
+    for name, dtype in (("model", pl.String()), ("prompt_version", pl.String()), ("edit_class", pl.String()),
+                        ("final_intervention_id", pl.String()),
+                        ("error_type", pl.String()), ("error_message", pl.String()),
+                        ("failed_tools", pl.List(pl.String()))):
+        if name not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, dtype=dtype).alias(name))
+    code = _norm(pl.col("reason_code")).str.strip_chars()
+    out_words = _norm(pl.col("output_text")).str.extract_all(_WORD)
+    fin_words = _norm(pl.col("final_text")).str.extract_all(_WORD)
+    changed = pl.col("final_text").is_not_null() & (pl.col("final_text") != pl.col("output_text").fill_null(""))
+    # Errors and timeouts have no output and no review: their status is their main evidence. A
+    # fallback served a canned reply that a reviewer usually judged: its status is one more detail.
+    no_output = pl.col("status").is_in(list(NO_OUTPUT_STATUSES))
+    other_status = ~no_output & (pl.col("status") != "ok")
+    system = pl.concat_str([
+        pl.when(other_status).then(pl.lit("status_") + pl.col("status")).otherwise(pl.lit("")),
+        pl.col("error_type").fill_null(""), pl.col("error_message").fill_null(""),
+        pl.col("failed_tools").fill_null([]).list.join(" ")], separator=" ")
+    removed = out_words.list.set_difference(fin_words).list.sort().list.join(" ")
+    added = fin_words.list.set_difference(out_words).list.sort().list.join(" ")
+    frame = frame.with_columns(
+        pl.when(code.is_in(list(GENERIC_REASONS))).then(pl.lit("")).otherwise(code.str.replace_all(r"[_\-/.]+", " "))
+        .alias("reason_text"),
+        _norm(pl.col("comment")).alias("comment_text"),
+        pl.when(changed).then(removed).otherwise(pl.lit("")).alias("removed_words"),
+        pl.when(changed).then(added).otherwise(pl.lit("")).alias("added_words"),
+        _norm(pl.col("output_text")).alias("draft_text"),
+        pl.when(no_output).then(pl.lit("status_") + pl.col("status")).otherwise(pl.lit("")).alias("status_text"),
+        _norm(system).str.strip_chars().str.replace_all(r"\s+", " ").alias("system_text"),
+    )
+    summary = pl.concat_str([
+        _part("reason", pl.col("reason_code")), _part("comment", pl.col("comment")),
+        _part("removed", pl.col("removed_words").str.slice(0, 160)),
+        _part("added", pl.col("added_words").str.slice(0, 160)),
+        _part("status", pl.when(pl.col("status") != "ok").then(pl.col("status"))),
+        _part("system", pl.col("system_text")), pl.lit("outcome: ") + pl.col("outcome"),
+    ])
+    out = frame.with_columns(summary.alias("summary"), pl.col("event_date").cast(pl.Date))
+    return out.select(list(DOCUMENT_SCHEMA))
+
+
+def _part(name: str, value: pl.Expr) -> pl.Expr:
+    return pl.when(value.fill_null("") != "").then(pl.lit(f"{name}: ") + value + pl.lit("; ")).otherwise(pl.lit(""))
+
+
+def day_documents(settings: Settings, day: date) -> pl.DataFrame:
+    """`documents(failing_events(settings, day))`: the failing events of `day` ready to featurize."""
+    return documents(failing_events(settings, day))

@@ -1,0 +1,82 @@
+"""Stateless text features of failure documents: hashed, per-field, sublinear, weighted, unit length.
+
+Each text field of a document (`documents.FIELDS`) is hashed on its own (scikit-learn's
+`HashingVectorizer`: no vocabulary, so nothing to fit, store or drift; a word means the same column
+tomorrow as today), its counts dampened (1 + log tf), scaled to unit length, multiplied by the
+field's weight, and the fields are laid side by side and the row scaled to unit length again. The
+dot product of two rows is then their cosine similarity. Stop words are dropped (scikit-learn's
+English list less the content words in it that describe failures: "amount", "call", "full",
+"system", ...); the comment also gets word pairs. No IDF: measured on the generated data it
+changed neither the neighbours nor the clusters (10-nearest-neighbour purity 0.973 with, 0.974
+without), and a frozen IDF would be one more piece of state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, HashingVectorizer
+from sklearn.preprocessing import normalize
+
+from flywheel.failures.documents import FIELDS
+
+DEFAULT_WEIGHTS: dict[str, float] = {
+    "reason_text": 1.0, "comment_text": 1.0, "removed_words": 0.5, "added_words": 0.2, "draft_text": 0.5,
+    "status_text": 1.0, "system_text": 0.5,
+}
+TOKEN_PATTERN = r"(?u)\b[^\W\d_]\w+\b"  # words starting with a letter: "0000" or "00s" say nothing
+# scikit-learn's English stop words, less the ones that name what went wrong ("wrong amount",
+# "full card number", "model call", "system prompt", "empty reply", "billing").
+STOP_WORDS: frozenset[str] = frozenset(ENGLISH_STOP_WORDS - {
+    "amount", "bill", "call", "system", "full", "empty", "detail", "describe", "find", "found", "fill", "fire",
+    "interest", "move", "show", "side", "top", "bottom", "back", "front", "part", "name", "serious"})
+
+
+@dataclass(frozen=True)
+class Featurizer:
+    """How documents become vectors (hash width per field, field weights, comment n-grams).
+
+    Part of a model's state: the same parameters must be used for as long as its clusters live.
+    """
+
+    n_features: int = 2 ** 18
+    weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    comment_ngrams: int = 2
+
+    @property
+    def width(self) -> int:
+        """Columns of a feature row (every field's hash block side by side)."""
+        return self.n_features * len(FIELDS)
+
+    def to_json(self) -> dict:
+        """The parameters as a JSON-ready dict."""
+        return {"n_features": self.n_features, "weights": dict(self.weights), "comment_ngrams": self.comment_ngrams}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Featurizer":
+        """The featurizer `to_json` described."""
+        weights = {k: float(v) for k, v in data["weights"].items()}
+        return cls(int(data["n_features"]), weights, int(data["comment_ngrams"]))
+
+    def transform(self, docs: pl.DataFrame) -> sp.csr_matrix:
+        """One unit-length float32 row per document (rows of an all-empty document are zero)."""
+        blocks = []
+        for name in FIELDS:
+            weight = float(self.weights.get(name, 0.0))
+            ngrams = (1, self.comment_ngrams) if name == "comment_text" else (1, 1)
+            vec = HashingVectorizer(n_features=self.n_features, alternate_sign=False, norm=None, lowercase=False,
+                                    token_pattern=TOKEN_PATTERN, stop_words=list(STOP_WORDS), ngram_range=ngrams,
+                                    dtype=np.float32)
+            if weight == 0.0 or docs.height == 0:
+                blocks.append(sp.csr_matrix((docs.height, self.n_features), dtype=np.float32))
+                continue
+            block = vec.transform(docs[name].fill_null("").to_list()).tocsr()
+            np.log(block.data, out=block.data)
+            block.data += 1.0
+            block = normalize(block, copy=False)
+            block.data *= weight
+            blocks.append(block)
+        return normalize(sp.hstack(blocks, format="csr", dtype=np.float32), copy=False)

@@ -1,0 +1,488 @@
+"""The failure-mode model: clusters with stable ids, and one night's step (assign, fit the rest, name).
+
+METHOD_DOC_PLACEHOLDER
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass, field, replace
+from datetime import date
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+from sklearn.preprocessing import normalize
+
+from flywheel.failures.documents import FIELDS
+from flywheel.failures.features import Featurizer
+from flywheel.failures.fit import FitParams, Grouping, group
+from flywheel.failures.labels import ctfidf, label, merge_counts, term_counts, top_terms
+
+EXISTING, FOUNDING, NEW, UNMATCHED = "existing", "founding", "new", "unmatched"
+MATCHES: tuple[str, ...] = (EXISTING, FOUNDING, NEW, UNMATCHED)
+STATE_VERSION = 1
+_SAME_CLUSTER = 0.9  # a re-run's new cluster this close to one the same day founded before is that cluster
+
+ASSIGNMENT_SCHEMA: dict[str, pl.DataType] = {
+    "event_id": pl.String(), "event_date": pl.Date(), "scenario": pl.String(), "model": pl.String(),
+    "prompt_version": pl.String(), "status": pl.String(), "outcome": pl.String(), "cluster_id": pl.Int64(),
+    "similarity": pl.Float64(), "matched_as": pl.String(), "fitted": pl.Boolean(), "run_id": pl.String(),
+}
+
+
+@dataclass(frozen=True)
+class FailureConfig:
+    """Every knob of the failure model, with defaults that work on the generated sample data.
+
+    - `featurizer`: hash width, field weights, comment n-grams (`features.Featurizer`). Frozen into
+      the model state when the first cluster is born; later runs keep the state's featurizer.
+    - `fit`: how the nightly fit groups documents (`fit.FitParams`: method, neighbours, Louvain
+      resolution, minimum cluster size, ...).
+    - `window_days` (7): the nightly fit sees today's failures and the samples kept from this many
+      previous nights, so a failure mode is seen with several days of its phrasings.
+    - `max_fit` (5000): documents fitted per night at most (today's share at least half); the
+      rest of a large night is assigned by similarity, never dropped.
+    - `assign_threshold` (0.25): cosine similarity to a centroid at or above which an event that
+      the fit did not group joins that cluster.
+    - `fold_threshold` (0.5): a group continues the cluster most of its past members were in only
+      when its centroid is this close to that cluster's; a group that continues none joins the
+      known cluster whose centroid is this close; otherwise it founds a new cluster.
+    - `novelty_threshold` (0.35): a community of the fit's finer partition with at least
+      `fit.min_size` events from today whose centroid is below this cosine to every known cluster
+      is a new failure mode even while it hides inside a big group.
+    - `first_resolution` (0.7): Louvain resolution of the very first night (no history yet to
+      correct a merge of two modes, so it fits finer groups than the nights after); None: as others.
+    - `centroid_terms` (2048): non-zero features kept per stored centroid.
+    - `label_terms` (300): term counts kept per cluster for its label; `label_sample` (500): events
+      per cluster and night whose terms are counted.
+    - `exemplars` (3): founding events kept per cluster as its examples.
+    - `chunk_size` (50000): events featurized at a time (bounds memory on large nights).
+    """
+
+    featurizer: Featurizer = field(default_factory=Featurizer)
+    fit: FitParams = field(default_factory=FitParams)
+    window_days: int = 7
+    max_fit: int = 5000
+    assign_threshold: float = 0.25
+    fold_threshold: float = 0.5
+    novelty_threshold: float = 0.35
+    first_resolution: float | None = 0.7
+    centroid_terms: int = 2048
+    label_terms: int = 300
+    label_sample: int = 500
+    exemplars: int = 3
+    chunk_size: int = 50_000
+
+    @property
+    def keep_per_night(self) -> int:
+        """Documents of a night kept for the fits of the following nights."""
+        return max(1, self.max_fit // (2 * max(1, self.window_days)))
+
+
+@dataclass
+class Cluster:
+    """One failure mode as the model knows it."""
+
+    cluster_id: int
+    born_date: date
+    born_run: str
+    size: int = 0
+    last_seen: date | None = None
+    terms: dict[str, int] = field(default_factory=dict)
+    top_terms: list[str] = field(default_factory=list)
+    label: str = "(no words)"
+    exemplars: list[dict] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        """The cluster as a JSON-ready dict."""
+        return {"cluster_id": self.cluster_id, "born_date": self.born_date.isoformat(), "born_run": self.born_run,
+                "size": self.size, "last_seen": self.last_seen.isoformat() if self.last_seen else None,
+                "terms": self.terms, "top_terms": self.top_terms, "label": self.label, "exemplars": self.exemplars}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Cluster":
+        """The cluster `to_json` described."""
+        return cls(int(d["cluster_id"]), date.fromisoformat(d["born_date"]), d["born_run"], int(d["size"]),
+                   date.fromisoformat(d["last_seen"]) if d["last_seen"] else None, dict(d["terms"]),
+                   list(d["top_terms"]), d["label"], list(d["exemplars"]))
+
+
+@dataclass
+class ModelState:
+    """The clusters known after `day` and their centroid sums (one row per cluster, pruned)."""
+
+    featurizer: Featurizer
+    clusters: list[Cluster] = field(default_factory=list)
+    sums: sp.csr_matrix | None = None
+    next_id: int = 1
+    day: date | None = None
+    run_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.sums is None:
+            self.sums = sp.csr_matrix((0, self.featurizer.width), dtype=np.float32)
+
+    def centroids(self) -> sp.csr_matrix:
+        """Unit-length centroids, one row per cluster."""
+        return _unit(self.sums)
+
+    def ids(self) -> list[int]:
+        """The cluster ids, in row order."""
+        return [c.cluster_id for c in self.clusters]
+
+    def to_bytes(self) -> bytes:
+        """The state as one .npz file's bytes (centroid sums plus a JSON document)."""
+        meta = {"version": STATE_VERSION, "featurizer": self.featurizer.to_json(), "next_id": self.next_id,
+                "day": self.day.isoformat() if self.day else None, "run_id": self.run_id,
+                "clusters": [c.to_json() for c in self.clusters]}
+        s = self.sums.tocsr()
+        buf = io.BytesIO()
+        np.savez_compressed(buf, meta=np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8),
+                            data=s.data.astype(np.float32), indices=s.indices.astype(np.int64),
+                            indptr=s.indptr.astype(np.int64), shape=np.array(s.shape, dtype=np.int64))
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "ModelState":
+        """The state `to_bytes` wrote."""
+        with np.load(io.BytesIO(data)) as z:
+            meta = json.loads(z["meta"].tobytes().decode())
+            if meta.get("version") != STATE_VERSION:
+                raise ValueError(f"failure model state version {meta.get('version')} is not {STATE_VERSION}")
+            shape = tuple(int(x) for x in z["shape"])
+            sums = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape, dtype=np.float32)
+        return cls(Featurizer.from_json(meta["featurizer"]), [Cluster.from_json(c) for c in meta["clusters"]], sums,
+                   int(meta["next_id"]), date.fromisoformat(meta["day"]) if meta["day"] else None, meta["run_id"])
+
+
+@dataclass
+class DayResult:
+    """One night's step: the state after it, one assignment row per failing event, and the
+    night's sample of documents (with their cluster ids) kept for the fits of the next nights."""
+
+    state: ModelState
+    assignments: pl.DataFrame
+    kept: pl.DataFrame
+
+
+def stable_rank(keys: list[str], seed: int = 0) -> np.ndarray:
+    """A pseudo-random but reproducible order key per string (keyed blake2b of the string)."""
+    salt = str(seed).encode()
+    return np.array([int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8, key=salt).digest(), "big") >> 1
+                     for k in keys], dtype=np.int64)
+
+
+def _unit(M: sp.csr_matrix) -> sp.csr_matrix:
+    """Rows scaled to unit length (zero rows stay zero; an empty matrix stays empty)."""
+    return normalize(M, copy=True).astype(np.float32) if M.shape[0] else M.tocsr().astype(np.float32)
+
+
+def _prune(sums: sp.csr_matrix, keep: int) -> sp.csr_matrix:
+    """Each row reduced to its `keep` largest entries."""
+    sums = sums.tocsr()
+    rows = []
+    for i in range(sums.shape[0]):
+        row = sums.getrow(i)
+        if row.nnz > keep:
+            top = np.argpartition(-row.data, keep - 1)[:keep]
+            row = sp.csr_matrix((row.data[top], (np.zeros(keep, dtype=np.int64), row.indices[top])), shape=row.shape)
+        rows.append(row)
+    out = sp.vstack(rows, format="csr", dtype=np.float32) if rows else sums.astype(np.float32)
+    out.sort_indices()
+    return out
+
+
+def _onehot(labels: np.ndarray, n_rows: int) -> sp.csr_matrix:
+    """Row r has a 1 in column i where labels[i] == r (labels < 0 are left out)."""
+    cols = np.flatnonzero(labels >= 0)
+    return sp.csr_matrix((np.ones(cols.size, dtype=np.float32), (labels[cols], cols)), shape=(n_rows, labels.size))
+
+
+def _best(X: sp.csr_matrix, C: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """Index and cosine of each row's nearest centroid (-1 and 0 when there is none)."""
+    if C.shape[0] == 0 or X.shape[0] == 0:
+        return np.full(X.shape[0], -1, dtype=np.int64), np.zeros(X.shape[0], dtype=np.float32)
+    S = (X @ C.T).toarray()
+    j = S.argmax(axis=1)
+    return j.astype(np.int64), S[np.arange(S.shape[0]), j].astype(np.float32)
+
+
+def _reuse_ids(day: date, cents: sp.csr_matrix, previous: ModelState | None) -> list[Cluster | None]:
+    """For each new cluster (centroid rows), the cluster an earlier run of the same day founded in
+    its place (same night, centroid within cosine 0.9), if any: its id and birth are kept."""
+    out: list[Cluster | None] = [None] * cents.shape[0]
+    if previous is None or cents.shape[0] == 0:
+        return out
+    rows = [i for i, c in enumerate(previous.clusters) if c.born_date == day]
+    if not rows:
+        return out
+    S = (cents @ previous.centroids()[rows].T).toarray()
+    pairs = sorted(((float(S[a, b]), a, b) for a in range(S.shape[0]) for b in range(S.shape[1])
+                    if S[a, b] >= _SAME_CLUSTER), key=lambda t: (-t[0], t[1], t[2]))
+    used_a: set[int] = set()
+    used_b: set[int] = set()
+    for _, a, b in pairs:
+        if a not in used_a and b not in used_b:
+            out[a] = previous.clusters[rows[b]]
+            used_a.add(a)
+            used_b.add(b)
+    return out
+
+
+def _fit_set(docs: pl.DataFrame, ranks: np.ndarray, recent: pl.DataFrame, cfg: FailureConfig
+             ) -> tuple[np.ndarray, pl.DataFrame]:
+    """Which of today's documents are fitted (indices) and which recent documents join them."""
+    n = docs.height
+    recent_cap = cfg.max_fit // 2 if n > cfg.max_fit // 2 else cfg.max_fit - n
+    recent = recent.sort("rank", "event_id").head(min(recent.height, recent_cap))
+    today_cap = cfg.max_fit - recent.height
+    today = np.arange(n) if n <= today_cap else np.sort(np.argsort(ranks, kind="stable")[:today_cap])
+    return today, recent
+
+
+def _track(g: np.ndarray, past_ids: np.ndarray, is_today: np.ndarray, G: sp.csr_matrix, state: ModelState,
+           cfg: FailureConfig) -> tuple[np.ndarray, list[int]]:
+    """The known cluster row each group continues (-1: none), and the groups that found new clusters.
+
+    A group's candidate is the cluster at least half of its past members belonged to, provided the
+    group's centroid is within `fold_threshold` of that cluster's (a new failure that hid in an old
+    cluster yesterday does not inherit it). When several groups have the same candidate, the one
+    with most such members continues it; the others stay in it while their centroid is within
+    `fold_threshold` of that group's, else they split off. A group that neither continues nor stays
+    joins the known cluster whose centroid is nearest when their cosine reaches `fold_threshold`.
+    What fits none founds a new cluster if it has at least `fit.min_size` members from today; a
+    split too small to found stays in its candidate; anything else too small is left to the
+    per-event assignment.
+    """
+    n_groups = G.shape[0]
+    row_of = {c.cluster_id: i for i, c in enumerate(state.clusters)}
+    C = state.centroids()
+    target = np.full(n_groups, -1, dtype=np.int64)
+    candidate = np.full(n_groups, -1, dtype=np.int64)
+    support = np.zeros(n_groups, dtype=np.int64)
+    for k in range(n_groups):
+        past = (g == k) & ~is_today
+        labelled = past_ids[past]
+        labelled = labelled[labelled >= 0]
+        if labelled.size == 0:
+            continue
+        ids, counts = np.unique(labelled, return_counts=True)
+        top = int(np.argmax(counts))
+        row = row_of.get(int(ids[top]), -1)
+        close = row >= 0 and float(G[k].multiply(C[row]).sum()) >= cfg.fold_threshold
+        if close and 2 * int(counts[top]) >= int(past.sum()):
+            candidate[k], support[k] = row, int(counts[top])
+    keeper: dict[int, int] = {}
+    for k in sorted(np.flatnonzero(candidate >= 0).tolist(), key=lambda k: (-int(support[k]), k)):
+        keeper.setdefault(int(candidate[k]), k)
+    for row, k in keeper.items():
+        target[k] = row
+    founders: list[int] = []
+    for k in range(n_groups):
+        if target[k] >= 0:
+            continue
+        others = np.arange(C.shape[0])
+        if candidate[k] >= 0:
+            if float(G[k].multiply(G[keeper[int(candidate[k])]]).sum()) >= cfg.fold_threshold:
+                target[k] = candidate[k]
+                continue
+            others = others[others != candidate[k]]
+        j, b = _best(G[k], C[others])
+        if j[0] >= 0 and b[0] >= cfg.fold_threshold:
+            target[k] = int(others[j[0]])
+        elif int((is_today & (g == k)).sum()) >= cfg.fit.min_size:
+            founders.append(k)
+        elif candidate[k] >= 0:
+            target[k] = candidate[k]
+    return target, founders
+
+
+def _split_novel(grouping: Grouping, Xf: sp.csr_matrix, is_today: np.ndarray, state: ModelState,
+                 cfg: FailureConfig) -> np.ndarray:
+    """Group labels where each novel fine community is made a group of its own.
+
+    A small new failure mode hides inside a big coarse group before it is big enough to stand
+    out. A community of the finer partition (`fit.Grouping.fine`) is novel when the model already
+    has clusters, at least `fit.min_size` of its members are from today, and its centroid's cosine
+    to every known cluster's centroid is below `novelty_threshold`.
+    """
+    g = grouping.labels.copy()
+    if grouping.fine is None or not state.clusters or g.size == 0:
+        return g
+    fine = grouping.fine
+    n_fine = int(fine.max()) + 1 if fine.max() >= 0 else 0
+    if n_fine == 0:
+        return g
+    F = _unit(_onehot(fine, n_fine) @ Xf)
+    _, near = _best(F, state.centroids())
+    next_label = int(g.max()) + 1 if g.max() >= 0 else 0
+    for f in range(n_fine):
+        members = fine == f
+        today = int((members & is_today).sum())
+        if today >= cfg.fit.min_size and near[f] < cfg.novelty_threshold:
+            g[members] = next_label
+            next_label += 1
+    return g
+
+
+def kept_schema() -> dict[str, pl.DataType]:
+    """Columns of the documents a night keeps for the next nights' fits."""
+    return {"event_id": pl.String(), "event_date": pl.Date(), **{f: pl.String() for f in FIELDS},
+            "cluster_id": pl.Int64(), "rank": pl.Int64()}
+
+
+def advance(state: ModelState, docs: pl.DataFrame, day: date, run_id: str, config: FailureConfig | None = None,
+            recent: pl.DataFrame | None = None, previous: ModelState | None = None) -> DayResult:
+    """Fold one night's failure documents (`documents.documents` rows of `day`) into `state`.
+
+    1. Fit: today's documents (a hash-ranked sample when there are more than the budget) and the
+       documents kept from the previous nights (`recent`, with the cluster each joined) are grouped
+       together (`fit.group`).
+    2. Track: each group continues the known cluster its past members mostly belonged to, joins a
+       known cluster it is close to, or founds a new one (`_track`).
+    3. Assign: today's fitted documents take their group's cluster; every other one (not fitted,
+       or in no group) joins the nearest group or known cluster when its cosine reaches
+       `assign_threshold`, else stays unmatched (cluster_id null).
+    New clusters take fresh ids from `state.next_id`, except that a re-run of a day reuses the id
+    `previous` (the earlier snapshot of the same day) gave the same cluster: re-running a day from
+    the same state and inputs gives the same assignments and founds nothing twice. `state` is not
+    modified.
+    """
+    cfg = config or FailureConfig()
+    if not state.clusters:
+        empty = sp.csr_matrix((0, cfg.featurizer.width), dtype=np.float32)
+        state = replace(state, featurizer=cfg.featurizer, sums=empty)
+    feat = state.featurizer
+    docs = docs.sort("event_id")
+    if docs["event_id"].n_unique() != docs.height:
+        raise ValueError("failure documents must have unique event ids")
+    n = docs.height
+    ids = docs["event_id"].to_list()
+    ranks = stable_rank(ids, cfg.fit.seed)
+    kept_cols = list(kept_schema())
+    if recent is None:
+        recent = pl.DataFrame(schema=kept_schema())
+    recent = recent.select(kept_cols).cast(kept_schema())
+    recent = recent.filter(pl.col("event_date") < day)
+    today_idx, recent = _fit_set(docs, ranks, recent, cfg)
+    recent = recent.sort("event_date", "event_id")
+    nf = recent.height
+    cols = ["event_id", *FIELDS]
+    fit_docs = pl.concat([recent.select(cols), docs[today_idx].select(cols)])
+    is_today = np.r_[np.zeros(nf, dtype=bool), np.ones(today_idx.size, dtype=bool)]
+    past_ids = np.r_[recent["cluster_id"].fill_null(-1).to_numpy().astype(np.int64), np.full(today_idx.size, -1)]
+    Xf = feat.transform(fit_docs) if fit_docs.height else sp.csr_matrix((0, feat.width), dtype=np.float32)
+    fit_params = cfg.fit
+    if not state.clusters and cfg.first_resolution is not None:
+        fit_params = replace(cfg.fit, resolution=cfg.first_resolution)
+    grouping = group(Xf, fit_params) if fit_docs.height else Grouping(np.zeros(0, dtype=np.int64))
+    g = _split_novel(grouping, Xf, is_today, state, cfg)
+    n_groups = int(g.max()) + 1 if g.size and g.max() >= 0 else 0
+    G = _unit(_onehot(g, n_groups) @ Xf) if n_groups else sp.csr_matrix((0, feat.width), dtype=np.float32)
+    target, founders = _track(g, past_ids, is_today, G, state, cfg)
+
+    # New clusters, largest first (by today's members), then by first member.
+    gt = g[nf:]
+    today_sizes = np.bincount(gt[gt >= 0], minlength=n_groups) if n_groups else np.zeros(0, dtype=np.int64)
+    first = {k: int(np.flatnonzero(gt == k)[0]) for k in founders}
+    founders = sorted(founders, key=lambda k: (-int(today_sizes[k]), first[k]))
+    K0 = len(state.clusters)
+    clusters = [replace(c) for c in state.clusters]
+    reused = _reuse_ids(day, G[founders] if founders else G[:0], previous)
+    next_id = state.next_id
+    for m, k in enumerate(founders):
+        before = reused[m]
+        if before is None:
+            clusters.append(Cluster(next_id, day, run_id))
+            next_id += 1
+        else:
+            clusters.append(Cluster(before.cluster_id, day, before.born_run))
+        target[k] = K0 + m
+    K = len(clusters)
+
+    cluster_of = np.full(n, -1, dtype=np.int64)
+    sim = np.zeros(n, dtype=np.float32)
+    how = np.full(n, UNMATCHED, dtype=object)
+    fitted = np.zeros(n, dtype=bool)
+    fitted[today_idx] = True
+    Xt = Xf[nf:]
+    if n_groups:
+        gsim = np.asarray(Xt.multiply(G[np.maximum(gt, 0)]).sum(axis=1)).ravel().astype(np.float32)
+        lab = np.where(gt >= 0, target[np.maximum(gt, 0)], -1)
+    else:
+        gsim = np.zeros(today_idx.size, dtype=np.float32)
+        lab = np.full(today_idx.size, -1, dtype=np.int64)
+    ok = lab >= 0
+    cluster_of[today_idx[ok]] = lab[ok]
+    sim[today_idx[ok]] = gsim[ok]
+    how[today_idx[ok]] = np.where(lab[ok] >= K0, FOUNDING, EXISTING)
+    sums_add = _onehot(lab, K) @ Xt if today_idx.size else sp.csr_matrix((K, feat.width), dtype=np.float32)
+
+    # Everything else joins the nearest group or known cluster, when close enough.
+    valid = np.flatnonzero(target >= 0) if n_groups else np.zeros(0, dtype=np.int64)
+    cand = sp.vstack([G[valid], state.centroids()], format="csr")
+    cand_target = np.r_[target[valid], np.arange(K0)].astype(np.int64)
+    rest = np.flatnonzero(cluster_of < 0)
+    for start in range(0, rest.size, max(1, cfg.chunk_size)):
+        idx = rest[start:start + cfg.chunk_size]
+        X = feat.transform(docs[idx])
+        j, b = _best(X, cand)
+        hit = (j >= 0) & (b >= cfg.assign_threshold)
+        lab = np.where(hit, cand_target[np.maximum(j, 0)], -1)
+        cluster_of[idx] = lab
+        sim[idx] = b
+        how[idx[hit]] = np.where(lab[hit] >= K0, NEW, EXISTING)
+        sums_add = sums_add + _onehot(lab, K) @ X
+    sums = sp.vstack([state.sums, sp.csr_matrix((K - K0, feat.width), dtype=np.float32)], format="csr") + sums_add
+    sums = _prune(sums, cfg.centroid_terms)
+
+    counts = np.bincount(cluster_of[cluster_of >= 0], minlength=K)
+    for i, c in enumerate(clusters):
+        c.size += int(counts[i])
+        if counts[i]:
+            c.last_seen = day
+    summary = docs["summary"]
+    for m, k in enumerate(founders):
+        pos = np.flatnonzero(gt == k)
+        order = sorted(pos.tolist(), key=lambda t: (-float(gsim[t]), ids[today_idx[t]]))[:cfg.exemplars]
+        clusters[K0 + m].exemplars = [
+            {"event_id": ids[today_idx[t]], "event_date": day.isoformat(), "summary": summary[int(today_idx[t])][:300],
+             "similarity": round(float(gsim[t]), 4)} for t in order]
+    _update_labels(clusters, docs, cluster_of, ranks, cfg)
+
+    id_of = np.array([c.cluster_id for c in clusters] or [0], dtype=np.int64)
+    cid = np.where(cluster_of >= 0, id_of[np.maximum(cluster_of, 0)], -1)
+    assignments = docs.select("event_id", "event_date", "scenario", "model", "prompt_version", "status",
+                              "outcome").with_columns(
+        pl.Series("cluster_id", cid, dtype=pl.Int64),
+        pl.Series("similarity", sim.astype(np.float64)).round(4),
+        pl.Series("matched_as", how.tolist(), dtype=pl.String),
+        pl.Series("fitted", fitted),
+        pl.lit(run_id, dtype=pl.String).alias("run_id"),
+    ).with_columns(pl.when(pl.col("cluster_id") >= 0).then(pl.col("cluster_id")).alias("cluster_id"))
+    keep = np.sort(np.argsort(ranks, kind="stable")[:cfg.keep_per_night]) if n else np.zeros(0, dtype=np.int64)
+    kept = docs[keep].select("event_id", pl.col("event_date").cast(pl.Date), *FIELDS).with_columns(
+        pl.Series("cluster_id", cid[keep], dtype=pl.Int64), pl.Series("rank", ranks[keep], dtype=pl.Int64),
+    ).with_columns(pl.when(pl.col("cluster_id") >= 0).then(pl.col("cluster_id")).alias("cluster_id"))
+    new_state = ModelState(feat, clusters, sums, next_id, day, run_id)
+    return DayResult(new_state, assignments.select(list(ASSIGNMENT_SCHEMA)).cast(ASSIGNMENT_SCHEMA),
+                     kept.cast(kept_schema()))
+
+
+def _update_labels(clusters: list[Cluster], docs: pl.DataFrame, cluster_of: np.ndarray, ranks: np.ndarray,
+                   cfg: FailureConfig) -> None:
+    """Add the night's term counts (a hash-ranked sample of each cluster's events) and rename every cluster."""
+    rows = np.full(docs.height, -1, dtype=np.int64)
+    assigned = np.flatnonzero(cluster_of >= 0)
+    if assigned.size:
+        by = pl.DataFrame({"i": assigned, "c": cluster_of[assigned], "r": ranks[assigned]}).sort("r", "i").with_columns(
+            pl.int_range(pl.len()).over("c").alias("k")).filter(pl.col("k") < cfg.label_sample)
+        rows[by["i"].to_numpy()] = by["c"].to_numpy()
+    for c, t in zip(clusters, term_counts(docs, rows, len(clusters))):
+        c.terms = merge_counts(c.terms, t, cfg.label_terms)
+    for c, w in zip(clusters, ctfidf([c.terms for c in clusters])):
+        c.top_terms = top_terms(w, 5)
+        c.label = label(c.top_terms)

@@ -1,0 +1,153 @@
+"""Build the failure tables of one day in the store, in order: assignments, clusters, history, daily.
+
+- `failures/assignments` (`build_failure_assignments`): runs the night's model step
+  (`model.advance`) from the latest snapshot before the day, writes one row per failing event and
+  the night's snapshot. Day D depends on the snapshots of the days before it: build days in order.
+- `failures/clusters` (`build_clusters`): every cluster known after the night, with its label,
+  distinctive terms, exemplars, birth and size so far (a snapshot per day).
+- `failures/cluster_history` (`build_cluster_history`): per cluster born or seen that night, how
+  its events were matched (joined an existing cluster, founded it, joined it the night it was
+  born), plus one row with a null cluster_id counting the events that fit no cluster.
+- `failures/cluster_daily` (`growth.build_cluster_daily`): per scenario x cluster, counts, shares,
+  growth against a baseline window, new and growing flags.
+Each write replaces the day's file atomically; building a day twice leaves the same data.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+import polars as pl
+import pyarrow as pa
+
+from flywheel.config import Settings
+from flywheel.failures.documents import day_documents
+from flywheel.failures.growth import ASSIGNMENTS, CLUSTER_DAILY, CLUSTERS, build_cluster_daily
+from flywheel.failures.model import (ASSIGNMENT_SCHEMA, EXISTING, FOUNDING, NEW, UNMATCHED, FailureConfig, ModelState,
+                                     advance)
+from flywheel.failures.store import (Snapshot, load_snapshot, previous_state, recent_documents, record_next_id,
+                                     save_snapshot, with_free_ids)
+from flywheel.store import Layout, exclusive, write_parquet_atomic
+
+HISTORY = "failures/cluster_history"
+LOCK = "failures"
+
+EXEMPLAR = pa.struct([("event_id", pa.string()), ("event_date", pa.date32()), ("summary", pa.string()),
+                      ("similarity", pa.float64())])
+CLUSTERS_SCHEMA = pa.schema([
+    ("event_date", pa.date32()), ("cluster_id", pa.int64()), ("label", pa.string()), ("terms", pa.list_(pa.string())),
+    ("exemplars", pa.list_(EXEMPLAR)), ("born_date", pa.date32()), ("born_run", pa.string()),
+    ("size_total", pa.int64()), ("events", pa.int64()), ("last_seen", pa.date32()), ("is_new", pa.bool_()),
+])
+HISTORY_SCHEMA = pa.schema([
+    ("event_date", pa.date32()), ("run_id", pa.string()), ("cluster_id", pa.int64()), ("label", pa.string()),
+    ("born", pa.bool_()), ("born_date", pa.date32()), ("born_run", pa.string()), ("events", pa.int64()),
+    ("events_existing", pa.int64()), ("events_founding", pa.int64()), ("events_new", pa.int64()),
+    ("events_unmatched", pa.int64()), ("size_total", pa.int64()),
+])
+
+
+def build_failure_assignments(settings: Settings, day: date, run_id: str | None = None,
+                              config: FailureConfig | None = None) -> pl.DataFrame:
+    """Assign every failing event of `day` to a failure cluster; store the assignments and the
+    night's model snapshot; returns the assignments (one row per failing event).
+
+    `run_id` names the run in the history (default: a fresh `adhoc-...` id); `config` holds the
+    model's knobs (`model.FailureConfig`). Continues from the latest snapshot before `day` and
+    reads the documents kept by the `config.window_days` nights before it. Runs under the store's
+    `failures` lock, so two processes never interleave nights.
+    """
+    cfg = config or FailureConfig()
+    run = run_id or f"adhoc-{uuid.uuid4().hex[:12]}"
+    layout = Layout(settings.store)
+    docs = day_documents(settings, day)
+    with exclusive(layout.lock(LOCK)):
+        state = previous_state(layout, day) or ModelState(cfg.featurizer)
+        earlier = load_snapshot(layout, day)
+        result = advance(with_free_ids(state, layout), docs, day, run, cfg,
+                         recent=recent_documents(layout, day, cfg.window_days),
+                         previous=earlier.state if earlier else None)
+        write_parquet_atomic(result.assignments.to_arrow(), layout.table(ASSIGNMENTS, day))
+        save_snapshot(layout, day, Snapshot(result.state, result.kept))
+        record_next_id(layout, result.state.next_id)
+    return result.assignments
+
+
+def _snapshot_state(settings: Settings, day: date) -> ModelState:
+    snap = load_snapshot(Layout(settings.store), day)
+    if snap is None:
+        raise FileNotFoundError(f"no failure model snapshot for {day}: run build_failure_assignments first")
+    return snap.state
+
+
+def _assignments(settings: Settings, day: date) -> pl.DataFrame:
+    path = Layout(settings.store).table(ASSIGNMENTS, day)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: run build_failure_assignments for {day} first")
+    return pl.read_parquet(path).cast(ASSIGNMENT_SCHEMA)
+
+
+def clusters_frame(state: ModelState, assignments: pl.DataFrame, day: date) -> pl.DataFrame:
+    """One row per cluster known after night `day` (see `CLUSTERS_SCHEMA`)."""
+    today = dict(assignments.filter(pl.col("cluster_id").is_not_null()).group_by("cluster_id").len().iter_rows())
+    rows = [{
+        "event_date": day, "cluster_id": c.cluster_id, "label": c.label, "terms": list(c.top_terms),
+        "exemplars": [{"event_id": e["event_id"], "event_date": date.fromisoformat(e["event_date"]),
+                       "summary": e["summary"], "similarity": float(e["similarity"])} for e in c.exemplars],
+        "born_date": c.born_date, "born_run": c.born_run, "size_total": c.size,
+        "events": int(today.get(c.cluster_id, 0)),
+        "last_seen": c.last_seen, "is_new": c.born_date == day,
+    } for c in state.clusters]
+    return pl.from_arrow(pa.Table.from_pylist(rows, schema=CLUSTERS_SCHEMA))  # type: ignore[return-value]
+
+
+def build_clusters(settings: Settings, day: date) -> pl.DataFrame:
+    """Store `failures/clusters` of `day`: every cluster known after the night; returns it."""
+    frame = clusters_frame(_snapshot_state(settings, day), _assignments(settings, day), day)
+    write_parquet_atomic(frame.to_arrow(), Layout(settings.store).table(CLUSTERS, day))
+    return frame
+
+
+def history_frame(state: ModelState, assignments: pl.DataFrame, day: date) -> pl.DataFrame:
+    """How night `day`'s events were matched, per cluster born or seen that night (see `HISTORY_SCHEMA`)."""
+    counts = assignments.group_by("cluster_id", "matched_as").len()
+    by: dict[int | None, dict[str, int]] = {}
+    for cid, how, n in counts.iter_rows():
+        by.setdefault(cid, {})[how] = n
+    run = assignments["run_id"][0] if assignments.height else state.run_id
+    rows = []
+    for c in state.clusters:
+        seen = by.get(c.cluster_id, {})
+        if not seen and c.born_date != day:
+            continue
+        rows.append({"event_date": day, "run_id": run, "cluster_id": c.cluster_id, "label": c.label,
+                     "born": c.born_date == day, "born_date": c.born_date, "born_run": c.born_run,
+                     "events": sum(seen.values()), "events_existing": seen.get(EXISTING, 0),
+                     "events_founding": seen.get(FOUNDING, 0), "events_new": seen.get(NEW, 0), "events_unmatched": 0,
+                     "size_total": c.size})
+    unmatched = by.get(None, {}).get(UNMATCHED, 0)
+    if unmatched:
+        rows.append({"event_date": day, "run_id": run, "cluster_id": None, "label": None, "born": False,
+                     "born_date": None, "born_run": None, "events": unmatched, "events_existing": 0,
+                     "events_founding": 0, "events_new": 0, "events_unmatched": unmatched, "size_total": None})
+    return pl.from_arrow(pa.Table.from_pylist(rows, schema=HISTORY_SCHEMA))  # type: ignore[return-value]
+
+
+def build_cluster_history(settings: Settings, day: date) -> pl.DataFrame:
+    """Store `failures/cluster_history` of `day`; returns it."""
+    frame = history_frame(_snapshot_state(settings, day), _assignments(settings, day), day)
+    write_parquet_atomic(frame.to_arrow(), Layout(settings.store).table(HISTORY, day))
+    return frame
+
+
+def build_failures(settings: Settings, day: date, run_id: str | None = None, config: FailureConfig | None = None,
+                   baseline_days: int = 7, new_days: int = 1, growth_factor: float = 2.0,
+                   min_events: int = 5) -> dict[str, pl.DataFrame]:
+    """Build every failure table of `day` in order; returns them by table name."""
+    return {
+        ASSIGNMENTS: build_failure_assignments(settings, day, run_id, config),
+        CLUSTERS: build_clusters(settings, day),
+        HISTORY: build_cluster_history(settings, day),
+        CLUSTER_DAILY: build_cluster_daily(settings, day, baseline_days, new_days, growth_factor, min_events),
+    }

@@ -1,0 +1,89 @@
+"""The analyst-facing views of the `failures` schema, with a description of every column."""
+
+from __future__ import annotations
+
+from flywheel.catalog import View
+from flywheel.sql import load_sql
+
+_CLUSTER = {
+    "cluster_id": "The failure cluster: a stable id, kept from night to night and never reused.",
+    "label": "The cluster's name: its most distinctive terms (c-TF-IDF against the other clusters).",
+}
+_BIRTH = {
+    "born_date": "The night the cluster was founded.",
+    "born_run": "The run that founded it.",
+}
+
+
+def _cluster_columns() -> dict[str, str]:
+    return {
+        "event_date": "The night of this snapshot (clusters as known after it).",
+        **_CLUSTER,
+        "terms": "Its five most distinctive terms, best first.",
+        "exemplars": "A few founding events: event_id, event_date, summary of their evidence, cosine to the "
+                     "founding group.",
+        **_BIRTH,
+        "size_total": "Failing events assigned to it up to and including this night.",
+        "events": "Failing events assigned to it this night.",
+        "last_seen": "The last night it received events.",
+        "is_new": "True on the night it was born.",
+    }
+
+
+def failure_views() -> list[View]:
+    """The views of the `failures` schema."""
+    return [
+        View("failures", "assignments",
+             "One row per failing event (rejected, escalated, reverted, heavily edited, or status error / timeout / "
+             "fallback) with the failure cluster it joined and how.",
+             "SELECT * FROM {table:failures/assignments}",
+             {"event_id": "The event.", "event_date": "The UTC day of the event (the night that assigned it).",
+              "scenario": "The category of work.", "model": "The model.", "prompt_version": "The prompt version.",
+              "status": "ok, error, timeout, fallback.",
+              "outcome": "Its resolved outcome (outcomes.event_outcomes).",
+              "cluster_id": "The failure cluster it joined; null when it fits none.",
+              "similarity": "Cosine similarity to the group or cluster centroid it joined (for an unmatched event: "
+                            "to the nearest one).",
+              "matched_as": "existing: joined a cluster known before this night; founding: in the group that founded a "
+                            "cluster this night; new: joined a cluster born this night; unmatched: fits none.",
+              "fitted": "True when the night's fit saw the event (large nights fit a sample; the rest is assigned "
+                        "by similarity).",
+              "run_id": "The run that assigned it."}),
+        View("failures", "clusters",
+             "The failure clusters as known after the latest night: name, distinctive terms, examples, birth, size.",
+             load_sql("failure_clusters_latest_view"),
+             _cluster_columns()),
+        View("failures", "cluster_snapshots",
+             "The failure clusters as known after each night (one row per cluster and night).",
+             "SELECT * FROM {table:failures/clusters}",
+             _cluster_columns()),
+        View("failures", "cluster_history",
+             "Per night and cluster born or seen that night: how its events were matched; a row with a null "
+             "cluster_id counts the events that fit no cluster.",
+             "SELECT * FROM {table:failures/cluster_history}",
+             {"event_date": "The night.", "run_id": "The run that built it.", **_CLUSTER,
+              "born": "True when the cluster was born this night.", **_BIRTH,
+              "events": "Failing events of the night assigned to it.",
+              "events_existing": "Of which joined it as a cluster known before the night.",
+              "events_founding": "Of which founded it this night.",
+              "events_new": "Of which joined it the night it was born, by similarity (not in the founding group).",
+              "events_unmatched": "Null-cluster row only: the night's failing events that fit no cluster.",
+              "size_total": "Events assigned to the cluster up to and including the night."}),
+        View("failures", "cluster_daily",
+             "Per day, scenario and failure cluster: events, share of the scenario's failures, baseline share over "
+             "the previous days, growth ratio, and whether the cluster is new or growing.",
+             "SELECT * FROM {table:failures/cluster_daily}",
+             {"event_date": "The day.", "scenario": "The category of work.", **_CLUSTER,
+              "events": "The cluster's failing events in the scenario that day.",
+              "scenario_failures": "All failing events of the scenario that day (unmatched included).",
+              "share": "events / scenario_failures.",
+              "baseline_events": "The cluster's events in the scenario over the baseline window (days before).",
+              "baseline_failures": "The scenario's failing events over the baseline window.",
+              "baseline_days": "Days of the baseline window with failing events in the scenario.",
+              "baseline_share": "baseline_events / baseline_failures (null without baseline failures).",
+              "growth_ratio": "share / baseline_share (null when the baseline share is 0 or null).",
+              "born_date": "The night the cluster was founded.",
+              "is_new": "Born within the last new_days days (default: born that day).",
+              "is_growing": "At least min_events events and its share grew by growth_factor over the baseline "
+                            "(or it is absent from a baseline that has failures)."}),
+    ]

@@ -1,0 +1,87 @@
+"""The MQM worked example (examples/mqm): real translators' error annotations converted into the
+input contracts, run through the pipeline and the failure model, on the committed sample; and on
+the whole shared data when it is there."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from flywheel.config import Settings
+from flywheel.store import Layout
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT / "tests" / "fixtures" / "mqm"
+SHARED = ROOT.parent / "shared" / "data" / "mqm-ted"
+
+
+def _example():
+    spec = importlib.util.spec_from_file_location("mqm_example", ROOT / "examples" / "mqm" / "mqm.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["mqm_example"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+mqm = _example()
+
+
+def test_the_sample_keeps_its_licence():
+    assert "Apache License" in (FIXTURE / "LICENSE").read_text()
+    assert "wmt-mqm-human-evaluation" in (FIXTURE / "SOURCE.md").read_text()
+
+
+def test_annotations_become_one_event_and_one_review_per_rated_segment():
+    rows = pl.DataFrame({
+        "pair": ["ende"] * 4, "system": ["A", "A", "B", "ref"], "doc": ["talk.1"] * 4, "seg_id": ["1", "1", "1", "1"],
+        "rater": ["r1"] * 4, "source": ["Hello, world"] * 4,
+        "target": ["<v>Hallo</v>, Welt", "Hallo<v>,</v> Welt", "Hallo, <v>Erde</v>", "Hallo, Welt"],
+        "category": ["Accuracy/Mistranslation", "Fluency/Punctuation", "Style/Awkward", "No-error"],
+        "severity": ["Minor", "Major", "Minor", "No-error"], "comment": [None, "Komma", None, None]})
+    events, reviews, truth = mqm.events_and_reviews(rows)
+    assert len(events) == 2  # the reference translation is not AI output
+    a, b = sorted(zip(events, reviews), key=lambda er: er[0]["model"])
+    assert a[0]["output_text"] == "Hallo, Welt" and a[0]["scenario"] == "translation_ende"
+    assert a[1]["action"] == "rejected"  # a Major error
+    assert a[1]["comment"] == "Hallo | comma | Komma"  # spans (punctuation by name) and the note, no category
+    assert b[1]["action"] == "edited" and b[1]["final_text"] == "Hallo,"
+    got = dict(zip(truth["event_id"], truth["category"]))
+    assert got[a[0]["event_id"]] == "Fluency/Punctuation"  # the most severe error
+    assert got[b[0]["event_id"]] == "Style/Awkward"
+    assert "category" not in json.dumps(reviews)
+
+
+def test_the_sample_runs_through_the_pipeline_and_beats_chance(tmp_path):
+    settings = Settings(landing=tmp_path / "landing", store=tmp_path / "store", db=tmp_path / "flywheel.duckdb")
+    truth = mqm.convert(sorted(FIXTURE.glob("mqm_ted_*.tsv")), settings.landing)
+    days = mqm.run(settings)
+    assert len(days) == 2
+    layout = Layout(settings.store)
+    outcomes = pl.read_parquet(layout.table_glob("outcomes/event_outcomes"))
+    assert outcomes.height == truth.height
+    rejected = set(outcomes.filter(pl.col("outcome") == "rejected")["event_id"])
+    majors = set(truth.filter(pl.col("category").is_not_null())["event_id"])
+    assert rejected and rejected <= majors
+    assignments = pl.read_parquet(layout.table_glob("failures/assignments"))
+    failing = outcomes.filter(pl.col("outcome").is_in(["rejected", "escalated", "reverted"])
+                              | ((pl.col("outcome") == "edited") & (pl.col("edit_class") == "heavy")))
+    assert set(assignments["event_id"]) == set(failing["event_id"])  # every failing event assigned a row
+    scores = mqm.evaluate(settings, truth, shuffles=50).row(0, named=True)
+    assert scores["clusters"] >= 3
+    assert scores["nmi"] > scores["shuffled_nmi_max"], scores
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason=f"the shared MQM data is not at {SHARED} (optional larger run)")
+def test_the_whole_shared_data_beats_chance(tmp_path):
+    settings = Settings(landing=tmp_path / "landing", store=tmp_path / "store", db=tmp_path / "flywheel.duckdb")
+    truth = mqm.convert(sorted(SHARED.glob("mqm_ted_*.tsv")), settings.landing)
+    mqm.run(settings)
+    scores = {r["labels"]: r for r in mqm.evaluate(settings, truth, shuffles=20).iter_rows(named=True)}
+    assert scores["category"]["events"] > 3000
+    assert scores["category"]["nmi"] > scores["category"]["shuffled_nmi_max"]
+    assert scores["category"]["ami"] > 0.03
