@@ -10,7 +10,7 @@ SEED   ?= 7
 DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 export DAGSTER_HOME
 
-.PHONY: install demo test ui clean lock
+.PHONY: install demo test ui clean lock bench bench-quick
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,17 +20,28 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-demo: install
+$(DAGSTER_HOME)/dagster.yaml:
 	mkdir -p $(DAGSTER_HOME)
+	printf 'telemetry:\n  enabled: false\nnux:\n  enabled: false\n' > $@
+
+demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/flywheel generate --days $(DAYS) --events-per-day $(EVENTS) --seed $(SEED)
 	$(BIN)/flywheel run --quiet
 
 test: install
 	$(BIN)/python -m pytest -q
 
-ui: install
-	mkdir -p $(DAGSTER_HOME)
+ui: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml
+
+# Benchmarks on this machine into BENCHMARKS.md (bench/run.py says what is measured; scratch data in
+# bench/.work/). BENCH_10M=1 adds one 10M-event day; BENCH_ARGS passes more options (e.g. --profile).
+bench: install
+	$(BIN)/python -m bench.run $(if $(filter 1 yes true,$(BENCH_10M)),--with-10m) $(BENCH_ARGS)
+
+# The same at a tiny size, in well under two minutes; its report stays in bench/.work/quick/.
+bench-quick: install
+	$(BIN)/python -m bench.run --quick $(BENCH_ARGS)
 
 # Re-pin every dependency to what resolves today (then commit constraints.txt).
 lock:

@@ -1,0 +1,314 @@
+"""One measured run, in a fresh process: `python -m bench.child SPEC.json RESULT.json`.
+
+SPEC is a JSON object with `mode`:
+
+- `generate`: `flywheel.generate.generate(landing, days, events_per_day, seed, start)`.
+- `nightly`: the nightly Dagster job exactly as `flywheel run --from FIRST --to LAST` runs it
+  (`assets.cli.run_days`, in-process, against the instance at $DAGSTER_HOME), with the landing
+  sync timed, a few library functions timed where they are called (checks, catalog rebuilds),
+  and, with `profile`, the whole run under cProfile. After the run: per-step start/end times and
+  the assets each step materialised, from the Dagster event log.
+- `runinfo`: only read the latest run's steps (after a run the bench had to kill).
+- `floor`: the engine floor, bench/engine_floor.sql over the day's stored Parquet partitions,
+  repeated; compared with the day's outcomes/event_outcomes counts.
+
+The parent measures wall time from spawn and peak memory with os.wait4; this process writes
+`t_end` (epoch seconds when the measured work ended) so that the bookkeeping after it is not counted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+T_START = time.time()
+
+# Functions timed where they are called, if they exist ("module:function"). They run inside the
+# steps, so their time is part of the step times, not added to them.
+TIMED = (
+    "flywheel.ingest.sync:sync_landing",
+    "flywheel.catalog:build_catalog",
+    "assets.checks:gx_result",
+    "assets.checks:accounting_result",
+    "flywheel.outcomes.checks:rates_out_of_bounds",
+    "flywheel.outcomes.checks:count_mismatches",
+)
+
+FLOOR_SQL = Path(__file__).with_name("engine_floor.sql")
+
+
+class RssSampler:
+    """Samples this process's resident set every `interval` s on a thread: peak memory per step."""
+
+    def __init__(self, interval: float = 0.2):
+        import threading
+
+        self.interval = interval
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-rss", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.time(), _rss()))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "RssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.samples.append((time.time(), _rss()))
+
+    def peak(self, start: float | None, end: float | None) -> int | None:
+        if start is None:
+            return None
+        inside = [r for t, r in self.samples if start <= t <= (end if end is not None else float("inf"))]
+        return max(inside) if inside else None
+
+
+def _rss() -> int:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _instrument(names: tuple[str, ...]) -> dict[str, list[float]]:
+    """Wrap each function, everywhere flywheel's modules hold a reference to it; returns the timings."""
+    import functools
+    import importlib
+
+    timings: dict[str, list[float]] = {}
+    for name in names:
+        module_name, func_name = name.split(":")
+        try:
+            module = importlib.import_module(module_name)
+            original = getattr(module, func_name)
+        except (ImportError, AttributeError):
+            continue
+        calls = timings.setdefault(name, [])
+
+        def wrapper(*args, __original=original, __calls=calls, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return __original(*args, **kwargs)
+            finally:
+                __calls.append(time.perf_counter() - t0)
+
+        functools.update_wrapper(wrapper, original)
+        _replace_everywhere(original, wrapper)
+    return timings
+
+
+def _replace_everywhere(original, replacement) -> None:
+    """Point every reference that flywheel's and assets' modules hold to `original` at `replacement`."""
+    for mod_name, mod in list(sys.modules.items()):
+        if mod is None or not (mod_name.startswith("assets") or mod_name.startswith("flywheel")):
+            continue
+        for attr, value in list(vars(mod).items()):
+            if value is original:
+                setattr(mod, attr, replacement)
+
+
+def _serial_sync() -> bool:
+    """Make the landing sync read its files in this process (workers=1), so that cProfile sees the parsing."""
+    import inspect
+
+    import flywheel.ingest.sync as sync
+
+    original = sync.sync_landing
+    if "workers" not in inspect.signature(original).parameters:
+        return False
+
+    def serial(settings, workers=None, __original=original):
+        return __original(settings, workers=1)
+
+    _replace_everywhere(original, serial)
+    return True
+
+
+def _generate(spec: dict) -> dict:
+    from flywheel.generate import generate
+
+    t0 = time.perf_counter()
+    truth = generate(Path(spec["landing"]), days=spec["days"], events_per_day=spec["events_per_day"],
+                     seed=spec["seed"], start=date.fromisoformat(spec["start"]), progress=False)
+    return {"seconds": time.perf_counter() - t0, "t_end": time.time(), "counts": truth.get("counts", {})}
+
+
+def _nightly(spec: dict) -> dict:
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    logging.getLogger("dagster").setLevel(logging.WARNING)
+    t0 = time.perf_counter()
+    import dagster as dg
+
+    from assets.cli import run_days
+    from assets.definitions import defs  # noqa: F401  (loads every asset module before instrumenting)
+    from flywheel.config import Settings
+
+    t_imports = time.perf_counter() - t0
+    serial = _serial_sync() if spec.get("serial_sync") else False
+    timings = _instrument(TIMED)
+    settings = Settings.from_env()
+    first = date.fromisoformat(spec["first"]) if spec.get("first") else None
+    last = date.fromisoformat(spec["last"]) if spec.get("last") else None
+
+    profiler = None
+    if spec.get("profile"):
+        import cProfile
+
+        profiler = cProfile.Profile()
+    t_ready = time.time()
+    error = None
+    t1 = time.perf_counter()
+    with RssSampler() as sampler:
+        try:
+            if profiler is not None:
+                profiler.enable()
+            ran = run_days(settings, first, last, quiet=True)
+        except Exception as exc:  # reported to the parent, which fails the bench
+            ran, error = None, f"{type(exc).__name__}: {exc}"
+        finally:
+            if profiler is not None:
+                profiler.disable()
+    run_days_seconds = time.perf_counter() - t1
+    t_end = time.time()
+
+    out: dict = {"t_start": T_START, "t_ready": t_ready, "t_end": t_end, "imports_seconds": t_imports,
+                 "run_days_seconds": run_days_seconds, "error": error, "serial_sync": serial,
+                 "ran": [ran[0].isoformat(), ran[1].isoformat()] if ran else None,
+                 "timed": {k: {"calls": len(v), "seconds": sum(v), "each": v} for k, v in timings.items()}}
+    if profiler is not None:
+        profiler.dump_stats(spec["profile"])
+    out.update(_run_record(dg))
+    for step in out["steps"]:
+        step["peak_rss"] = sampler.peak(step["start"], step["end"])
+    first_step = min((s["start"] for s in out["steps"] if s["start"]), default=None)
+    out["peak_rss_before_job"] = sampler.peak(t_ready, first_step)  # imports done: the landing sync, mostly
+    out["peak_rss_sampled"] = max((r for _, r in sampler.samples), default=None)
+    out.update(_stored_counts(settings, ran))
+    return out
+
+
+def _run_record(dg) -> dict:
+    """Steps of the latest run of the instance at $DAGSTER_HOME: times, status and assets."""
+    from dagster import DagsterEventType
+
+    with dg.DagsterInstance.get() as instance:
+        runs = instance.get_runs(limit=1)
+        if not runs:
+            return {"run": None, "steps": []}
+        run = runs[0]
+        stats = instance.get_run_stats(run.run_id)
+        assets: dict[str, list[str]] = {}
+        checks: dict[str, list[str]] = {}
+        records = instance.get_records_for_run(
+            run.run_id, of_type={DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.ASSET_CHECK_EVALUATION},
+            limit=100_000).records
+        for rec in records:
+            entry = rec.event_log_entry
+            event = entry.dagster_event
+            if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+                key = "/".join(event.asset_key.path)
+                if key not in assets.setdefault(entry.step_key, []):
+                    assets[entry.step_key].append(key)
+            else:
+                ck = event.event_specific_data.asset_check_key
+                name = "/".join(ck.asset_key.path) + ":" + ck.name
+                if name not in checks.setdefault(entry.step_key, []):
+                    checks[entry.step_key].append(name)
+        steps = []
+        for s in instance.get_run_step_stats(run.run_id):
+            steps.append({"step": s.step_key, "status": s.status.value if s.status else None,
+                          "start": s.start_time, "end": s.end_time,
+                          "seconds": (s.end_time - s.start_time) if s.start_time and s.end_time else None,
+                          "assets": assets.get(s.step_key, []), "checks": checks.get(s.step_key, [])})
+        steps.sort(key=lambda s: s["start"] or 0)
+        return {"run": {"run_id": run.run_id, "status": run.status.value, "start": stats.start_time,
+                        "end": stats.end_time, "tags": dict(run.tags)}, "steps": steps}
+
+
+def _stored_counts(settings, ran) -> dict:
+    """Events stored in the store (all days, and the days run); not timed."""
+    import duckdb
+
+    root = settings.store / "events"
+    files = sorted(root.glob("event_date=*/data.parquet")) if root.is_dir() else []
+    if not files:
+        return {"events_stored_total": 0, "events_stored_in_range": 0}
+    con = duckdb.connect()
+    total = con.sql("SELECT count(*) FROM read_parquet($f)", params={"f": [str(f) for f in files]}).fetchall()[0][0]
+    in_range = 0
+    if ran:
+        lo, hi = ran[0].isoformat(), ran[1].isoformat()
+        sel = [str(f) for f in files if lo <= f.parent.name.split("=", 1)[1] <= hi]
+        if sel:
+            in_range = con.sql("SELECT count(*) FROM read_parquet($f)", params={"f": sel}).fetchall()[0][0]
+    return {"events_stored_total": int(total), "events_stored_in_range": int(in_range)}
+
+
+def _runinfo(spec: dict) -> dict:
+    import dagster as dg
+
+    return _run_record(dg)
+
+
+def _floor(spec: dict) -> dict:
+    import duckdb
+
+    store = Path(spec["store"])
+    day = spec["day"]
+    events = store / "events" / f"event_date={day}" / "data.parquet"
+    interventions = store / "interventions" / f"event_date={day}" / "data.parquet"
+    outcomes = store / "outcomes" / "event_outcomes" / f"event_date={day}" / "data.parquet"
+    sql = FLOOR_SQL.read_text()
+    if not interventions.exists():  # no intervention for the day: an empty relation of the same shape
+        sql = sql.replace("FROM read_parquet($interventions)",
+                          "FROM (SELECT NULL::VARCHAR AS event_id, NULL::VARCHAR AS action, NULL::VARCHAR AS final_text, "
+                          "NULL::TIMESTAMPTZ AS occurred_at, NULL::VARCHAR AS intervention_id WHERE false)")
+    params = {"events": str(events)}
+    if interventions.exists():
+        params["interventions"] = str(interventions)
+    times, rows = [], None
+    for _ in range(spec.get("repeat", 3)):
+        t0 = time.perf_counter()
+        con = duckdb.connect(":memory:")
+        con.execute("SET TimeZone = 'UTC'")
+        rows = con.sql(sql, params=params).fetchall()
+        con.close()
+        times.append(time.perf_counter() - t0)
+    t_end = time.time()
+    pipeline = None
+    if outcomes.exists():
+        con = duckdb.connect(":memory:")
+        pipeline = con.sql("SELECT scenario, outcome, count(*) FROM read_parquet($p) GROUP BY ALL ORDER BY ALL",
+                           params={"p": str(outcomes)}).fetchall()
+    events_n = sum(r[2] for r in rows or [])
+    return {"t_end": t_end, "seconds": times, "events": int(events_n), "groups": len(rows or []),
+            "matches_pipeline": None if pipeline is None else [tuple(r) for r in rows] == [tuple(r) for r in pipeline]}
+
+
+def main(argv: list[str]) -> int:
+    spec = json.loads(Path(argv[0]).read_text())
+    mode = spec["mode"]
+    result = {"generate": _generate, "nightly": _nightly, "floor": _floor, "runinfo": _runinfo}[mode](spec)
+    Path(argv[1]).write_text(json.dumps(result, indent=1, default=str))
+    return 1 if result.get("error") else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

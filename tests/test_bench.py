@@ -1,0 +1,87 @@
+"""The benchmark harness keeps working: bench-quick's code path at a tiny size, into a tmp dir.
+
+No assertion on any time: only that every line ran, the report has its sections and the engine
+floor agrees with the pipeline's counts. The repo's BENCHMARKS.md is never written.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def quick_bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, subprocess.CompletedProcess]:
+    work = tmp_path_factory.mktemp("bench")
+    out = work / "report" / "BENCHMARKS.md"
+    repo_report = REPO / "BENCHMARKS.md"
+    before = repo_report.read_bytes() if repo_report.exists() else None
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--sizes", "500", "--history", "1,2", "--history-events", "500",
+         "--work", str(work / "work"), "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=900,
+    )
+    after = repo_report.read_bytes() if repo_report.exists() else None
+    assert before == after, "bench-quick must not write the repo's BENCHMARKS.md"
+    return work / "work", out, proc
+
+
+def test_quick_bench_runs_every_line(quick_bench) -> None:
+    work, out, proc = quick_bench
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = json.loads((work / "results.json").read_text())
+    names = [n["name"] for n in results["nights"]]
+    assert names == ["500 day", "500 day after 1 d", "500 day after 2 d"]
+    for night in results["nights"]:
+        rep = night["reps"][0]
+        assert rep["result"]["error"] is None
+        assert rep["maxrss"] > 0 and rep["wall"] > 0 and rep["code"]
+        steps = rep["result"]["steps"]
+        assets = {a for s in steps for a in s["assets"]}
+        assert {"ingest/events", "ingest/interventions", "outcomes/event_outcomes"} <= assets
+        assert all(s["status"] == "SUCCESS" and s["seconds"] is not None for s in steps)
+        assert night["floor"]["result"]["matches_pipeline"] is True
+    assert [b["days"] for b in results["backfills"]] == [1, 2]
+    assert all(b["events"] > 0 and b["eps"] > 0 for b in results["backfills"])
+
+
+def test_quick_bench_report(quick_bench) -> None:
+    _, out, proc = quick_bench
+    assert proc.returncode == 0
+    text = out.read_text()
+    for heading in ("## Nightly run of one new day", "## Per asset (Dagster step) wall time", "## Backfill from an empty store",
+                    "## Engine floor", "## Targets", "## What was run"):
+        assert heading in text
+    for word in ("machine:", "dagster", "duckdb", "polars", "pyarrow", "great-expectations", "bench.run --quick"):
+        assert word in text
+    assert "ingest__events" in text and "outcomes steps (s)" in text
+
+
+def test_render_only_rewrites_the_report(quick_bench, tmp_path: Path) -> None:
+    work, out, proc = quick_bench
+    assert proc.returncode == 0
+    again = tmp_path / "again.md"
+    subprocess.run([sys.executable, "-m", "bench.run", "--render-only", "--work", str(work), "--out", str(again)],
+                   cwd=REPO, check=True, capture_output=True, timeout=120)
+    assert again.read_text() == out.read_text()
+
+
+def test_arguments() -> None:
+    sys.path.insert(0, str(REPO))
+    try:
+        from bench.run import label, make_config
+    finally:
+        sys.path.remove(str(REPO))
+    cfg = make_config(["--quick"])
+    assert cfg.out != REPO / "BENCHMARKS.md" and cfg.repeat == 1 and not cfg.schedule_window
+    full = make_config(["--with-10m"])
+    assert full.out == REPO / "BENCHMARKS.md" and full.sizes == [100_000, 1_000_000, 10_000_000]
+    assert full.history == [7, 30, 90] and full.new_day.isoformat() == "2025-04-01"
+    assert make_config(["--sizes", "2k,1M", "--history", ""]).sizes == [2000, 1_000_000]
+    assert (label(2000), label(100_000), label(1_000_000), label(1234)) == ("2k", "100k", "1M", "1234")
