@@ -15,7 +15,7 @@ from conftest import run_pipeline, write_jsonl
 from flywheel.catalog import fill
 from flywheel.config import Settings
 from flywheel.failures import build_cluster_daily, build_failures, tables
-from flywheel.failures.documents import documents, failing_events
+from flywheel.failures.documents import DOCUMENT_SCHEMA, documents, failing_events
 from flywheel.failures.fit import FitParams
 from flywheel.failures.labels import ctfidf, label, top_terms
 from flywheel.failures.model import ASSIGNMENT_SCHEMA, FailureConfig, ModelState, advance
@@ -146,6 +146,12 @@ def test_too_few_failures_of_a_new_kind_found_nothing():
     assert pii["cluster_id"].null_count() == 3 and set(pii["matched_as"]) == {"unmatched"}
 
 
+def test_a_first_night_with_nothing_to_group_leaves_every_event_unmatched():
+    result = advance(ModelState(FailureConfig().featurizer), docs_of(raw("p1-", D1, PII, "privacy", 3)), D1, "r1")
+    assert result.assignments.height == 3 and set(result.assignments["matched_as"]) == {"unmatched"}
+    assert result.state.clusters == [] and result.kept.height == 3
+
+
 def test_new_clusters_take_ids_never_handed_out_before():
     state = ModelState(FailureConfig().featurizer, next_id=41)
     result = advance(state, docs_of(raw("a1-", D1, AMOUNT, "wrong_amount", 10), raw("t1-", D1, TONE, "tone", 10)),
@@ -207,7 +213,8 @@ def nights(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[date, pl
     """Hand-made documents per night, served instead of the store's (so the store layer is tested alone)."""
     by_day = {D1: docs_of(raw("a1-", D1, AMOUNT, "wrong_amount", 10), raw("t1-", D1, TONE, "tone", 10)),
               D2: docs_of(raw("a2-", D2, AMOUNT, "wrong_amount", 8), raw("t2-", D2, TONE, "tone", 8),
-                          raw("p2-", D2, PII, "privacy", 6))}
+                          raw("p2-", D2, PII, "privacy", 6)),
+              D2 + timedelta(days=1): pl.DataFrame(schema=DOCUMENT_SCHEMA)}
     monkeypatch.setattr(tables, "day_documents", lambda s, d: by_day[d])
     return by_day
 
@@ -227,6 +234,18 @@ def test_rerunning_a_night_gives_the_same_result_and_founds_nothing_twice(settin
     row = history.filter(pl.col("born")).row(0, named=True)
     assert row["events_founding"] == 6 and row["born_run"] == "run-2" and row["run_id"] == "run-3"
     assert history.filter(~pl.col("born"))["events_existing"].sum() == 16
+
+
+def test_a_night_without_failures_keeps_every_cluster(settings, nights):
+    build_failures(settings, D1, run_id="run-1")
+    before = build_failures(settings, D2, run_id="run-2")["failures/clusters"]
+    quiet = build_failures(settings, D2 + timedelta(days=1), run_id="run-3")
+    assert quiet["failures/assignments"].height == 0 and quiet["failures/cluster_daily"].height > 0
+    after = quiet["failures/clusters"]
+    assert after["cluster_id"].to_list() == before["cluster_id"].to_list()
+    assert after["size_total"].to_list() == before["size_total"].to_list() and after["events"].sum() == 0
+    assert quiet["failures/cluster_history"].height == 0
+    assert not quiet["failures/cluster_daily"]["is_growing"].any()
 
 
 def test_ids_are_never_reused_when_an_earlier_night_is_rebuilt(settings, nights):

@@ -110,7 +110,7 @@ def method_configs() -> dict[str, FailureConfig]:
     return out
 
 
-def compare(days: int, events_per_day: int, seed: int, work: Path) -> pl.DataFrame:
+def compare(days: int, events_per_day: int, seed: int, work: Path, methods: list[str] | None = None) -> pl.DataFrame:
     """One row per fit method: agreement with the injected modes, clusters, emerging delay, CPU seconds."""
     settings, truth, event_days = sample_store(work, days, events_per_day, seed)
     raw = labelled_raw(settings, event_days)
@@ -118,6 +118,8 @@ def compare(days: int, events_per_day: int, seed: int, work: Path) -> pl.DataFra
     modes = raw.select("event_id", "failure_mode")
     rows = []
     for name, cfg in method_configs().items():
+        if methods and cfg.fit.method not in methods:
+            continue
         assignments, state, seconds = run_nights(docs, cfg)
         rows.append({"method": name, **agreement(assignments, modes), "clusters": len(state.clusters),
                      "emerging_delay_days": emerging_delay(assignments, modes, state,
@@ -126,13 +128,17 @@ def compare(days: int, events_per_day: int, seed: int, work: Path) -> pl.DataFra
     return pl.DataFrame(rows)
 
 
-def scale(n_docs: int, days: int, events_per_day: int, seed: int, work: Path) -> dict[str, float]:
-    """Time and peak memory of a last night of `n_docs` failing events after `days - 1` normal nights."""
+def scale(n_docs: int, days: int, events_per_day: int, seed: int, work: Path, cold: bool = False) -> dict[str, float]:
+    """Time and peak memory of a last night of `n_docs` failing events after `days - 1` normal nights
+    (`cold`: as the very first night, with no model yet)."""
     settings, _, event_days = sample_store(work, days, events_per_day, seed)
     raw = labelled_raw(settings, event_days).drop("failure_mode")
     cfg = FailureConfig()
     history = documents(raw.filter(pl.col("event_date") < event_days[-1]))
-    _, state, warm_seconds = run_nights(history, cfg)
+    if cold:
+        state, warm_seconds = ModelState(cfg.featurizer), 0.0
+    else:
+        _, state, warm_seconds = run_nights(history, cfg)
     template = raw.drop("event_date")
     reps = -(-n_docs // template.height)
     big = pl.concat([template.with_columns((pl.col("event_id") + f"-{k}").alias("event_id")) for k in range(reps)])
@@ -149,7 +155,8 @@ def scale(n_docs: int, days: int, events_per_day: int, seed: int, work: Path) ->
     result.assignments.write_parquet(work / "assignments.parquet", compression="zstd")
     total = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
-    return {"failing_events": float(docs.height), "seconds_documents": round(t_docs, 1),
+    return {"failing_events": float(docs.height), "clusters_after": float(len(result.state.clusters)),
+            "seconds_documents": round(t_docs, 1),
             "seconds_model": round(t_model, 1), "seconds_total": round(total, 1), "cpu_seconds_total": round(cpu, 1),
             "unmatched_share": round(float(result.assignments["cluster_id"].is_null().mean()), 4),
             "warm_nights_seconds": round(warm_seconds, 1), "peak_rss_mb_before_night": round(rss_before),
@@ -164,15 +171,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events-per-day", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=9)
     parser.add_argument("--docs", type=int, default=1_000_000)
+    parser.add_argument("--methods", nargs="*", choices=METHODS, help="compare: only these fit methods")
+    parser.add_argument("--cold", action="store_true", help="scale: the big night is the first night (no model yet)")
     parser.add_argument("--work", type=Path, default=None, help="folder for the generated store (default: temporary)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
         if args.what == "compare":
             with pl.Config(tbl_rows=20, tbl_cols=20, tbl_width_chars=200):
-                print(compare(args.days, args.events_per_day, args.seed, work))
+                print(compare(args.days, args.events_per_day, args.seed, work, args.methods))
         else:
-            for key, value in scale(args.docs, args.days, args.events_per_day, args.seed, work).items():
+            for key, value in scale(args.docs, args.days, args.events_per_day, args.seed, work, args.cold).items():
                 print(f"{key}: {value}")
     return 0
 
