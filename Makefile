@@ -6,9 +6,9 @@ STAMP  := $(VENV)/.installed-stamp
 DAYS   ?= 30
 EVENTS ?= 2000
 SEED   ?= 7
-# Runs of `make demo` are recorded where `make ui` looks for them.
+# Runs of `make demo` are recorded where `make ui` looks for them (tests use their own instances).
 DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
-export DAGSTER_HOME
+demo ui: export DAGSTER_HOME := $(DAGSTER_HOME)
 
 .PHONY: install demo test ui clean lock bench bench-quick
 

@@ -186,9 +186,13 @@ def run_days(settings: Settings, first: date | None, last: date | None, quiet: b
 
 
 def _dagster_home() -> bool:
+    """Whether runs are recorded in $DAGSTER_HOME (created when it does not exist yet)."""
     import os
 
-    return bool(os.environ.get("DAGSTER_HOME"))
+    home = os.environ.get("DAGSTER_HOME")
+    if home:
+        Path(home).mkdir(parents=True, exist_ok=True)
+    return bool(home)
 
 
 def _run(args: argparse.Namespace) -> int:

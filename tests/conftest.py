@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from datetime import date
 from pathlib import Path
 
 import duckdb
 import pytest
+
+# Tests make their own Dagster instances; a DAGSTER_HOME from the shell (e.g. the demo's) must not leak in.
+os.environ.pop("DAGSTER_HOME", None)
 
 from flywheel.catalog import build_catalog
 from flywheel.config import Settings
