@@ -72,6 +72,7 @@ class Config:
     quick: bool
     cap_10m_gib: float = 16.5
     render_only: bool = False
+    merge: list[Path] = field(default_factory=list)
     command: str = ""
 
     @property
@@ -117,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "every other run is killed above 85%% of the machine's memory, to spare other work")
     p.add_argument("--render-only", action="store_true",
                    help="measure nothing: write the report again from WORK/results.json of the last run")
+    p.add_argument("--merge", type=Path, action="append", default=[],
+                   help="with --render-only: also report the nights of another bench run's results.json (e.g. a "
+                        "separate 10M-event run), marked as such")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--start", type=date.fromisoformat, default=date(2025, 1, 1), help="first history day (default 2025-01-01)")
     p.add_argument("--work", type=Path, default=None, help="scratch folder (default bench/.work/full or bench/.work/quick)")
@@ -148,6 +152,7 @@ def make_config(argv: list[str] | None) -> Config:
         quick=quick,
         cap_10m_gib=args.cap_10m_gib,
         render_only=args.render_only,
+        merge=args.merge,
     )
     today = datetime.now(timezone.utc).date()
     if cfg.new_day >= today:
@@ -887,6 +892,9 @@ def render(cfg: Config, info: dict, nights: list[Night], backfills: list[Backfil
     w(f"- the night as scheduled: `--from {(cfg.new_day - timedelta(days=LATE_DAYS))} --to {cfg.new_day}` "
       f"(the new day and the {LATE_DAYS} days before it, as the nightly schedule rebuilds them for late interventions)"
       if cfg.schedule_window and cfg.history else "- the night as scheduled: not run")
+    for n in nights:
+        if n.note:
+            w(f"- **{n.name}**: {n.note}")
     w(f"- scratch folder: `{_rel(cfg.work)}`; per-run logs and JSON results in `{_rel(cfg.work / 'logs')}`, "
       f"all figures in `{_rel(cfg.work / 'results.json')}`")
     w("")
@@ -1049,7 +1057,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write_report(cfg: Config, info: dict, nights: list[Night], backfills: list[Backfill], sources: dict,
-                 profile: dict | None, started: datetime, finished: datetime) -> int:
+                 profile: dict | None, started: datetime, finished: datetime, save: bool = True) -> int:
     text, summary = render(cfg, info, nights, backfills, sources, profile, started, finished)
     cfg.out.parent.mkdir(parents=True, exist_ok=True)
     cfg.out.write_text(text)
@@ -1062,7 +1070,8 @@ def write_report(cfg: Config, info: dict, nights: list[Night], backfills: list[B
                "sources": {k: _source_dict(v) for k, v in sources.items() if v is not None},
                "profile": profile,
                **summary}
-    (cfg.work / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    if save:
+        (cfg.work / "results.json").write_text(json.dumps(results, indent=1, default=str))
     print()
     print(text)
     print(f"bench: wrote {cfg.out}")
@@ -1110,7 +1119,7 @@ def render_only(cfg: Config) -> int:
     cfg = Config(sizes=c["sizes"], history=c["history"], history_events=c["history_events"], repeat=c["repeat"],
                  schedule_window=c["schedule_window"], with_10m=c["with_10m"], seed=c["seed"],
                  start=date.fromisoformat(c["start"]), work=cfg.work, out=cfg.out, profile=c["profile"],
-                 quick=c["quick"], cap_10m_gib=c.get("cap_10m_gib", 16.5), command=c["command"])
+                 quick=c["quick"], cap_10m_gib=c.get("cap_10m_gib", 16.5), command=c["command"], merge=cfg.merge)
     logs = cfg.work / "logs"
     nights = []
     for nd in saved["nights"]:
@@ -1130,6 +1139,17 @@ def render_only(cfg: Config) -> int:
             run = {"name": f"backfill {bd['days']} days", "wall": bd["wall"], "maxrss": bd["maxrss"],
                    "cpu": bd.get("cpu", 0.0), "result": result}
         backfills.append(Backfill(bd["days"], bd["events_per_day"], bd["records"], _measured(run)))
+    for other in cfg.merge:
+        more = json.loads(Path(other).read_text())
+        when = datetime.fromisoformat(more["finished"]).strftime("%Y-%m-%d %H:%M UTC")
+        for nd in more["nights"]:
+            floor = nd.get("floor")
+            nights.append(Night(nd["name"], nd["new_events"], nd["history_days"], nd.get("history_events", 0),
+                                nd["first"], nd["last"], [_measured(r, nd["name"]) for r in nd["reps"]],
+                                _measured(floor) if floor else None,
+                                f"separate run, {when}: `{more['config']['command']}`"))
+        for k, v in (more.get("sources") or {}).items():
+            saved.setdefault("sources", {}).setdefault(k, v)
     if saved.get("sources"):
         sources = {k: _source(v) for k, v in saved["sources"].items()}
     else:
@@ -1141,7 +1161,7 @@ def render_only(cfg: Config) -> int:
     if profile is None and cfg.profile:
         profile = _profile_from_files(cfg)
     return write_report(cfg, saved["machine"], nights, backfills, sources, profile,
-                        datetime.fromisoformat(saved["started"]), datetime.fromisoformat(saved["finished"]))
+                        datetime.fromisoformat(saved["started"]), datetime.fromisoformat(saved["finished"]), save=False)
 
 
 def _profile_from_files(cfg: Config) -> dict | None:
