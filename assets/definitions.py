@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets.failures import failure_clusters
 from assets.ingest import events, interventions, landing_files
 from assets.jobs import nightly_job
 from assets.outcomes import calibration, daily_rates, event_outcomes, recovery, rolling_rates
@@ -15,7 +16,7 @@ from assets.sensors import landing_sensor
 
 defs = dg.Definitions(
     assets=[landing_files, events, interventions, event_outcomes, daily_rates, rolling_rates, recovery, calibration,
-            decisions, decision_feed, report],
+            failure_clusters, decisions, decision_feed, report],
     jobs=[nightly_job],
     schedules=[nightly_schedule],
     sensors=[landing_sensor],

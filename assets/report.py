@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from assets.failures import CLUSTER_DAILY, CLUSTERS
 from assets.outcomes import CALIBRATION, DAILY_RATES, RELIABILITY
 from assets.partitions import daily, one_run
 from assets.resources import FlywheelResource
@@ -11,7 +12,7 @@ from flywheel.report import publish_report, report_summary
 REPORT = dg.AssetKey(["publish", "report"])
 
 
-@dg.asset(key=REPORT, deps=[DECISIONS, DAILY_RATES, CALIBRATION, RELIABILITY], partitions_def=daily,
+@dg.asset(key=REPORT, deps=[DECISIONS, DAILY_RATES, CALIBRATION, RELIABILITY, CLUSTERS, CLUSTER_DAILY], partitions_def=daily,
           backfill_policy=one_run, group_name="publish", kinds={"html"}, owners=["team:flywheel"])
 def report(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -> dg.MaterializeResult:
     """The nightly report people read instead of querying: every scenario's state, outcome rates

@@ -4,6 +4,7 @@ decision log and automatic fail-safe demotions), then the decision feed the AI p
 import dagster as dg
 import polars as pl
 
+from assets.failures import CLUSTER_DAILY
 from assets.outcomes import CALIBRATION, DAILY_RATES, EVENT_OUTCOMES
 from assets.partitions import daily, one_run, partition_days
 from assets.resources import FlywheelResource
@@ -21,10 +22,10 @@ _SPEC = dict(group_name="signals", kinds={"duckdb", "parquet"}, owners=["team:fl
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(DRIFT, deps=[DAILY_RATES, EVENT_OUTCOMES], **_SPEC,
+        dg.AssetSpec(DRIFT, deps=[DAILY_RATES, EVENT_OUTCOMES, CLUSTER_DAILY], **_SPEC,
                      description="Drift of each scenario (and model, prompt version) against its baseline: rate tests "
                                  "with Benjamini-Hochberg control, CUSUM, PSI and KS of confidence, input length and mix, "
-                                 "calibration change, volume; each with a severity. Queried as `signals.drift`."),
+                                 "calibration change, failure-cluster growth, volume; each with a severity. Queried as `signals.drift`."),
         dg.AssetSpec(GATES, deps=[DRIFT, CALIBRATION], **_SPEC,
                      description="Each promotion gate per scenario and day, and whether all held. "
                                  "Queried as `signals.gate_evaluations`."),

@@ -12,6 +12,8 @@ because DDL takes no bound parameters; they come from configuration, never from 
 from __future__ import annotations
 
 import glob
+import hashlib
+import json
 import os
 import re
 import tempfile
@@ -52,10 +54,11 @@ def _contract_docs(fields: tuple) -> dict[str, str]:
 
 def views() -> list[View]:
     """Every view of the catalog, in creation order."""
+    from flywheel.failures.views import failure_views
     from flywheel.outcomes.views import outcome_views
     from flywheel.signals.views import signal_views
 
-    return ingest_views() + outcome_views() + signal_views()
+    return ingest_views() + outcome_views() + failure_views() + signal_views()
 
 
 def ingest_views() -> list[View]:
@@ -208,13 +211,39 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def build_catalog(settings: Settings) -> Path:
-    """Rebuild the analysts' database at `settings.db` atomically; returns its path."""
+def _definitions(layout: Layout) -> list[tuple[View, str]]:
+    sources = _sources(layout)
+    return [(view, fill(view.sql, sources, layout)) for view in views()]
+
+
+def _fingerprint(definitions: list[tuple[View, str]]) -> str:
+    text = json.dumps([[v.schema, v.name, v.description, body, v.columns] for v, body in definitions])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _stamp(target: Path, digest: str) -> str:
+    st = target.stat()
+    return f"{digest} {st.st_ino} {st.st_size} {st.st_mtime_ns}"
+
+
+def build_catalog(settings: Settings, force: bool = False) -> Path:
+    """Rebuild the analysts' database at `settings.db` atomically; returns its path.
+
+    The views read the store's files through globs, so a new day's files show without a rebuild.
+    The database is rebuilt only when a view's definition changes (a table gets its first file,
+    the approvals file appears, the code's views change) or the database file is not the one last
+    built (`force` rebuilds regardless): the stamp of the last build, kept in the store, records
+    the definitions' digest and the file's identity.
+    """
     layout = Layout(settings.store)
     target = settings.db
     target.parent.mkdir(parents=True, exist_ok=True)
+    stamp = layout.root / "_schema" / "catalog.stamp"
     with exclusive(layout.lock("catalog")):
-        sources = _sources(layout)
+        definitions = _definitions(layout)
+        digest = _fingerprint(definitions)
+        if not force and target.exists() and stamp.exists() and stamp.read_text() == _stamp(target, digest):
+            return target
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         os.close(fd)
         os.unlink(tmp)  # duckdb must create the file itself
@@ -222,9 +251,8 @@ def build_catalog(settings: Settings) -> Path:
             con = duckdb.connect(tmp)
             try:
                 con.execute("SET TimeZone = 'UTC'")
-                for view in views():
+                for view, body in definitions:
                     con.execute(f"CREATE SCHEMA IF NOT EXISTS {view.schema}")
-                    body = fill(view.sql, sources, layout)
                     con.execute(f"CREATE OR REPLACE VIEW {view.schema}.{view.name} AS {body}")
                     con.execute(f"COMMENT ON VIEW {view.schema}.{view.name} IS {_literal(view.description)}")
                     names = {r[0] for r in con.sql(
@@ -237,6 +265,7 @@ def build_catalog(settings: Settings) -> Path:
             finally:
                 con.close()
             os.replace(tmp, target)
+            write_bytes_atomic(_stamp(target, digest).encode(), stamp)
         finally:
             for leftover in (tmp, tmp + ".wal"):
                 Path(leftover).unlink(missing_ok=True)

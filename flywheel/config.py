@@ -13,6 +13,7 @@
 | FLYWHEEL_GATE_TARGET | 0.95 | accepted-as-is rate whose Wilson lower bound a confidence gate must reach |
 | FLYWHEEL_CALIBRATION_WINDOW_DAYS | 28 | days of events (ending at the day) that calibration looks at |
 | FLYWHEEL_RELIABILITY_BINS | 10 | equal-count bins of the reliability diagram |
+| FLYWHEEL_REDACT | on | redact e-mails, phone and card numbers from the failure clustering text (off: 0, false, no, off) |
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Settings:
     gate_target: float = 0.95
     calibration_window_days: int = 28
     reliability_bins: int = 10
+    redact: bool = True
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":
@@ -57,12 +59,24 @@ class Settings:
             gate_target=_fraction_env("FLYWHEEL_GATE_TARGET", 0.95),
             calibration_window_days=max(1, _int_env("FLYWHEEL_CALIBRATION_WINDOW_DAYS", 28)),
             reliability_bins=max(1, _int_env("FLYWHEEL_RELIABILITY_BINS", 10)),
+            redact=_flag_env("FLYWHEEL_REDACT", True),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         for key in ("landing", "store", "db", "publish", "policy"):
             if key in given:
                 given[key] = Path(given[key])  # type: ignore[arg-type]
         return replace(settings, **given)  # type: ignore[arg-type]
+
+
+def _flag_env(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be on or off (1/0, true/false, yes/no), got {raw!r}")
 
 
 def _int_env(name: str, default: int) -> int:

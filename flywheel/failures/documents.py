@@ -25,6 +25,7 @@ import polars as pl
 import pyarrow as pa
 
 from flywheel.config import Settings
+from flywheel.privacy import redact_series
 from flywheel.schemas import STORED
 from flywheel.sql import load_sql
 from flywheel.store import Layout, write_parquet_atomic
@@ -87,14 +88,24 @@ def _norm(expr: pl.Expr) -> pl.Expr:
     return expr.str.to_lowercase().str.replace_all(r"\d", "0").fill_null("")
 
 
-def documents(raw: pl.DataFrame) -> pl.DataFrame:
+# Free text that may carry personal data; redacted (on by default) before anything is derived from it.
+REDACTED: tuple[str, ...] = ("comment", "output_text", "final_text", "error_message")
+
+
+def documents(raw: pl.DataFrame, redact: bool = True) -> pl.DataFrame:
     """The text fields of each failing event (see the module docstring), from `failing_events` rows.
 
     Needs the columns event_id, event_date, scenario, status, outcome, reason_code, comment,
     output_text and final_text; model, prompt_version, edit_class, error_type, error_message and
     failed_tools are used when present. Returns the columns of `DOCUMENT_SCHEMA`, in input order.
+    With `redact` (the default), e-mail addresses, phone and card numbers in the free text
+    (`REDACTED`) are replaced by [EMAIL], [PHONE], [CARD] first (`flywheel.privacy.redact`), so
+    neither the features, the labels nor the exemplars' summaries hold them.
     """
     frame = raw
+    if redact:
+        frame = frame.with_columns([redact_series(frame[c]) for c in REDACTED if c in frame.columns
+                                    and frame.schema[c] == pl.String])
     for name, dtype in (("model", pl.String()), ("prompt_version", pl.String()), ("edit_class", pl.String()),
                         ("final_intervention_id", pl.String()),
                         ("error_type", pl.String()), ("error_message", pl.String()),
@@ -141,5 +152,6 @@ def _part(name: str, value: pl.Expr) -> pl.Expr:
 
 
 def day_documents(settings: Settings, day: date) -> pl.DataFrame:
-    """`documents(failing_events(settings, day))`: the failing events of `day` ready to featurize."""
-    return documents(failing_events(settings, day))
+    """`documents(failing_events(settings, day))`: the failing events of `day` ready to featurize,
+    redacted unless FLYWHEEL_REDACT is off (`settings.redact`)."""
+    return documents(failing_events(settings, day), redact=settings.redact)

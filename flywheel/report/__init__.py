@@ -140,6 +140,8 @@ def reliability_plot(con: duckdb.DuckDBPyConnection) -> str | None:
 
 def build_report(settings: Settings, run_id: str) -> str:
     """The report of the database's latest day, as an HTML document."""
+    from flywheel.report.failures import cluster_share_plot, top_clusters
+
     con = duckdb.connect(str(settings.db), read_only=True)
     try:
         day = _rows(con, "SELECT max(event_date) AS d FROM ingest.events")
@@ -164,10 +166,8 @@ def build_report(settings: Settings, run_id: str) -> str:
         except duckdb.Error:
             decided = set()
         pending = [p for p in pending if p["decision_id"] not in decided]
-        clusters = _rows(con, """SELECT scenario, cluster_id, label, count, share, growth, is_new, is_growing
-                                 FROM failures.cluster_daily
-                                 WHERE event_date = (SELECT max(event_date) FROM failures.cluster_daily)
-                                 ORDER BY count DESC LIMIT 15""")
+        clusters = top_clusters(con, _rows)
+        cluster_plot = cluster_share_plot(con, _rows, _png, MAX_SCENARIOS_PLOTTED)
         plots = rate_plots(con)
         reliability = reliability_plot(con)
     finally:
@@ -198,8 +198,12 @@ def build_report(settings: Settings, run_id: str) -> str:
         "<h2 id='calibration'>Reliability diagrams</h2>",
         _img(reliability, "reliability diagram") if reliability else "<p class='empty'>no calibration yet</p>",
         "<h2 id='failures'>Top failure clusters</h2>",
-        _table(clusters, ["scenario", "cluster_id", "label", "count", "share", "growth", "is_new", "is_growing"],
-               "no failure clusters yet"),
+        "<p>Each scenario's largest failure clusters on the latest day: their share of the scenario's failing "
+        "events, the share over the baseline window before it, growth (share / baseline share), and whether the "
+        "cluster is new or growing. Exemplars: <code>failures.clusters</code>.</p>",
+        _table(clusters, ["scenario", "cluster_id", "label", "events", "share", "baseline_share", "growth_ratio",
+                          "flag"], "no failure clusters yet"),
+        _img(cluster_plot, "daily share of the top failure clusters") if cluster_plot else "",
         "</body></html>",
     ]
     return "\n".join(parts)

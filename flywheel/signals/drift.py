@@ -19,7 +19,8 @@ Signals, each with its statistic, threshold, sample sizes and a severity (info /
 - `volume`: mean daily events, current / baseline; `warn` beyond `drift.volume_ratio_warn` either way.
 CUSUM, PSI, KS and ECE signals stay `info` until the scenario has `drift.min_baseline_days` days
 of baseline: a shorter baseline is too uncertain to hold the current window against.
-Failure-cluster growth joins when failure clusters are built (failures.cluster_daily).
+- `failure_cluster_growth`: failure clusters new or growing in the scenario that day
+  (`failure_drift`); `warn`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import polars as pl
 from flywheel.config import Settings
 from flywheel.outcomes.rates import DAILY
 from flywheel.outcomes.resolve import TABLE as OUTCOMES_TABLE
+from flywheel.signals.failure_drift import failure_growth_rows
 from flywheel.signals.policy import Policy
 from flywheel.signals.stattests import (benjamini_hochberg, cusum, ks_test, psi, standardized_shortfalls,
                                         two_proportion_test)
@@ -116,6 +118,8 @@ def _severity(row: dict, q: float | None, policy: Policy, baseline_days: dict[st
     if kind == "mix":
         moved = row["baseline_value"] and abs(row["effect"]) >= 0.5 * row["baseline_value"]
         return "warn" if q is not None and q < d.fdr and moved else "info"
+    if kind == "failure":
+        return "warn" if stat >= 1 else "info"
     if kind == "volume":
         ratio = stat
         return "warn" if ratio >= d.volume_ratio_warn or ratio <= 1 / d.volume_ratio_warn else "info"
@@ -138,6 +142,7 @@ def build_drift(settings: Settings, policy: Policy, day: date) -> pl.DataFrame:
         rows += _cusum_rows(con, daily_files, counts, w, policy)
         rows += _mix_and_volume(counts, policy)
     rows += _distribution_rows(con, layout, w, policy)
+    rows += failure_growth_rows(layout, policy, day)
     testable = [i for i, r in enumerate(rows) if r["p_value"] is not None]
     q = benjamini_hochberg(np.array([rows[i]["p_value"] for i in testable]))
     qmap = dict(zip(testable, q.tolist()))

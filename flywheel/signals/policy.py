@@ -61,6 +61,8 @@ class Drift(_Strict):
     cusum_alert: float = Field(8.0, gt=0, description="CUSUM level (standard errors) that is an alert.")
     ece_alert_increase: float = Field(0.10, ge=0, description="ECE rise (current - baseline) that is an alert.")
     volume_ratio_warn: float = Field(2.0, gt=1, description="Current/baseline daily volume ratio (or its inverse) that warns.")
+    failure_min_events: int = Field(5, ge=1, description="Events a new or growing failure cluster needs in a scenario "
+                                                          "on the day to warn.")
 
 
 class Audit(_Strict):

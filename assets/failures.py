@@ -1,0 +1,91 @@
+"""Failure-mode assets: outcomes/event_outcomes -> failures/assignments -> clusters, cluster_history
+and cluster_daily, built day by day in ascending order (each night continues the model of the
+nights before it), as one step so the four tables of a day are always from the same night."""
+
+import dagster as dg
+import polars as pl
+
+from assets.outcomes import EVENT_OUTCOMES
+from assets.partitions import daily, one_run, partition_days
+from assets.resources import FlywheelResource
+from flywheel.catalog import build_catalog
+from flywheel.failures import build_failures
+from flywheel.failures.growth import ASSIGNMENTS as ASSIGNMENTS_TABLE
+from flywheel.failures.growth import CLUSTER_DAILY as DAILY_TABLE
+from flywheel.failures.growth import CLUSTERS as CLUSTERS_TABLE
+from flywheel.failures.tables import HISTORY as HISTORY_TABLE
+
+ASSIGNMENTS = dg.AssetKey(["failures", "assignments"])
+CLUSTERS = dg.AssetKey(["failures", "clusters"])
+HISTORY = dg.AssetKey(["failures", "cluster_history"])
+CLUSTER_DAILY = dg.AssetKey(["failures", "cluster_daily"])
+
+_SPEC = dict(group_name="failures", kinds={"duckdb", "parquet", "scikitlearn"}, owners=["team:flywheel"])
+TOP_PER_SCENARIO = 3
+
+
+def top_clusters_markdown(frame: pl.DataFrame, top: int = TOP_PER_SCENARIO) -> str:
+    """A Markdown table of each scenario's `top` failure clusters of one day, largest first."""
+    if frame.height == 0:
+        return "no failing events"
+    ranked = (frame.filter(pl.col("events") > 0)
+              .sort(["scenario", "events", "cluster_id"], descending=[False, True, False])
+              .group_by("scenario", maintain_order=True).head(top))
+    lines = ["| scenario | cluster | label | events | share | growth | flag |", "|---|---|---|---|---|---|---|"]
+    for r in ranked.iter_rows(named=True):
+        growth = "" if r["growth_ratio"] is None else f"{r['growth_ratio']:.1f}x"
+        flag = "new" if r["is_new"] else "growing" if r["is_growing"] else ""
+        label = (r["label"] or "").replace("|", "/")
+        lines.append(f"| {r['scenario']} | {r['cluster_id']} | {label} | {r['events']} | {100 * r['share']:.1f}% | "
+                     f"{growth} | {flag} |")
+    return "\n".join(lines)
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(ASSIGNMENTS, deps=[EVENT_OUTCOMES], **_SPEC,
+                     description="Each failing event (rejected, escalated, reverted, heavily edited; error, timeout, "
+                                 "fallback) with the failure cluster it joined and how; personal data redacted from "
+                                 "the text before it is featurised. Queried as `failures.assignments`."),
+        dg.AssetSpec(CLUSTERS, deps=[ASSIGNMENTS], **_SPEC,
+                     description="Every failure cluster known after the night: stable id, label of distinctive terms, "
+                                 "exemplar events, birth, size. Queried as `failures.clusters` (latest) and "
+                                 "`failures.cluster_snapshots`."),
+        dg.AssetSpec(HISTORY, deps=[ASSIGNMENTS], **_SPEC,
+                     description="Per night and cluster: born or matched, and how its events were matched; the events "
+                                 "that fit no cluster. Queried as `failures.cluster_history`."),
+        dg.AssetSpec(CLUSTER_DAILY, deps=[ASSIGNMENTS, CLUSTERS], **_SPEC,
+                     description="Per day, scenario and cluster: events, share, growth against the baseline window, "
+                                 "new and growing flags. Queried as `failures.cluster_daily`."),
+    ],
+    partitions_def=daily, backfill_policy=one_run,
+)
+def failure_clusters(context: dg.AssetExecutionContext, flywheel: FlywheelResource):
+    """Assign each day's failing events to failure clusters, in day order, and derive the tables."""
+    settings = flywheel.settings()
+    built = []
+    for day in partition_days(context):
+        built.append(build_failures(settings, day, run_id=context.run_id))
+        context.log.info(f"failures {day}: {built[-1][ASSIGNMENTS_TABLE].height} failing events")
+    build_catalog(settings)
+    last = built[-1] if built else {}
+    assigned = sum(b[ASSIGNMENTS_TABLE].height for b in built)
+    matched = (pl.concat([b[ASSIGNMENTS_TABLE].select("matched_as") for b in built]).group_by("matched_as").len()
+               if built else pl.DataFrame({"matched_as": [], "len": []}))
+    yield dg.MaterializeResult(asset_key=ASSIGNMENTS, metadata={
+        "dagster/row_count": dg.MetadataValue.int(assigned),
+        "matched_as": dg.MetadataValue.json({r["matched_as"]: r["len"] for r in matched.iter_rows(named=True)})})
+    clusters = last.get(CLUSTERS_TABLE, pl.DataFrame())
+    yield dg.MaterializeResult(asset_key=CLUSTERS, metadata={
+        "dagster/row_count": dg.MetadataValue.int(clusters.height),
+        "new_last_day": dg.MetadataValue.int(int(clusters["is_new"].sum()) if clusters.height else 0)})
+    history = last.get(HISTORY_TABLE, pl.DataFrame())
+    yield dg.MaterializeResult(asset_key=HISTORY, metadata={
+        "dagster/row_count": dg.MetadataValue.int(sum(b[HISTORY_TABLE].height for b in built)),
+        "born_last_day": dg.MetadataValue.int(int(history["born"].sum()) if history.height else 0)})
+    cd = last.get(DAILY_TABLE, pl.DataFrame())
+    flagged = cd.filter(pl.col("is_new") | pl.col("is_growing")).height if cd.height else 0
+    yield dg.MaterializeResult(asset_key=CLUSTER_DAILY, metadata={
+        "dagster/row_count": dg.MetadataValue.int(sum(b[DAILY_TABLE].height for b in built)),
+        "flagged_last_day": dg.MetadataValue.int(flagged),
+        "top_clusters_last_day": dg.MetadataValue.md(top_clusters_markdown(cd))})
