@@ -86,8 +86,10 @@ def run_outcomes(settings: Settings, days: list[date]) -> None:
 
 def nightly_sample(root: Path, days: int = 30, changes: bool = True, events_per_day: int = 1500,
                    seed: int = 5) -> tuple[Settings, dict, dict]:
-    """Generate sample data and run every stage night after night, as the schedule would; returns
+    """Generate sample data and run every stage night after night (failure clusters included), as
+    the schedule would; returns
     (settings, truth, {day: that night's decisions})."""
+    from flywheel.failures import build_failures
     from flywheel.generate import generate
     from flywheel.signals.decide import decide_day
     from flywheel.signals.policy import load_policy
@@ -100,7 +102,10 @@ def nightly_sample(root: Path, days: int = 30, changes: bool = True, events_per_
     all_days = sorted(report.event_days)
     run_outcomes(settings, all_days)
     policy = load_policy()
-    decisions = {d: decide_day(settings, d, f"night-{d}", policy) for d in all_days}
+    decisions = {}
+    for d in all_days:  # as the nightly job: the day's failure clusters, then its signals and decisions
+        build_failures(settings, d, run_id=f"night-{d}")
+        decisions[d] = decide_day(settings, d, f"night-{d}", policy)
     build_catalog(settings)
     return settings, truth, decisions
 

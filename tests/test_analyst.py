@@ -18,7 +18,7 @@ def test_the_committed_tables_page_is_what_the_database_says(sample_with_changes
     settings, _, _ = sample_with_changes
     page = tables_page(settings)
     assert PAGE.read_text() == page + "\n", "run: flywheel docs tables > docs/analyst-tables.md"
-    for schema in ("ingest", "outcomes", "signals"):
+    for schema in ("ingest", "outcomes", "failures", "signals"):
         assert f"## `{schema}." in page
     undocumented = [line for line in page.splitlines() if line.startswith("| `") and line.endswith("|  |")]
     assert undocumented == []

@@ -81,6 +81,33 @@ def test_the_whole_nightly_job_on_sample_data_passes_every_check(settings):
     assert table.startswith("| scenario | events | reviewed | accepted as-is |") and "| kb_answer |" in table
     calibration = [m for m in result.get_asset_materialization_events() if m.asset_key == dg.AssetKey(["outcomes", "calibration"])]
     assert "| scenario | reviewed | ECE | AUC | gate | coverage |" in calibration[0].materialization.metadata["gates_last_day"].value
+    failures = {m.asset_key.to_user_string(): m.materialization.metadata for m in result.get_asset_materialization_events()
+                if m.asset_key.path[0] == "failures"}
+    assert set(failures) == {"failures/assignments", "failures/clusters", "failures/cluster_history",
+                             "failures/cluster_daily"}
+    top = failures["failures/cluster_daily"]["top_clusters_last_day"].value
+    assert top.startswith("| scenario | cluster | label | events | share | growth | flag |")
+    assert top.count("\n") >= 4  # header, rule and at least one row per scenario with failures
+    assigned = failures["failures/assignments"]["dagster/row_count"].value
+    assert assigned > 0 and assigned == sum(failures["failures/assignments"]["matched_as"].value.values())
+
+    # The analysts see the clusters; the same night run again keeps every id.
+    import duckdb
+
+    def clusters_of(day: str) -> list[tuple]:
+        con = duckdb.connect(str(settings.db), read_only=True)
+        try:
+            return con.sql("SELECT event_id, cluster_id FROM failures.assignments WHERE event_date = ? ORDER BY 1",
+                           params=[day]).fetchall()
+        finally:
+            con.close()
+
+    before = clusters_of("2026-03-03")
+    assert len(before) == assigned - len(clusters_of("2026-03-01")) - len(clusters_of("2026-03-02"))
+    again = job.execute_in_process(tags=range_tags(date(2026, 3, 3), date(2026, 3, 3)), resources=_resources(settings),
+                                   raise_on_error=False)
+    assert again.success
+    assert clusters_of("2026-03-03") == before
 
 
 def test_rate_bounds_check_finds_rates_outside_their_intervals():

@@ -30,15 +30,16 @@ def test_dagster_definitions_validate_passes():
 def test_snapshot_of_assets_groups_and_checks():
     graph = defs.resolve_asset_graph()
     keys = sorted(k.to_user_string() for k in graph.get_all_asset_keys())
-    assert keys == ["ingest/events", "ingest/interventions", "landing/files",
+    assert keys == ["failures/assignments", "failures/cluster_daily", "failures/cluster_history", "failures/clusters",
+                    "ingest/events", "ingest/interventions", "landing/files",
                     "outcomes/calibration", "outcomes/daily_rates", "outcomes/event_outcomes", "outcomes/recovery",
                     "outcomes/reliability_bins", "outcomes/rolling_rates", "publish/decision_feed", "publish/report",
                     "signals/decisions", "signals/drift", "signals/gate_evaluations"]
     groups = {k.to_user_string(): graph.get(k).group_name for k in graph.get_all_asset_keys()}
-    assert {k: g for k, g in groups.items() if g not in ("outcomes", "signals")} == {
+    assert {k: g for k, g in groups.items() if g not in ("outcomes", "signals", "failures")} == {
         "landing/files": "ingest", "ingest/events": "ingest", "ingest/interventions": "ingest",
         "publish/decision_feed": "publish", "publish/report": "publish"}
-    assert all(g == k.split("/")[0] for k, g in groups.items() if g in ("outcomes", "signals"))
+    assert all(g == k.split("/")[0] for k, g in groups.items() if g in ("outcomes", "signals", "failures"))
     checks = sorted(f"{c.asset_key.to_user_string()}:{c.name}" for c in graph.asset_check_keys)
     assert checks == ["ingest/events:gx_events", "ingest/events:gx_quarantine",
                       "ingest/interventions:gx_interventions", "ingest/interventions:records_accounted_for",
@@ -50,6 +51,9 @@ def test_snapshot_of_assets_groups_and_checks():
     events = graph.get(dg.AssetKey(["ingest", "events"]))
     assert events.description and "quarantine" in events.description
     assert set(events.kinds) >= {"duckdb", "parquet"}
+    drift = graph.get(dg.AssetKey(["signals", "drift"]))
+    assert dg.AssetKey(["failures", "cluster_daily"]) in drift.parent_keys  # growth feeds the drift signals
+    assert dg.AssetKey(["outcomes", "event_outcomes"]) in graph.get(dg.AssetKey(["failures", "assignments"])).parent_keys
 
 
 def test_nightly_window_is_yesterday_and_k_days_before():

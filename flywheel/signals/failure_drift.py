@@ -3,7 +3,8 @@ that are new or growing on the day.
 
 One `failure_cluster_growth` row per scenario with failing events that day (model and prompt
 version `*`): `statistic` = the number of clusters flagged new or growing with at least
-`drift.failure_min_events` events, `threshold` = 1; `current_value` / `baseline_value` = the
+`drift.failure_min_events` events (and a baseline window with failures of the scenario: on
+the first nights every cluster is new, which says nothing), `threshold` = 1; `current_value` / `baseline_value` = the
 share of the scenario's failing events of the largest such cluster today / over the baseline
 window, `effect` their difference; `current_n` / `baseline_n` = the scenario's failing events
 today / over the baseline. Severity `warn` when any cluster is flagged (an emerging way of
@@ -35,7 +36,8 @@ def failure_growth_rows(layout: Layout, policy: Policy, day: date) -> list[dict]
     need = policy.drift.failure_min_events
     rows = []
     for (scenario,), part in frame.sort("scenario").group_by("scenario", maintain_order=True):
-        flagged = part.filter((pl.col("is_new") | pl.col("is_growing")) & (pl.col("events") >= need))
+        flagged = part.filter((pl.col("is_new") | pl.col("is_growing")) & (pl.col("events") >= need)
+                              & (pl.col("baseline_failures") > 0))
         top = flagged.sort(["events", "cluster_id"], descending=[True, False]).head(1)
         first = part.row(0, named=True)
         current = top["share"][0] if top.height else None

@@ -1,0 +1,90 @@
+"""Failure clusters as evidence: personal data never reaches the clustering text, and a new or
+growing cluster becomes the `failure_cluster_growth` drift signal (hand-computed, and on the
+generated data's emerging failure mode)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import polars as pl
+
+from flywheel.failures.documents import documents
+from flywheel.failures.growth import CLUSTER_DAILY
+from flywheel.signals.drift import _severity
+from flywheel.signals.failure_drift import failure_growth_rows
+from flywheel.signals.policy import load_policy
+from flywheel.store import Layout, write_parquet_atomic
+
+D1 = date(2026, 3, 1)
+PII = {"comment": "customer jane.doe@example.com saw card 4111 1111 1111 1111",
+       "output_text": "We will call you on +1 415 555 0199 about card 4111111111111111",
+       "final_text": "We will call you about your refund"}
+
+
+def _frame(**extra) -> pl.DataFrame:
+    return pl.DataFrame([{"event_id": "a", "event_date": D1, "scenario": "s", "status": "ok", "outcome": "edited",
+                          "reason_code": "pii", **PII, **extra}])
+
+
+def test_clustering_text_is_redacted_by_default():
+    row = documents(_frame()).row(0, named=True)
+    text = " ".join(str(v) for v in row.values())
+    for secret in ("jane.doe", "example.com", "4111", "0000 0000 0000 0000", "415", "0000000000000000"):
+        assert secret not in text, secret
+    assert "[email]" in row["comment_text"] and "[card]" in row["comment_text"]
+    assert "[EMAIL]" in row["summary"] and "[CARD]" in row["summary"]
+    assert set(row["removed_words"].split()) >= {"phone", "card"}  # the draft's number went; its tag did too
+    kept = documents(_frame(), redact=False).row(0, named=True)
+    assert "jane.doe@example.com" in kept["comment_text"] and "jane.doe@example.com" in kept["summary"]
+
+
+def _cluster_daily(rows: list[dict]) -> pl.DataFrame:
+    base = {"event_date": D1, "label": "x", "baseline_events": 0, "baseline_days": 7, "born_date": D1 - timedelta(days=9),
+            "growth_ratio": None}
+    return pl.DataFrame([{**base, **r} for r in rows])
+
+
+def test_failure_growth_signal_hand_computed(tmp_path):
+    layout = Layout(tmp_path / "store")
+    frame = _cluster_daily([
+        # scenario a: cluster 1 is new with 6 of 10 failures; cluster 2 grew but has only 3 events (< 5)
+        {"scenario": "a", "cluster_id": 1, "events": 6, "scenario_failures": 10, "share": 0.6, "baseline_failures": 40,
+         "baseline_share": 0.0, "is_new": True, "is_growing": True, "born_date": D1},
+        {"scenario": "a", "cluster_id": 2, "events": 3, "scenario_failures": 10, "share": 0.3, "baseline_failures": 40,
+         "baseline_share": 0.1, "is_new": False, "is_growing": False, "growth_ratio": 3.0},
+        {"scenario": "a", "cluster_id": 3, "events": 1, "scenario_failures": 10, "share": 0.1, "baseline_failures": 40,
+         "baseline_share": 0.9, "is_new": False, "is_growing": False, "growth_ratio": 0.1111},
+        # scenario b: steady
+        # scenario c: a new cluster, but no failures in the baseline window to be new against
+        {"scenario": "c", "cluster_id": 4, "events": 9, "scenario_failures": 9, "share": 1.0, "baseline_failures": 0,
+         "baseline_share": None, "is_new": True, "is_growing": False},
+        {"scenario": "b", "cluster_id": 3, "events": 20, "scenario_failures": 20, "share": 1.0, "baseline_failures": 90,
+         "baseline_share": 1.0, "is_new": False, "is_growing": False, "growth_ratio": 1.0},
+    ])
+    write_parquet_atomic(frame.to_arrow(), layout.table(CLUSTER_DAILY, D1))
+    policy = load_policy()
+    assert policy.drift.failure_min_events == 5
+    rows = {r["scenario"]: r for r in failure_growth_rows(layout, policy, D1)}
+    a, b = rows["a"], rows["b"]
+    assert (a["statistic"], a["current_value"], a["baseline_value"], a["effect"]) == (1.0, 0.6, 0.0, 0.6)
+    assert (a["current_n"], a["baseline_n"], a["direction"], a["threshold"]) == (10, 40, "worse", 1.0)
+    assert (b["statistic"], b["current_value"], b["current_n"], b["baseline_n"]) == (0.0, None, 20, 90)
+    assert _severity(dict(a), None, policy, {}) == "warn"
+    assert _severity(dict(b), None, policy, {}) == "info"
+    assert rows["c"]["statistic"] == 0.0 and _severity(dict(rows["c"]), None, policy, {}) == "info"
+    assert failure_growth_rows(layout, policy, D1 + timedelta(days=1)) == []  # no failure tables that day
+
+
+def test_the_emerging_failure_mode_raises_the_growth_warning(sample_with_changes):
+    settings, truth, decisions = sample_with_changes
+    emerging = truth["emerging_failure_mode"]
+    first = date.fromisoformat(emerging["first_date"])
+    drift = pl.read_parquet(Layout(settings.store).table_glob("signals/drift")).filter(
+        pl.col("signal") == "failure_cluster_growth")
+    warned = drift.filter(pl.col("severity") == "warn")
+    start = date.fromisoformat(truth["start"]) if "start" in truth else drift["day"].min()
+    assert warned.filter(pl.col("day") == start).height == 0  # the first night has no baseline: nothing is "new"
+    soon = warned.filter(pl.col("day").is_between(first, first + timedelta(days=2)))
+    assert set(emerging["scenarios"]) & set(soon["scenario"].to_list())
+    # a warning alone never demotes: no automatic demotion cites it
+    assert all(d.filter(pl.col("rule").str.contains("failure")).height == 0 for d in decisions.values())
