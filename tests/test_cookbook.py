@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -29,7 +29,6 @@ def test_each_cookbook_query_answers(sample_with_changes, title, sql):
         assert regressed[1] < regressed[2] - 0.15  # v3 accepted far below what came before
     if title.startswith("14."):  # the emerging failure mode grew in every scenario it appeared in
         emerging = truth["emerging_failure_mode"]
-        assert date.fromisoformat(emerging["first_date"]) > date.fromisoformat(truth["end"]) - timedelta(days=7)
         assert set(emerging["scenarios"]) <= {r[0] for r in rows if r[3] >= date.fromisoformat(emerging["first_date"])}
     if title.startswith("13."):
         assert (truth["regression"]["scenario"], "prompt_version", "v3") in {r[:3] for r in rows}
