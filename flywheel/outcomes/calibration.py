@@ -31,8 +31,10 @@ BINS = "outcomes/reliability_bins"
 ALL_MODELS = "*"
 
 _WINDOW_SQL = """
-SELECT scenario, model, confidence, outcome IN ({reviewed}) AS reviewed, outcome = 'accepted' AS accepted
+SELECT scenario, model, confidence, outcome IN ({reviewed}) AS reviewed, outcome = 'accepted' AS accepted,
+       count(*) AS n
 FROM read_parquet($files, union_by_name = true)
+GROUP BY ALL
 ORDER BY scenario, model, confidence, reviewed, accepted  -- a fixed order: float sums do not depend on file order
 """
 
@@ -40,13 +42,17 @@ ORDER BY scenario, model, confidence, reviewed, accepted  -- a fixed order: floa
 def calibrate(frame: pl.DataFrame, target: float, bins: int) -> tuple[list[dict], list[dict]]:
     """Calibration rows and reliability-bin rows of one group's events.
 
-    `frame` has columns confidence (nullable), reviewed (bool), accepted (bool).
+    `frame` has columns confidence (nullable), reviewed (bool), accepted (bool), and optionally
+    `n`: how many events each row stands for (default 1). Rows must come sorted by confidence,
+    reviewed, accepted within each model: the statistics see the events expanded in that order.
     """
-    volume = frame.height
-    conf_all = frame["confidence"].drop_nulls().to_numpy()
-    reviewed = frame.filter(pl.col("reviewed") & pl.col("confidence").is_not_null())
-    c = reviewed["confidence"].to_numpy().astype(float)
-    y = reviewed["accepted"].to_numpy().astype(float)
+    n = frame["n"].to_numpy() if "n" in frame.columns else np.ones(frame.height, dtype=np.int64)
+    volume = int(n.sum())
+    conf = frame["confidence"].to_numpy()
+    known = ~frame["confidence"].is_null().to_numpy()
+    sample = (frame["reviewed"].fill_null(False).to_numpy() & known)
+    c = np.repeat(conf[sample].astype(float), n[sample])
+    y = np.repeat(frame["accepted"].to_numpy()[sample].astype(float), n[sample])
     bin_rows = reliability_bins(c, y, bins) if len(c) else []
     gate = gate_threshold(c, y, target)
     row = {
@@ -62,7 +68,8 @@ def calibrate(frame: pl.DataFrame, target: float, bins: int) -> tuple[list[dict]
         "gate_sample_size": gate["sample_size"] if gate else None,
         "gate_accepted_rate": gate["rate"] if gate else None,
         "gate_lower_bound": gate["lower_bound"] if gate else None,
-        "gate_coverage": float((conf_all >= gate["threshold"]).sum() / volume) if gate and volume else None,
+        "gate_coverage": (float(np.int64(n[known][conf[known] >= gate["threshold"]].sum()) / volume)
+                          if gate and volume else None),
     }
     return [row], [{"bin": i + 1, **b} for i, b in enumerate(bin_rows)]
 

@@ -50,7 +50,10 @@ def _source(layout: Layout, kind: str, day: date, con: duckdb.DuckDBPyConnection
 
 
 def edit_distances(output: list[str | None], shipped: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
-    """Normalised Levenshtein distances (characters, words) between pairs; NaN where either is missing."""
+    """Normalised Levenshtein distances (characters, words) between pairs; NaN where either is missing.
+
+    Characters come out of rapidfuzz as float32 (its default), words as float64, as they always
+    have: the stored values must not move by a rounding."""
     chars = np.full(len(output), np.nan)
     words = np.full(len(output), np.nan)
     idx = [i for i, (a, b) in enumerate(zip(output, shipped)) if a is not None and b is not None]
@@ -58,7 +61,8 @@ def edit_distances(output: list[str | None], shipped: list[str | None]) -> tuple
         a = [output[i] for i in idx]
         b = [shipped[i] for i in idx]
         chars[idx] = cpdist(a, b, scorer=Levenshtein.normalized_distance, workers=1)
-        words[idx] = [Levenshtein.normalized_distance(x.split(), y.split()) for x, y in zip(a, b)]
+        words[idx] = cpdist([x.split() for x in a], [y.split() for y in b], scorer=Levenshtein.normalized_distance,
+                            dtype=np.float64, workers=1)
     return chars, words
 
 
@@ -70,13 +74,22 @@ def resolve_day(settings: Settings, day: date) -> pl.DataFrame:
     frame = con.sql(load_sql("event_outcomes"), params={
         "events": _source(layout, "events", day, con), "interventions": _source(layout, "interventions", day, con),
     }).pl()
-    chars, words = edit_distances(frame["output_text"].to_list(), frame["shipped_text"].to_list())
+    edited = pl.col("outcome") == "edited"
+    measured = edited | ((pl.col("autonomy_level") == "shadow") & (pl.col("outcome") == "accepted"))
+    # distances only where they are kept (edited, and shadow accepted as-is); the same text is 0
+    both = measured & pl.col("output_text").is_not_null() & pl.col("shipped_text").is_not_null()
+    flags = frame.select(both.fill_null(False).alias("both"),
+                         (both & (pl.col("output_text") != pl.col("shipped_text"))).fill_null(False).alias("differ"))
+    chars = np.where(flags["both"].to_numpy(), 0.0, np.nan)
+    words = chars.copy()
+    differ = np.flatnonzero(flags["differ"].to_numpy())
+    if len(differ):
+        changed = frame.select(pl.col("output_text", "shipped_text").gather(differ))
+        chars[differ], words[differ] = edit_distances(changed["output_text"].to_list(), changed["shipped_text"].to_list())
     frame = frame.with_columns(
         pl.Series("edit_distance_chars", chars, dtype=pl.Float64).fill_nan(None),
         pl.Series("edit_distance_words", words, dtype=pl.Float64).fill_nan(None),
     )
-    edited = pl.col("outcome") == "edited"
-    measured = edited | ((pl.col("autonomy_level") == "shadow") & (pl.col("outcome") == "accepted"))
     frame = frame.with_columns(
         pl.when(measured).then(pl.col("edit_distance_chars")).alias("edit_distance_chars"),
         pl.when(measured).then(pl.col("edit_distance_words")).alias("edit_distance_words"),
