@@ -58,7 +58,7 @@ def parse_timestamp(value: Any) -> datetime | str:
     offset = "+00:00" if offset in ("Z", "z") else offset
     try:
         return datetime.fromisoformat(f"{day}T{clock}{frac}{offset}").astimezone(timezone.utc)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # OverflowError: e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
         return f"timestamp {value[:60]!r} is not a valid date: {exc}"
 
 

@@ -1,0 +1,215 @@
+"""Read one landing file in batches of decoded records, streaming where the format allows.
+
+The same records, line numbers, raw texts and read problems as `readers.read_file`, but as
+`Chunk`s of parallel lists, a few tens of thousands of records at a time, so that the sync never
+holds a whole day of decoded records (a 1M-event day is ~1 GB of JSON) and never builds one
+object per record it does not need. Raw texts are produced only for records that are
+quarantined (`Chunk.raw`). JSON Lines (plain or gzip) is decompressed and split as it streams;
+CSV, Parquet and OTLP are read whole, as before, and handed out in batches.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+import flywheel.ingest.readers as readers
+from flywheel.ingest.readers import BadFile, file_format
+from flywheel.ingest.validate import Problem
+
+BATCH = 20_000
+READ_BYTES = 16 * 1024 * 1024
+
+
+class Chunk:
+    """A batch of records of one kind: `lines[i]`, `records[i]` (None when `problems[i]` is set)."""
+
+    __slots__ = ("kind", "loose", "lines", "records", "problems", "_raws")
+
+    def __init__(self, kind: str, loose: bool):
+        self.kind = kind
+        self.loose = loose
+        self.lines: list[int] = []
+        self.records: list[Any] = []
+        self.problems: list[Problem | None] = []
+        self._raws: list[Any] = []  # str, or bytes / CSV row / Parquet row to render on demand
+
+    def add(self, line: int, record: Any, problem: Problem | None, raw: Any) -> None:
+        self.lines.append(line)
+        self.records.append(record)
+        self.problems.append(problem)
+        self._raws.append(raw)
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def raw(self, i: int) -> str | None:
+        """Record i's raw text, exactly as `readers.read_file` gives it."""
+        raw = self._raws[i]
+        if isinstance(raw, bytes):
+            return raw.decode("utf-8")
+        if isinstance(raw, list):
+            return readers._csv_line(raw)
+        if isinstance(raw, dict):
+            return readers._json_raw(raw)
+        return raw
+
+
+def read_chunks(path: Path, folder_kind: str, size: int = BATCH) -> Iterator[Chunk]:
+    """Every record of the landing file at `path` (folder `folder_kind`), `size` at a time."""
+    fmt = file_format(folder_kind, path.name)
+    if fmt is None or fmt == "otlp":
+        yield from _from_raw_records(readers.read_file(path, folder_kind), size)
+    elif fmt == "jsonl":
+        yield from _jsonl(path, folder_kind, size)
+    elif fmt == "csv":
+        yield from _csv(readers._read_bytes(path), folder_kind, size)
+    else:
+        yield from _parquet(path, folder_kind, size)
+
+
+def _from_raw_records(records: Iterator[readers.RawRecord], size: int) -> Iterator[Chunk]:
+    chunks: dict[str, Chunk] = {}
+    for rec in records:
+        chunk = chunks.setdefault(rec.kind, Chunk(rec.kind, rec.loose))
+        chunk.add(rec.line, rec.record, rec.problem, rec.raw)
+        if len(chunk) >= size:
+            yield chunks.pop(rec.kind)
+    yield from chunks.values()
+
+
+def _byte_blocks(path: Path) -> Iterator[bytes]:
+    """The file's bytes (decompressed if .gz) in blocks; a bad gzip raises `BadFile` as `readers` words it."""
+    if not path.name.lower().endswith(".gz"):
+        with open(path, "rb") as fh:
+            while block := fh.read(READ_BYTES):
+                yield block
+        return
+    try:
+        with gzip.open(path, "rb") as fh:
+            while block := fh.read(READ_BYTES):
+                yield block
+    except (OSError, EOFError, zlib.error) as exc:
+        readers._read_bytes(path)  # the whole-file decoder's own wording of the error
+        raise BadFile(f"{path.name} is named .gz but is not valid gzip: {exc}") from None
+
+
+def _lines(path: Path) -> Iterator[list[bytes]]:
+    """The file's lines (split on b"\\n" exactly as `readers` does), a block at a time."""
+    rest = b""
+    for block in _byte_blocks(path):
+        parts = (rest + block).split(b"\n")
+        rest = parts.pop()
+        yield parts
+    yield [rest]
+
+
+def _jsonl(path: Path, kind: str, size: int) -> Iterator[Chunk]:
+    limit = readers.MAX_RECORD_BYTES
+    loads, Error = orjson.loads, orjson.JSONDecodeError
+    chunk = Chunk(kind, False)
+    number = 0
+    for lines in _lines(path):
+        for original in lines:
+            number += 1
+            line = original[:-1] if original.endswith(b"\r") else original
+            if not line.strip():
+                continue
+            obj: Any = None
+            raw: Any = line
+            if len(line) <= limit:
+                try:
+                    if not line.isascii():
+                        raw = line.decode("utf-8")
+                    obj = loads(raw)
+                except (UnicodeDecodeError, Error):
+                    obj = None
+            if type(obj) is dict:
+                chunk.add(number, obj, None, raw)
+            else:
+                _add_reference(chunk, number, original, kind)
+            if len(chunk) >= size:
+                yield chunk
+                chunk = Chunk(kind, False)
+    if len(chunk):
+        yield chunk
+
+
+def _add_reference(chunk: Chunk, number: int, line: bytes, kind: str) -> None:
+    """A line the fast case did not decode (blank aside): read it exactly as `readers._read_jsonl` does."""
+    for rec in readers._read_jsonl(line, kind):
+        chunk.add(number, rec.record, rec.problem, rec.raw)
+
+
+def _csv(data: bytes, kind: str, size: int) -> Iterator[Chunk]:
+    limit = readers.MAX_RECORD_BYTES
+    text = data.decode("utf-8", errors="surrogateescape")
+    del data
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    except csv.Error as exc:
+        raise BadFile(f"unreadable CSV header: {exc}") from None
+    if readers._has_surrogates(header):
+        raise BadFile("the CSV header is not UTF-8")
+    header = [h.strip() for h in header]
+    if len(set(header)) != len(header) or not all(header):
+        raise BadFile(f"the CSV header has empty or repeated column names: {header[:30]}")
+    width = len(header)
+    chunk = Chunk(kind, True)
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise BadFile(f"CSV syntax error near line {reader.line_num}: {exc}") from None
+        number = reader.line_num
+        if not row or row == [""]:
+            continue
+        # A row's CSV text takes at most 4 bytes a character, doubled quotes, 2 quotes and 1 comma a cell.
+        if 8 * sum(map(len, row)) + 9 * len(row) > limit:
+            raw = readers._csv_line(row)
+            if len(raw.encode("utf-8", errors="surrogateescape")) > limit:
+                chunk.add(number, None, Problem("record_too_large", "record exceeds the size limit"), raw[:4096])
+                continue
+        if readers._has_surrogates(row):
+            clean = readers._csv_line(row).encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
+            chunk.add(number, None, Problem("not_utf8", "the row's bytes are not UTF-8"), clean)
+        elif len(row) != width:
+            chunk.add(number, None, Problem("bad_row", f"row has {len(row)} columns, the header has {width}"),
+                      readers._csv_line(row))
+        else:
+            chunk.add(number, dict(zip(header, row)), None, row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = Chunk(kind, True)
+    if len(chunk):
+        yield chunk
+
+
+def _parquet(path: Path, kind: str, size: int) -> Iterator[Chunk]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several types for corrupt files
+        raise BadFile(f"not a readable Parquet file: {exc}") from None
+    number = 0
+    for batch in table.to_batches(max_chunksize=size):
+        chunk = Chunk(kind, True)
+        for row in batch.to_pylist():
+            number += 1
+            chunk.add(number, row, None, row)
+        yield chunk

@@ -1,0 +1,202 @@
+"""Stage one landing file in batches: bulk validation, per-record fallback, streamed Parquet.
+
+`stage_file` reads the file as `batches.Chunk`s, validates each chunk column-wise
+(`bulk.validate_batch`), sends only the records the fast path could not vouch for through
+`validate.validate_record` (so every quarantined record gets exactly the reference's reason code
+and message), and appends the valid rows of each UTC day to that day's staged Parquet file as it
+goes. Staged files are written under temporary names and renamed into place at the end, so a file
+that turns out bad halfway (a corrupt gzip trailer) leaves nothing staged but its one quarantine
+row. The result is the same as `reference.stage_file_reference`'s, in a fraction of the time and
+memory (a chunk of decoded records at a time instead of the whole file).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from flywheel.contracts import CONTRACTS
+from flywheel.ingest.batches import Chunk, read_chunks
+from flywheel.ingest.bulk import validate_batch
+from flywheel.ingest.readers import BadFile, file_format
+from flywheel.ingest.reference import quarantine_row
+from flywheel.ingest.validate import Problem, validate_record
+from flywheel.privacy import hash_key, pseudonymise
+from flywheel.schemas import QUARANTINE, STAGED
+from flywheel.store import Layout, _fault_point, _fsync, write_parquet_atomic
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+_ROW_GROUP = 131_072
+
+
+class _DayWriter:
+    """One staged (kind, day) file, written through a temporary file in its final folder."""
+
+    def __init__(self, path: Path, schema: pa.Schema):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        self.path, self.rows, self.pending = path, 0, []
+        self.pending_rows = 0
+        self.writer = pq.ParquetWriter(self.tmp, schema, compression="zstd")
+
+    def add(self, table: pa.Table) -> None:
+        self.pending.append(table)
+        self.pending_rows += table.num_rows
+        self.rows += table.num_rows
+        if self.pending_rows >= _ROW_GROUP:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.writer.write_table(pa.concat_tables(self.pending), row_group_size=_ROW_GROUP * 2)
+            self.pending, self.pending_rows = [], 0
+
+    def commit(self) -> None:
+        self.flush()
+        self.writer.close()
+        _fsync(self.tmp)
+        _fault_point(self.path)
+        os.replace(self.tmp, self.path)
+
+    def discard(self) -> None:
+        try:
+            self.writer.close()
+        finally:
+            Path(self.tmp).unlink(missing_ok=True)
+
+
+def stage_file(layout: Layout, folder_kind: str, rel: str, path: Path, fid: str, seq: int,
+               refusal: str | None) -> tuple[dict[str, Any], Any]:
+    """Stage the file at `path`; returns (manifest, FileResult). See the module docstring."""
+    from flywheel.ingest.sync import FileResult
+
+    writers: dict[tuple[str, date], _DayWriter] = {}
+    staged: dict[str, int] = {}
+    quarantine: list[dict[str, Any]] = []
+    read = 0
+    bad: str | None = refusal
+    pseudonyms: dict[str, str] = {}
+    key = hash_key(layout.root)
+    try:
+        if bad is None:
+            try:
+                for chunk in read_chunks(path, folder_kind):
+                    read += len(chunk)
+                    table = _stage_chunk(chunk, rel, seq, quarantine, key, pseudonyms)
+                    if table is not None:
+                        staged[chunk.kind] = staged.get(chunk.kind, 0) + table.num_rows
+                        _add_by_day(layout, chunk.kind, table, fid, writers)
+            except BadFile as exc:
+                bad = str(exc)
+        if bad is not None:
+            # Nothing from a bad file is kept but the file itself: one quarantine row, counted as one record.
+            for writer in writers.values():
+                writer.discard()
+            writers.clear()
+            staged.clear()
+            read = 1
+            kind = folder_kind if folder_kind != "otlp" else "events"
+            quarantine = [quarantine_row(kind, rel, None, [Problem("bad_file", bad)], None)]
+        for writer in writers.values():
+            writer.commit()
+    except BaseException:
+        for writer in writers.values():
+            Path(writer.tmp).unlink(missing_ok=True)
+        raise
+    if quarantine:
+        write_parquet_atomic(pa.Table.from_pylist(quarantine, schema=QUARANTINE), layout.staged_quarantine(fid))
+    days: dict[str, list[str]] = {"events": [], "interventions": []}
+    for kind, day in writers:
+        days[kind].append(day.isoformat())
+    manifest = {
+        "path": rel, "file_id": fid, "seq": seq, "folder": folder_kind,
+        "format": file_format(folder_kind, path.name), "read": read,
+        "staged": staged, "quarantined": len(quarantine), "bad_file": bad,
+        "refused": refusal, "event_days": sorted(days["events"]), "intervention_days": sorted(days["interventions"]),
+    }
+    return manifest, FileResult(rel, "new", read, staged, len(quarantine))
+
+
+def _stage_chunk(chunk: Chunk, rel: str, seq: int, quarantine: list[dict[str, Any]], key: bytes,
+                 pseudonyms: dict[str, str]) -> pa.Table | None:
+    """The chunk's valid rows as a staged table (None if there are none); its rejects go to `quarantine`."""
+    kind, loose = chunk.kind, chunk.loose
+    todo = [i for i, p in enumerate(chunk.problems) if p is None]
+    fast = validate_batch(kind, [chunk.records[i] for i in todo], loose)
+    cols, ok = fast.columns, fast.ok
+    rejects = [(i, [p]) for i, p in enumerate(chunk.problems) if p is not None]
+    for j, good in enumerate(ok):
+        if good:
+            continue
+        i = todo[j]
+        row, problems = validate_record(kind, chunk.records[i], loose=loose)
+        if row is None:
+            rejects.append((i, problems))
+            continue
+        row["occurred_at"] = (row["occurred_at"] - _EPOCH) // _MICROSECOND
+        for name, col in cols.items():
+            col[j] = row[name]
+        ok[j] = True
+    rejects.sort(key=lambda item: item[0])
+    for i, problems in rejects:
+        quarantine.append(quarantine_row(kind, rel, chunk.lines[i], problems, chunk.raw(i)))
+    if not any(ok):
+        return None
+    if kind == "interventions":
+        cols["reviewer_id"] = [None if r is None else _pseudonym(r, key, pseudonyms) for r in cols["reviewer_id"]]
+    table = _table(kind, cols, [chunk.lines[i] for i in todo], rel, seq)
+    return table if all(ok) else table.filter(pa.array(ok, pa.bool_()))
+
+
+def _pseudonym(value: str, key: bytes, cache: dict[str, str]) -> str:
+    found = cache.get(value)
+    if found is None:
+        found = cache[value] = pseudonymise(value, key)  # type: ignore[assignment]
+    return found
+
+
+def _table(kind: str, out: dict[str, list[Any]], lines: list[int], rel: str, seq: int) -> pa.Table:
+    schema = STAGED[kind]
+    n = len(lines)
+    occurred = pa.array(out["occurred_at"], pa.int64()).cast(schema.field("occurred_at").type)
+    arrays: list[pa.Array] = []
+    for field in schema:
+        name = field.name
+        if name == "occurred_at":
+            arrays.append(occurred)
+        elif name == "event_date":
+            if kind == "events":
+                arrays.append(occurred.cast(pa.date32()))
+            else:
+                arrays.append(pa.nulls(n, pa.date32()))
+        elif name == "source_file":
+            arrays.append(pa.array([rel] * n, pa.string()))
+        elif name == "source_line":
+            arrays.append(pa.array(lines, pa.int64()))
+        elif name == "ingest_seq":
+            arrays.append(pa.array([seq] * n, pa.int64()))
+        else:
+            arrays.append(pa.array(out[name], field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _add_by_day(layout: Layout, kind: str, table: pa.Table, fid: str, writers: dict[tuple[str, date], _DayWriter]) -> None:
+    """Append the table's rows to the staged file of their UTC day (in order of first appearance)."""
+    day_of = table["occurred_at"].cast(pa.date32())
+    unique = day_of.unique().to_pylist()
+    for day in unique:
+        part = table if len(unique) == 1 else table.filter(pc.equal(day_of, pa.scalar(day, pa.date32())))
+        writer = writers.get((kind, day))
+        if writer is None:
+            writer = writers[(kind, day)] = _DayWriter(layout.staged(kind, day, fid), STAGED[kind])
+        writer.add(part)
+

@@ -1,0 +1,131 @@
+"""The batch sync (bulk validation + per-record fallback) stages exactly what the per-record
+reference does: same staged rows and record hashes, same quarantine rows (reason code, reason,
+raw, line), same manifests; on generated data with every kind of bad record, on the hypothesis
+bad inputs, and record by record on tricky values."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings as hsettings
+
+from flywheel.config import Settings
+from flywheel.generate import generate
+from flywheel.ingest.bulk import validate_batch
+from flywheel.ingest.sync import sync_landing
+from flywheel.ingest.validate import validate_record
+from test_bad_input import _write, landing_files
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _store_contents(store: Path) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for path in sorted(store.rglob("*")):
+        rel = str(path.relative_to(store))
+        if path.suffix == ".parquet":
+            table = pq.read_table(path)
+            out[rel] = (table.schema, table.to_pylist())
+        elif path.suffix == ".json":
+            out[rel] = json.loads(path.read_text())
+    return out
+
+
+def _both_ways(landing: Path, root: Path) -> tuple[dict[str, object], dict[str, object]]:
+    got = []
+    for name, reference in (("fast", False), ("reference", True)):
+        s = Settings(landing=landing, store=root / name, db=root / f"{name}.duckdb")
+        sync_landing(s, reference=reference)
+        got.append(_store_contents(s.store))
+    return got[0], got[1]
+
+
+def _assert_same(fast: dict[str, object], ref: dict[str, object]) -> None:
+    assert sorted(fast) == sorted(ref)
+    for key in ref:
+        assert fast[key] == ref[key], key
+
+
+def test_generated_days_with_every_kind_of_bad_record_stage_identically(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLYWHEEL_HASH_KEY", "fastpath-test")
+    landing = tmp_path / "landing"
+    generate(landing, days=5, events_per_day=1500, seed=11, progress=False)
+    fast, ref = _both_ways(landing, tmp_path)
+    quarantine = [rows for key, (_, rows) in ((k, v) for k, v in ref.items() if "quarantine" in k and isinstance(v, tuple))]
+    assert sum(len(rows) for rows in quarantine) > 20  # the generator's malformed records are there
+    formats = {m["format"] for k, m in ref.items() if isinstance(m, dict)}
+    assert {"jsonl", "csv", "parquet"} <= formats
+    _assert_same(fast, ref)
+
+
+@hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(files=landing_files())
+def test_hypothesis_bad_inputs_stage_identically(tmp_path_factory, files):
+    root = tmp_path_factory.mktemp("fastpath")
+    (root / "landing" / "events").mkdir(parents=True)
+    for index, fmt, lines in files:
+        _write(root / "landing" / "events", index, fmt, lines)
+    fast, ref = _both_ways(root / "landing", root)
+    _assert_same(fast, ref)
+
+
+_BASE = {"event_id": "e1", "occurred_at": "2026-03-01T10:00:00Z", "scenario": "s", "model": "m",
+         "autonomy_level": "assist", "status": "ok"}
+_TRICKY = [
+    {}, {"occurred_at": "2026-03-01T10:00:00.123456789+05:30"}, {"occurred_at": "2026-03-01t10:00:00z"},
+    {"occurred_at": "2026-03-01 10:00:00-00:00"}, {"occurred_at": " 2026-03-01T10:00:00Z "},
+    {"occurred_at": "2024-02-29T23:59:59.5-11:00"}, {"occurred_at": "2023-02-29T10:00:00Z"},
+    {"occurred_at": "2026-03-01T24:00:00Z"}, {"occurred_at": "2026-03-01T10:00:60Z"},
+    {"occurred_at": "2026-03-01T10:00:00+24:00"}, {"occurred_at": "2026-03-01T10:00:00+23:59"},
+    {"occurred_at": "0001-01-01T00:00:00+01:00"}, {"occurred_at": "1970-01-01T00:00:00.000001Z"},
+    {"occurred_at": "1969-12-31T23:59:59.999999Z"}, {"occurred_at": "2026-03-01T10:00:00"},
+    {"occurred_at": 17}, {"occurred_at": None}, {"occurred_at": ""}, {"occurred_at": "２０２６-03-01T10:00:00Z"},
+    {"confidence": 1}, {"confidence": 0}, {"confidence": True}, {"confidence": 1.0000001}, {"confidence": -0.0},
+    {"confidence": "0.5"}, {"latency_ms": 2**60}, {"latency_ms": 1e308}, {"input_tokens": 3.0},
+    {"input_tokens": 3.5}, {"input_tokens": -1}, {"input_tokens": 2**63}, {"output_tokens": "7"},
+    {"prompt_version": None}, {"prompt_version": ""}, {"prompt_version": 3}, {"scenario": ""}, {"scenario": None},
+    {"status": "OK"}, {"status": ["ok"]}, {"autonomy_level": ""}, {"tool_calls": []}, {"tool_calls": ""},
+    {"tool_calls": "  "}, {"tool_calls": [{"name": "a", "status": "ok"}]},
+    {"tool_calls": [{"name": "a", "status": "ok", "arguments": "x"}]},
+    {"tool_calls": [{"name": "a", "status": "ok", "arguments": '{"b": 1, "a": [2]}'}]},
+    {"tool_calls": '[{"name": "a", "status": "denied", "arguments": {"z": 1, "y": null}}]'},
+    {"tool_calls": [{"name": "", "status": "ok"}]}, {"tool_calls": [{"name": "a", "status": "maybe"}]},
+    {"tool_calls": [1]}, {"tool_calls": {"name": "a"}}, {"decision_path": "route"}, {"decision_path": '{"b": 1, "a": 2}'},
+    {"decision_path": {"b": {"d": 1, "c": 2}}}, {"decision_path": 5}, {"decision_path": []},
+    {"attributes": {"z": 1, "a": {"y": 2, "x": 3}}}, {"attributes": "{}"}, {"attributes": "[1]"}, {"attributes": []},
+    {"attributes": {}}, {"extra": 1}, {"extra": 1, "attributes": {"extra": 2}}, {"extra": 1, "attributes": None},
+    {"input_text": "é\u2028\x00"}, {"input_text": 5}, {"input_text": 5.5}, {"trace_id": ""},
+]
+
+
+@pytest.mark.parametrize("kind", ["events", "interventions"])
+@pytest.mark.parametrize("loose", [False, True])
+def test_each_record_the_fast_path_accepts_is_the_reference_row(kind, loose):
+    base = _BASE if kind == "events" else {"intervention_id": "i1", "event_id": "e1",
+                                           "occurred_at": "2026-03-01T10:00:00Z", "action": "accepted"}
+    records: list[object] = [{**base, **change} for change in _TRICKY]
+    if kind == "interventions":
+        records += [{**base, "action": "edited"}, {**base, "action": "edited", "final_text": "x"},
+                    {**base, "review_seconds": "12.5"}, {**base, "review_seconds": " 12 "}, {**base, "review_seconds": "nan"},
+                    {**base, "review_seconds": "-1"}, {**base, "reviewer_id": ""}]
+    if loose:  # CSV cells: every value as text
+        records = [{k: v if isinstance(v, str) or v is None else json.dumps(v) for k, v in r.items()}
+                   for r in records if isinstance(r, dict)]
+    records += [None, [1], "text"]
+    batch = validate_batch(kind, records, loose)
+    accepted = 0
+    for i, record in enumerate(records):
+        row, _ = validate_record(kind, record, loose=loose)
+        if not batch.ok[i]:
+            continue  # the reference decides
+        accepted += 1
+        assert row is not None, record
+        row["occurred_at"] = (row["occurred_at"] - _EPOCH).days * 86_400_000_000 + \
+            (row["occurred_at"] - _EPOCH).seconds * 1_000_000 + (row["occurred_at"] - _EPOCH).microseconds
+        assert {name: batch.columns[name][i] for name in row} == row, record
+    assert accepted >= 10  # the fast path does accept the common shapes
