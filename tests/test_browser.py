@@ -151,7 +151,7 @@ def test_asset_graph_shows_every_group_and_asset(browser, dagster_ui, shots):
     graph = defs.resolve_asset_graph()
     groups = sorted({graph.get(k).group_name for k in graph.get_all_asset_keys()})
     names = sorted({k.path[-1] for k in graph.get_all_asset_keys()})
-    assert {"ingest", "outcomes", "signals", "publish"} <= set(groups)
+    assert {"ingest", "outcomes", "failures", "signals", "publish"} <= set(groups)
 
     # The global lineage (route /asset-groups) with every group expanded: the explorer keeps the
     # expanded groups in the `expanded` query parameter, as group ids `global@global:<group>`.
@@ -195,6 +195,12 @@ def test_asset_page_shows_latest_materialisation_metadata(browser, dagster_ui, s
     _wait_still(browser, "//tr[td[normalize-space()='rates_last_day']]")
     _screenshot(browser, shots, "asset.png")
 
+    # The failure clusters' asset shows each scenario's top clusters of the last day as a table.
+    browser.get(f"{dagster_ui}/assets/failures/cluster_daily")
+    row = _wait(browser, lambda d: _metadata_row(d, "top_clusters_last_day", "kb_answer"),
+                "the top_clusters_last_day metadata of failures/cluster_daily")
+    assert row.find_elements(By.XPATH, ".//table//th[normalize-space()='label']"), row.text
+
 
 def test_report_plots_render(browser, sample, shots):
     from selenium.webdriver.common.by import By
@@ -215,8 +221,9 @@ def test_report_plots_render(browser, sample, shots):
         assert not broken, f"plots that did not render: {broken}"
         headings = [h.text.strip() for h in browser.find_elements(By.CSS_SELECTOR, "h1, h2")]
         for expected in ("flywheel nightly report", "Scenarios", "Decisions awaiting approval", "Drift alerts",
-                         "Outcome rates over time", "Reliability diagrams"):
+                         "Outcome rates over time", "Reliability diagrams", "Top failure clusters"):
             assert expected in headings, headings
+        assert "daily share of the top failure clusters" in [p["alt"] for p in plots]
         assert LAST_DAY in browser.find_element(By.TAG_NAME, "body").text
         _screenshot(browser, shots, "report.png")
     finally:

@@ -21,12 +21,11 @@ _SERIES = """
         SELECT * FROM failures.cluster_daily
         WHERE event_date > (SELECT max(event_date) FROM failures.cluster_daily) - CAST($days AS INTEGER)
     ), top AS (
-        SELECT scenario, cluster_id FROM recent GROUP BY ALL
+        SELECT scenario, cluster_id FROM recent GROUP BY scenario, cluster_id
         QUALIFY row_number() OVER (PARTITION BY scenario ORDER BY sum(events) DESC, cluster_id) <= $top
     )
-    SELECT r.scenario, r.cluster_id, any_value(r.label) OVER (PARTITION BY r.cluster_id) AS label,
-           r.event_date, r.share
-    FROM recent r JOIN top USING (scenario, cluster_id)
+    SELECT r.scenario, r.cluster_id, c.label, r.event_date, r.share
+    FROM recent r JOIN top USING (scenario, cluster_id) LEFT JOIN failures.clusters c USING (cluster_id)
     ORDER BY r.scenario, r.cluster_id, r.event_date"""
 
 
