@@ -207,17 +207,13 @@ def _distribution_rows(con, layout: Layout, w: dict, policy: Policy) -> list[dic
     files = _files(layout, OUTCOMES_TABLE, w["baseline_start"], w["current_end"])
     if not files:
         return []
-    events = con.sql("""
-        SELECT scenario, event_date >= CAST($cs AS DATE) AS is_current, confidence, input_chars,
-               outcome IN ('accepted', 'edited', 'rejected', 'escalated', 'reverted') AS reviewed,
-               outcome = 'accepted' AS accepted
-        FROM read_parquet($files, union_by_name = true)""", params={"files": files, "cs": w["current_start"]}).pl()
+    samples = _window_samples(con, files, w["current_start"])
     rows = []
-    for (scenario,), part in sorted(events.partition_by("scenario", as_dict=True).items()):
-        cur, base = part.filter(pl.col("is_current")), part.filter(~pl.col("is_current"))
-        if cur.height < policy.drift.min_sample or base.height < policy.drift.min_sample:
+    for scenario in sorted(samples):
+        base, cur = samples[scenario][False], samples[scenario][True]
+        if cur["events"] < policy.drift.min_sample or base["events"] < policy.drift.min_sample:
             continue
-        cb, cc = base["confidence"].drop_nulls().to_numpy(), cur["confidence"].drop_nulls().to_numpy()
+        cb, cc = base["confidence"], cur["confidence"]
         if len(cb) >= policy.drift.min_sample and len(cc) >= policy.drift.min_sample:
             rows.append(_row(scenario, "*", "*", "confidence_psi", statistic=psi(cb, cc), threshold=policy.drift.psi_warn,
                              baseline_value=float(cb.mean()), current_value=float(cc.mean()),
@@ -225,21 +221,60 @@ def _distribution_rows(con, layout: Layout, w: dict, policy: Policy) -> list[dic
             d, p = ks_test(cb, cc)
             rows.append(_row(scenario, "*", "*", "confidence_ks", statistic=d, p_value=p, threshold=policy.drift.fdr,
                              baseline_n=len(cb), current_n=len(cc), _kind="ks"))
-        lb, lc = base["input_chars"].drop_nulls().to_numpy(), cur["input_chars"].drop_nulls().to_numpy()
+        lb, lc = base["input_chars"], cur["input_chars"]
         if len(lb) >= policy.drift.min_sample and len(lc) >= policy.drift.min_sample:
             rows.append(_row(scenario, "*", "*", "input_length_psi", statistic=psi(lb, lc), threshold=policy.drift.psi_warn,
                              baseline_value=float(lb.mean()), current_value=float(lc.mean()),
                              baseline_n=len(lb), current_n=len(lc), _kind="psi"))
         eces = []
-        for frame in (base, cur):
-            rv = frame.filter(pl.col("reviewed") & pl.col("confidence").is_not_null())
-            eces.append((expected_calibration_error(reliability_bins(rv["confidence"].to_numpy(), rv["accepted"].to_numpy().astype(float)))
-                         if rv.height >= policy.drift.min_sample else None, rv.height))
+        for sample in (base, cur):
+            rc, ra = sample["reviewed_confidence"], sample["reviewed_accepted"]
+            eces.append((expected_calibration_error(reliability_bins(rc, ra))
+                         if len(rc) >= policy.drift.min_sample else None, len(rc)))
         if eces[0][0] is not None and eces[1][0] is not None:
             rows.append(_row(scenario, "*", "*", "calibration_ece", statistic=eces[1][0] - eces[0][0],
                              threshold=policy.drift.ece_alert_increase, baseline_value=eces[0][0], current_value=eces[1][0],
                              baseline_n=eces[0][1], current_n=eces[1][1], effect=eces[1][0] - eces[0][0], _kind="ece"))
     return rows
+
+
+_REVIEWED = "('accepted', 'edited', 'rejected', 'escalated', 'reverted')"
+
+
+def _window_samples(con, files: list[str], current_start: date) -> dict[str, dict[bool, dict]]:
+    """Per scenario and window (is_current): the event count, the non-null confidences, the
+    non-null input lengths, and the confidences and accepted-as-is flags (0/1) of the reviewed
+    events with a confidence, as numpy arrays in a fixed order (sorted), from counts of distinct
+    values rather than every event: reading and moving the events was most of the cost."""
+    params = {"files": files, "cs": current_start}
+    conf = con.sql(f"""
+        SELECT scenario, event_date >= CAST($cs AS DATE) AS is_current, confidence,
+               coalesce(outcome IN {_REVIEWED}, false) AS reviewed, coalesce(outcome = 'accepted', false) AS accepted,
+               count(*) AS n
+        FROM read_parquet($files, union_by_name = true)
+        GROUP BY ALL ORDER BY ALL""", params=params).pl()
+    chars = con.sql("""
+        SELECT scenario, event_date >= CAST($cs AS DATE) AS is_current, input_chars, count(*) AS n
+        FROM read_parquet($files, union_by_name = true)
+        WHERE input_chars IS NOT NULL
+        GROUP BY ALL ORDER BY ALL""", params=params).pl()
+    empty = {"events": 0, "confidence": np.array([], float), "input_chars": np.array([], np.int64),
+             "reviewed_confidence": np.array([], float), "reviewed_accepted": np.array([], float)}
+    out: dict[str, dict[bool, dict]] = {}
+    for (scenario, is_current), part in conf.partition_by(["scenario", "is_current"], as_dict=True).items():
+        n = part["n"].to_numpy()
+        c = part["confidence"].to_numpy().astype(float)
+        known = part["confidence"].is_not_null().to_numpy()
+        rv = known & part["reviewed"].to_numpy()
+        out.setdefault(scenario, {False: dict(empty), True: dict(empty)})[is_current] = {
+            "events": int(n.sum()), "confidence": np.repeat(c[known], n[known]),
+            "input_chars": empty["input_chars"], "reviewed_confidence": np.repeat(c[rv], n[rv]),
+            "reviewed_accepted": np.repeat(part["accepted"].to_numpy()[rv].astype(float), n[rv]),
+        }
+    for (scenario, is_current), part in chars.partition_by(["scenario", "is_current"], as_dict=True).items():
+        if scenario in out:
+            out[scenario][is_current]["input_chars"] = np.repeat(part["input_chars"].to_numpy(), part["n"].to_numpy())
+    return out
 
 
 _SCHEMA = {
