@@ -9,6 +9,8 @@ SPEC is a JSON object with `mode`:
   and, with `profile`, the whole run under cProfile. After the run: per-step start/end times and
   the assets each step materialised, from the Dagster event log.
 - `runinfo`: only read the latest run's steps (after a run the bench had to kill).
+- `failures`: the failure model's night of `docs` failing events after 13 normal nights
+  (`flywheel.failures.benchmark.scale`).
 - `floor`: the engine floor, bench/engine_floor.sql over the day's stored Parquet partitions,
   repeated; compared with the day's outcomes/event_outcomes counts.
 
@@ -302,10 +304,23 @@ def _floor(spec: dict) -> dict:
             "matches_pipeline": None if pipeline is None else [tuple(r) for r in rows] == [tuple(r) for r in pipeline]}
 
 
+def _failures(spec: dict) -> dict:
+    """The failure model's night of `docs` failing events (flywheel.failures.benchmark.scale)."""
+    import tempfile
+
+    from flywheel.failures.benchmark import scale
+
+    with tempfile.TemporaryDirectory(dir=spec.get("work")) as tmp:
+        figures = scale(int(spec["docs"]), int(spec.get("days", 14)), int(spec.get("events_per_day", 2000)),
+                        int(spec.get("seed", 9)), Path(tmp))
+    return {"figures": figures, "t_end": time.time()}
+
+
 def main(argv: list[str]) -> int:
     spec = json.loads(Path(argv[0]).read_text())
     mode = spec["mode"]
-    result = {"generate": _generate, "nightly": _nightly, "floor": _floor, "runinfo": _runinfo}[mode](spec)
+    result = {"generate": _generate, "nightly": _nightly, "floor": _floor, "runinfo": _runinfo,
+              "failures": _failures}[mode](spec)
     Path(argv[1]).write_text(json.dumps(result, indent=1, default=str))
     return 1 if result.get("error") else 0
 

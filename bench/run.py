@@ -73,6 +73,7 @@ class Config:
     cap_10m_gib: float = 16.5
     render_only: bool = False
     merge: list[Path] = field(default_factory=list)
+    failure_docs: int = 1_000_000
     command: str = ""
 
     @property
@@ -121,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--merge", type=Path, action="append", default=[],
                    help="with --render-only: also report the nights of another bench run's results.json (e.g. a "
                         "separate 10M-event run), marked as such")
+    p.add_argument("--failure-docs", type=int, default=None,
+                   help="failing events of the failure model's big night (default 1M; --quick: 5000; 0: skip it)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--start", type=date.fromisoformat, default=date(2025, 1, 1), help="first history day (default 2025-01-01)")
     p.add_argument("--work", type=Path, default=None, help="scratch folder (default bench/.work/full or bench/.work/quick)")
@@ -153,6 +156,7 @@ def make_config(argv: list[str] | None) -> Config:
         cap_10m_gib=args.cap_10m_gib,
         render_only=args.render_only,
         merge=args.merge,
+        failure_docs=args.failure_docs if args.failure_docs is not None else (5000 if quick else 1_000_000),
     )
     today = datetime.now(timezone.utc).date()
     if cfg.new_day >= today:
@@ -1043,6 +1047,8 @@ def main(argv: list[str] | None = None) -> int:
         h = cfg.history_max
         nights.append(measure_night(runner, f"{label(cfg.history_events)} day after {h} d, as scheduled (+{LATE_DAYS} late days)",
                                     snapshots[h], new_days[cfg.history_events], D - timedelta(days=LATE_DAYS), D, h, 1))
+    # 6. the failure model on a night of 1M failing events
+    failures = measure_failures(runner, cfg.failure_docs, small=cfg.quick) if cfg.failure_docs else None
     # optional profile
     profile = None
     if cfg.profile:
@@ -1053,12 +1059,52 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(runner.live)
 
     finished = datetime.now(timezone.utc)
-    return write_report(cfg, info, nights, backfills, sources, profile, started, finished)
+    return write_report(cfg, info, nights, backfills, sources, profile, started, finished, failures=failures)
+
+
+def _insert_before(text: str, heading: str, section: str) -> str:
+    """`text` with `section` placed before the line `heading` (at the end when there is none)."""
+    if not section:
+        return text
+    at = text.find("\n" + heading)
+    return text + "\n" + section if at < 0 else text[:at + 1] + section + "\n" + text[at + 1:]
+
+
+def measure_failures(runner: "Runner", docs: int, small: bool = False) -> dict:
+    """The failure-clustering night of `docs` failing events: its figures, wall, peak RSS and CPU
+    (`small`: after 3 nights of 500 events instead of 13 of 2,000)."""
+    spec = {"mode": "failures", "docs": docs, "work": str(runner.cfg.work),
+            "days": 4 if small else 14, "events_per_day": 500 if small else 2000}
+    m = runner.child(f"failure model, {label(docs)} failing events", spec, allow_failure=True)
+    return {"docs": docs, "days": spec["days"], "events_per_day": spec["events_per_day"], "wall": m.wall, "maxrss": m.maxrss, "cpu": m.cpu, "load": m.load_before,
+            "error": m.result.get("error"), **(m.result.get("figures") or {})}
+
+
+def render_failures(failures: dict | None) -> list[str]:
+    """The report's section on the failure model at scale."""
+    if not failures:
+        return []
+    out = [f"## Failure clusters: one night of {label(failures['docs'])} failing events", ""]
+    if failures.get("error"):
+        return out + [f"Failed: {failures['error']}", ""]
+    return out + [
+        f"`python -m flywheel.failures.benchmark scale --docs N` in a child process: {failures.get('days', 14) - 1} "
+        f"normal nights of generated data ({failures.get('events_per_day', 2000):,} events a day), then a last night of N failing events (the generated ones repeated under new ids), "
+        "from raw rows to written assignments: every failing event assigned, the fit on a sample.", "",
+        "| failing events | wall (s) | documents (s) | model: fit + assign (s) | CPU (s) | peak RSS (GiB) | clusters after "
+        "| unmatched | load |",
+        "|---|---|---|---|---|---|---|---|---|",
+        f"| {int(failures['failing_events']):,} | {failures['wall']:.1f} | {failures['seconds_documents']:.1f} | "
+        f"{failures['seconds_model']:.1f} | {failures['cpu']:.1f} | {fmt_gib(failures['maxrss'])} | "
+        f"{int(failures['clusters_after'])} | {100 * failures['unmatched_share']:.1f}% | {_load(failures.get('load'))} |",
+        ""]
 
 
 def write_report(cfg: Config, info: dict, nights: list[Night], backfills: list[Backfill], sources: dict,
-                 profile: dict | None, started: datetime, finished: datetime, save: bool = True) -> int:
+                 profile: dict | None, started: datetime, finished: datetime, save: bool = True,
+                 failures: dict | None = None) -> int:
     text, summary = render(cfg, info, nights, backfills, sources, profile, started, finished)
+    text = _insert_before(text, "## Targets", "\n".join(render_failures(failures)))
     cfg.out.parent.mkdir(parents=True, exist_ok=True)
     cfg.out.write_text(text)
     results = {"config": {k: (str(v) if isinstance(v, (Path, date)) else v) for k, v in asdict(cfg).items()},
@@ -1068,7 +1114,7 @@ def write_report(cfg: Config, info: dict, nights: list[Night], backfills: list[B
                               "events": b.events, "wall": b.run.wall, "eps": b.eps, "maxrss": b.run.maxrss,
                               "cpu": b.run.cpu, "run": _measured_dict(b.run)} for b in backfills],
                "sources": {k: _source_dict(v) for k, v in sources.items() if v is not None},
-               "profile": profile,
+               "profile": profile, "failures": failures,
                **summary}
     if save:
         (cfg.work / "results.json").write_text(json.dumps(results, indent=1, default=str))
@@ -1161,7 +1207,8 @@ def render_only(cfg: Config) -> int:
     if profile is None and cfg.profile:
         profile = _profile_from_files(cfg)
     return write_report(cfg, saved["machine"], nights, backfills, sources, profile,
-                        datetime.fromisoformat(saved["started"]), datetime.fromisoformat(saved["finished"]), save=False)
+                        datetime.fromisoformat(saved["started"]), datetime.fromisoformat(saved["finished"]), save=False,
+                        failures=saved.get("failures"))
 
 
 def _profile_from_files(cfg: Config) -> dict | None:

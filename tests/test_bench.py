@@ -48,6 +48,8 @@ def test_quick_bench_runs_every_line(quick_bench) -> None:
         assert all(s["status"] == "SUCCESS" and s["seconds"] is not None for s in steps)
         assert night["floor"]["result"]["matches_pipeline"] is True
     assert [b["days"] for b in results["backfills"]] == [1, 2]
+    failures = results["failures"]
+    assert failures["error"] is None and failures["failing_events"] == 5000 and failures["maxrss"] > 0
     assert all(b["events"] > 0 and b["eps"] > 0 for b in results["backfills"])
 
 
@@ -56,8 +58,11 @@ def test_quick_bench_report(quick_bench) -> None:
     assert proc.returncode == 0
     text = out.read_text()
     for heading in ("## Nightly run of one new day", "## Per asset (Dagster step) wall time", "## Backfill from an empty store",
-                    "## Engine floor", "## Targets", "## What was run"):
+                    "## Engine floor", "## Failure clusters: one night of 5k failing events", "## Targets",
+                    "## What was run"):
         assert heading in text
+    assert text.index("## Failure clusters") < text.index("## Targets")
+    assert "| 5,000 |" in text  # every one of the failing events assigned and counted
     for word in ("machine:", "dagster", "duckdb", "polars", "pyarrow", "great-expectations", "bench.run --quick"):
         assert word in text
     assert "ingest__events" in text and "outcomes steps (s)" in text
