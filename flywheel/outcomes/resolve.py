@@ -76,10 +76,9 @@ def resolve_day(settings: Settings, day: date) -> pl.DataFrame:
     }).pl()
     edited = pl.col("outcome") == "edited"
     measured = edited | ((pl.col("autonomy_level") == "shadow") & (pl.col("outcome") == "accepted"))
-    # distances only where they are kept (edited, and shadow accepted as-is); the same text is 0
-    both = measured & pl.col("output_text").is_not_null() & pl.col("shipped_text").is_not_null()
-    flags = frame.select(both.fill_null(False).alias("both"),
-                         (both & (pl.col("output_text") != pl.col("shipped_text"))).fill_null(False).alias("differ"))
+    # distances only where they are kept (edited, and shadow accepted as-is: `same_text` is not
+    # null); the same text is 0, and the query hands over the texts only where they differ
+    flags = frame.select(pl.col("same_text").is_not_null().alias("both"), (~pl.col("same_text")).fill_null(False).alias("differ"))
     chars = np.where(flags["both"].to_numpy(), 0.0, np.nan)
     words = chars.copy()
     differ = np.flatnonzero(flags["differ"].to_numpy())
@@ -98,7 +97,7 @@ def resolve_day(settings: Settings, day: date) -> pl.DataFrame:
         .then(pl.when(pl.col("edit_distance_chars") >= settings.heavy_edit_threshold).then(pl.lit("heavy")).otherwise(pl.lit("light")))
         .alias("edit_class"),
     )
-    return frame.drop("output_text", "shipped_text")
+    return frame.drop("same_text", "output_text", "shipped_text")
 
 
 def build_event_outcomes(settings: Settings, day: date) -> pl.DataFrame:

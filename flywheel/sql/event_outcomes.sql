@@ -46,8 +46,14 @@ SELECT
     END AS outcome,
     (iv.action = 'accepted' AND iv.final_text IS NOT NULL AND iv.final_text IS DISTINCT FROM e.output_text)
         AS accepted_with_changes,
-    e.output_text,
-    CASE WHEN iv.action IN ('accepted', 'edited') THEN coalesce(iv.final_text, e.output_text) END AS shipped_text
+    -- the texts an edit distance is measured on (edited events, and shadow events accepted as-is), only
+    -- where they differ: same_text is true where both are there and equal (distance 0), false where
+    -- they differ, null where nothing is measured
+    CASE WHEN (outcome = 'edited' OR (e.autonomy_level = 'shadow' AND outcome = 'accepted'))
+              AND e.output_text IS NOT NULL AND iv.action IN ('accepted', 'edited')
+         THEN coalesce(iv.final_text, e.output_text) = e.output_text END AS same_text,
+    CASE WHEN NOT same_text THEN e.output_text END AS output_text,
+    CASE WHEN NOT same_text THEN coalesce(iv.final_text, e.output_text) END AS shipped_text
 FROM ev e
 LEFT JOIN iv ON iv.event_id = e.event_id AND iv.rn = 1
 ORDER BY e.occurred_at, e.event_id
