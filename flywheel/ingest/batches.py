@@ -13,6 +13,8 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import queue
+import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,19 +88,56 @@ def _from_raw_records(records: Iterator[readers.RawRecord], size: int) -> Iterat
 
 
 def _byte_blocks(path: Path) -> Iterator[bytes]:
-    """The file's bytes (decompressed if .gz) in blocks; a bad gzip raises `BadFile` as `readers` words it."""
-    if not path.name.lower().endswith(".gz"):
-        with open(path, "rb") as fh:
-            while block := fh.read(READ_BYTES):
-                yield block
-        return
+    """The file's bytes (decompressed if .gz) in blocks, read one block ahead in a thread (zlib and
+    file reads release the GIL, so decompression overlaps the parsing); a bad gzip raises `BadFile`
+    worded as `readers` words it."""
+    gz = path.name.lower().endswith(".gz")
     try:
-        with gzip.open(path, "rb") as fh:
-            while block := fh.read(READ_BYTES):
-                yield block
+        yield from _prefetched(path, gz)
     except (OSError, EOFError, zlib.error) as exc:
+        if not gz:
+            raise
         readers._read_bytes(path)  # the whole-file decoder's own wording of the error
         raise BadFile(f"{path.name} is named .gz but is not valid gzip: {exc}") from None
+
+
+def _prefetched(path: Path, gz: bool) -> Iterator[bytes]:
+    blocks: queue.Queue[Any] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            with (gzip.open(path, "rb") if gz else open(path, "rb")) as fh:
+                while not stop.is_set():
+                    block = fh.read(READ_BYTES)
+                    _put(blocks, block, stop)
+                    if not block:
+                        return
+        except BaseException as exc:  # handed to the consumer, raised there
+            _put(blocks, exc, stop)
+
+    thread = threading.Thread(target=produce, name="landing-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = blocks.get()
+            if isinstance(item, BaseException):
+                raise item
+            if not item:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _put(blocks: queue.Queue[Any], item: Any, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            blocks.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
 
 
 def _lines(path: Path) -> Iterator[list[bytes]]:
@@ -115,6 +154,8 @@ def _jsonl(path: Path, kind: str, size: int) -> Iterator[Chunk]:
     limit = readers.MAX_RECORD_BYTES
     loads, Error = orjson.loads, orjson.JSONDecodeError
     chunk = Chunk(kind, False)
+    add_line, add_record, add_problem, add_raw = (chunk.lines.append, chunk.records.append,
+                                                  chunk.problems.append, chunk._raws.append)
     number = 0
     for lines in _lines(path):
         for original in lines:
@@ -132,12 +173,17 @@ def _jsonl(path: Path, kind: str, size: int) -> Iterator[Chunk]:
                 except (UnicodeDecodeError, Error):
                     obj = None
             if type(obj) is dict:
-                chunk.add(number, obj, None, raw)
+                add_line(number)
+                add_record(obj)
+                add_problem(None)
+                add_raw(raw)
             else:
                 _add_reference(chunk, number, original, kind)
-            if len(chunk) >= size:
+            if len(chunk.lines) >= size:
                 yield chunk
                 chunk = Chunk(kind, False)
+                add_line, add_record, add_problem, add_raw = (chunk.lines.append, chunk.records.append,
+                                                              chunk.problems.append, chunk._raws.append)
     if len(chunk):
         yield chunk
 
@@ -150,7 +196,10 @@ def _add_reference(chunk: Chunk, number: int, line: bytes, kind: str) -> None:
 
 def _csv(data: bytes, kind: str, size: int) -> Iterator[Chunk]:
     limit = readers.MAX_RECORD_BYTES
-    text = data.decode("utf-8", errors="surrogateescape")
+    try:
+        text, all_utf8 = data.decode("utf-8"), True  # no row can hold undecodable bytes
+    except UnicodeDecodeError:
+        text, all_utf8 = data.decode("utf-8", errors="surrogateescape"), False
     del data
     if text.startswith("\ufeff"):
         text = text[1:]
@@ -184,7 +233,7 @@ def _csv(data: bytes, kind: str, size: int) -> Iterator[Chunk]:
             if len(raw.encode("utf-8", errors="surrogateescape")) > limit:
                 chunk.add(number, None, Problem("record_too_large", "record exceeds the size limit"), raw[:4096])
                 continue
-        if readers._has_surrogates(row):
+        if not all_utf8 and readers._has_surrogates(row):
             clean = readers._csv_line(row).encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
             chunk.add(number, None, Problem("not_utf8", "the row's bytes are not UTF-8"), clean)
         elif len(row) != width:

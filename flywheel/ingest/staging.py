@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -38,30 +39,42 @@ _ROW_GROUP = 131_072
 
 
 class _DayWriter:
-    """One staged (kind, day) file, written through a temporary file in its final folder."""
+    """One staged (kind, day) file, written through a temporary file in its final folder.
 
-    def __init__(self, path: Path, schema: pa.Schema):
+    Row groups are encoded and compressed on `pool`'s thread (pyarrow releases the GIL), overlapping
+    the parsing of the next batch; one write per file is in flight at a time."""
+
+    def __init__(self, path: Path, schema: pa.Schema, pool: ThreadPoolExecutor):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, self.tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
-        self.path, self.rows, self.pending = path, 0, []
+        self.path, self.pool = path, pool
+        self.pending: list[pa.Table] = []
         self.pending_rows = 0
+        self.writing: Future[None] | None = None
         self.writer = pq.ParquetWriter(self.tmp, schema, compression="zstd")
 
     def add(self, table: pa.Table) -> None:
         self.pending.append(table)
         self.pending_rows += table.num_rows
-        self.rows += table.num_rows
         if self.pending_rows >= _ROW_GROUP:
             self.flush()
 
     def flush(self) -> None:
+        self.wait()
         if self.pending:
-            self.writer.write_table(pa.concat_tables(self.pending), row_group_size=_ROW_GROUP * 2)
+            table = pa.concat_tables(self.pending)
             self.pending, self.pending_rows = [], 0
+            self.writing = self.pool.submit(self.writer.write_table, table, row_group_size=_ROW_GROUP * 2)
+
+    def wait(self) -> None:
+        if self.writing is not None:
+            writing, self.writing = self.writing, None
+            writing.result()
 
     def commit(self) -> None:
         self.flush()
+        self.wait()
         self.writer.close()
         _fsync(self.tmp)
         _fault_point(self.path)
@@ -69,6 +82,8 @@ class _DayWriter:
 
     def discard(self) -> None:
         try:
+            if self.writing is not None:
+                self.writing.exception()
             self.writer.close()
         finally:
             Path(self.tmp).unlink(missing_ok=True)
@@ -86,6 +101,7 @@ def stage_file(layout: Layout, folder_kind: str, rel: str, path: Path, fid: str,
     bad: str | None = refusal
     pseudonyms: dict[str, str] = {}
     key = hash_key(layout.root)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="staging-writer")
     try:
         if bad is None:
             try:
@@ -94,7 +110,7 @@ def stage_file(layout: Layout, folder_kind: str, rel: str, path: Path, fid: str,
                     table = _stage_chunk(chunk, rel, seq, quarantine, key, pseudonyms)
                     if table is not None:
                         staged[chunk.kind] = staged.get(chunk.kind, 0) + table.num_rows
-                        _add_by_day(layout, chunk.kind, table, fid, writers)
+                        _add_by_day(layout, chunk.kind, table, fid, writers, pool)
             except BadFile as exc:
                 bad = str(exc)
         if bad is not None:
@@ -110,8 +126,10 @@ def stage_file(layout: Layout, folder_kind: str, rel: str, path: Path, fid: str,
             writer.commit()
     except BaseException:
         for writer in writers.values():
-            Path(writer.tmp).unlink(missing_ok=True)
+            writer.discard()
         raise
+    finally:
+        pool.shutdown(wait=True)
     if quarantine:
         write_parquet_atomic(pa.Table.from_pylist(quarantine, schema=QUARANTINE), layout.staged_quarantine(fid))
     days: dict[str, list[str]] = {"events": [], "interventions": []}
@@ -189,7 +207,8 @@ def _table(kind: str, out: dict[str, list[Any]], lines: list[int], rel: str, seq
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def _add_by_day(layout: Layout, kind: str, table: pa.Table, fid: str, writers: dict[tuple[str, date], _DayWriter]) -> None:
+def _add_by_day(layout: Layout, kind: str, table: pa.Table, fid: str, writers: dict[tuple[str, date], _DayWriter],
+                pool: ThreadPoolExecutor) -> None:
     """Append the table's rows to the staged file of their UTC day (in order of first appearance)."""
     day_of = table["occurred_at"].cast(pa.date32())
     unique = day_of.unique().to_pylist()
@@ -197,6 +216,6 @@ def _add_by_day(layout: Layout, kind: str, table: pa.Table, fid: str, writers: d
         part = table if len(unique) == 1 else table.filter(pc.equal(day_of, pa.scalar(day, pa.date32())))
         writer = writers.get((kind, day))
         if writer is None:
-            writer = writers[(kind, day)] = _DayWriter(layout.staged(kind, day, fid), STAGED[kind])
+            writer = writers[(kind, day)] = _DayWriter(layout.staged(kind, day, fid), STAGED[kind], pool)
         writer.add(part)
 
