@@ -176,3 +176,18 @@ def test_calibration_and_gate(settings):
     assert row["roc_auc"] == pytest.approx(850 / 900)
     assert bins.filter(pl.col("model") == "m1").height == 10
     assert calibration.filter(pl.col("model") == "*").height == 1
+
+
+def test_word_distances_use_the_words_of_str_split():
+    import random
+
+    from rapidfuzz.distance import Levenshtein
+
+    rng = random.Random(7)
+    alphabet = ["a", "b", "é", "\u200b", " ", "  ", "\t", "\n", "\x1c", "\xa0", "\u3000", "\x85", "x y"]
+    texts = ["", " ", "a", "a b", " a  b ", "the cat sat", "the  cat\tsat\n"]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 12))) for _ in range(300)]
+    output = [rng.choice(texts) for _ in range(400)]
+    shipped = [rng.choice(texts) for _ in range(400)]
+    _, words = edit_distances(output, shipped)
+    assert words.tolist() == [Levenshtein.normalized_distance(a.split(), b.split()) for a, b in zip(output, shipped)]

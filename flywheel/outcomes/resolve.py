@@ -61,9 +61,39 @@ def edit_distances(output: list[str | None], shipped: list[str | None]) -> tuple
         a = [output[i] for i in idx]
         b = [shipped[i] for i in idx]
         chars[idx] = cpdist(a, b, scorer=Levenshtein.normalized_distance, workers=1)
-        words[idx] = cpdist([x.split() for x in a], [y.split() for y in b], scorer=Levenshtein.normalized_distance,
-                            dtype=np.float64, workers=1)
+        coded = _word_codes(a + b)
+        pairs = (coded[:len(a)], coded[len(a):]) if coded is not None else ([x.split() for x in a], [y.split() for y in b])
+        words[idx] = cpdist(*pairs, scorer=Levenshtein.normalized_distance, dtype=np.float64, workers=1)
     return chars, words
+
+
+# str.split()'s whitespace: Unicode White_Space and the four separators \x1c-\x1f
+_WORD = r"[^\s\x1c-\x1f]+"
+_NOT_PLAIN = r"[[\s\x1c-\x1f]&&[^ ]]|  |^ | $|^$"  # anything str.split(" ") would split otherwise
+_CODE_POINTS = 0x110000 - 0x800  # code points that are not surrogates
+
+
+def _word_codes(texts: list[str]) -> list[str] | None:
+    """Each text as a string with one character per word (the words of `str.split()`; equal words,
+    equal characters), so that a character edit distance of two of them is their word edit
+    distance; tokenised in polars rather than by a Python split per text. None when there are
+    more distinct words than characters to code them with."""
+    s = pl.Series(texts, dtype=pl.String)
+    odd = s.str.contains(_NOT_PLAIN).to_numpy()
+    order = np.r_[np.flatnonzero(~odd), np.flatnonzero(odd)]
+    tokens = pl.concat([s.filter(~odd).str.split(" "), s.filter(odd).str.extract_all(_WORD)])
+    lens = tokens.list.len().fill_null(0).to_numpy()
+    codes = tokens.list.explode().drop_nulls().cast(pl.Categorical).to_physical().to_numpy().astype(np.int64)
+    if len(codes) and codes.max() >= _CODE_POINTS:
+        codes = np.unique(codes, return_inverse=True)[1].astype(np.int64)
+        if codes.max() >= _CODE_POINTS:
+            return None
+    text = np.where(codes >= 0xD800, codes + 0x800, codes).astype("<u4").tobytes().decode("utf-32-le")
+    ends = np.cumsum(lens)
+    out: list[str] = [""] * len(texts)
+    for i, start, end in zip(order.tolist(), (ends - lens).tolist(), ends.tolist()):
+        out[i] = text[start:end]
+    return out
 
 
 def resolve_day(settings: Settings, day: date) -> pl.DataFrame:
