@@ -35,11 +35,11 @@ def _store_contents(store: Path) -> dict[str, object]:
     return out
 
 
-def _both_ways(landing: Path, root: Path) -> tuple[dict[str, object], dict[str, object]]:
+def _both_ways(landing: Path, root: Path, workers: int = 1) -> tuple[dict[str, object], dict[str, object]]:
     got = []
     for name, reference in (("fast", False), ("reference", True)):
         s = Settings(landing=landing, store=root / name, db=root / f"{name}.duckdb")
-        sync_landing(s, reference=reference)
+        sync_landing(s, workers=workers, reference=reference)
         got.append(_store_contents(s.store))
     return got[0], got[1]
 
@@ -60,6 +60,65 @@ def test_generated_days_with_every_kind_of_bad_record_stage_identically(tmp_path
     formats = {m["format"] for k, m in ref.items() if isinstance(m, dict)}
     assert {"jsonl", "csv", "parquet"} <= formats
     _assert_same(fast, ref)
+
+
+def test_worker_processes_stage_what_one_process_stages(tmp_path, monkeypatch):
+    import flywheel.ingest.batches as batches
+    import flywheel.ingest.staging as staging
+
+    monkeypatch.setenv("FLYWHEEL_HASH_KEY", "fastpath-test")
+    monkeypatch.setattr(staging, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(batches, "READ_BYTES", 256 * 1024)  # many blocks, cut mid-line
+    import flywheel.ingest.parallel as parallel
+
+    used = []
+    original = parallel.pieces
+    monkeypatch.setattr(parallel, "pieces", lambda *a, **k: used.append(a[0]) or original(*a, **k))
+    landing = tmp_path / "landing"
+    generate(landing, days=2, events_per_day=2000, seed=5, progress=False)
+    fast, ref = _both_ways(landing, tmp_path, workers=2)
+    assert used  # the JSON Lines files did go through the workers
+    _assert_same(fast, ref)
+
+
+def _gz(data: bytes) -> bytes:
+    import gzip
+
+    return gzip.compress(data, mtime=0)
+
+
+def test_hand_made_corner_files_stage_identically(tmp_path, monkeypatch):
+    import flywheel.ingest.readers as readers
+
+    monkeypatch.setenv("FLYWHEEL_HASH_KEY", "fastpath-test")
+    monkeypatch.setattr(readers, "MAX_RECORD_BYTES", 400)
+    good = json.dumps({**_BASE, "output_text": "hé"}).encode()
+    csv_rows = ("intervention_id,event_id,occurred_at,action,final_text,review_seconds\r\n"
+                "i1,e1,2026-03-01T10:00:00Z,accepted,,1.5\r\ni2,e1,2026-03-01T10:00:00Z,edited,\"a\nb\",x\r\n"
+                "i3,e1,2026-03-01T10:00:00Z,accepted\n\ni4,e1,2026-03-01T10:00:00Z,accepted,,  7 \n").encode()
+    files = {
+        "events/crlf.jsonl": good + b"\r\r\n  \n\r\n" + good.replace(b"e1", b"e2") + b"\r\n[1]\r\n\xff\xfe\n" + good[:-3],
+        "events/big.jsonl": good + b"\n" + json.dumps({**_BASE, "event_id": "e3", "input_text": "z" * 500}).encode() + b"\n",
+        "events/trailing_garbage.jsonl.gz": _gz(good + b"\n") + b"garbage",
+        "events/zero_padded.jsonl.gz": _gz(good + b"\n") + b"\0\0\0",
+        "events/two_members.jsonl.gz": _gz(good + b"\n") + _gz(good.replace(b"e1", b"e4")),
+        "events/truncated.jsonl.gz": _gz(good * 50)[:-12],
+        "events/bad_crc.jsonl.gz": _gz(good + b"\n")[:-8] + b"\0\0\0\0" + _gz(good + b"\n")[-4:],
+        "interventions/bom.csv": b"\xef\xbb\xbf" + csv_rows,
+        "interventions/gz.csv.gz": _gz(csv_rows),
+        "interventions/bad_header_truncated.csv.gz": _gz(b"a,a\n" + csv_rows * 20)[:-20],
+        "interventions/not_utf8.csv": csv_rows.replace(b"edited", b"edit\xffed"),
+        "interventions/empty.csv": b"",
+        "interventions/syntax.csv": csv_rows + b'i5,"e1\n',
+    }
+    landing = tmp_path / "landing"
+    for rel, data in files.items():
+        (landing / rel).parent.mkdir(parents=True, exist_ok=True)
+        (landing / rel).write_bytes(data)
+    fast, ref = _both_ways(landing, tmp_path)
+    _assert_same(fast, ref)
+    manifests = [m for m in ref.values() if isinstance(m, dict)]
+    assert sum(bool(m["bad_file"]) for m in manifests) >= 3 and sum(m["quarantined"] for m in manifests) >= 8
 
 
 @hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,

@@ -5,7 +5,8 @@ The same records, line numbers, raw texts and read problems as `readers.read_fil
 holds a whole day of decoded records (a 1M-event day is ~1 GB of JSON) and never builds one
 object per record it does not need. Raw texts are produced only for records that are
 quarantined (`Chunk.raw`). JSON Lines (plain or gzip) is decompressed and split as it streams;
-CSV, Parquet and OTLP are read whole, as before, and handed out in batches.
+CSV is decoded and parsed as it streams too; Parquet and OTLP are read whole, as before, and handed
+out in batches.
 """
 
 from __future__ import annotations
@@ -70,9 +71,9 @@ def read_chunks(path: Path, folder_kind: str, size: int = BATCH) -> Iterator[Chu
     if fmt is None or fmt == "otlp":
         yield from _from_raw_records(readers.read_file(path, folder_kind), size)
     elif fmt == "jsonl":
-        yield from _jsonl(path, folder_kind, size)
+        yield from jsonl_chunks(line_blocks(path), folder_kind, size)
     elif fmt == "csv":
-        yield from _csv(readers._read_bytes(path), folder_kind, size)
+        yield from _csv_file(path, folder_kind, size)
     else:
         yield from _parquet(path, folder_kind, size)
 
@@ -140,25 +141,33 @@ def _put(blocks: queue.Queue[Any], item: Any, stop: threading.Event) -> None:
             continue
 
 
-def _lines(path: Path) -> Iterator[list[bytes]]:
-    """The file's lines (split on b"\\n" exactly as `readers` does), a block at a time."""
+def line_blocks(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(number of its first line, block) over the file: each block is whole lines joined by b"\n",
+    so that splitting every block on b"\n" gives the lines of `data.split(b"\n")` in order."""
     rest = b""
+    first = 1
     for block in _byte_blocks(path):
-        parts = (rest + block).split(b"\n")
-        rest = parts.pop()
-        yield parts
-    yield [rest]
+        data = rest + block if rest else block
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            rest = data
+            continue
+        piece, rest = data[:cut], data[cut + 1:]
+        yield first, piece
+        first += piece.count(b"\n") + 1
+    yield first, rest
 
 
-def _jsonl(path: Path, kind: str, size: int) -> Iterator[Chunk]:
+def jsonl_chunks(blocks: Iterator[tuple[int, bytes]], kind: str, size: int = BATCH) -> Iterator[Chunk]:
+    """The records of JSON Lines blocks (see `line_blocks`), exactly as `readers._read_jsonl` reads them."""
     limit = readers.MAX_RECORD_BYTES
     loads, Error = orjson.loads, orjson.JSONDecodeError
     chunk = Chunk(kind, False)
     add_line, add_record, add_problem, add_raw = (chunk.lines.append, chunk.records.append,
                                                   chunk.problems.append, chunk._raws.append)
-    number = 0
-    for lines in _lines(path):
-        for original in lines:
+    for first, block in blocks:
+        number = first - 1
+        for original in block.split(b"\n"):
             number += 1
             line = original[:-1] if original.endswith(b"\r") else original
             if not line.strip():
@@ -194,16 +203,44 @@ def _add_reference(chunk: Chunk, number: int, line: bytes, kind: str) -> None:
         chunk.add(number, rec.record, rec.problem, rec.raw)
 
 
-def _csv(data: bytes, kind: str, size: int) -> Iterator[Chunk]:
-    limit = readers.MAX_RECORD_BYTES
+class _BlockStream(io.RawIOBase):
+    """A readable binary stream over `_byte_blocks` (so CSV is decoded and parsed as it streams)."""
+
+    def __init__(self, blocks: Iterator[bytes]):
+        self._blocks, self._buf = blocks, b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, out: Any) -> int:
+        while not self._buf:
+            block = next(self._blocks, None)
+            if block is None:
+                return 0
+            self._buf = block
+        n = min(len(out), len(self._buf))
+        out[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+
+def _csv_file(path: Path, kind: str, size: int) -> Iterator[Chunk]:
+    """CSV records as they stream; a CSV error in a .gz file yields to the gzip error, if any, as
+    `readers` (which decompresses first) would report it."""
     try:
-        text, all_utf8 = data.decode("utf-8"), True  # no row can hold undecodable bytes
-    except UnicodeDecodeError:
-        text, all_utf8 = data.decode("utf-8", errors="surrogateescape"), False
-    del data
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    reader = csv.reader(io.StringIO(text, newline=""))
+        yield from _csv(_byte_blocks(path), kind, size)
+    except BadFile:
+        if path.name.lower().endswith(".gz"):
+            readers._read_bytes(path)
+        raise
+
+
+def _csv(blocks: Iterator[bytes], kind: str, size: int) -> Iterator[Chunk]:
+    limit = readers.MAX_RECORD_BYTES
+    # utf-8-sig drops one leading BOM, as `readers._read_csv` does; undecodable bytes become surrogates.
+    text = io.TextIOWrapper(io.BufferedReader(_BlockStream(blocks), 1 << 20), encoding="utf-8-sig",
+                            errors="surrogateescape", newline="")
+    reader = csv.reader(text)
     try:
         header = next(reader)
     except StopIteration:
@@ -233,7 +270,7 @@ def _csv(data: bytes, kind: str, size: int) -> Iterator[Chunk]:
             if len(raw.encode("utf-8", errors="surrogateescape")) > limit:
                 chunk.add(number, None, Problem("record_too_large", "record exceeds the size limit"), raw[:4096])
                 continue
-        if not all_utf8 and readers._has_surrogates(row):
+        if readers._has_surrogates(row):
             clean = readers._csv_line(row).encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
             chunk.add(number, None, Problem("not_utf8", "the row's bytes are not UTF-8"), clean)
         elif len(row) != width:

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -35,7 +37,7 @@ from flywheel.store import Layout, _fault_point, _fsync, write_parquet_atomic
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
-_ROW_GROUP = 131_072
+_ROW_GROUP = 65_536
 
 
 class _DayWriter:
@@ -89,9 +91,40 @@ class _DayWriter:
             Path(self.tmp).unlink(missing_ok=True)
 
 
+# A JSON Lines file at least this big is decoded by worker processes (`parallel`) when workers > 1.
+PARALLEL_MIN_BYTES = 32 * 1024 * 1024
+
+
 def stage_file(layout: Layout, folder_kind: str, rel: str, path: Path, fid: str, seq: int,
-               refusal: str | None) -> tuple[dict[str, Any], Any]:
-    """Stage the file at `path`; returns (manifest, FileResult). See the module docstring."""
+               refusal: str | None, workers: int = 1) -> tuple[dict[str, Any], Any]:
+    """Stage the file at `path`; returns (manifest, FileResult). See the module docstring.
+
+    `workers` > 1 lets a large JSON Lines file be decoded by that many processes (`parallel`); if
+    they cannot start or die, the file is staged again in this process.
+    """
+    key = hash_key(layout.root)
+    if (refusal is None and workers > 1 and file_format(folder_kind, path.name) == "jsonl"
+            and path.stat().st_size >= PARALLEL_MIN_BYTES):
+        from flywheel.ingest import parallel
+
+        try:
+            return _stage(layout, folder_kind, rel, path, fid, seq, refusal,
+                          parallel.pieces(path, folder_kind, rel, seq, key, workers))
+        except BrokenProcessPool:
+            pass  # staged pieces were discarded; read the file here instead
+    return _stage(layout, folder_kind, rel, path, fid, seq, refusal, _serial_pieces(path, folder_kind, rel, seq, key))
+
+
+def _serial_pieces(path: Path, folder_kind: str, rel: str, seq: int, key: bytes) -> Iterator[tuple[str, int, Any, list]]:
+    pseudonyms: dict[str, str] = {}
+    for chunk in read_chunks(path, folder_kind):
+        quarantine: list[dict[str, Any]] = []
+        table = stage_chunk(chunk, rel, seq, quarantine, key, pseudonyms)
+        yield chunk.kind, len(chunk), table, quarantine
+
+
+def _stage(layout: Layout, folder_kind: str, rel: str, path: Path, fid: str, seq: int, refusal: str | None,
+           pieces: Iterator[tuple[str, int, Any, list]]) -> tuple[dict[str, Any], Any]:
     from flywheel.ingest.sync import FileResult
 
     writers: dict[tuple[str, date], _DayWriter] = {}
@@ -99,18 +132,16 @@ def stage_file(layout: Layout, folder_kind: str, rel: str, path: Path, fid: str,
     quarantine: list[dict[str, Any]] = []
     read = 0
     bad: str | None = refusal
-    pseudonyms: dict[str, str] = {}
-    key = hash_key(layout.root)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="staging-writer")
     try:
         if bad is None:
             try:
-                for chunk in read_chunks(path, folder_kind):
-                    read += len(chunk)
-                    table = _stage_chunk(chunk, rel, seq, quarantine, key, pseudonyms)
+                for kind, n, table, rejects in pieces:
+                    read += n
+                    quarantine.extend(rejects)
                     if table is not None:
-                        staged[chunk.kind] = staged.get(chunk.kind, 0) + table.num_rows
-                        _add_by_day(layout, chunk.kind, table, fid, writers, pool)
+                        staged[kind] = staged.get(kind, 0) + table.num_rows
+                        _add_by_day(layout, kind, table, fid, writers, pool)
             except BadFile as exc:
                 bad = str(exc)
         if bad is not None:
@@ -144,9 +175,11 @@ def stage_file(layout: Layout, folder_kind: str, rel: str, path: Path, fid: str,
     return manifest, FileResult(rel, "new", read, staged, len(quarantine))
 
 
-def _stage_chunk(chunk: Chunk, rel: str, seq: int, quarantine: list[dict[str, Any]], key: bytes,
+def stage_chunk(chunk: Chunk, rel: str, seq: int, quarantine: list[dict[str, Any]], key: bytes,
                  pseudonyms: dict[str, str]) -> pa.Table | None:
-    """The chunk's valid rows as a staged table (None if there are none); its rejects go to `quarantine`."""
+    """The chunk's valid rows as a staged table (None if there are none); its rejects go to `quarantine`.
+
+    Runs in this process or in a `parallel` worker."""
     kind, loose = chunk.kind, chunk.loose
     todo = [i for i, p in enumerate(chunk.problems) if p is None]
     fast = validate_batch(kind, [chunk.records[i] for i in todo], loose)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -93,11 +94,10 @@ def load_manifests(layout: Layout) -> dict[str, dict[str, Any]]:
 def sync_landing(settings: Settings, workers: int | None = None, *, reference: bool = False) -> SyncReport:
     """Stage every new or changed landing file; see the module docstring.
 
-    Files are staged one after another in this process, each streamed in batches
-    (`staging.stage_file`): the batch validation made the former worker processes pointless, and
-    they doubled the memory. `workers` is accepted for callers of the old signature and ignored.
-    `reference=True` stages record by record instead (`reference.stage_file_reference`), the
-    slow path the fast one is tested against.
+    Files are staged one after another, each streamed in batches (`staging.stage_file`); a large
+    JSON Lines file is decoded by `workers` processes (default: up to 2, one per core; 1 keeps
+    everything in this process). `reference=True` stages record by record instead
+    (`reference.stage_file_reference`), the slow path the fast one is tested against.
     """
     layout = Layout(settings.store)
     landing = settings.landing
@@ -109,6 +109,7 @@ def sync_landing(settings: Settings, workers: int | None = None, *, reference: b
         manifests = load_manifests(layout)
         next_seq = 1 + max((m["seq"] for m in manifests.values()), default=0)
         landing_root = landing.resolve()
+        n = workers if workers is not None else min(2, os.cpu_count() or 1)
         for kind, rel, path in discover(landing):
             fid = file_id(rel)
             old = manifests.get(fid)
@@ -135,7 +136,8 @@ def sync_landing(settings: Settings, workers: int | None = None, *, reference: b
                 next_seq += 1
             jobs.append((len(results), {"store": str(layout.root), "kind": kind, "rel": rel, "path": str(path),
                                         "fid": fid, "seq": seq, "refusal": refusal, "digest": digest,
-                                        "size": size, "mtime_ns": mtime_ns, "old": old, "reference": reference}))
+                                        "size": size, "mtime_ns": mtime_ns, "old": old, "reference": reference,
+                                        "workers": n}))
             results.append(None)
         with _no_gc():
             done = [_stage_job(job) for _, job in jobs]
@@ -166,8 +168,8 @@ def _stage_job(job: dict[str, Any]) -> tuple[dict[str, Any], FileResult]:
     """Read and stage one landing file and write its manifest."""
     layout = Layout(Path(job["store"]))
     _remove_staged(layout, job["fid"])
-    stage = stage_file_reference if job["reference"] else stage_file
-    manifest, result = stage(layout, job["kind"], job["rel"], Path(job["path"]), job["fid"], job["seq"], job["refusal"])
+    args = (layout, job["kind"], job["rel"], Path(job["path"]), job["fid"], job["seq"], job["refusal"])
+    manifest, result = stage_file_reference(*args) if job["reference"] else stage_file(*args, workers=job["workers"])
     manifest.update(sha256=job["digest"], size=job["size"], mtime_ns=job["mtime_ns"])
     result.status = "refused" if job["refusal"] else ("changed" if job["old"] else "new")
     write_bytes_atomic(json.dumps(manifest, indent=1).encode(), layout.manifest(job["fid"]))
