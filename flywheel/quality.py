@@ -251,13 +251,40 @@ def prepare(frame: pl.DataFrame, suite: dict[str, Any]) -> pl.DataFrame:
     if exprs:
         frame = frame.with_columns(exprs)
     read = _columns_read(suite)
+    nullness = _nullness_only_columns(suite)
     replaced: list[pl.Expr] = []
     for name, dtype in frame.schema.items():
         if name not in read:
             replaced.append(pl.lit(None, dtype=pl.Null).alias(name))
+        elif name in nullness and dtype == pl.String:
+            # only null-checked: an empty string where there is a value (long free text costs
+            # GX a copy per row-condition filter, and to_pandas a conversion)
+            replaced.append(pl.when(pl.col(name).is_null()).then(pl.lit(None, pl.String)).otherwise(pl.lit("")).alias(name))
         elif dtype.is_float():
             replaced.append(pl.col(name).fill_nan(-math.inf))
     return frame.with_columns(replaced) if replaced else frame
+
+
+# the unexpected values of a not-null expectation are nulls, whatever the other values are
+_NULLNESS_EXPECTATIONS = ("expect_column_values_to_not_be_null",)
+
+
+def _nullness_only_columns(suite: dict[str, Any]) -> set[str]:
+    """Columns that every expectation reading them only checks for null (as their `column`; never
+    in a pair, a list or a row condition): their values can be stood in for."""
+    checked: set[str] = set()
+    other: set[str] = set()
+    for exp in suite["expectations"]:
+        kwargs = exp.get("kwargs", {})
+        column = kwargs.get("column")
+        if exp["type"] in _NULLNESS_EXPECTATIONS and isinstance(column, str):
+            checked.add(column)
+        else:
+            other.update(kwargs[k] for k in _COLUMN_KWARGS if isinstance(kwargs.get(k), str))
+        for k in _COLUMN_LIST_KWARGS:
+            other.update(kwargs.get(k) or [])
+        other.update(_condition_columns(kwargs.get("row_condition")))
+    return checked - other
 
 
 def _columns_read(suite: dict[str, Any]) -> set[str]:
