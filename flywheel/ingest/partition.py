@@ -86,11 +86,16 @@ def build_interventions(settings: Settings, day: date) -> PartitionResult:
                         [str(events_file)])
         else:
             con.execute("CREATE TEMP TABLE day_events (event_id VARCHAR, occurred_at TIMESTAMPTZ)")
-        _load_staged(con, "interventions", files)
-        con.execute("""
-            CREATE OR REPLACE TEMP TABLE staged AS
-            SELECT s.* REPLACE (CAST(? AS DATE) AS event_date), e.occurred_at AS event_occurred_at
-            FROM staged s JOIN day_events e USING (event_id)""", [day])
+        # Join while reading: of the ~30 days of staged interventions in the window only those whose
+        # event is in this day are kept, so the rest are never materialised.
+        join = """SELECT s.* REPLACE (CAST(? AS DATE) AS event_date), e.occurred_at AS event_occurred_at
+                  FROM {source} s JOIN day_events e USING (event_id)"""
+        if files:
+            source = "read_parquet(?, union_by_name = true, hive_partitioning = false)"
+            con.execute("CREATE TEMP TABLE staged AS " + join.format(source=source), [day, files])
+        else:
+            _load_staged(con, "interventions", files)
+            con.execute("CREATE OR REPLACE TEMP TABLE staged AS " + join.format(source="staged"), [day])
         return _resolve(con, layout, "interventions", "intervention_id", day,
                         before_event_sql=CLOCK_SKEW_TOLERANCE.total_seconds())
 
