@@ -88,3 +88,21 @@ def test_the_emerging_failure_mode_raises_the_growth_warning(sample_with_changes
     assert set(emerging["scenarios"]) & set(soon["scenario"].to_list())
     # a warning alone never demotes: no automatic demotion cites it
     assert all(d.filter(pl.col("rule").str.contains("failure")).height == 0 for d in decisions.values())
+
+
+def test_features_hash_each_distinct_text_once_with_the_same_vectors():
+    import scipy.sparse as sp
+
+    from flywheel.failures.features import Featurizer
+
+    rows = [{"event_id": f"e{i}", "event_date": D1, "scenario": "s", "status": ["ok", "error", "timeout"][i % 3],
+             "outcome": "rejected", "reason_code": ["wrong_amount", "tone", "other"][i % 3],
+             "comment": ["refund amount wrong", None, "too casual, emoji"][i % 3] if i % 4 else f"unique comment {i}",
+             "output_text": f"draft {i % 5}", "final_text": None} for i in range(40)]
+    docs = documents(pl.DataFrame(rows, schema_overrides={"final_text": pl.String, "comment": pl.String}))
+    featurizer = Featurizer(n_features=2 ** 12)
+    together = featurizer.transform(docs)
+    one_by_one = sp.vstack([featurizer.transform(docs.slice(i, 1)) for i in range(docs.height)], format="csr")
+    assert together.shape == (40, featurizer.width)
+    assert abs(together - one_by_one).max() < 1e-6
+    assert together.nnz == one_by_one.nnz

@@ -73,7 +73,12 @@ class Featurizer:
             if weight == 0.0 or docs.height == 0:
                 blocks.append(sp.csr_matrix((docs.height, self.n_features), dtype=np.float32))
                 continue
-            block = vec.transform(docs[name].fill_null("").to_list()).tocsr()
+            # Each distinct text is hashed once (reason codes, statuses and error messages repeat a
+            # lot); rows take their text's vector.
+            texts = docs[name].fill_null("").to_frame("text")
+            distinct = texts.unique(maintain_order=True).with_row_index("i")
+            which = texts.join(distinct, on="text", how="left", maintain_order="left")["i"].to_numpy()
+            block = vec.transform(distinct["text"].to_list()).tocsr()[which]
             np.log(block.data, out=block.data)
             block.data += 1.0
             block = normalize(block, copy=False)
