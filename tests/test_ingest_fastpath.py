@@ -68,6 +68,7 @@ def test_worker_processes_stage_what_one_process_stages(tmp_path, monkeypatch):
 
     monkeypatch.setenv("FLYWHEEL_HASH_KEY", "fastpath-test")
     monkeypatch.setattr(staging, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(staging, "PARALLEL_MIN_FILE_BYTES", 0)
     monkeypatch.setattr(batches, "READ_BYTES", 256 * 1024)  # many blocks, cut mid-line
     import flywheel.ingest.parallel as parallel
 

@@ -25,7 +25,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from flywheel.contracts import CONTRACTS
 from flywheel.ingest.batches import Chunk, read_chunks
 from flywheel.ingest.bulk import validate_batch
 from flywheel.ingest.readers import BadFile, file_format
@@ -91,27 +90,30 @@ class _DayWriter:
             Path(self.tmp).unlink(missing_ok=True)
 
 
-# A JSON Lines file at least this big is decoded by worker processes (`parallel`) when workers > 1.
+# Worker processes are started when a sync has at least PARALLEL_MIN_BYTES of JSON Lines to read
+# (starting them costs ~2 s of CPU, more than they save on a 100k-event day's 21 MB file), and then
+# decode every JSON Lines file of at least PARALLEL_MIN_FILE_BYTES (on disk).
 PARALLEL_MIN_BYTES = 32 * 1024 * 1024
+PARALLEL_MIN_FILE_BYTES = 16 * 1024 * 1024
 
 
 def stage_file(layout: Layout, folder_kind: str, rel: str, path: Path, fid: str, seq: int,
-               refusal: str | None, workers: int = 1) -> tuple[dict[str, Any], Any]:
+               refusal: str | None, workers: Any = None) -> tuple[dict[str, Any], Any]:
     """Stage the file at `path`; returns (manifest, FileResult). See the module docstring.
 
-    `workers` > 1 lets a large JSON Lines file be decoded by that many processes (`parallel`); if
-    they cannot start or die, the file is staged again in this process.
+    `workers` (a `parallel.Workers`) lets a large JSON Lines file be decoded by worker processes;
+    if they cannot start or die, the file is staged again in this process.
     """
     key = hash_key(layout.root)
-    if (refusal is None and workers > 1 and file_format(folder_kind, path.name) == "jsonl"
-            and path.stat().st_size >= PARALLEL_MIN_BYTES):
+    if (refusal is None and workers is not None and not workers.broken
+            and file_format(folder_kind, path.name) == "jsonl" and path.stat().st_size >= PARALLEL_MIN_FILE_BYTES):
         from flywheel.ingest import parallel
 
         try:
             return _stage(layout, folder_kind, rel, path, fid, seq, refusal,
                           parallel.pieces(path, folder_kind, rel, seq, key, workers))
         except BrokenProcessPool:
-            pass  # staged pieces were discarded; read the file here instead
+            workers.broken = True  # staged pieces were discarded; read the file here instead
     return _stage(layout, folder_kind, rel, path, fid, seq, refusal, _serial_pieces(path, folder_kind, rel, seq, key))
 
 

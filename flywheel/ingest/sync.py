@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from flywheel.config import Settings
-from flywheel.ingest.readers import KINDS
+from flywheel.ingest.parallel import Workers
+from flywheel.ingest import staging
+from flywheel.ingest.readers import KINDS, file_format
 from flywheel.ingest.reference import stage_file_reference
 from flywheel.ingest.staging import stage_file
 from flywheel.store import Layout, exclusive, write_bytes_atomic
@@ -94,10 +96,11 @@ def load_manifests(layout: Layout) -> dict[str, dict[str, Any]]:
 def sync_landing(settings: Settings, workers: int | None = None, *, reference: bool = False) -> SyncReport:
     """Stage every new or changed landing file; see the module docstring.
 
-    Files are staged one after another, each streamed in batches (`staging.stage_file`); a large
-    JSON Lines file is decoded by `workers` processes (default: up to 2, one per core; 1 keeps
-    everything in this process). `reference=True` stages record by record instead
-    (`reference.stage_file_reference`), the slow path the fast one is tested against.
+    Files are staged one after another, each streamed in batches (`staging.stage_file`). When
+    there is enough JSON Lines to read (`staging.PARALLEL_MIN_BYTES`), large JSON Lines files are
+    decoded by `workers` processes (default: up to 2, one per core; 1 keeps everything in this
+    process). `reference=True` stages record by record instead (`reference.stage_file_reference`),
+    the slow path the fast one is tested against.
     """
     layout = Layout(settings.store)
     landing = settings.landing
@@ -136,11 +139,19 @@ def sync_landing(settings: Settings, workers: int | None = None, *, reference: b
                 next_seq += 1
             jobs.append((len(results), {"store": str(layout.root), "kind": kind, "rel": rel, "path": str(path),
                                         "fid": fid, "seq": seq, "refusal": refusal, "digest": digest,
-                                        "size": size, "mtime_ns": mtime_ns, "old": old, "reference": reference,
-                                        "workers": n}))
+                                        "size": size, "mtime_ns": mtime_ns, "old": old, "reference": reference}))
             results.append(None)
-        with _no_gc():
-            done = [_stage_job(job) for _, job in jobs]
+        jsonl_bytes = sum(job["size"] or 0 for _, job in jobs if file_format(job["kind"], job["rel"]) == "jsonl")
+        pool = Workers(n) if n > 1 and jsonl_bytes >= staging.PARALLEL_MIN_BYTES else None
+        try:
+            done = []
+            for _, job in jobs:
+                with _no_gc():
+                    done.append(_stage_job(job, pool))
+                gc.collect()  # whatever cyclic garbage the file left, while little else is alive
+        finally:
+            if pool is not None:
+                pool.close()
         for (index, job), (manifest, result) in zip(jobs, done):
             results[index] = result
             for m in (job["old"], manifest):
@@ -164,12 +175,12 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _stage_job(job: dict[str, Any]) -> tuple[dict[str, Any], FileResult]:
+def _stage_job(job: dict[str, Any], pool: Workers | None) -> tuple[dict[str, Any], FileResult]:
     """Read and stage one landing file and write its manifest."""
     layout = Layout(Path(job["store"]))
     _remove_staged(layout, job["fid"])
     args = (layout, job["kind"], job["rel"], Path(job["path"]), job["fid"], job["seq"], job["refusal"])
-    manifest, result = stage_file_reference(*args) if job["reference"] else stage_file(*args, workers=job["workers"])
+    manifest, result = stage_file_reference(*args) if job["reference"] else stage_file(*args, workers=pool)
     manifest.update(sha256=job["digest"], size=job["size"], mtime_ns=job["mtime_ns"])
     result.status = "refused" if job["refusal"] else ("changed" if job["old"] else "new")
     write_bytes_atomic(json.dumps(manifest, indent=1).encode(), layout.manifest(job["fid"]))
