@@ -248,9 +248,9 @@ def _window_samples(con, files: list[str], current_start: date) -> dict[str, dic
     values rather than every event: reading and moving the events was most of the cost."""
     params = {"files": files, "cs": current_start}
     conf = con.sql(f"""
-        SELECT scenario, event_date >= CAST($cs AS DATE) AS is_current, confidence,
-               coalesce(outcome IN {_REVIEWED}, false) AS reviewed, coalesce(outcome = 'accepted', false) AS accepted,
-               count(*) AS n
+        SELECT scenario, event_date >= CAST($cs AS DATE) AS is_current, confidence, count(*) AS n,
+               count(*) FILTER (WHERE outcome IN {_REVIEWED}) AS n_reviewed,
+               count(*) FILTER (WHERE outcome = 'accepted') AS n_accepted
         FROM read_parquet($files, union_by_name = true)
         GROUP BY ALL ORDER BY ALL""", params=params).pl()
     chars = con.sql("""
@@ -263,13 +263,15 @@ def _window_samples(con, files: list[str], current_start: date) -> dict[str, dic
     out: dict[str, dict[bool, dict]] = {}
     for (scenario, is_current), part in conf.partition_by(["scenario", "is_current"], as_dict=True).items():
         n = part["n"].to_numpy()
-        c = part["confidence"].to_numpy().astype(float)
         known = part["confidence"].is_not_null().to_numpy()
-        rv = known & part["reviewed"].to_numpy()
+        c = part["confidence"].to_numpy().astype(float)[known]
+        reviewed, accepted = part["n_reviewed"].to_numpy()[known], part["n_accepted"].to_numpy()[known]
+        # the reviewed events of each confidence: not accepted first, then accepted
+        split = np.column_stack([reviewed - accepted, accepted]).ravel()
         out.setdefault(scenario, {False: dict(empty), True: dict(empty)})[is_current] = {
-            "events": int(n.sum()), "confidence": np.repeat(c[known], n[known]),
-            "input_chars": empty["input_chars"], "reviewed_confidence": np.repeat(c[rv], n[rv]),
-            "reviewed_accepted": np.repeat(part["accepted"].to_numpy()[rv].astype(float), n[rv]),
+            "events": int(n.sum()), "confidence": np.repeat(c, n[known]),
+            "input_chars": empty["input_chars"], "reviewed_confidence": np.repeat(c, reviewed),
+            "reviewed_accepted": np.repeat(np.tile([0.0, 1.0], len(c)), split),
         }
     for (scenario, is_current), part in chars.partition_by(["scenario", "is_current"], as_dict=True).items():
         if scenario in out:
