@@ -17,6 +17,7 @@ from assets.resources import FlywheelResource
 from flywheel.catalog import build_catalog
 from flywheel.ingest.partition import PartitionResult, build_events, build_interventions
 from flywheel.ingest.sync import SyncReport, file_id, sync_landing
+from flywheel.quality import read_for_suite
 from flywheel.store import Layout
 
 EVENTS = dg.AssetKey(["ingest", "events"])
@@ -34,6 +35,11 @@ def _read_days(layout: Layout, table: str, days: list) -> pl.DataFrame:
     paths = [layout.table(table, d) for d in days]
     frames = [pl.read_parquet(p) for p in paths if p.exists()]
     return pl.concat(frames) if frames else pl.DataFrame()
+
+
+def _read_for_suite(layout: Layout, table: str, days: list) -> pl.DataFrame:
+    """The run's days of `table`, only as much of them as its GX suite reads (`read_for_suite`)."""
+    return read_for_suite([p for p in (layout.table(table, d) for d in days) if p.exists()], table)
 
 
 def _summary(results: list[PartitionResult]) -> dict[str, dg.MetadataValue]:
@@ -80,7 +86,7 @@ def events(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -> dg.
     return dg.MaterializeResult(
         metadata=metadata,
         check_results=[
-            gx_result(EVENTS, "events", _read_days(layout, "events", days)),
+            gx_result(EVENTS, "events", _read_for_suite(layout, "events", days)),
             gx_result(EVENTS, "quarantine", quarantine),
         ],
     )
@@ -112,7 +118,7 @@ def interventions(context: dg.AssetExecutionContext, flywheel: FlywheelResource)
     return dg.MaterializeResult(
         metadata=_summary(results),
         check_results=[
-            gx_result(INTERVENTIONS, "interventions", _read_days(layout, "interventions", days)),
+            gx_result(INTERVENTIONS, "interventions", _read_for_suite(layout, "interventions", days)),
             accounting_result(INTERVENTIONS, settings, sources),
         ],
     )

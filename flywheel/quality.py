@@ -404,6 +404,30 @@ class _Gx:
         return self.suites[key]
 
 
+def read_for_suite(paths: list[Path], suite_name: str, folder: Path | None = None) -> pl.DataFrame:
+    """The stored Parquet files `paths` read for suite `suite_name`: only what its expectations
+    (and its derived columns) read, with columns it only checks for null read as '' / null, and
+    every other column an all-null stand-in. `validate` on it gives the same result as on the
+    whole files, at a fraction of the memory (a 10M-event day's texts never load)."""
+    if not paths:
+        return pl.DataFrame()
+    suite = load_suite(suite_name, folder)
+    frame = pl.scan_parquet([str(p) for p in paths])
+    schema = frame.collect_schema()
+    derived = (suite.get("meta") or {}).get("derived_columns") or {}
+    sources = {src for spec in derived.values() for src in spec.get("from", [])}
+    read, nullness = _columns_read(suite), _nullness_only_columns(suite)
+    exprs = []
+    for name, dtype in schema.items():
+        if name in sources or (name in read and not (name in nullness and dtype == pl.String)):
+            exprs.append(pl.col(name))
+        elif name in read:
+            exprs.append(pl.when(pl.col(name).is_null()).then(pl.lit(None, pl.String)).otherwise(pl.lit("")).alias(name))
+        else:
+            exprs.append(pl.lit(None, dtype=pl.Null).alias(name))
+    return frame.select(exprs).collect(engine="streaming")
+
+
 def validate(frame: pl.DataFrame, suite_name: str, folder: Path | None = None) -> SuiteResult:
     """Run suite `suite_name` (from `folder`, default `<repo>/expectations`) on one partition.
 

@@ -547,3 +547,36 @@ def test_suite_json_is_not_modified_by_validation() -> None:
     before = copy.deepcopy(quality.load_suite("events"))
     _run("events", _events())
     assert quality.load_suite("events") == before
+
+
+def test_reading_only_what_the_suite_reads_gives_the_same_result(settings):
+    """The ingest assets validate `read_for_suite` frames: the same outcomes as on the whole
+    stored partitions, for every suite, on generated data with bad records; texts not loaded."""
+    from conftest import run_pipeline
+    from flywheel.generate import generate
+    from flywheel.quality import read_for_suite, validate
+    from flywheel.store import Layout
+
+    generate(settings.landing, days=2, events_per_day=300, seed=4, start=date(2026, 3, 1), progress=False)
+    report = run_pipeline(settings)
+    layout = Layout(settings.store)
+    for table, suite in (("events", "events"), ("interventions", "interventions"), ("quarantine/events", "quarantine")):
+        paths = [p for p in (layout.table(table, d) for d in sorted(report.event_days)) if p.exists()]
+        assert paths, table
+        whole = pl.concat([pl.read_parquet(p) for p in paths])
+        lean = read_for_suite(paths, suite)
+        assert lean.columns == whole.columns and lean.height == whole.height
+        assert validate(lean, suite) == validate(whole, suite), suite
+    # and the same failures on bad data: a confidence of 1.5 and a missing output text
+    events = [p for p in (layout.table("events", d) for d in sorted(report.event_days)) if p.exists()]
+    bad = settings.store.parent / "bad.parquet"
+    pl.read_parquet(events[0]).with_columns(
+        pl.when(pl.int_range(pl.len()) == 3).then(1.5).otherwise(pl.col("confidence")).alias("confidence"),
+        pl.when(pl.int_range(pl.len()) == 5).then(None).otherwise(pl.col("output_text")).alias("output_text"),
+    ).write_parquet(bad)
+    expected = validate(pl.read_parquet(bad), "events")
+    assert not expected.passed
+    assert validate(read_for_suite([bad], "events"), "events") == expected
+    lean = read_for_suite([layout.table("events", d) for d in sorted(report.event_days)], "events")
+    assert lean["input_text"].dtype == pl.Null  # no expectation reads it: never loaded
+    assert set(lean["output_text"].drop_nulls().unique().to_list()) <= {""}  # only null-checked
