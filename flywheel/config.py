@@ -13,12 +13,14 @@
 | FLYWHEEL_GATE_TARGET | 0.95 | accepted-as-is rate whose Wilson lower bound a confidence gate must reach |
 | FLYWHEEL_CALIBRATION_WINDOW_DAYS | 28 | days of events (ending at the day) that calibration looks at |
 | FLYWHEEL_RELIABILITY_BINS | 10 | equal-count bins of the reliability diagram |
+| FLYWHEEL_DUCKDB_MEMORY | 4GB | memory limit of the DuckDB work that builds a day's partitions (beyond it, DuckDB spills to <store>/_tmp) |
 | FLYWHEEL_REDACT | on | redact e-mails, phone and card numbers from the failure clustering text (off: 0, false, no, off) |
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -39,6 +41,7 @@ class Settings:
     calibration_window_days: int = 28
     reliability_bins: int = 10
     redact: bool = True
+    duckdb_memory: str = "4GB"
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":
@@ -60,12 +63,22 @@ class Settings:
             calibration_window_days=max(1, _int_env("FLYWHEEL_CALIBRATION_WINDOW_DAYS", 28)),
             reliability_bins=max(1, _int_env("FLYWHEEL_RELIABILITY_BINS", 10)),
             redact=_flag_env("FLYWHEEL_REDACT", True),
+            duckdb_memory=_memory_env("FLYWHEEL_DUCKDB_MEMORY", "4GB"),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         for key in ("landing", "store", "db", "publish", "policy"):
             if key in given:
                 given[key] = Path(given[key])  # type: ignore[arg-type]
         return replace(settings, **given)  # type: ignore[arg-type]
+
+
+def _memory_env(name: str, default: str) -> str:
+    raw = os.environ.get(name, "").strip()
+    if raw == "":
+        return default
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", raw, re.IGNORECASE):
+        raise ValueError(f"{name} must be an amount of memory such as 4GB or 512MiB, got {raw!r}")
+    return raw
 
 
 def _flag_env(name: str, default: bool) -> bool:

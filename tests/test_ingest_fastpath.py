@@ -189,3 +189,33 @@ def test_each_record_the_fast_path_accepts_is_the_reference_row(kind, loose):
             (row["occurred_at"] - _EPOCH).seconds * 1_000_000 + (row["occurred_at"] - _EPOCH).microseconds
         assert {name: batch.columns[name][i] for name in row} == row, record
     assert accepted >= 10  # the fast path does accept the common shapes
+
+
+def test_a_day_built_under_a_small_duckdb_memory_limit_is_the_same(tmp_path, monkeypatch):
+    """Partitions of a day are built in DuckDB under `duckdb_memory` (spilling to the store's
+    _tmp); a limit far below the day's size gives byte-identical partitions."""
+    from dataclasses import replace
+    from datetime import date
+
+    from flywheel.config import Settings
+    from flywheel.generate import generate
+    from flywheel.ingest.partition import build_events, build_interventions
+    from flywheel.ingest.sync import sync_landing
+    from flywheel.store import Layout
+
+    monkeypatch.setenv("FLYWHEEL_HASH_KEY", "one key for both stores")
+    roomy = Settings(landing=tmp_path / "landing", store=tmp_path / "a", db=tmp_path / "a.duckdb")
+    generate(roomy.landing, days=1, events_per_day=20000, seed=3, start=date(2026, 3, 1), progress=False)
+    tight = replace(roomy, store=tmp_path / "b", db=tmp_path / "b.duckdb", duckdb_memory="48MB")
+    outputs = {}
+    for s in (roomy, tight):
+        report = sync_landing(s)
+        for day in sorted(report.event_days):
+            build_events(s, day)
+            build_interventions(s, day)
+        layout = Layout(s.store)
+        outputs[s.duckdb_memory] = {str(p.relative_to(layout.root)): p.read_bytes()
+                                    for kind in ("events", "quarantine/events", "duplicates/events", "interventions")
+                                    for p in sorted((layout.root / kind).glob("*/data.parquet"))}
+    assert outputs["4GB"] and outputs["4GB"].keys() == outputs["48MB"].keys()
+    assert outputs["4GB"] == outputs["48MB"]

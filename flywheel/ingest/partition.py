@@ -44,9 +44,15 @@ class PartitionResult:
     source_files: tuple[str, ...]
 
 
-def _connect() -> duckdb.DuckDBPyConnection:
+def _connect(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB held to `settings.duckdb_memory`: a large day (10M events hold ~10 GB
+    of text) spills to `<store>/_tmp/duckdb` instead of taking the machine's memory."""
+    spill = Layout(settings.store).root / "_tmp" / "duckdb"
+    spill.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"SET memory_limit = '{settings.duckdb_memory}'")  # checked by Settings.from_env
+    con.execute(f"SET temp_directory = '{str(spill).replace(chr(39), chr(39) * 2)}'")
     return con
 
 
@@ -60,7 +66,7 @@ def build_events(settings: Settings, day: date) -> PartitionResult:
     with shared(layout.lock("staging")):
         folder = layout.staged("events", day, "x").parent
         files = sorted(str(p) for p in folder.glob("*.parquet")) if folder.is_dir() else []
-        con = _connect()
+        con = _connect(settings)
         _load_staged(con, "events", files)
         con.execute("ALTER TABLE staged ADD COLUMN event_occurred_at TIMESTAMPTZ")
         return _resolve(con, layout, "events", "event_id", day, before_event_sql=None)
@@ -79,7 +85,7 @@ def build_interventions(settings: Settings, day: date) -> PartitionResult:
             folder = layout.staged("interventions", d, "x").parent
             if folder.is_dir():
                 files.extend(sorted(str(p) for p in folder.glob("*.parquet")))
-        con = _connect()
+        con = _connect(settings)
         events_file = layout.table("events", day)
         if events_file.exists():
             con.execute("CREATE TEMP TABLE day_events AS SELECT event_id, occurred_at FROM read_parquet(?)",
