@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from flywheel.config import Settings
 from flywheel.contracts import CLOCK_SKEW_TOLERANCE, CONTRACTS
+from flywheel.engine import connect
 from flywheel.schemas import DUPLICATES, QUARANTINE, STORED
 from flywheel.sql import load_sql
 from flywheel.store import Layout, _fault_point, _fsync, shared, write_parquet_atomic
@@ -45,15 +46,9 @@ class PartitionResult:
 
 
 def _connect(settings: Settings) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB held to `settings.duckdb_memory`: a large day (10M events hold ~10 GB
-    of text) spills to `<store>/_tmp/duckdb` instead of taking the machine's memory."""
-    spill = Layout(settings.store).root / "_tmp" / "duckdb"
-    spill.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(":memory:")
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute(f"SET memory_limit = '{settings.duckdb_memory}'")  # checked by Settings.from_env
-    con.execute(f"SET temp_directory = '{str(spill).replace(chr(39), chr(39) * 2)}'")
-    return con
+    """An in-memory DuckDB held to `settings.duckdb_memory` (`flywheel.engine.connect`): a large day
+    spills to the store's _tmp instead of taking the machine's memory."""
+    return connect(settings)
 
 
 def _existing(paths: list[Path]) -> list[str]:

@@ -30,6 +30,7 @@ from rapidfuzz.distance import Levenshtein
 from rapidfuzz.process import cpdist
 
 from flywheel.config import Settings
+from flywheel.engine import connect
 from flywheel.schemas import STORED
 from flywheel.sql import load_sql
 from flywheel.store import Layout, write_parquet_atomic
@@ -99,8 +100,7 @@ def _word_codes(texts: list[str]) -> list[str] | None:
 def resolve_day(settings: Settings, day: date) -> pl.DataFrame:
     """The outcome of every stored event of `day` (one row per event), not yet written."""
     layout = Layout(settings.store)
-    con = duckdb.connect(":memory:")
-    con.execute("SET TimeZone = 'UTC'")
+    con = connect(settings)  # held to FLYWHEEL_DUCKDB_MEMORY: a 10M-event day spills
     frame = con.sql(load_sql("event_outcomes"), params={
         "events": _source(layout, "events", day, con), "interventions": _source(layout, "interventions", day, con),
     }).pl()
