@@ -1,11 +1,15 @@
 """The in-memory DuckDB connections that build a day's tables, held to a memory limit.
 
 `connect(settings)`: UTC, `memory_limit` = FLYWHEEL_DUCKDB_MEMORY (default 4GB), and a spill
-folder in the store (`<store>/_tmp/duckdb`), so that a large day (10M events hold ~10 GB of text)
+folder of its own in the store (under `<store>/_tmp/duckdb`, removed with the connection), so that a large day (10M events hold ~10 GB of text)
 spills to disk instead of taking the machine's memory. DuckDB removes its spill files on close.
 """
 
 from __future__ import annotations
+
+import shutil
+import tempfile
+import weakref
 
 import duckdb
 
@@ -15,10 +19,12 @@ from flywheel.store import Layout
 
 def connect(settings: Settings) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection for building a day of `settings`' store (see the module docstring)."""
-    spill = Layout(settings.store).root / "_tmp" / "duckdb"
-    spill.mkdir(parents=True, exist_ok=True)
+    root = Layout(settings.store).root / "_tmp" / "duckdb"
+    root.mkdir(parents=True, exist_ok=True)
+    spill = tempfile.mkdtemp(dir=root)  # one folder per connection: processes building days at once never share spill files
     con = duckdb.connect(":memory:")
+    weakref.finalize(con, shutil.rmtree, spill, True)
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET memory_limit = '{settings.duckdb_memory}'")  # checked by Settings.from_env
-    con.execute(f"SET temp_directory = '{str(spill).replace(chr(39), chr(39) * 2)}'")
+    con.execute(f"SET temp_directory = '{spill.replace(chr(39), chr(39) * 2)}'")
     return con
