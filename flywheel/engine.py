@@ -1,8 +1,8 @@
 """The in-memory DuckDB connections that build a day's tables, held to a memory limit.
 
 `connect(settings)`: UTC, `memory_limit` = FLYWHEEL_DUCKDB_MEMORY (default 4GB), and a spill
-folder of its own in the store (under `<store>/_tmp/duckdb`, removed with the connection), so that a large day (10M events hold ~10 GB of text)
-spills to disk instead of taking the machine's memory. DuckDB removes its spill files on close.
+folder of its own in the store (under `<store>/_tmp/duckdb`, removed with the connection), so that
+a large day (10M events) spills to disk instead of taking the machine's memory.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import fcntl
 import os
 import signal
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -53,6 +53,19 @@ class Layout:
     def table_glob(self, name: str) -> str:
         return str((self.root / name).resolve() / "*" / "data.parquet")
 
+    def empty_table(self, name: str, schema: pa.Schema) -> Path:
+        """A Parquet file with `schema` and no rows (`_schema/<name>.parquet`, written once), to
+        read in place of a partition that does not exist."""
+        path = self.root / "_schema" / f"{name.replace('/', '_')}.parquet"
+        if not path.exists():
+            write_parquet_atomic(pa.Table.from_pylist([], schema=schema), path)
+        return path
+
+    def day_file(self, name: str, day: date, schema: pa.Schema) -> Path:
+        """The partition of table `name` for `day`, or `empty_table` when the day has none."""
+        path = self.table(name, day)
+        return path if path.exists() else self.empty_table(name, schema)
+
     def lock(self, name: str) -> Path:
         return self.root / f".{name}.lock"
 
@@ -78,19 +91,39 @@ def _fault_point(path: Path) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def write_parquet_atomic(table: pa.Table, path: Path) -> None:
-    """Write `table` to `path` through a temporary file in the same folder and an atomic rename."""
+@contextmanager
+def _atomic(path: Path) -> Iterator[str]:
+    """A temporary file beside `path` to write; on success it is fsynced and renamed over `path`
+    (a reader sees the old file or the new one, never half of one); on failure it is removed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        pq.write_table(table, tmp, compression="zstd")
+        yield tmp
         _fsync(tmp)
         _fault_point(path)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_parquet_atomic(table: pa.Table, path: Path) -> None:
+    """Write `table` to `path` through a temporary file in the same folder and an atomic rename."""
+    with _atomic(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+
+
+def write_batches_atomic(batches: Iterable[pa.RecordBatch], schema: pa.Schema, path: Path) -> int:
+    """Write record batches to `path` as one Parquet file with `schema`, atomically (like
+    `write_parquet_atomic`, without holding the whole table: a day of 1M events is ~1 GB of
+    Arrow); returns the rows written."""
+    rows = 0
+    with _atomic(path) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        for batch in batches:
+            writer.write_table(pa.Table.from_batches([batch]).cast(schema))
+            rows += batch.num_rows
+    return rows
 
 
 def write_bytes_atomic(data: bytes, path: Path) -> None:

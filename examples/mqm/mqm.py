@@ -41,9 +41,7 @@ from flywheel.config import Settings
 from flywheel.failures import build_failures
 from flywheel.failures.features import DEFAULT_WEIGHTS, Featurizer
 from flywheel.failures.model import FailureConfig
-from flywheel.ingest.partition import build_events, build_interventions
-from flywheel.ingest.sync import sync_landing
-from flywheel.outcomes.resolve import build_event_outcomes
+from flywheel.outcomes.ingest_days import ingest_and_resolve
 from flywheel.store import Layout
 
 START = date(2026, 1, 5)
@@ -143,12 +141,7 @@ def convert(paths: list[Path], landing: Path) -> pl.DataFrame:
 
 def run(settings: Settings, config: FailureConfig = MQM_CONFIG) -> list[date]:
     """Ingest the landing folder, resolve outcomes and build the failure tables night by night."""
-    report = sync_landing(settings)
-    days = sorted(report.event_days)
-    for day in days:
-        build_events(settings, day)
-        build_interventions(settings, day)
-        build_event_outcomes(settings, day)
+    days = ingest_and_resolve(settings)
     for day in days:
         build_failures(settings, day, run_id=f"mqm-{day}", config=config)
     return days

@@ -40,19 +40,11 @@ def sample_store(root: Path, days: int, events_per_day: int, seed: int) -> tuple
     """Generate sample data under `root`, ingest it and resolve its outcomes; returns the settings,
     the truth and the event days."""
     from flywheel.generate import generate
-    from flywheel.ingest.partition import build_events, build_interventions
-    from flywheel.ingest.sync import sync_landing
-    from flywheel.outcomes.resolve import build_event_outcomes
+    from flywheel.outcomes.ingest_days import ingest_and_resolve
 
     settings = Settings(landing=root / "landing", store=root / "store", db=root / "flywheel.duckdb")
     truth = generate(settings.landing, days=days, events_per_day=events_per_day, seed=seed, start=START, progress=False)
-    report = sync_landing(settings)
-    event_days = sorted(report.event_days)
-    for day in event_days:
-        build_events(settings, day)
-        build_interventions(settings, day)
-        build_event_outcomes(settings, day)
-    return settings, truth, event_days
+    return settings, truth, ingest_and_resolve(settings)
 
 
 def labelled_raw(settings: Settings, event_days: list[date]) -> pl.DataFrame:

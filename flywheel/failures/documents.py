@@ -22,13 +22,12 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
-import pyarrow as pa
 
 from flywheel.config import Settings
 from flywheel.privacy import redact_series
 from flywheel.schemas import STORED
 from flywheel.sql import load_sql
-from flywheel.store import Layout, write_parquet_atomic
+from flywheel.store import Layout
 
 FAILING_OUTCOMES: tuple[str, ...] = ("rejected", "escalated", "reverted")
 FAILING_STATUSES: tuple[str, ...] = ("error", "timeout", "fallback")
@@ -51,17 +50,6 @@ DOCUMENT_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def _day_file(layout: Layout, kind: str, day: date) -> str:
-    """The day's partition of `kind` (events, interventions), or an empty file with its schema."""
-    path = layout.table(kind, day)
-    if path.exists():
-        return str(path)
-    empty = layout.root / "_schema" / f"{kind}.parquet"
-    if not empty.exists():
-        write_parquet_atomic(pa.Table.from_pylist([], schema=STORED[kind]), empty)
-    return str(empty)
-
-
 def failing_events(settings: Settings, day: date) -> pl.DataFrame:
     """The failing events of `day` with their raw evidence (outcome, reason, comment, texts, errors).
 
@@ -76,8 +64,8 @@ def failing_events(settings: Settings, day: date) -> pl.DataFrame:
     try:
         con.execute("SET TimeZone = 'UTC'")
         return con.sql(load_sql("failure_documents"), params={
-            "outcomes": str(outcomes), "events": _day_file(layout, "events", day),
-            "interventions": _day_file(layout, "interventions", day),
+            "outcomes": str(outcomes), "events": str(layout.day_file("events", day, STORED["events"])),
+            "interventions": str(layout.day_file("interventions", day, STORED["interventions"])),
             "outcomes_failing": list(FAILING_OUTCOMES), "statuses_failing": list(FAILING_STATUSES), "heavy": HEAVY,
         }).pl()
     finally:

@@ -27,13 +27,6 @@ CLUSTERS = "failures/clusters"
 CLUSTER_DAILY = "failures/cluster_daily"
 
 
-def _empty_assignments(layout: Layout) -> str:
-    path = layout.root / "_schema" / "failures_assignments.parquet"
-    if not path.exists():
-        write_parquet_atomic(pl.DataFrame(schema=ASSIGNMENT_SCHEMA).to_arrow(), path)
-    return str(path)
-
-
 def cluster_daily(settings: Settings, day: date, baseline_days: int = 7, new_days: int = 1,
                   growth_factor: float = 2.0, min_events: int = 5) -> pl.DataFrame:
     """The per-scenario cluster figures of `day` (see the module docstring), not yet written.
@@ -49,7 +42,7 @@ def cluster_daily(settings: Settings, day: date, baseline_days: int = 7, new_day
             raise FileNotFoundError(f"{path} does not exist: build the failures tables of {day} first")
     start = day - timedelta(days=baseline_days)
     baseline = [str(p) for p in (layout.table(ASSIGNMENTS, start + timedelta(days=i)) for i in range(baseline_days))
-                if p.exists()] or [_empty_assignments(layout)]
+                if p.exists()] or [str(layout.empty_table(ASSIGNMENTS, pl.DataFrame(schema=ASSIGNMENT_SCHEMA).to_arrow().schema))]
     con = duckdb.connect(":memory:")
     try:
         return con.sql(load_sql("failure_cluster_daily"), params={

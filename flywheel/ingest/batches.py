@@ -241,17 +241,9 @@ def _csv(blocks: Iterator[bytes], kind: str, size: int) -> Iterator[Chunk]:
     text = io.TextIOWrapper(io.BufferedReader(_BlockStream(blocks), 1 << 20), encoding="utf-8-sig",
                             errors="surrogateescape", newline="")
     reader = csv.reader(text)
-    try:
-        header = next(reader)
-    except StopIteration:
+    header = readers.csv_header(reader)
+    if header is None:
         return
-    except csv.Error as exc:
-        raise BadFile(f"unreadable CSV header: {exc}") from None
-    if readers._has_surrogates(header):
-        raise BadFile("the CSV header is not UTF-8")
-    header = [h.strip() for h in header]
-    if len(set(header)) != len(header) or not all(header):
-        raise BadFile(f"the CSV header has empty or repeated column names: {header[:30]}")
     width = len(header)
     chunk = Chunk(kind, True)
     while True:

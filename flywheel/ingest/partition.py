@@ -14,22 +14,19 @@ twice leaves the same files.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from flywheel.config import Settings
 from flywheel.contracts import CLOCK_SKEW_TOLERANCE, CONTRACTS
 from flywheel.engine import connect
 from flywheel.schemas import DUPLICATES, QUARANTINE, STORED
 from flywheel.sql import load_sql
-from flywheel.store import Layout, _fault_point, _fsync, shared, write_parquet_atomic
+from flywheel.store import Layout, shared, write_batches_atomic, write_parquet_atomic
 
 
 @dataclass(frozen=True)
@@ -45,12 +42,6 @@ class PartitionResult:
     source_files: tuple[str, ...]
 
 
-def _connect(settings: Settings) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB held to `settings.duckdb_memory` (`flywheel.engine.connect`): a large day
-    spills to the store's _tmp instead of taking the machine's memory."""
-    return connect(settings)
-
-
 def _existing(paths: list[Path]) -> list[str]:
     return [str(p) for p in paths if p.exists()]
 
@@ -61,7 +52,7 @@ def build_events(settings: Settings, day: date) -> PartitionResult:
     with shared(layout.lock("staging")):
         folder = layout.staged("events", day, "x").parent
         files = sorted(str(p) for p in folder.glob("*.parquet")) if folder.is_dir() else []
-        con = _connect(settings)
+        con = connect(settings)  # under FLYWHEEL_DUCKDB_MEMORY: a large day spills
         _load_staged(con, "events", files)
         con.execute("ALTER TABLE staged ADD COLUMN event_occurred_at TIMESTAMPTZ")
         return _resolve(con, layout, "events", "event_id", day, before_event_sql=None)
@@ -80,7 +71,7 @@ def build_interventions(settings: Settings, day: date) -> PartitionResult:
             folder = layout.staged("interventions", d, "x").parent
             if folder.is_dir():
                 files.extend(sorted(str(p) for p in folder.glob("*.parquet")))
-        con = _connect(settings)
+        con = connect(settings)  # under FLYWHEEL_DUCKDB_MEMORY: a large day spills
         events_file = layout.table("events", day)
         if events_file.exists():
             con.execute("CREATE TEMP TABLE day_events AS SELECT event_id, occurred_at FROM read_parquet(?)",
@@ -139,29 +130,8 @@ def _resolve(con: duckdb.DuckDBPyConnection, layout: Layout, kind: str, id_col: 
     columns = ", ".join(f'a."{name}"' for name in STORED[kind].names)
     stored = con.sql(f"""SELECT {columns} FROM ranked r JOIN staged_all a ON a.rowid = r._rid
                          WHERE r.verdict = 'keep' ORDER BY a.occurred_at, a."{id_col}" """)
-    n_stored = _write_stream(stored.fetch_record_batch(_BATCH_ROWS), STORED[kind], layout.table(kind, day))
+    n_stored = write_batches_atomic(stored.fetch_record_batch(_BATCH_ROWS), STORED[kind], layout.table(kind, day))
     return PartitionResult(kind, day, staged, n_stored, dups.num_rows, quarantine.num_rows, sources)
 
 
 _BATCH_ROWS = 131_072
-
-
-def _write_stream(batches: pa.RecordBatchReader, schema: pa.Schema, path: Path) -> int:
-    """Write record batches to `path` as one Parquet file, atomically (like `write_parquet_atomic`,
-    without holding the whole table: a day of 1M events is ~1 GB of Arrow)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    rows = 0
-    try:
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-            for batch in batches:
-                writer.write_table(pa.Table.from_batches([batch]).cast(schema))
-                rows += batch.num_rows
-        _fsync(tmp)
-        _fault_point(path)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return rows

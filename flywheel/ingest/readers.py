@@ -126,15 +126,13 @@ def _has_surrogates(cells: list[str]) -> bool:
     return any(any("\udc80" <= ch <= "\udcff" for ch in cell) for cell in cells if not cell.isascii())
 
 
-def _read_csv(data: bytes, kind: str) -> Iterator[RawRecord]:
-    text = data.decode("utf-8", errors="surrogateescape")
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    reader = csv.reader(io.StringIO(text, newline=""))
+def csv_header(reader) -> list[str] | None:
+    """The stripped column names of a CSV `reader`'s first row (None for an empty file); a header
+    that cannot be read, is not UTF-8, or has empty or repeated names makes the file a BadFile."""
     try:
         header = next(reader)
     except StopIteration:
-        return
+        return None
     except csv.Error as exc:
         raise BadFile(f"unreadable CSV header: {exc}") from None
     if _has_surrogates(header):
@@ -142,6 +140,17 @@ def _read_csv(data: bytes, kind: str) -> Iterator[RawRecord]:
     header = [h.strip() for h in header]
     if len(set(header)) != len(header) or not all(header):
         raise BadFile(f"the CSV header has empty or repeated column names: {header[:30]}")
+    return header
+
+
+def _read_csv(data: bytes, kind: str) -> Iterator[RawRecord]:
+    text = data.decode("utf-8", errors="surrogateescape")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = csv_header(reader)
+    if header is None:
+        return
     while True:
         try:
             row = next(reader)

@@ -11,9 +11,7 @@ card numbers redacted.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,9 @@ import duckdb
 
 from flywheel.config import Settings
 from flywheel.privacy import redact
+from flywheel.report.failures import cluster_share_plot, top_clusters
+from flywheel.report.render import png as _png
+from flywheel.report.render import rows as _rows
 from flywheel.store import write_bytes_atomic
 
 MAX_SCENARIOS_PLOTTED = 12
@@ -32,25 +33,8 @@ def _e(value: Any) -> str:
     return html.escape(redact("" if value is None else str(value)) or "", quote=True)
 
 
-def _png(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode()
-
-
 def _img(data: str, alt: str) -> str:
     return f'<img class="plot" alt="{_e(alt)}" src="data:image/png;base64,{data}">'
-
-
-def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> list[dict]:
-    try:
-        rel = con.sql(sql, params=params or {})
-        return [dict(zip(rel.columns, r)) for r in rel.fetchall()]
-    except duckdb.Error:
-        return []
 
 
 def _table(rows: list[dict], columns: list[str], empty: str) -> str:
@@ -140,8 +124,6 @@ def reliability_plot(con: duckdb.DuckDBPyConnection) -> str | None:
 
 def build_report(settings: Settings, run_id: str) -> str:
     """The report of the database's latest day, as an HTML document."""
-    from flywheel.report.failures import cluster_share_plot, top_clusters
-
     con = duckdb.connect(str(settings.db), read_only=True)
     try:
         day = _rows(con, "SELECT max(event_date) AS d FROM ingest.events")
@@ -166,8 +148,8 @@ def build_report(settings: Settings, run_id: str) -> str:
         except duckdb.Error:
             decided = set()
         pending = [p for p in pending if p["decision_id"] not in decided]
-        clusters = top_clusters(con, _rows)
-        cluster_plot = cluster_share_plot(con, _rows, _png, MAX_SCENARIOS_PLOTTED)
+        clusters = top_clusters(con)
+        cluster_plot = cluster_share_plot(con, MAX_SCENARIOS_PLOTTED)
         plots = rate_plots(con)
         reliability = reliability_plot(con)
     finally:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import duckdb
 
+from flywheel.report.render import png, rows
+
 TOP = 3
 PLOT_DAYS = 28
 
@@ -29,12 +31,12 @@ _SERIES = """
     ORDER BY r.scenario, r.cluster_id, r.event_date"""
 
 
-def top_clusters(con: duckdb.DuckDBPyConnection, rows) -> list[dict]:
-    """The latest day's top `TOP` clusters of each scenario (`rows` runs a query into dicts)."""
+def top_clusters(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """The latest day's top `TOP` clusters of each scenario."""
     return rows(con, _LATEST, {"top": TOP})
 
 
-def cluster_share_plot(con: duckdb.DuckDBPyConnection, rows, png, max_scenarios: int) -> str | None:
+def cluster_share_plot(con: duckdb.DuckDBPyConnection, max_scenarios: int) -> str | None:
     """One PNG: per scenario, the daily share of its failing events in each of its top clusters
     over the last `PLOT_DAYS` days; None before failure clusters exist."""
     series = rows(con, _SERIES, {"days": PLOT_DAYS, "top": TOP})
