@@ -49,12 +49,14 @@ def event_outcomes(context: dg.AssetExecutionContext, flywheel: FlywheelResource
     accepted with a changed text counts as edited; unreviewed events are awaiting review or acted
     alone; edit magnitude as normalised edit distances. Queried as `outcomes.event_outcomes`."""
     settings = flywheel.settings()
-    frames = [build_event_outcomes(settings, d) for d in partition_days(context)]
+    counts: dict[str, int] = {}
+    for day in partition_days(context):
+        for outcome, n in build_event_outcomes(settings, day).items():
+            counts[outcome] = counts.get(outcome, 0) + n
     build_catalog(settings)
-    counts = pl.concat(frames).group_by("outcome").len().sort("outcome") if frames else pl.DataFrame()
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": dg.MetadataValue.int(sum(f.height for f in frames)),
-        "outcomes": dg.MetadataValue.json({r["outcome"]: r["len"] for r in counts.iter_rows(named=True)}),
+        "dagster/row_count": dg.MetadataValue.int(sum(counts.values())),
+        "outcomes": dg.MetadataValue.json(dict(sorted(counts.items()))),
     })
 
 

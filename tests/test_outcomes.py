@@ -5,14 +5,16 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import polars as pl
+import pyarrow as pa
 import pytest
 
 from conftest import run_pipeline, write_jsonl
 from flywheel.outcomes.calibration import build_calibration
 from flywheel.outcomes.rates import build_daily_rates, build_rolling_rates
 from flywheel.outcomes.recovery import build_recovery
-from flywheel.outcomes.resolve import build_event_outcomes, edit_distances
+from flywheel.outcomes.resolve import TABLE, build_event_outcomes, edit_distances, resolve_batches
 from flywheel.stats import wilson_interval
+from flywheel.store import Layout
 
 DAY = date(2026, 3, 1)
 
@@ -34,8 +36,13 @@ def outcomes(settings, events: list, interventions: list, days=(DAY,)) -> pl.Dat
     write_jsonl(settings.landing / "events" / "e.jsonl", events)
     write_jsonl(settings.landing / "interventions" / "i.jsonl", interventions)
     run_pipeline(settings, list(days))
-    frames = [build_event_outcomes(settings, d) for d in days]
-    return pl.concat(frames)
+    for d in days:
+        build_event_outcomes(settings, d)
+    return stored_outcomes(settings, days)
+
+
+def stored_outcomes(settings, days=(DAY,)) -> pl.DataFrame:
+    return pl.concat([pl.read_parquet(Layout(settings.store).table(TABLE, d)) for d in days])
 
 
 def by_id(frame: pl.DataFrame, column: str) -> dict:
@@ -68,12 +75,28 @@ def test_accepted_with_different_text_counts_as_edited(settings):
     assert by_id(frame, "edit_class") == {"a": None, "b": "light", "c": "heavy"}
 
 
+def test_resolving_in_small_batches_stores_the_same_rows(settings):
+    """A large day is resolved a batch at a time: batch edges must not change any row."""
+    texts = ["the cat sat", "the dog sat", "a cat sat down", "the cat  sat", "completely different words"]
+    events = [ev(f"e{i}", f"2026-03-01T10:{i:02d}:00Z", autonomy_level="shadow" if i % 3 == 0 else "assist") for i in range(11)]
+    frame = outcomes(settings, events, [iv(str(i), f"e{i}", ("accepted", "edited", "rejected")[i % 3],
+                                           final_text=texts[i % len(texts)]) for i in range(10)])
+    schema, batches = resolve_batches(settings, DAY, rows=2)
+    parts = list(batches)
+    assert len(parts) == 6 and all(b.num_rows <= 2 for b in parts) and all(b.schema == schema for b in parts)
+    small = pl.from_arrow(pa.Table.from_batches(parts))
+    assert small.equals(frame)
+    assert frame.height == 11 and frame["edit_distance_chars"].drop_nulls().len() >= 4
+    assert frame["event_id"].to_list() == [f"e{i}" for i in range(11)]
+
+
 def test_a_late_intervention_changes_the_outcome_when_the_day_is_rebuilt(settings):
     frame = outcomes(settings, [ev("a")], [])
     assert by_id(frame, "outcome") == {"a": "awaiting_review"}
     write_jsonl(settings.landing / "interventions" / "late.jsonl", [iv("9", "a", "rejected", "2026-03-04T09:00:00Z")])
     run_pipeline(settings, [DAY])
-    assert by_id(build_event_outcomes(settings, DAY), "outcome") == {"a": "rejected"}
+    assert build_event_outcomes(settings, DAY) == {"rejected": 1}
+    assert by_id(stored_outcomes(settings), "outcome") == {"a": "rejected"}
 
 
 def test_unreviewed_events_split_into_awaiting_review_and_acted_alone(settings):

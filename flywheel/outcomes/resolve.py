@@ -20,9 +20,9 @@ Rules (also in docs/outcomes.md):
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 
-import duckdb
 import numpy as np
 import polars as pl
 import pyarrow as pa
@@ -33,21 +33,11 @@ from flywheel.config import Settings
 from flywheel.engine import connect
 from flywheel.schemas import STORED
 from flywheel.sql import load_sql
-from flywheel.store import Layout, write_parquet_atomic
+from flywheel.store import Layout, write_batches_atomic
 
 TABLE = "outcomes/event_outcomes"
 OUTCOMES = ("accepted", "edited", "rejected", "escalated", "reverted", "acted_alone", "awaiting_review")
 REVIEWED = ("accepted", "edited", "rejected", "escalated", "reverted")
-
-
-def _source(layout: Layout, kind: str, day: date, con: duckdb.DuckDBPyConnection) -> str:
-    path = layout.table(kind, day)
-    if path.exists():
-        return str(path)
-    empty = layout.root / "_schema" / f"{kind}.parquet"
-    if not empty.exists():
-        write_parquet_atomic(pa.Table.from_pylist([], schema=STORED[kind]), empty)
-    return str(empty)
 
 
 def edit_distances(output: list[str | None], shipped: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
@@ -97,13 +87,11 @@ def _word_codes(texts: list[str]) -> list[str] | None:
     return out
 
 
-def resolve_day(settings: Settings, day: date) -> pl.DataFrame:
-    """The outcome of every stored event of `day` (one row per event), not yet written."""
-    layout = Layout(settings.store)
-    con = connect(settings)  # held to FLYWHEEL_DUCKDB_MEMORY: a 10M-event day spills
-    frame = con.sql(load_sql("event_outcomes"), params={
-        "events": _source(layout, "events", day, con), "interventions": _source(layout, "interventions", day, con),
-    }).pl()
+_BATCH_ROWS = 262_144  # rows resolved at a time: a 10M-event day never sits in memory whole
+
+
+def _measure(frame: pl.DataFrame, heavy: float) -> pl.DataFrame:
+    """Add the edit distances and the edit class to rows of the outcome query; drop the texts."""
     edited = pl.col("outcome") == "edited"
     measured = edited | ((pl.col("autonomy_level") == "shadow") & (pl.col("outcome") == "accepted"))
     # distances only where they are kept (edited, and shadow accepted as-is: `same_text` is not
@@ -124,14 +112,47 @@ def resolve_day(settings: Settings, day: date) -> pl.DataFrame:
         pl.when(measured).then(pl.col("edit_distance_words")).alias("edit_distance_words"),
     ).with_columns(
         pl.when(edited & pl.col("edit_distance_chars").is_not_null())
-        .then(pl.when(pl.col("edit_distance_chars") >= settings.heavy_edit_threshold).then(pl.lit("heavy")).otherwise(pl.lit("light")))
+        .then(pl.when(pl.col("edit_distance_chars") >= heavy).then(pl.lit("heavy")).otherwise(pl.lit("light")))
         .alias("edit_class"),
     )
     return frame.drop("same_text", "output_text", "shipped_text")
 
 
-def build_event_outcomes(settings: Settings, day: date) -> pl.DataFrame:
-    """Resolve and store the outcomes of `day` (replacing the day's file); returns them."""
-    frame = resolve_day(settings, day)
-    write_parquet_atomic(frame.to_arrow(), Layout(settings.store).table(TABLE, day))
-    return frame
+def resolve_batches(settings: Settings, day: date, rows: int = _BATCH_ROWS) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    """The outcome of every stored event of `day` (one row per event, in `occurred_at`, `event_id`
+    order), as the schema of the result and an iterator of Arrow batches of at most `rows` rows."""
+    layout = Layout(settings.store)
+    con = connect(settings)  # held to FLYWHEEL_DUCKDB_MEMORY: a 10M-event day spills
+    reader = con.sql(load_sql("event_outcomes"), params={
+        "events": str(layout.day_file("events", day, STORED["events"])),
+        "interventions": str(layout.day_file("interventions", day, STORED["interventions"])),
+    }).fetch_record_batch(rows)
+    heavy = settings.heavy_edit_threshold
+    schema = _measure(pl.from_arrow(reader.schema.empty_table()), heavy).to_arrow().schema
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        with con:  # closed (and its spill folder removed) when the last batch is read
+            for batch in reader:
+                yield from _measure(pl.from_arrow(batch), heavy).to_arrow().cast(schema).to_batches()
+    return schema, batches()
+
+
+def resolve_day(settings: Settings, day: date) -> pl.DataFrame:
+    """The outcome of every stored event of `day` (one row per event), not yet written."""
+    schema, batches = resolve_batches(settings, day)
+    return pl.from_arrow(pa.Table.from_batches(list(batches), schema=schema))
+
+
+def build_event_outcomes(settings: Settings, day: date) -> dict[str, int]:
+    """Resolve and store the outcomes of `day` (replacing the day's file) a batch at a time;
+    returns the number of events per outcome."""
+    schema, batches = resolve_batches(settings, day)
+    counts: dict[str, int] = {}
+
+    def counted() -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            for outcome, n in pl.from_arrow(batch.select(["outcome"])).group_by("outcome").len().iter_rows():
+                counts[outcome] = counts.get(outcome, 0) + n
+            yield batch
+    write_batches_atomic(counted(), schema, Layout(settings.store).table(TABLE, day))
+    return counts
