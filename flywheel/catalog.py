@@ -251,16 +251,20 @@ def build_catalog(settings: Settings, force: bool = False) -> Path:
             con = duckdb.connect(tmp)
             try:
                 con.execute("SET TimeZone = 'UTC'")
+                con.execute("BEGIN")  # one transaction: one commit for every view and comment
                 for view, body in definitions:
                     con.execute(f"CREATE SCHEMA IF NOT EXISTS {view.schema}")
                     con.execute(f"CREATE OR REPLACE VIEW {view.schema}.{view.name} AS {body}")
                     con.execute(f"COMMENT ON VIEW {view.schema}.{view.name} IS {_literal(view.description)}")
-                    names = {r[0] for r in con.sql(
-                        "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
-                        params=[view.schema, view.name]).fetchall()}
-                    for column, doc in view.columns.items():
-                        if column in names:
-                            con.execute(f'COMMENT ON COLUMN {view.schema}.{view.name}."{column}" IS {_literal(doc)}')
+                # the columns of every view at once (each look-up binds every view again)
+                columns = set(con.sql("SELECT schema_name, table_name, column_name FROM duckdb_columns() "
+                                      "WHERE NOT internal").fetchall())
+                comments = [f'COMMENT ON COLUMN {view.schema}.{view.name}."{column}" IS {_literal(doc)};'
+                            for view, _ in definitions for column, doc in view.columns.items()
+                            if (view.schema, view.name, column) in columns]
+                if comments:
+                    con.execute("\n".join(comments))
+                con.execute("COMMIT")
                 con.execute("CHECKPOINT")
             finally:
                 con.close()
