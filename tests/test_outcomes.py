@@ -11,7 +11,7 @@ import pytest
 from conftest import run_pipeline, write_jsonl
 from flywheel.outcomes.calibration import build_calibration
 from flywheel.outcomes.rates import build_daily_rates, build_rolling_rates
-from flywheel.outcomes.recovery import build_recovery
+from flywheel.outcomes.recovery import build_recovery, failure_runs
 from flywheel.outcomes.resolve import TABLE, build_event_outcomes, edit_distances, resolve_batches
 from flywheel.stats import wilson_interval
 from flywheel.store import Layout
@@ -178,6 +178,21 @@ def test_recovery_time_of_failure_runs(settings):
     assert (row["failure_runs"], row["recovered_runs"], row["open_runs"]) == (3, 3, 0)
     assert row["recovery_seconds_max"] == 300.0  # 10:05 -> 10:10
     assert row["recovery_seconds_mean"] == pytest.approx((300 + 60 + 120) / 3)
+
+
+def test_recovery_takes_equal_timestamps_in_event_id_order(settings):
+    """Ties are common at a million events a day: in event_id order, `a` (ok), `b` (error), `c` (ok)
+    make one run recovered at once; `y` (ok) then `z` (timeout) a run still open."""
+    outcomes(settings, [
+        ev("a", "2026-03-01T10:00:00Z", scenario="s1"), ev("b", "2026-03-01T10:00:00Z", scenario="s1", status="error"),
+        ev("c", "2026-03-01T10:00:00Z", scenario="s1"),
+        ev("z", "2026-03-01T11:00:00Z", scenario="s2", status="timeout"), ev("y", "2026-03-01T11:00:00Z", scenario="s2"),
+    ], [])
+    rows = {r["scenario"]: r for r in build_recovery(settings, DAY).iter_rows(named=True)}
+    assert (rows["s1"]["failure_runs"], rows["s1"]["recovered_runs"], rows["s1"]["recovery_seconds_max"]) == (1, 1, 0.0)
+    assert (rows["s2"]["failure_runs"], rows["s2"]["open_runs"], rows["s2"]["recovery_seconds_mean"]) == (1, 1, None)
+    stored = pl.read_parquet(Layout(settings.store).table(TABLE, DAY))
+    assert failure_runs(stored.reverse(), DAY).equals(failure_runs(stored, DAY))  # out of order: sorted first
 
 
 def test_calibration_and_gate(settings):

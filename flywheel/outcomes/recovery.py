@@ -2,21 +2,61 @@
 the time from its first failure until the scenario's next successful event (status ok, not
 reverted). Runs are counted on the day they start; the next day's events are looked at to find
 their end, and a run with no success by then is `open`. The day before tells whether a run was
-already going at midnight (then it is that day's run, not a new one)."""
+already going at midnight (then it is that day's run, not a new one). Events are taken in
+`occurred_at` order, ties in `event_id` order, so equal timestamps give the same runs every night."""
 
 from __future__ import annotations
 
 from datetime import date, timedelta
 
-import duckdb
 import polars as pl
 
 from flywheel.config import Settings
 from flywheel.outcomes.resolve import TABLE as OUTCOMES_TABLE
-from flywheel.sql import load_sql
 from flywheel.store import Layout, write_parquet_atomic
 
 TABLE = "outcomes/recovery"
+
+_COLUMNS = ["scenario", "occurred_at", "event_id", "event_date", "status", "outcome"]
+_SCHEMA = {"event_date": pl.Date, "scenario": pl.String, "failure_runs": pl.Int64, "recovered_runs": pl.Int64,
+           "open_runs": pl.Int64, "recovery_seconds_mean": pl.Float64, "recovery_seconds_max": pl.Float64}
+
+
+def _in_order(events: pl.DataFrame) -> bool:
+    """Whether `events` are in (occurred_at, event_id) order, as the stored outcomes are."""
+    at, event_id = pl.col("occurred_at"), pl.col("event_id")
+    after = (at > at.shift(1)) | ((at == at.shift(1)) & (event_id > event_id.shift(1)))
+    return bool(events.select(after.slice(1).all()).item()) if events.height > 1 else True
+
+
+def failure_runs(events: pl.DataFrame, day: date) -> pl.DataFrame:
+    """Per scenario: the runs of failures starting on `day` among `events` (scenario, occurred_at,
+    event_id, event_date, status, outcome of the day before, the day and the day after)."""
+    failed = pl.col("failed")
+    if not _in_order(events):  # the stored outcomes are; a scenario's events are then in order too
+        events = events.sort("occurred_at", "event_id")
+    runs = (
+        events.lazy()
+        .with_columns(failed=pl.col("status").is_in(["error", "timeout"]) | (pl.col("outcome") == "reverted"))
+        .filter(failed | (pl.col("status") == "ok"))  # other events (fallbacks, ...) neither start nor end a run
+        .with_columns(
+            run_start=failed & ~failed.shift(1).fill_null(False).over("scenario"),
+            # the first success after each event: the success times, shifted back one and filled backwards
+            next_success_at=pl.when(~failed).then(pl.col("occurred_at")).shift(-1).backward_fill().over("scenario"),
+        )
+        .filter(pl.col("run_start") & (pl.col("event_date") == day))
+        .with_columns(recovery_seconds=(pl.col("next_success_at") - pl.col("occurred_at")).dt.total_microseconds() / 1e6)
+    )
+    return (
+        runs.group_by("scenario")
+        .agg(failure_runs=pl.len(), recovered_runs=pl.col("recovery_seconds").count(),
+             recovery_seconds_mean=pl.col("recovery_seconds").mean(),
+             recovery_seconds_max=pl.col("recovery_seconds").max())
+        .with_columns(event_date=pl.lit(day), open_runs=pl.col("failure_runs") - pl.col("recovered_runs"))
+        .sort("scenario")
+        .collect()
+        .select(pl.col(name).cast(dtype) for name, dtype in _SCHEMA.items())
+    )
 
 
 def build_recovery(settings: Settings, day: date) -> pl.DataFrame:
@@ -25,8 +65,8 @@ def build_recovery(settings: Settings, day: date) -> pl.DataFrame:
     files = [str(p) for p in (layout.table(OUTCOMES_TABLE, day + timedelta(days=i)) for i in (-1, 0, 1)) if p.exists()]
     if not layout.table(OUTCOMES_TABLE, day).exists():
         raise ValueError(f"the outcomes of {day} must be built before its recovery")
-    con = duckdb.connect(":memory:")
-    con.execute("SET TimeZone = 'UTC'")
-    frame = con.sql(load_sql("recovery"), params={"outcomes": files, "day": day}).pl()
+    # the day before, the day and the day after, each in (occurred_at, event_id) order: together in order
+    events = pl.concat([pl.read_parquet(f, columns=_COLUMNS) for f in files], how="vertical_relaxed")
+    frame = failure_runs(events, day)
     write_parquet_atomic(frame.to_arrow(), layout.table(TABLE, day))
     return frame
