@@ -13,11 +13,13 @@ import fcntl
 import os
 import signal
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from queue import Queue
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -117,12 +119,37 @@ def write_parquet_atomic(table: pa.Table, path: Path) -> None:
 def write_batches_atomic(batches: Iterable[pa.RecordBatch], schema: pa.Schema, path: Path) -> int:
     """Write record batches to `path` as one Parquet file with `schema`, atomically (like
     `write_parquet_atomic`, without holding the whole table: a day of 1M events is ~1 GB of
-    Arrow); returns the rows written."""
+    Arrow); returns the rows written. Batches are encoded and compressed in a second thread while
+    the next ones are produced (Arrow's Parquet writer runs without the GIL)."""
+    done = object()
+    queue: Queue = Queue(maxsize=2)  # at most two batches wait: memory stays bounded
+    failure: list[BaseException] = []
+
+    def write(tmp: str) -> None:
+        try:
+            with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+                while (item := queue.get()) is not done:
+                    writer.write_table(pa.Table.from_batches([item]).cast(schema))
+        except BaseException as exc:  # handed to the producing thread
+            failure.append(exc)
+            while queue.get() is not done:  # drain, so the producer never blocks
+                pass
+
     rows = 0
-    with _atomic(path) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-        for batch in batches:
-            writer.write_table(pa.Table.from_batches([batch]).cast(schema))
-            rows += batch.num_rows
+    with _atomic(path) as tmp:
+        writer = threading.Thread(target=write, args=(tmp,), name="parquet-writer", daemon=True)
+        writer.start()
+        try:
+            for batch in batches:
+                if failure:
+                    break
+                queue.put(batch)
+                rows += batch.num_rows
+        finally:
+            queue.put(done)
+            writer.join()
+        if failure:
+            raise failure[0]
     return rows
 
 

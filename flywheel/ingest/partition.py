@@ -130,7 +130,7 @@ def _resolve(con: duckdb.DuckDBPyConnection, layout: Layout, kind: str, id_col: 
     columns = ", ".join(f'a."{name}"' for name in STORED[kind].names)
     stored = con.sql(f"""SELECT {columns} FROM ranked r JOIN staged_all a ON a.rowid = r._rid
                          WHERE r.verdict = 'keep' ORDER BY a.occurred_at, a."{id_col}" """)
-    n_stored = write_batches_atomic(stored.fetch_record_batch(_BATCH_ROWS), STORED[kind], layout.table(kind, day))
+    n_stored = write_batches_atomic(stored.to_arrow_reader(_BATCH_ROWS), STORED[kind], layout.table(kind, day))
     return PartitionResult(kind, day, staged, n_stored, dups.num_rows, quarantine.num_rows, sources)
 
 

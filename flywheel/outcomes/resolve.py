@@ -126,7 +126,7 @@ def resolve_batches(settings: Settings, day: date, rows: int = _BATCH_ROWS) -> t
     reader = con.sql(load_sql("event_outcomes"), params={
         "events": str(layout.day_file("events", day, STORED["events"])),
         "interventions": str(layout.day_file("interventions", day, STORED["interventions"])),
-    }).fetch_record_batch(rows)
+    }).to_arrow_reader(rows)
     heavy = settings.heavy_edit_threshold
     schema = _measure(pl.from_arrow(reader.schema.empty_table()), heavy).to_arrow().schema
 
