@@ -13,7 +13,7 @@
 | FLYWHEEL_GATE_TARGET | 0.95 | accepted-as-is rate whose Wilson lower bound a confidence gate must reach |
 | FLYWHEEL_CALIBRATION_WINDOW_DAYS | 28 | days of events (ending at the day) that calibration looks at |
 | FLYWHEEL_RELIABILITY_BINS | 10 | equal-count bins of the reliability diagram |
-| FLYWHEEL_DUCKDB_MEMORY | 4GB | memory limit of the DuckDB work that builds a day's partitions and event outcomes (beyond it, DuckDB spills to <store>/_tmp) |
+| FLYWHEEL_DUCKDB_MEMORY | 4GB | memory limit of each DuckDB query that builds the store's tables (partitions, outcomes, marts, failure documents, signals) (beyond it, DuckDB spills to <store>/_tmp) |
 | FLYWHEEL_REDACT | on | redact e-mails, phone and card numbers from the failure clustering text (off: 0, false, no, off) |
 """
 

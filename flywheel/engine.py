@@ -1,4 +1,4 @@
-"""The in-memory DuckDB connections that build a day's tables, held to a memory limit.
+"""The in-memory DuckDB connections that build the store's tables, held to a memory limit.
 
 `connect(settings)`: UTC, `memory_limit` = FLYWHEEL_DUCKDB_MEMORY (default 4GB), and a spill
 folder of its own in the store (under `<store>/_tmp/duckdb`, removed with the connection), so that

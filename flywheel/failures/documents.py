@@ -20,10 +20,10 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import polars as pl
 
 from flywheel.config import Settings
+from flywheel.engine import connect
 from flywheel.privacy import redact_series
 from flywheel.schemas import STORED
 from flywheel.sql import load_sql
@@ -60,7 +60,7 @@ def failing_events(settings: Settings, day: date) -> pl.DataFrame:
     outcomes: Path = layout.table(OUTCOMES_TABLE, day)
     if not outcomes.exists():
         raise FileNotFoundError(f"{outcomes} does not exist: build outcomes/event_outcomes for {day} first")
-    con = duckdb.connect(":memory:")
+    con = connect(settings)
     try:
         con.execute("SET TimeZone = 'UTC'")
         return con.sql(load_sql("failure_documents"), params={

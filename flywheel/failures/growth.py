@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-import duckdb
 import polars as pl
 import pyarrow as pa
 
 from flywheel.config import Settings
+from flywheel.engine import connect
 from flywheel.failures.model import ASSIGNMENT_SCHEMA
 from flywheel.sql import load_sql
 from flywheel.store import Layout, write_parquet_atomic
@@ -43,7 +43,7 @@ def cluster_daily(settings: Settings, day: date, baseline_days: int = 7, new_day
     start = day - timedelta(days=baseline_days)
     baseline = [str(p) for p in (layout.table(ASSIGNMENTS, start + timedelta(days=i)) for i in range(baseline_days))
                 if p.exists()] or [str(layout.empty_table(ASSIGNMENTS, pl.DataFrame(schema=ASSIGNMENT_SCHEMA).to_arrow().schema))]
-    con = duckdb.connect(":memory:")
+    con = connect(settings)
     try:
         return con.sql(load_sql("failure_cluster_daily"), params={
             "today": str(today), "baseline": baseline, "clusters": str(clusters), "day": day, "base_start": start,

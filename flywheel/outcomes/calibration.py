@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-import duckdb
 import numpy as np
 import polars as pl
 
 from flywheel.config import Settings
+from flywheel.engine import connect
 from flywheel.outcomes.resolve import REVIEWED, TABLE as OUTCOMES_TABLE
 from flywheel.stats import brier_score, expected_calibration_error, gate_threshold, reliability_bins, roc_auc
 from flywheel.store import Layout, write_parquet_atomic
@@ -85,7 +85,7 @@ def build_calibration(settings: Settings, day: date) -> tuple[pl.DataFrame, pl.D
     files = [str(p) for p in (layout.table(OUTCOMES_TABLE, day - timedelta(days=i)) for i in range(window)) if p.exists()]
     if not layout.table(OUTCOMES_TABLE, day).exists():
         raise ValueError(f"the outcomes of {day} must be built before its calibration")
-    con = duckdb.connect(":memory:")
+    con = connect(settings)
     sql = _WINDOW_SQL.replace("{reviewed}", ", ".join(f"'{o}'" for o in REVIEWED))
     events = con.sql(sql, params={"files": files}).pl()
     meta = {"window_end": day, "window_start": day - timedelta(days=window - 1)}

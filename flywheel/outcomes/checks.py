@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import date
 
-import duckdb
 import polars as pl
 
 from flywheel.config import Settings
+from flywheel.engine import connect
 from flywheel.outcomes.rates import DAILY, RATES
 from flywheel.outcomes.resolve import TABLE as OUTCOMES_TABLE
 from flywheel.store import Layout
@@ -34,7 +34,7 @@ def rates_out_of_bounds(frame: pl.DataFrame) -> dict[str, int]:
 def count_mismatches(settings: Settings, days: list[date]) -> list[dict]:
     """Days where stored events, resolved outcomes and the daily mart's event counts disagree."""
     layout = Layout(settings.store)
-    con = duckdb.connect(":memory:")
+    con = connect(settings)
     out = []
     for day in days:
         counts = {}

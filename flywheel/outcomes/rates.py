@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-import duckdb
 import polars as pl
 
 from flywheel.config import Settings
+from flywheel.engine import connect
 from flywheel.outcomes.resolve import TABLE as OUTCOMES_TABLE
 from flywheel.sql import load_sql
 from flywheel.stats import wilson_interval
@@ -59,7 +59,7 @@ def build_daily_rates(settings: Settings, day: date) -> pl.DataFrame:
     """Write and return the daily mart of `day` from its resolved outcomes."""
     layout = Layout(settings.store)
     source = layout.table(OUTCOMES_TABLE, day)
-    con = duckdb.connect(":memory:")
+    con = connect(settings)
     counts = con.sql(load_sql("daily_rates"), params={"outcomes": str(source)}).pl()
     frame = with_rates(counts)
     write_parquet_atomic(frame.to_arrow(), layout.table(DAILY, day))
@@ -72,7 +72,7 @@ def build_rolling_rates(settings: Settings, day: date) -> pl.DataFrame:
     files = [str(p) for p in (layout.table(DAILY, day - timedelta(days=i)) for i in range(28)) if p.exists()]
     if not layout.table(DAILY, day).exists():
         raise ValueError(f"the daily mart of {day} must be built before its rolling windows")
-    con = duckdb.connect(":memory:")
+    con = connect(settings)
     counts = con.sql(load_sql("rolling_rates"), params={"daily": files, "day": day}).pl()
     frame = with_rates(counts)
     write_parquet_atomic(frame.to_arrow(), layout.table(ROLLING, day))

@@ -24,11 +24,11 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-import duckdb
 import polars as pl
 
 from flywheel.config import Settings
 from flywheel.contracts import AUTONOMY_LEVELS
+from flywheel.engine import connect
 from flywheel.outcomes.calibration import TABLE as CALIBRATION
 from flywheel.outcomes.rates import DAILY
 from flywheel.signals.drift import _files, windows
@@ -57,7 +57,7 @@ def window_counts(settings: Settings, policy: Policy, day: date) -> pl.DataFrame
     files = _files(layout, DAILY, w["current_start"], day)
     if not files:
         return pl.DataFrame()
-    return duckdb.connect(":memory:").sql("""
+    return connect(settings).sql("""
         SELECT scenario, sum(events)::BIGINT AS events, sum(reviewed)::BIGINT AS reviewed, sum(accepted)::BIGINT AS accepted,
                sum(severe_failures)::BIGINT AS severe_failures, sum(acted_alone)::BIGINT AS acted_alone,
                arg_max(autonomy_level, events) AS logged_level,

@@ -27,11 +27,11 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-import duckdb
 import numpy as np
 import polars as pl
 
 from flywheel.config import Settings
+from flywheel.engine import connect
 from flywheel.outcomes.rates import DAILY
 from flywheel.outcomes.resolve import TABLE as OUTCOMES_TABLE
 from flywheel.signals.failure_drift import failure_growth_rows
@@ -130,7 +130,7 @@ def build_drift(settings: Settings, policy: Policy, day: date) -> pl.DataFrame:
     """Write and return every drift signal of the run's `day`."""
     layout = Layout(settings.store)
     w = windows(policy, day)
-    con = duckdb.connect(":memory:")
+    con = connect(settings)
     daily_files = _files(layout, DAILY, w["baseline_start"], w["current_end"])
     rows: list[dict] = []
     baseline_days: dict[str, int] = {}

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from datetime import date
 
-import duckdb
 import polars as pl
 
 from flywheel.config import Settings
+from flywheel.engine import connect
 from flywheel.outcomes.rates import DAILY
 from flywheel.outcomes.resolve import TABLE as OUTCOMES_TABLE
 from flywheel.signals.drift import _files, windows
@@ -74,7 +74,7 @@ def versions(settings: Settings, policy: Policy, day: date) -> list[dict]:
     files = _files(layout, DAILY, w["baseline_start"], day)
     if not files:
         return []
-    frame = duckdb.connect(":memory:").sql(load_sql("version_counts"), params={"files": files, "history": files}).pl()
+    frame = connect(settings).sql(load_sql("version_counts"), params={"files": files, "history": files}).pl()
     out = []
     for (scenario, dimension), part in sorted(frame.partition_by(["scenario", "dimension"], as_dict=True).items()):
         if part.height < 2:
@@ -124,7 +124,7 @@ def tools(settings: Settings, policy: Policy, day: date) -> list[dict]:
     outcomes = _files(layout, OUTCOMES_TABLE, w["current_start"], day)
     if not events or not outcomes:
         return []
-    frame = duckdb.connect(":memory:").sql(load_sql("tool_usage"), params={"events": events, "outcomes": outcomes}).pl()
+    frame = connect(settings).sql(load_sql("tool_usage"), params={"events": events, "outcomes": outcomes}).pl()
     t = policy.tools
     out = []
     for r in frame.iter_rows(named=True):
