@@ -7,7 +7,8 @@ SPEC is a JSON object with `mode`:
   (`assets.cli.run_days`, in-process, against the instance at $DAGSTER_HOME), with the landing
   sync timed, a few library functions timed where they are called (checks, catalog rebuilds),
   and, with `profile`, the whole run under cProfile. After the run: per-step start/end times and
-  the assets each step materialised, from the Dagster event log.
+  the assets each step materialised, from the Dagster event log of every run it started (a
+  backfill builds its range in several runs: each step's times are summed over them).
 - `runinfo`: only read the latest run's steps (after a run the bench had to kill).
 - `failures`: the failure model's night of `docs` failing events after 13 normal nights
   (`flywheel.failures.benchmark.scale`).
@@ -21,7 +22,6 @@ The parent measures wall time from spawn and peak memory with os.wait4; this pro
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from datetime import date
@@ -196,9 +196,10 @@ def _nightly(spec: dict) -> dict:
                  "timed": {k: {"calls": len(v), "seconds": sum(v), "each": v} for k, v in timings.items()}}
     if profiler is not None:
         profiler.dump_stats(spec["profile"])
-    out.update(_run_record(dg))
-    for step in out["steps"]:
+    out.update(_run_record(dg, since=t_ready))
+    for step in out["steps"]:  # the peak of each step of each run, before a step's runs are merged
         step["peak_rss"] = sampler.peak(step["start"], step["end"])
+    out["steps"] = _merge_steps(out["steps"])
     first_step = min((s["start"] for s in out["steps"] if s["start"]), default=None)
     out["peak_rss_before_job"] = sampler.peak(t_ready, first_step)  # imports done: the landing sync, mostly
     out["peak_rss_sampled"] = max((r for _, r in sampler.samples), default=None)
@@ -206,42 +207,71 @@ def _nightly(spec: dict) -> dict:
     return out
 
 
-def _run_record(dg) -> dict:
-    """Steps of the latest run of the instance at $DAGSTER_HOME: times, status and assets."""
+def _run_record(dg, since: float | None = None) -> dict:
+    """Steps of the runs of the instance at $DAGSTER_HOME that started at or after `since` (a backfill
+    builds its range in several runs; the latest run only when `since` is None): times, status, assets.
+    `run` spans them all: the first run's start to the last run's end, with the last run's status."""
     from dagster import DagsterEventType
 
     with dg.DagsterInstance.get() as instance:
-        runs = instance.get_runs(limit=1)
+        runs = instance.get_runs(limit=1 if since is None else 1000)  # newest first
+        if since is not None:
+            runs = [r for r in runs if (instance.get_run_stats(r.run_id).start_time or 0) >= since]
         if not runs:
             return {"run": None, "steps": []}
-        run = runs[0]
-        stats = instance.get_run_stats(run.run_id)
-        assets: dict[str, list[str]] = {}
-        checks: dict[str, list[str]] = {}
-        records = instance.get_records_for_run(
-            run.run_id, of_type={DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.ASSET_CHECK_EVALUATION},
-            limit=100_000).records
-        for rec in records:
-            entry = rec.event_log_entry
-            event = entry.dagster_event
-            if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
-                key = "/".join(event.asset_key.path)
-                if key not in assets.setdefault(entry.step_key, []):
-                    assets[entry.step_key].append(key)
-            else:
-                ck = event.event_specific_data.asset_check_key
-                name = "/".join(ck.asset_key.path) + ":" + ck.name
-                if name not in checks.setdefault(entry.step_key, []):
-                    checks[entry.step_key].append(name)
         steps = []
-        for s in instance.get_run_step_stats(run.run_id):
-            steps.append({"step": s.step_key, "status": s.status.value if s.status else None,
-                          "start": s.start_time, "end": s.end_time,
-                          "seconds": (s.end_time - s.start_time) if s.start_time and s.end_time else None,
-                          "assets": assets.get(s.step_key, []), "checks": checks.get(s.step_key, [])})
+        stats = {r.run_id: instance.get_run_stats(r.run_id) for r in runs}
+        for run in runs:
+            assets: dict[str, list[str]] = {}
+            checks: dict[str, list[str]] = {}
+            records = instance.get_records_for_run(
+                run.run_id, of_type={DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.ASSET_CHECK_EVALUATION},
+                limit=100_000).records
+            for rec in records:
+                entry = rec.event_log_entry
+                event = entry.dagster_event
+                if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+                    key = "/".join(event.asset_key.path)
+                    if key not in assets.setdefault(entry.step_key, []):
+                        assets[entry.step_key].append(key)
+                else:
+                    ck = event.event_specific_data.asset_check_key
+                    name = "/".join(ck.asset_key.path) + ":" + ck.name
+                    if name not in checks.setdefault(entry.step_key, []):
+                        checks[entry.step_key].append(name)
+            for s in instance.get_run_step_stats(run.run_id):
+                steps.append({"step": s.step_key, "status": s.status.value if s.status else None,
+                              "start": s.start_time, "end": s.end_time,
+                              "seconds": (s.end_time - s.start_time) if s.start_time and s.end_time else None,
+                              "assets": assets.get(s.step_key, []), "checks": checks.get(s.step_key, [])})
         steps.sort(key=lambda s: s["start"] or 0)
-        return {"run": {"run_id": run.run_id, "status": run.status.value, "start": stats.start_time,
-                        "end": stats.end_time, "tags": dict(run.tags)}, "steps": steps}
+        last, first = runs[0], runs[-1]
+        return {"run": {"run_id": last.run_id, "status": last.status.value, "start": stats[first.run_id].start_time,
+                        "end": stats[last.run_id].end_time, "tags": dict(last.tags), "runs": len(runs)},
+                "steps": steps}
+
+
+def _merge_steps(steps: list[dict]) -> list[dict]:
+    """One entry per step key over several runs: seconds summed, the first start, the last end, the
+    highest peak; failed if any run's step failed."""
+    merged: dict[str, dict] = {}
+    for s in steps:
+        m = merged.get(s["step"])
+        if m is None:
+            merged[s["step"]] = dict(s, assets=list(s["assets"]), checks=list(s["checks"]))
+            continue
+        def pick(fn, *values):
+            known = [v for v in values if v is not None]
+            return fn(known) if known else None
+        m["seconds"] = pick(sum, m["seconds"], s["seconds"])
+        m["start"] = pick(min, m["start"], s["start"])
+        m["end"] = pick(max, m["end"], s["end"])
+        m["peak_rss"] = pick(max, m.get("peak_rss"), s.get("peak_rss"))
+        if s["status"] != "SUCCESS":
+            m["status"] = s["status"]
+        m["assets"] += [a for a in s["assets"] if a not in m["assets"]]
+        m["checks"] += [c for c in s["checks"] if c not in m["checks"]]
+    return sorted(merged.values(), key=lambda s: (s["start"] is None, s["start"] or 0))
 
 
 def _stored_counts(settings, ran) -> dict:

@@ -770,7 +770,8 @@ def render(cfg: Config, info: dict, nights: list[Night], backfills: list[Backfil
         w("| " + " | ".join(row) + " |")
     w("")
     w("*landing sync* is the read of new landing files that `flywheel run` does before the job; the steps' own "
-      "(second) sync then finds nothing new. *Dagster job* is run start to run end; the stage columns sum the step "
+      "(second) sync then finds nothing new. *Dagster job* is run start to run end (a backfill's several runs: the "
+      "first start to the last end); the stage columns sum the step "
       "times whose assets share that first key part. *CPU* is user + sys time of the process and its worker processes (all threads).")
     w("")
 
@@ -790,6 +791,8 @@ def render(cfg: Config, info: dict, nights: list[Night], backfills: list[Backfil
             checks_of.update(cs["step_checks"])
         cols = [name for name, _ in columns]
         w("## Per asset (Dagster step) wall time, seconds")
+        w("")
+        w("A backfill builds its range in several Dagster runs; its columns sum each step over them.")
         w("")
         w("| step | assets (checks) | " + " | ".join(cols) + " |")
         w("|---|---|" + "---|" * len(cols))

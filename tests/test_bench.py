@@ -90,3 +90,20 @@ def test_arguments() -> None:
     assert full.history == [7, 30, 90] and full.new_day.isoformat() == "2025-04-01"
     assert make_config(["--sizes", "2k,1M", "--history", ""]).sizes == [2000, 1_000_000]
     assert (label(2000), label(100_000), label(1_000_000), label(1234)) == ("2k", "100k", "1M", "1234")
+
+
+def test_a_backfills_runs_are_summed_per_step() -> None:
+    """`flywheel run` builds a backfill in several Dagster runs: the bench reports each step once,
+    its seconds summed over the runs, first start, last end, highest peak, failed if any run failed."""
+    from bench.child import _merge_steps
+
+    def step(key, start, end, status="SUCCESS", peak=100, assets=("a",)):
+        return {"step": key, "status": status, "start": start, "end": end, "seconds": end - start,
+                "assets": list(assets), "checks": [], "peak_rss": peak}
+
+    merged = _merge_steps([step("x", 0, 2), step("y", 2, 3), step("x", 10, 13, peak=300, assets=("a", "b")),
+                           step("y", 13, 14, status="FAILURE", peak=50)])
+    assert [m["step"] for m in merged] == ["x", "y"]
+    x, y = merged
+    assert (x["seconds"], x["start"], x["end"], x["peak_rss"], x["assets"]) == (5, 0, 13, 300, ["a", "b"])
+    assert (y["seconds"], y["status"], y["peak_rss"]) == (2, "FAILURE", 100)
