@@ -1,6 +1,8 @@
 """Outcome assets: ingest/interventions -> outcomes/event_outcomes -> daily and rolling marts,
 recovery, and calibration with its reliability bins. Daily by event date, like ingestion."""
 
+from collections import Counter
+
 import dagster as dg
 import polars as pl
 
@@ -49,10 +51,9 @@ def event_outcomes(context: dg.AssetExecutionContext, flywheel: FlywheelResource
     accepted with a changed text counts as edited; unreviewed events are awaiting review or acted
     alone; edit magnitude as normalised edit distances. Queried as `outcomes.event_outcomes`."""
     settings = flywheel.settings()
-    counts: dict[str, int] = {}
+    counts: Counter[str] = Counter()
     for day in partition_days(context):
-        for outcome, n in build_event_outcomes(settings, day).items():
-            counts[outcome] = counts.get(outcome, 0) + n
+        counts.update(build_event_outcomes(settings, day))
     build_catalog(settings)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": dg.MetadataValue.int(sum(counts.values())),

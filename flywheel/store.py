@@ -155,18 +155,8 @@ def write_batches_atomic(batches: Iterable[pa.RecordBatch], schema: pa.Schema, p
 
 def write_bytes_atomic(data: bytes, path: Path) -> None:
     """Write `data` to `path` atomically (temporary file, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        _fault_point(path)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with _atomic(path) as tmp:
+        Path(tmp).write_bytes(data)
 
 
 def _fsync(path: str) -> None:

@@ -62,7 +62,6 @@ def failing_events(settings: Settings, day: date) -> pl.DataFrame:
         raise FileNotFoundError(f"{outcomes} does not exist: build outcomes/event_outcomes for {day} first")
     con = connect(settings)
     try:
-        con.execute("SET TimeZone = 'UTC'")
         return con.sql(load_sql("failure_documents"), params={
             "outcomes": str(outcomes), "events": str(layout.day_file("events", day, STORED["events"])),
             "interventions": str(layout.day_file("interventions", day, STORED["interventions"])),

@@ -20,6 +20,7 @@ Rules (also in docs/outcomes.md):
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from datetime import date
 
@@ -137,22 +138,15 @@ def resolve_batches(settings: Settings, day: date, rows: int = _BATCH_ROWS) -> t
     return schema, batches()
 
 
-def resolve_day(settings: Settings, day: date) -> pl.DataFrame:
-    """The outcome of every stored event of `day` (one row per event), not yet written."""
-    schema, batches = resolve_batches(settings, day)
-    return pl.from_arrow(pa.Table.from_batches(list(batches), schema=schema))
-
-
 def build_event_outcomes(settings: Settings, day: date) -> dict[str, int]:
     """Resolve and store the outcomes of `day` (replacing the day's file) a batch at a time;
     returns the number of events per outcome."""
     schema, batches = resolve_batches(settings, day)
-    counts: dict[str, int] = {}
+    counts: Counter[str] = Counter()
 
     def counted() -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            for outcome, n in pl.from_arrow(batch.select(["outcome"])).group_by("outcome").len().iter_rows():
-                counts[outcome] = counts.get(outcome, 0) + n
+            counts.update(dict(pl.from_arrow(batch.select(["outcome"])).group_by("outcome").len().iter_rows()))
             yield batch
     write_batches_atomic(counted(), schema, Layout(settings.store).table(TABLE, day))
-    return counts
+    return dict(counts)
