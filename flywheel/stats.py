@@ -1,10 +1,14 @@
-"""Small, exact statistics used across flywheel: Wilson score intervals, calibration error,
-Brier score, ROC AUC, and the confidence-gate search. Pure numpy; every function is pinned to
-hand-computed values in tests/test_stats.py."""
+"""Small, exact statistics used across flywheel: Wilson score and Clopper-Pearson bounds, exact
+binomial tails, calibration error, Brier score, ROC AUC, and the confidence gate with its
+finite-sample guarantee. numpy and scipy.special (a dependency of scikit-learn); every function is
+pinned to hand-computed values in tests/test_stats.py."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+from scipy.special import betainc, betaincinv
 
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
 
@@ -77,26 +81,130 @@ def roc_auc(confidence: np.ndarray, outcome: np.ndarray) -> float:
     return float(u / (pos * neg))
 
 
-def gate_threshold(confidence: np.ndarray, accepted: np.ndarray, target: float, z: float = Z95) -> dict[str, float] | None:
-    """The lowest confidence t such that, among the reviewed events with confidence >= t, the Wilson
-    lower bound of the accepted-as-is rate is >= `target`; None when no t qualifies.
+def clopper_pearson_lower(k: np.ndarray | int, n: np.ndarray | int, alpha: float) -> np.ndarray:
+    """One-sided exact (Clopper-Pearson) lower confidence bound, at level 1 - `alpha`, of a binomial
+    proportion from k successes in n trials: the p with P(Bin(n, p) >= k) = alpha; 0 where k == 0
+    or n == 0."""
+    k = np.asarray(k, dtype=float)
+    n = np.asarray(n, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lo = betaincinv(np.maximum(k, 1.0), np.maximum(n - k + 1.0, 1.0), alpha)
+    return np.where((k > 0) & (n > 0), lo, 0.0)
 
-    Returns {threshold, sample_size, accepted, rate, lower_bound}.
+
+def binomial_upper_tail(k: np.ndarray | int, n: np.ndarray | int, p: float) -> np.ndarray:
+    """P(Bin(n, p) >= k), exactly (the regularised incomplete beta function); 1 where k <= 0."""
+    k = np.asarray(k, dtype=float)
+    n = np.asarray(n, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tail = betainc(np.maximum(k, 1.0), np.maximum(n - k + 1.0, 1.0), p)
+    return np.where(k <= 0, 1.0, np.where(k > n, 0.0, tail))
+
+
+def gate_threshold(confidence: np.ndarray, accepted: np.ndarray, target: float, delta: float = 0.05,
+                   stratum: np.ndarray | None = None,
+                   population: tuple[np.ndarray, ...] | None = None) -> dict[str, float] | None:
+    """A confidence gate with a finite-sample guarantee, chosen by fixed-sequence testing (Learn then
+    Test) from the highest confidence down; None when no threshold is certified.
+
+    The candidate thresholds are the distinct confidences of the reviewed events. At threshold t the
+    null hypothesis is H0_t: "the accepted-as-is rate of the events at or above t is below `target`".
+    The walk starts at the highest t at which the test could reject at all (enough reviewed events
+    at or above t that all of them accepted would be evidence; 59 for target 0.95 and delta 0.05),
+    tests each t at level `delta`, and stops at the first t it cannot reject; the gate is the lowest
+    t rejected. A fixed sequence spends the whole `delta` on every step because a later step is only
+    tried when every earlier one rejected: the probability that any rejected H0_t is true (and so
+    that the gate's true rate is below `target`) is at most `delta`.
+
+    The guarantee: P(the true accepted-as-is rate above the recommended gate < target) <= delta,
+    over the draw of the reviewed outcomes, assuming that, given their confidences, the reviewed
+    events' outcomes are independent draws of the events they stand for (exchangeable reviewed
+    events within each stratum of the window; the order of the walk depends only on the
+    confidences, never on the outcomes). "True rate" is the acceptance probability averaged over the
+    events at or above the gate (the window's, weighted as below); it is not a promise about a
+    future window whose mix or quality has moved (that is what drift watches).
+
+    The test at t: with one stratum, the exact binomial test, p = P(Bin(n_t, target) >= k_t)
+    (equivalently: the one-sided Clopper-Pearson lower bound at 1 - delta reaches `target`). With
+    strata (`stratum` labels of the reviewed events, e.g. below/above the gate in force, whose
+    reviewed shares differ), the rate above t is the strata's rates weighted by their events above t
+    (`population`: the confidences and stratum labels of all the window's events with a confidence,
+    and optionally how many events each entry stands for; inverse-probability weights N_s / n_s per
+    stratum, N_s / n_s counted above t), and the lower bound is the same weighted sum
+    of per-stratum Clopper-Pearson bounds at delta / S (Bonferroni over the S strata of the window);
+    a stratum with events above t but none reviewed bounds its rate by 0. Without `population` every
+    stratum stands for its reviewed events only.
+
+    Returns {threshold, sample_size, accepted, rate, lower_bound, delta, p_value, strata}: the
+    reviewed events at or above the gate, how many were accepted as-is, their (weighted) rate, its
+    lower bound at level 1 - delta, and the smallest level at which this threshold's test rejects.
     """
     c, y = np.asarray(confidence, float), np.asarray(accepted, float)
     if len(c) == 0:
         return None
-    order = np.argsort(-c, kind="stable")
-    c, y = c[order], y[order]
-    # thresholds are the distinct confidence values; count everything >= each one
-    last_of_value = np.r_[c[1:] != c[:-1], True]
-    n = np.arange(1, len(c) + 1)[last_of_value]
-    k = np.cumsum(y)[last_of_value]
-    t = c[last_of_value]
-    lo, _ = wilson_interval(k, n, z)
-    ok = np.flatnonzero(lo >= target)
-    if len(ok) == 0:
+    s = np.zeros(len(c), dtype=np.int64) if stratum is None else np.asarray(stratum)
+    if population is None:
+        pop_c, pop_s, pop_w = c, s, np.ones(len(c))
+    else:
+        pop_c, pop_s = np.asarray(population[0], float), np.asarray(population[1])
+        pop_w = np.asarray(population[2], float) if len(population) > 2 else np.ones(len(pop_c))
+    labels = np.unique(np.r_[np.unique(pop_s), np.unique(s)])
+    thresholds = np.unique(c)[::-1]  # descending
+    n = np.empty((len(labels), len(thresholds)))
+    k = np.empty_like(n)
+    big_n = np.empty_like(n)
+    for i, label in enumerate(labels):
+        mine = s == label
+        cs, ys = c[mine], y[mine]
+        order = np.argsort(cs, kind="stable")
+        cs, ys = cs[order], ys[order]
+        at_or_above = len(cs) - np.searchsorted(cs, thresholds, side="left")
+        n[i] = at_or_above
+        acc_below = np.r_[0.0, np.cumsum(ys)]
+        k[i] = acc_below[-1] - acc_below[len(cs) - at_or_above]
+        mine = pop_s == label
+        order = np.argsort(pop_c[mine], kind="stable")
+        pc, pw = pop_c[mine][order], np.r_[0.0, np.cumsum(pop_w[mine][order])]
+        big_n[i] = pw[-1] - pw[np.searchsorted(pc, thresholds, side="left")]
+    # Bonferroni over the strata the window has: a count of the labels, never of the outcomes
+    strata = max(int(sum((pop_w[pop_s == label] > 0).any() for label in labels)), 1)
+    share = big_n / np.maximum(big_n.sum(axis=0), 1.0)
+
+    def lower(level: float, kk: np.ndarray = k, cols: slice = slice(None)) -> np.ndarray:
+        return (share[:, cols] * clopper_pearson_lower(kk[:, cols], n[:, cols], level / strata)).sum(axis=0)
+
+    # where the walk starts depends on the counts only: the first t at which all-accepted would pass
+    testable = np.flatnonzero(lower(delta, kk=n) >= target)
+    if len(testable) == 0:
         return None
-    i = ok[-1]  # thresholds descend, so the last qualifying one is the lowest
-    return {"threshold": float(t[i]), "sample_size": int(n[i]), "accepted": int(k[i]),
-            "rate": float(k[i] / n[i]), "lower_bound": float(lo[i])}
+    first = testable[0]
+    passed = lower(delta, cols=slice(first, None)) >= target
+    if not passed[0]:
+        return None
+    stop = np.flatnonzero(~passed)
+    i = first + (stop[0] - 1 if len(stop) else len(passed) - 1)
+    ni, ki, wi = n[:, i], k[:, i], share[:, i]
+    seen = wi > 0
+    rate = float((wi[seen] * ki[seen] / ni[seen]).sum()) if (ni[seen] > 0).all() else float("nan")
+    if strata == 1 and len(labels) == 1:
+        p_value = float(binomial_upper_tail(ki[0], ni[0], target))
+    else:
+        p_value = _smallest_level(lambda a: float(lower(a, cols=slice(i, i + 1))[0]) >= target, delta)
+    return {"threshold": float(thresholds[i]), "sample_size": int(ni.sum()), "accepted": int(ki.sum()),
+            "rate": rate, "lower_bound": float(lower(delta, cols=slice(i, i + 1))[0]), "delta": float(delta),
+            "p_value": p_value, "strata": strata}
+
+
+def _smallest_level(rejects_at: Callable[[float], bool], known: float) -> float:
+    """The smallest level in (0, 1] at which a test monotone in its level rejects, to 1e-9, given
+    that it rejects at `known`: the p-value of a test defined only through its bounds."""
+    lo, hi = 0.0, known
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if rejects_at(mid):
+            hi = mid
+        else:
+            lo = mid
+        if hi - lo < 1e-9:
+            break
+    return hi
