@@ -63,8 +63,7 @@ def decision_feed(context: dg.AssetExecutionContext, flywheel: FlywheelResource)
     confidence gate, audit share, prompt version and tool permissions; one JSON file per run and
     `latest.json`, each written atomically under FLYWHEEL_PUBLISH/feed/."""
     settings = flywheel.settings()
-    days = partition_days(context)
-    path = publish_feed(settings, context.run_id, days[-1] if days else None)
+    path = publish_feed(settings, context.run_id)  # the newest decided day, whatever days this run covered
     waiting = pending(settings)
     return dg.MaterializeResult(metadata={
         "feed": dg.MetadataValue.path(str(path.resolve())),

@@ -163,7 +163,7 @@ def test_a_worse_new_prompt_version_is_rolled_back_and_tools_bounded(policy_sett
     tool = frame.filter((pl.col("kind") == "tool") & (pl.col("scenario") == "*")).row(0, named=True)
     assert tool["subject"] == "lookup" and tool["action"] == "disable"  # all calls failed in the window
     feed = build_feed(s, "r")["scenarios"]["ver"]
-    assert feed["prompt_version"] == {"run": "v1", "roll_back": ["v2"]}
+    assert feed["prompt_version"] == {"run": "v1", "basis": "promoted", "roll_back": ["v2"]}
     assert feed["tools"] == {"lookup": "disable"}
 
 

@@ -13,7 +13,8 @@ from flywheel.stats import wilson_interval
 
 def scenario_summary(settings: Settings, days: int = 28) -> list[dict]:
     """One dict per scenario over the last `days` stored days, with the accepted-as-is rate's
-    95% Wilson interval; empty when no outcomes are built."""
+    95% Wilson interval, the levels the logs show (`levels`) and the level in force
+    (`level_in_force`, from the approvals ledger); empty when no outcomes are built."""
     con = duckdb.connect(str(settings.db), read_only=True)
     try:
         if not con.sql("SELECT count(*) FROM duckdb_views() WHERE schema_name = 'outcomes' AND view_name = 'daily_rates'").fetchall()[0][0]:
@@ -24,11 +25,27 @@ def scenario_summary(settings: Settings, days: int = 28) -> list[dict]:
         return []
     finally:
         con.close()
+    in_force = levels_in_force(settings)
     for r in rows:
+        r["level_in_force"] = in_force.get(r["scenario"], r["levels"])
         lo, hi = wilson_interval(r["accepted"], r["reviewed"])
         r["accepted_rate"] = r["accepted"] / r["reviewed"] if r["reviewed"] else None
         r["accepted_lo"], r["accepted_hi"] = (None, None) if np.isnan(lo) else (float(lo), float(hi))
     return rows
+
+
+def levels_in_force(settings: Settings) -> dict[str, str]:
+    """Per scenario, the autonomy level in force: the approvals ledger's (an approved promotion or
+    a fail-safe demotion), else the level the newest decisions were made under (what the logs show)."""
+    from flywheel.signals.feed import load_decisions
+    from flywheel.signals.ledger import effective_levels
+
+    decisions = load_decisions(settings)
+    out = {}
+    if decisions.height:
+        out = {r["scenario"]: r["current"] for r in decisions.filter(decisions["kind"] == "autonomy").iter_rows(named=True)}
+    out.update({s: e["level"] for s, e in effective_levels(settings).items()})
+    return out
 
 
 def format_summary(rows: list[dict]) -> str:
@@ -42,7 +59,7 @@ def format_summary(rows: list[dict]) -> str:
         acc = (f"{100 * r['accepted_rate']:5.1f}% [{100 * r['accepted_lo']:4.1f}-{100 * r['accepted_hi']:4.1f}]"
                if r["accepted_rate"] is not None else "-")
         gate = "none" if r["gate_threshold"] is None else f"{r['gate_threshold']:.2f} ({100 * r['gate_coverage']:.0f}%)"
-        lines.append(f"{r['scenario']:<18} {r['levels']:<11} {r['events']:>7} {r['reviewed']:>8}  {acc:<25} "
+        lines.append(f"{r['scenario']:<18} {r.get('level_in_force', r['levels']):<11} {r['events']:>7} {r['reviewed']:>8}  {acc:<25} "
                      f"{pct(r['edited'], r['reviewed']):>6} {pct(r['rejected'], r['reviewed']):>8} "
                      f"{pct(r['failures'], r['events']):>6}  {gate}")
     return "\n".join(lines)

@@ -3,17 +3,26 @@
 Every day each scenario's promotion gates are evaluated over the current window and stored
 (`signals.gate_evaluations`): enough reviewed events; the Wilson lower bound of accepted-as-is at
 or above `promotion.accept_target`; the Wilson upper bound of the severe-failure rate (rejected,
-reverted, error) at or below `promotion.severe_max`; no alert-level drift; and, when the next level
-is `gated`, a confidence gate with coverage of at least `promotion.gate_min_coverage`.
+reverted, error) at or below `promotion.severe_max`; the Wilson upper bound of the operational
+failure rate (error, timeout, fallback: the AI gave no usable output) at or below
+`promotion.operational_max`; no alert-level drift; and, when the next level is `gated`, a
+confidence gate with coverage of at least `promotion.gate_min_coverage`.
+
+The level in force when day D is decided is the approvals ledger's latest entry for a day before D
+(`ledger.levels_before`), else the level the logs show: re-deciding an old day sees the level it
+was decided under, not today's.
 
 The recommendation, in order:
 1. above the scenario's `max_level` override: demote to it (rule `policy_max_level`);
-2. any alert-level drift (at any level above shadow), or, for a scenario where the AI acts alone
-   (gated, autonomous), the accepted-as-is upper bound below `demotion.accept_floor` or the
-   severe-failure lower bound above `demotion.severe_limit`: demote one level at once (rules
-   `demote_drift_alert`, `demote_accept_floor`, `demote_severe_limit`); automatic when
-   `demotion.automatic` (fail safe), recorded as such; an automatic demotion already applied
-   within the current window is not repeated for the same episode;
+2. a demotion trigger (`demote_trigger`): any alert-level drift (at any level above shadow), or,
+   where the AI acts alone (gated, autonomous), the accepted-as-is upper bound below
+   `demotion.accept_floor`, the severe-failure lower bound above `demotion.severe_limit` or the
+   operational-failure lower bound above `demotion.operational_limit`: demote one level at once;
+   automatic when `demotion.automatic` (fail safe), recorded as such. One episode, one demotion:
+   while a trigger has held on every day since the scenario's last automatic demotion, it is not
+   demoted again unless the days after that demotion alone breach a rate limit (rule
+   `..._new_evidence`); otherwise it keeps (rule `..._same_episode_since_<day>`). A day without a
+   trigger ends the episode;
 3. every gate held on each of the last `promotion.consecutive_days` days: promote one level
    (rule `promote`), pending a human's approval;
 4. otherwise keep (rule `hold`, with the gates that failed).
@@ -33,10 +42,12 @@ from flywheel.outcomes.calibration import TABLE as CALIBRATION
 from flywheel.outcomes.rates import DAILY
 from flywheel.signals.drift import _files, windows
 from flywheel.signals.policy import Policy
+from flywheel.sql import load_sql
 from flywheel.stats import wilson_interval
 from flywheel.store import Layout, write_parquet_atomic
 
 GATES = "signals/gate_evaluations"
+GATE_CHECKS = ("enough_reviewed", "accept_ok", "severe_ok", "operational_ok", "no_alert", "gate_ok")
 
 
 def _level_up(level: str) -> str | None:
@@ -49,26 +60,15 @@ def _level_down(level: str) -> str | None:
     return AUTONOMY_LEVELS[i - 1] if i > 0 else None
 
 
-def window_counts(settings: Settings, policy: Policy, day: date) -> pl.DataFrame:
-    """Per scenario over the current window: events, reviewed, accepted, severe failures, the
-    level seen most in the logs, mean review seconds and mean daily volume."""
+def window_counts(settings: Settings, policy: Policy, day: date, start: date | None = None) -> pl.DataFrame:
+    """Per scenario over the current window (or the days `start` .. `day`): events, reviewed,
+    accepted, severe failures, errors, timeouts, fallbacks, actions taken alone, the level seen most
+    in the logs, mean review seconds, and mean daily volume and actions taken alone."""
     layout = Layout(settings.store)
-    w = windows(policy, day)
-    files = _files(layout, DAILY, w["current_start"], day)
+    files = _files(layout, DAILY, start or windows(policy, day)["current_start"], day)
     if not files:
         return pl.DataFrame()
-    return connect(settings).sql("""
-        SELECT scenario, sum(events)::BIGINT AS events, sum(reviewed)::BIGINT AS reviewed, sum(accepted)::BIGINT AS accepted,
-               sum(severe_failures)::BIGINT AS severe_failures, sum(acted_alone)::BIGINT AS acted_alone,
-               arg_max(autonomy_level, events) AS logged_level,
-               sum(review_seconds_sum)::DOUBLE / nullif(sum(reviewed)::BIGINT, 0) AS review_seconds_mean,
-               sum(events)::BIGINT / count(DISTINCT event_date) AS events_per_day,
-               sum(acted_alone)::BIGINT / count(DISTINCT event_date) AS acted_alone_per_day
-        FROM (SELECT scenario, autonomy_level, event_date, sum(events)::BIGINT AS events, sum(reviewed)::BIGINT AS reviewed,
-                     sum(accepted)::BIGINT AS accepted, sum(severe_failures)::BIGINT AS severe_failures,
-                     sum(acted_alone)::BIGINT AS acted_alone, sum(review_seconds_sum)::DOUBLE AS review_seconds_sum
-              FROM read_parquet($files, union_by_name = true) GROUP BY ALL)
-        GROUP BY scenario ORDER BY scenario""", params={"files": files}).pl()
+    return connect(settings).sql(load_sql("autonomy_window"), params={"files": files}).pl()
 
 
 def calibration_gates(settings: Settings, day: date) -> dict[str, dict]:
@@ -76,105 +76,198 @@ def calibration_gates(settings: Settings, day: date) -> dict[str, dict]:
     path = Layout(settings.store).table(CALIBRATION, day)
     if not path.exists():
         return {}
-    frame = pl.read_parquet(path).filter(pl.col("model") == "*")
-    return {r["scenario"]: r for r in frame.iter_rows(named=True)}
+    frame = pl.read_parquet(path)
+    if frame.height == 0 or "model" not in frame.columns:
+        return {}
+    return {r["scenario"]: r for r in frame.filter(pl.col("model") == "*").iter_rows(named=True)}
+
+
+def _bounds(k: int, n: int) -> tuple[float | None, float | None]:
+    if not n:
+        return None, None
+    lo, hi = wilson_interval(k, n)
+    return float(lo), float(hi)
+
+
+def scenario_gates(counts: dict, policy: Policy, current_level: str, gate: dict | None, alerted: bool,
+                   target: float) -> dict:
+    """Every promotion gate of one scenario over one window, as a row of `signals.gate_evaluations`
+    (without day and scenario), and the demotion trigger that holds at `current_level`.
+
+    `counts` holds the window's sums: events, reviewed, accepted, severe_failures, and errors,
+    timeouts, fallbacks (operational failures: the AI gave no usable output, `004` section 6).
+    `gate` is the calibration row (gate_threshold, gate_coverage) or None; `alerted` whether an
+    alert-level drift signal fired. Pure: the benchmark and the backtest call it as the run does.
+    """
+    events, reviewed = int(counts.get("events") or 0), int(counts.get("reviewed") or 0)
+    accepted, severe = int(counts.get("accepted") or 0), int(counts.get("severe_failures") or 0)
+    operational = sum(int(counts.get(k) or 0) for k in ("errors", "timeouts", "fallbacks"))
+    acc_lo, acc_hi = _bounds(accepted, reviewed)
+    sev_lo, sev_hi = _bounds(severe, events)
+    op_lo, op_hi = _bounds(operational, events)
+    nxt = _level_up(current_level)
+    gate = gate or {}
+    needs_gate = nxt == "gated"
+    row = {
+        "current_level": current_level, "next_level": nxt, "reviewed": reviewed, "events": events,
+        "accepted_rate": accepted / reviewed if reviewed else None, "accepted_lo": acc_lo, "accepted_hi": acc_hi,
+        "severe_rate": severe / events if events else None, "severe_lo": sev_lo, "severe_hi": sev_hi,
+        "operational_failures": operational, "operational_rate": operational / events if events else None,
+        "operational_lo": op_lo, "operational_hi": op_hi,
+        "accept_target": target, "severe_max": policy.promotion.severe_max,
+        "operational_max": policy.promotion.operational_max,
+        "gate_threshold": gate.get("gate_threshold"), "gate_coverage": gate.get("gate_coverage"),
+        "enough_reviewed": reviewed >= policy.promotion.min_reviewed,
+        "accept_ok": acc_lo is not None and acc_lo >= target,
+        "severe_ok": sev_hi is not None and sev_hi <= policy.promotion.severe_max,
+        "operational_ok": op_hi is not None and op_hi <= policy.promotion.operational_max,
+        "no_alert": not alerted,
+        "gate_ok": (not needs_gate) or (gate.get("gate_threshold") is not None
+                                        and (gate.get("gate_coverage") or 0) >= policy.promotion.gate_min_coverage),
+    }
+    row["all_pass"] = all(row[k] for k in GATE_CHECKS)
+    row["demote_trigger"] = demote_trigger(row, policy, alerted)
+    return row
+
+
+def demote_trigger(row: dict, policy: Policy, alerted: bool) -> str | None:
+    """The rule that demotes a scenario at `row["current_level"]` on this evidence, or None:
+    an alert-level drift (above shadow); where the AI acts alone (gated, autonomous), the
+    accepted-as-is upper bound below `demotion.accept_floor`, the severe-failure lower bound above
+    `demotion.severe_limit`, or the operational-failure (error, timeout, fallback) lower bound above
+    `demotion.operational_limit`."""
+    level = row["current_level"]
+    if level == "shadow":
+        return None
+    if alerted:
+        return "demote_drift_alert"
+    return rate_trigger(row, policy)
+
+
+def rate_trigger(row: dict, policy: Policy) -> str | None:
+    """The rate-based demotion rule that holds on `row`'s counts where the AI acts alone, or None."""
+    if row["current_level"] not in ("gated", "autonomous"):
+        return None
+    d = policy.demotion
+    if row["reviewed"] >= d.min_reviewed and row["accepted_hi"] is not None and row["accepted_hi"] < d.accept_floor:
+        return "demote_accept_floor"
+    if row["events"] >= d.min_reviewed and row["severe_lo"] is not None and row["severe_lo"] > d.severe_limit:
+        return "demote_severe_limit"
+    if row["events"] >= d.min_reviewed and row["operational_lo"] is not None and row["operational_lo"] > d.operational_limit:
+        return "demote_operational_limit"
+    return None
 
 
 def evaluate_gates(settings: Settings, policy: Policy, day: date, drift: pl.DataFrame,
                    current_levels: dict[str, str]) -> pl.DataFrame:
-    """Write and return the promotion gate evaluation of every scenario for `day`."""
+    """Write and return the promotion gate evaluation of every scenario for `day` (with its schema
+    when there is none)."""
     counts = window_counts(settings, policy, day)
     gates = calibration_gates(settings, day)
     alerts = set(drift.filter(pl.col("severity") == "alert")["scenario"].to_list()) if drift.height else set()
     rows = []
-    for r in counts.iter_rows(named=True):
+    for r in counts.iter_rows(named=True) if counts.height else []:
         scenario = r["scenario"]
         target = policy.for_scenario(scenario).accept_target or policy.promotion.accept_target
-        acc_lo, acc_hi = (float(x) for x in wilson_interval(r["accepted"], r["reviewed"]))
-        sev_lo, sev_hi = (float(x) for x in wilson_interval(r["severe_failures"], r["events"]))
         current = current_levels.get(scenario, r["logged_level"])
-        nxt = _level_up(current)
-        gate = gates.get(scenario) or {}
-        needs_gate = nxt == "gated"
-        gate_ok = (not needs_gate) or (gate.get("gate_threshold") is not None
-                                       and (gate.get("gate_coverage") or 0) >= policy.promotion.gate_min_coverage)
-        row = {
-            "day": day, "scenario": scenario, "current_level": current, "next_level": nxt,
-            "reviewed": r["reviewed"], "events": r["events"],
-            "accepted_rate": r["accepted"] / r["reviewed"] if r["reviewed"] else None,
-            "accepted_lo": None if r["reviewed"] == 0 else acc_lo, "accepted_hi": None if r["reviewed"] == 0 else acc_hi,
-            "severe_rate": r["severe_failures"] / r["events"] if r["events"] else None,
-            "severe_lo": None if r["events"] == 0 else sev_lo, "severe_hi": None if r["events"] == 0 else sev_hi,
-            "accept_target": target, "severe_max": policy.promotion.severe_max,
-            "gate_threshold": gate.get("gate_threshold"), "gate_coverage": gate.get("gate_coverage"),
-            "enough_reviewed": r["reviewed"] >= policy.promotion.min_reviewed,
-            "accept_ok": r["reviewed"] > 0 and acc_lo >= target,
-            "severe_ok": r["events"] > 0 and sev_hi <= policy.promotion.severe_max,
-            "no_alert": scenario not in alerts,
-            "gate_ok": gate_ok,
-        }
-        row["all_pass"] = all(row[k] for k in ("enough_reviewed", "accept_ok", "severe_ok", "no_alert", "gate_ok"))
-        rows.append(row)
-    frame = pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
+        rows.append({"day": day, "scenario": scenario,
+                     **scenario_gates(r, policy, current, gates.get(scenario), scenario in alerts, target)})
+    frame = pl.DataFrame(rows, schema=GATES_SCHEMA)
     write_parquet_atomic(frame.to_arrow(), Layout(settings.store).table(GATES, day))
     return frame
 
 
+GATES_SCHEMA = {
+    "day": pl.Date, "scenario": pl.String, "current_level": pl.String, "next_level": pl.String,
+    "reviewed": pl.Int64, "events": pl.Int64, "accepted_rate": pl.Float64, "accepted_lo": pl.Float64,
+    "accepted_hi": pl.Float64, "severe_rate": pl.Float64, "severe_lo": pl.Float64, "severe_hi": pl.Float64,
+    "operational_failures": pl.Int64, "operational_rate": pl.Float64, "operational_lo": pl.Float64,
+    "operational_hi": pl.Float64, "accept_target": pl.Float64, "severe_max": pl.Float64,
+    "operational_max": pl.Float64, "gate_threshold": pl.Float64, "gate_coverage": pl.Float64,
+    "enough_reviewed": pl.Boolean, "accept_ok": pl.Boolean, "severe_ok": pl.Boolean, "operational_ok": pl.Boolean,
+    "no_alert": pl.Boolean, "gate_ok": pl.Boolean, "all_pass": pl.Boolean, "demote_trigger": pl.String,
+}
+
+
+def _gate_rows(settings: Settings, scenario: str, days: list[date]) -> dict[date, dict | None]:
+    """The scenario's stored gate evaluation on each of `days` (None where it has none)."""
+    layout = Layout(settings.store)
+    out: dict[date, dict | None] = {}
+    for d in days:
+        path = layout.table(GATES, d)
+        row = None
+        if path.exists():
+            frame = pl.read_parquet(path)
+            if frame.height and "scenario" in frame.columns:
+                part = frame.filter(pl.col("scenario") == scenario)
+                row = part.row(0, named=True) if part.height else None
+        out[d] = row
+    return out
+
+
 def passed_days(settings: Settings, scenario: str, day: date, n: int) -> int:
     """How many of the `n` days ending at `day` had every promotion gate pass for `scenario`."""
-    layout = Layout(settings.store)
-    passed = 0
-    for i in range(n):
-        path = layout.table(GATES, day - timedelta(days=i))
-        if not path.exists():
-            continue
-        frame = pl.read_parquet(path)
-        if frame.height and frame.filter((pl.col("scenario") == scenario) & pl.col("all_pass")).height:
-            passed += 1
-    return passed
+    rows = _gate_rows(settings, scenario, [day - timedelta(days=i) for i in range(n)])
+    return sum(1 for r in rows.values() if r is not None and r.get("all_pass"))
+
+
+def in_episode(settings: Settings, scenario: str, demoted_on: date, day: date) -> bool:
+    """Whether the demotion of `demoted_on` is still the scenario's current episode on `day`: a
+    demotion trigger held on every day from `demoted_on` to the day before `day` (a day without a
+    gate evaluation for the scenario brings no evidence either way and does not end it)."""
+    days = [demoted_on + timedelta(days=i) for i in range((day - demoted_on).days)]
+    rows = _gate_rows(settings, scenario, days)
+    return all(r is None or r.get("demote_trigger") is not None for r in rows.values())
 
 
 def recommend_levels(settings: Settings, policy: Policy, day: date, gates: pl.DataFrame,
-                     drift: pl.DataFrame, recent_demotions: dict[str, str] | None = None) -> list[dict]:
+                     drift: pl.DataFrame, last_demotions: dict[str, str] | None = None) -> list[dict]:
     """One autonomy recommendation per scenario, with its rule and evidence.
 
-    `recent_demotions` maps a scenario to the day of an automatic demotion already applied within
-    the current window: the same episode does not demote it again (no cascade to shadow).
+    `last_demotions` maps a scenario to the day (ISO) of its latest automatic demotion before `day`.
+    While that demotion's episode lasts (`in_episode`), the same evidence does not demote again:
+    only a rate trigger on the days after the demotion alone (new evidence, at the new level) does.
     """
-    recent_demotions = recent_demotions or {}
+    last_demotions = last_demotions or {}
     out = []
     for g in gates.iter_rows(named=True) if gates.height else []:
         scenario, current = g["scenario"], g["current_level"]
         override = policy.for_scenario(scenario)
         alerts = drift.filter((pl.col("scenario") == scenario) & (pl.col("severity") == "alert")) if drift.height else drift
         evidence = {k: g[k] for k in ("reviewed", "events", "accepted_rate", "accepted_lo", "accepted_hi", "severe_rate",
-                                      "severe_lo", "severe_hi", "accept_target", "severe_max", "gate_threshold",
-                                      "gate_coverage", "enough_reviewed", "accept_ok", "severe_ok", "no_alert", "gate_ok")}
+                                      "severe_lo", "severe_hi", "operational_rate", "operational_lo", "operational_hi",
+                                      "accept_target", "severe_max", "operational_max", "gate_threshold",
+                                      "gate_coverage", *GATE_CHECKS)}
         evidence["alerts"] = [f"{r['signal']} ({r['model']}/{r['prompt_version']}): {r['baseline_value']} -> {r['current_value']}"
                               for r in alerts.iter_rows(named=True)] if alerts.height else []
         recommended, rule, action = current, "hold", "keep"
         floor = override.min_level or "shadow"
         down = _level_down(current)
-        demote_reason = None
-        acts_alone = current in ("gated", "autonomous")
-        if alerts.height:
-            demote_reason = "demote_drift_alert"
-        elif acts_alone and g["reviewed"] >= policy.demotion.min_reviewed and g["accepted_hi"] is not None \
-                and g["accepted_hi"] < policy.demotion.accept_floor:
-            demote_reason = "demote_accept_floor"
-        elif acts_alone and g["events"] >= policy.demotion.min_reviewed and g["severe_lo"] is not None \
-                and g["severe_lo"] > policy.demotion.severe_limit:
-            demote_reason = "demote_severe_limit"
+        demote_reason = g["demote_trigger"]
+        if demote_reason and scenario in last_demotions:
+            demoted_on = date.fromisoformat(last_demotions[scenario])
+            if in_episode(settings, scenario, demoted_on, day):
+                evidence["demoted_on"] = demoted_on.isoformat()
+                since = window_counts(settings, policy, day, start=demoted_on + timedelta(days=1))
+                since = since.filter(pl.col("scenario") == scenario) if since.height else since
+                fresh = None
+                if since.height:
+                    row = scenario_gates(since.row(0, named=True), policy, current, None, False, g["accept_target"])
+                    fresh = rate_trigger(row, policy)
+                    evidence["since_demotion"] = {k: row[k] for k in ("reviewed", "events", "accepted_hi", "severe_lo",
+                                                                       "operational_lo")}
+                if fresh:
+                    demote_reason = f"{fresh}_new_evidence"
+                else:
+                    rule = f"{demote_reason}_same_episode_since_{demoted_on.isoformat()}"
+                    demote_reason = None
         if override.max_level and AUTONOMY_LEVELS.index(current) > AUTONOMY_LEVELS.index(override.max_level):
             recommended, rule, action = override.max_level, "policy_max_level", "demote"
-        elif demote_reason and scenario in recent_demotions:
-            rule = f"{demote_reason}_already_demoted_{recent_demotions[scenario]}"
-            evidence["demoted_on"] = recent_demotions[scenario]
         elif demote_reason and down and AUTONOMY_LEVELS.index(down) >= AUTONOMY_LEVELS.index(floor):
             recommended, rule, action = down, demote_reason, "demote"
         elif demote_reason:
             rule = f"{demote_reason}_at_floor"
-        else:
+        elif rule == "hold":
             streak = passed_days(settings, scenario, day, policy.promotion.consecutive_days)
             evidence["days_passed"] = streak
             evidence["days_required"] = policy.promotion.consecutive_days
@@ -184,7 +277,7 @@ def recommend_levels(settings: Settings, policy: Policy, day: date, gates: pl.Da
             elif capped and g["all_pass"]:
                 rule = "hold_policy_max_level"
             else:
-                failing = [k for k in ("enough_reviewed", "accept_ok", "severe_ok", "no_alert", "gate_ok") if not g[k]]
+                failing = [k for k in GATE_CHECKS if not g[k]]
                 rule = "hold" + (": " + ", ".join(failing) if failing else f": {streak} of {policy.promotion.consecutive_days} days")
         out.append({"kind": "autonomy", "scenario": scenario, "subject": scenario, "current": current,
                     "recommended": recommended, "action": action, "rule": rule, "evidence": evidence})

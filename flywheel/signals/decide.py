@@ -18,7 +18,7 @@ import polars as pl
 from flywheel.config import Settings
 from flywheel.signals.autonomy import evaluate_gates, recommend_levels, window_counts, calibration_gates
 from flywheel.signals.drift import build_drift, windows
-from flywheel.signals.ledger import append_ledger, append_log, decided_ids, effective_levels
+from flywheel.signals.ledger import append_ledger, append_log, decided_ids, last_demotions_before, levels_before
 from flywheel.signals.policy import Policy, load_policy
 from flywheel.signals.recommend import gate_and_audit, tools, versions
 from flywheel.store import Layout, write_parquet_atomic
@@ -42,14 +42,11 @@ def decide_day(settings: Settings, day: date, run_id: str, policy: Policy | None
     policy = policy or policy_for(settings)
     digest = policy.digest()
     drift = build_drift(settings, policy, day)
-    effective = effective_levels(settings)
-    levels = {s: e["level"] for s, e in effective.items()}
+    levels = {s: e["level"] for s, e in levels_before(settings, day).items()}
     w = windows(policy, day)
-    recent = {s: e["day"] for s, e in effective.items()
-              if e["verdict"] == "automatic" and e.get("day") and w["current_start"].isoformat() <= e["day"] <= day.isoformat()}
     gates_frame = evaluate_gates(settings, policy, day, drift, levels)
     counts = window_counts(settings, policy, day)
-    decisions = recommend_levels(settings, policy, day, gates_frame, drift, recent)
+    decisions = recommend_levels(settings, policy, day, gates_frame, drift, last_demotions_before(settings, day))
     decisions += gate_and_audit(policy, counts, calibration_gates(settings, day), levels)
     decisions += versions(settings, policy, day)
     decisions += tools(settings, policy, day)

@@ -17,9 +17,10 @@ from typing import Any
 import polars as pl
 
 from flywheel.config import Settings
+from flywheel.contracts import UNVERSIONED
 from flywheel.signals.decide import TABLE
 from flywheel.signals.ledger import append_ledger, decided_ids, effective_levels, read_ledger
-from flywheel.store import Layout, write_bytes_atomic
+from flywheel.store import Layout, exclusive, write_bytes_atomic
 
 FEED_VERSION = 1
 _TOOL_ORDER = {"allow": 0, "require_approval": 1, "disable": 2}
@@ -83,24 +84,58 @@ def build_feed(settings: Settings, run_id: str, day: date | None = None) -> dict
 
 
 def _version_choice(part: pl.DataFrame) -> dict[str, Any]:
-    """The version to run: the one recommended for promotion, else the newest not rolled back."""
-    rows = part.to_dicts()
-    promoted = [r for r in rows if r["action"] == "promote"]
-    usable = [r for r in rows if r["action"] not in ("roll_back", "retire")]
-    pick = promoted[0] if promoted else max(usable or rows, key=lambda r: json.loads(r["evidence"]).get("first_seen", ""))
-    return {"run": pick["subject"], "roll_back": sorted(r["subject"] for r in rows if r["action"] == "roll_back")}
+    """The version to run. Only a real version (never the `unversioned` bucket of records logged
+    without one) whose comparison had enough evidence is ever named as a change: the one recommended
+    for promotion, else the newest kept. With no such version, what runs now is kept: the real
+    version with the most events in the window that is not rolled back or retired (None if none)."""
+    rows = [r | {"ev": json.loads(r["evidence"])} for r in part.to_dicts()]
+    real = [r for r in rows if r["subject"] != UNVERSIONED]
+    promoted = [r for r in real if r["action"] == "promote"]
+    kept = [r for r in real if r["action"] == "keep"]
+    running = [r for r in real if r["action"] not in ("roll_back", "retire")]
+    if promoted:
+        pick, basis = promoted[0], "promoted"
+    elif kept:
+        pick, basis = max(kept, key=lambda r: (r["ev"].get("first_seen", ""), r["subject"])), "newest_kept"
+    elif running:
+        pick, basis = max(running, key=lambda r: (r["ev"].get("events") or r["ev"].get("reviewed") or 0, r["subject"])), "most_traffic"
+    else:
+        pick, basis = None, "none"
+    return {"run": pick["subject"] if pick else None, "basis": basis,
+            "roll_back": sorted(r["subject"] for r in rows if r["action"] == "roll_back")}
 
 
-def publish_feed(settings: Settings, run_id: str, day: date | None = None) -> Path:
-    """Write the feed for this run and replace `latest.json`, atomically; returns the run's file."""
-    doc = build_feed(settings, run_id, day)
+def publish_feed(settings: Settings, run_id: str) -> Path:
+    """Write the feed of the newest decided day for this run and replace `latest.json`, atomically;
+    returns the run's file.
+
+    Whatever days a run rebuilt (a backfill of last month, a late review), the feed carries the
+    newest day's decisions with the ledger as it is now, so re-running old days never rewinds what
+    the product is told; `latest.json` is never replaced by a feed of an older data day (it is left
+    as it is, and the run's own file says what this run saw)."""
+    doc = build_feed(settings, run_id)
     data = json.dumps(doc, indent=1, sort_keys=True, default=str).encode()
     folder = settings.publish / "feed"
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in run_id)[:80]
     path = folder / f"{safe}.json"
     write_bytes_atomic(data, path)
-    write_bytes_atomic(data, folder / "latest.json")
+    with exclusive(Layout(settings.store).lock("feed")):
+        latest = folder / "latest.json"
+        if not _older(doc.get("data_day"), _published_day(latest)):
+            write_bytes_atomic(data, latest)
     return path
+
+
+def _published_day(path: Path) -> str | None:
+    try:
+        return json.loads(path.read_text()).get("data_day")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _older(day: str | None, published: str | None) -> bool:
+    """Whether a feed of data day `day` is older than the one published (None: nothing to compare)."""
+    return published is not None and (day is None or day < published)
 
 
 def pending(settings: Settings) -> pl.DataFrame:
@@ -132,6 +167,38 @@ def record_verdict(settings: Settings, decision_id: str, verdict: str, by: str, 
     previous = [e for e in read_ledger(settings) if e["decision_id"] == decision_id]
     if previous:
         raise ValueError(f"decision {decision_id} was already {previous[-1]['verdict']} by {previous[-1]['by']}")
+    if verdict == "approved":
+        _still_applies(settings, match)
     return append_ledger(settings, {"decision_id": decision_id, "verdict": verdict, "by": by, "note": note,
                                     "kind": match["kind"], "scenario": match["scenario"], "level": match["recommended"],
                                     "previous_level": match["current"], "day": match["day"].isoformat()})
+
+
+def _still_applies(settings: Settings, decision: dict[str, Any]) -> None:
+    """Raise ValueError unless a promotion can still be approved: it is its scenario's newest
+    autonomy decision (no later day was decided since) and the level it starts from is still the
+    level in force (no demotion, fail-safe or other, has moved the scenario since)."""
+    scenario, day = decision["scenario"], decision["day"]
+    newest = newest_autonomy_decision(settings, scenario)
+    if newest is not None and (newest["day"] > day or newest["decision_id"] != decision["decision_id"]):
+        raise ValueError(f"decision {decision['decision_id']} ({scenario} {decision['current']} -> {decision['recommended']}, "
+                         f"{day}) is stale: the newest decision for {scenario} is {newest['decision_id']} of "
+                         f"{newest['day']} ({newest['action']}: {newest['rule']}); approve that one if it is a promotion")
+    entry = effective_levels(settings).get(scenario)
+    if entry is not None and entry["level"] != decision["current"]:
+        raise ValueError(f"decision {decision['decision_id']} promotes {scenario} from {decision['current']}, but its level "
+                         f"in force is now {entry['level']} ({entry['verdict']} by {entry['by']}, decision "
+                         f"{entry['decision_id']} of {entry.get('day')}): its evidence no longer applies")
+
+
+def newest_autonomy_decision(settings: Settings, scenario: str) -> dict[str, Any] | None:
+    """The autonomy decision of `scenario` on the newest day that decided it, or None."""
+    folder = Layout(settings.store).root / TABLE
+    for path in sorted(folder.glob("event_date=*/data.parquet"), reverse=True) if folder.is_dir() else []:
+        frame = pl.read_parquet(path)
+        if frame.height == 0 or "kind" not in frame.columns:
+            continue
+        frame = frame.filter((pl.col("kind") == "autonomy") & (pl.col("scenario") == scenario))
+        if frame.height:
+            return frame.row(0, named=True)
+    return None

@@ -57,13 +57,38 @@ def append_ledger(settings: Settings, entry: dict[str, Any]) -> dict[str, Any]:
     return entry
 
 
-def effective_levels(settings: Settings) -> dict[str, dict[str, Any]]:
-    """Per scenario, the ledger entry that sets its autonomy level now: the latest approved
-    promotion or automatic demotion (rejections set nothing)."""
+def _in_day_order(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Ledger entries ordered by the data day of their decision, then as recorded: a verdict on an
+    older day's decision never outranks one on a newer day's (re-running an old day appends late)."""
+    return [e for _, e in sorted(enumerate(entries), key=lambda ie: (ie[1].get("day") or "", ie[0]))]
+
+
+def _levels(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
-    for e in read_ledger(settings):
+    for e in _in_day_order(entries):
         if e.get("kind") == "autonomy" and e.get("verdict") in ("approved", "automatic"):
             out[e["scenario"]] = e
+    return out
+
+
+def effective_levels(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Per scenario, the ledger entry that sets its autonomy level now: of the approved promotions
+    and automatic demotions, the one for the newest decision day (rejections set nothing)."""
+    return _levels(read_ledger(settings))
+
+
+def levels_before(settings: Settings, day: date) -> dict[str, dict[str, Any]]:
+    """Per scenario, the ledger entry that set its level in force when `day` was decided: the
+    newest one for a decision day before `day` (a decision of day D takes effect from D + 1)."""
+    return _levels([e for e in read_ledger(settings) if (e.get("day") or "") < day.isoformat()])
+
+
+def last_demotions_before(settings: Settings, day: date) -> dict[str, str]:
+    """Per scenario, the day (ISO) of its latest automatic demotion decided before `day`."""
+    out: dict[str, str] = {}
+    for e in _in_day_order(read_ledger(settings)):
+        if e.get("kind") == "autonomy" and e.get("verdict") == "automatic" and (e.get("day") or "") < day.isoformat():
+            out[e["scenario"]] = e["day"]
     return out
 
 
