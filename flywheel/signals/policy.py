@@ -38,6 +38,8 @@ class Promotion(_Strict):
     min_reviewed: int = Field(200, ge=1, description="Reviewed events needed in the current window.")
     accept_target: float = Field(0.90, gt=0, le=1, description="Wilson lower bound of accepted-as-is must reach this.")
     severe_max: float = Field(0.05, ge=0, le=1, description="Wilson upper bound of the severe-failure rate must stay at or below this.")
+    operational_max: float = Field(0.05, ge=0, le=1, description="Wilson upper bound of the operational-failure rate "
+                                                                "(error, timeout, fallback) must stay at or below this.")
     consecutive_days: int = Field(7, ge=1, le=90, description="Days in a row every gate must hold.")
     gate_min_coverage: float = Field(0.2, ge=0, le=1, description="For gated: the confidence gate must let through at least this share.")
 
@@ -45,6 +47,8 @@ class Promotion(_Strict):
 class Demotion(_Strict):
     accept_floor: float = Field(0.80, ge=0, le=1, description="Demote when the Wilson upper bound of accepted-as-is falls below this.")
     severe_limit: float = Field(0.10, ge=0, le=1, description="Demote when the Wilson lower bound of the severe-failure rate exceeds this.")
+    operational_limit: float = Field(0.15, ge=0, le=1, description="Where the AI acts alone, demote when the Wilson lower "
+                                                                 "bound of the operational-failure rate exceeds this.")
     min_reviewed: int = Field(50, ge=1, description="Reviewed events needed before a demotion on rates.")
     automatic: bool = Field(True, description="Fail safe: demotions take effect at once, without approval (recorded as such).")
 
@@ -112,6 +116,8 @@ class Policy(_Strict):
             raise ValueError("demotion.accept_floor must be below promotion.accept_target (hysteresis)")
         if self.demotion.severe_limit <= self.promotion.severe_max:
             raise ValueError("demotion.severe_limit must be above promotion.severe_max (hysteresis)")
+        if self.demotion.operational_limit <= self.promotion.operational_max:
+            raise ValueError("demotion.operational_limit must be above promotion.operational_max (hysteresis)")
         for name, o in self.scenarios.items():
             if o.min_level and o.max_level and AUTONOMY_LEVELS.index(o.min_level) > AUTONOMY_LEVELS.index(o.max_level):
                 raise ValueError(f"scenarios.{name}: min_level is above max_level")

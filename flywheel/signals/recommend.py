@@ -45,7 +45,8 @@ def gate_and_audit(policy: Policy, counts: pl.DataFrame, gates: dict[str, dict],
         gate = gates.get(scenario) or {}
         if level == "gated":
             threshold, coverage = gate.get("gate_threshold"), gate.get("gate_coverage")
-            hours = (coverage * r["events_per_day"] * (r["review_seconds_mean"] or 0) / 3600) if coverage is not None else None
+            hours, gross = _review_hours_saved(coverage, r["events_per_day"], r["acted_alone_per_day"],
+                                               r["review_seconds_mean"])
             out.append({"kind": "gate", "scenario": scenario, "subject": scenario, "current": None,
                         "recommended": None if threshold is None else f"{threshold:.4f}",
                         "action": "set_gate" if threshold is not None else "no_gate",
@@ -53,7 +54,9 @@ def gate_and_audit(policy: Policy, counts: pl.DataFrame, gates: dict[str, dict],
                         "evidence": {"threshold": threshold, "coverage": coverage, "gate_target": gate.get("gate_target"),
                                      "sample_size": gate.get("gate_sample_size"), "lower_bound": gate.get("gate_lower_bound"),
                                      "events_per_day": r["events_per_day"], "review_seconds_mean": r["review_seconds_mean"],
-                                     "review_hours_saved_per_day": hours}})
+                                     "acted_alone_per_day": r["acted_alone_per_day"],
+                                     "review_hours_saved_per_day": hours,
+                                     "review_hours_off_full_review_per_day": gross}})
         base = r["severe_failures"] / r["events"] if r["events"] else 0.0
         n = audit_sample_size(base, policy.audit.detect_increase, policy.audit.alpha, policy.audit.power)
         alone = (r["acted_alone_per_day"] or 0) * policy.audit.within_days
@@ -65,6 +68,19 @@ def gate_and_audit(policy: Policy, counts: pl.DataFrame, gates: dict[str, dict],
                                  "alpha": policy.audit.alpha, "audits_needed": n,
                                  "acted_alone_per_day": r["acted_alone_per_day"], "share": share}})
     return out
+
+
+def _review_hours_saved(coverage: float | None, events_per_day: float, acted_alone_per_day: float | None,
+                        review_seconds_mean: float | None) -> tuple[float | None, float | None]:
+    """(hours a day the gate takes off humans beyond what already skips review, hours it takes off
+    a full review): in a gated scenario the events above the gate in force already act alone, so
+    only coverage x volume - acted alone today is new work saved (never below 0)."""
+    if coverage is None:
+        return None, None
+    seconds = review_seconds_mean or 0.0
+    gross = coverage * events_per_day * seconds / 3600
+    extra = max(0.0, coverage * events_per_day - (acted_alone_per_day or 0.0)) * seconds / 3600
+    return extra, gross
 
 
 def versions(settings: Settings, policy: Policy, day: date) -> list[dict]:
