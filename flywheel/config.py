@@ -10,11 +10,14 @@
 | FLYWHEEL_LATE_DAYS | 7 | the nightly run re-materialises this many days before yesterday |
 | FLYWHEEL_MAX_REVIEW_LAG_DAYS | 28 | how long after its event an intervention is looked for |
 | FLYWHEEL_HEAVY_EDIT_THRESHOLD | 0.3 | normalised character edit distance at or above which an edit is heavy |
-| FLYWHEEL_GATE_TARGET | 0.95 | accepted-as-is rate whose Wilson lower bound a confidence gate must reach |
 | FLYWHEEL_CALIBRATION_WINDOW_DAYS | 28 | days of events (ending at the day) that calibration looks at |
 | FLYWHEEL_RELIABILITY_BINS | 10 | equal-count bins of the reliability diagram |
 | FLYWHEEL_DUCKDB_MEMORY | 4GB | memory limit of each DuckDB query that builds the store's tables (partitions, outcomes, marts, failure documents, signals) (beyond it, DuckDB spills to <store>/_tmp) |
 | FLYWHEEL_REDACT | on | redact e-mails, phone and card numbers from the failure clustering text (off: 0, false, no, off) |
+
+The confidence gate's target and error level are policy (`gate.target`, `gate.delta` in the policy
+file), so that a backtest can replay another policy; FLYWHEEL_GATE_TARGET is refused with a message
+that says so.
 """
 
 from __future__ import annotations
@@ -37,7 +40,6 @@ class Settings:
     late_days: int = 7
     max_review_lag_days: int = 28
     heavy_edit_threshold: float = 0.3
-    gate_target: float = 0.95
     calibration_window_days: int = 28
     reliability_bins: int = 10
     redact: bool = True
@@ -50,6 +52,9 @@ class Settings:
         Keyword overrides that are not None win over the environment.
         """
         env = os.environ
+        if env.get("FLYWHEEL_GATE_TARGET", "").strip():
+            raise ValueError("FLYWHEEL_GATE_TARGET is no longer read: the confidence gate's target is the policy's "
+                             "gate.target (and its error level gate.delta); see docs/decisions.md")
         settings = cls(
             landing=Path(env.get("FLYWHEEL_LANDING", "data/landing")),
             store=Path(env.get("FLYWHEEL_STORE", "data/store")),
@@ -59,7 +64,6 @@ class Settings:
             late_days=_int_env("FLYWHEEL_LATE_DAYS", 7),
             max_review_lag_days=_int_env("FLYWHEEL_MAX_REVIEW_LAG_DAYS", 28),
             heavy_edit_threshold=_fraction_env("FLYWHEEL_HEAVY_EDIT_THRESHOLD", 0.3),
-            gate_target=_fraction_env("FLYWHEEL_GATE_TARGET", 0.95),
             calibration_window_days=max(1, _int_env("FLYWHEEL_CALIBRATION_WINDOW_DAYS", 28)),
             reliability_bins=max(1, _int_env("FLYWHEEL_RELIABILITY_BINS", 10)),
             redact=_flag_env("FLYWHEEL_REDACT", True),

@@ -3,14 +3,18 @@
 Per scenario x model (and per scenario over all models, `model = '*'`), over the window of
 FLYWHEEL_CALIBRATION_WINDOW_DAYS days ending at the day, among reviewed events that carry a
 confidence: equal-count reliability bins, expected calibration error, Brier score, ROC AUC of
-confidence for accepted-as-is, and the gate recommendation: the lowest confidence threshold at
-which the Wilson lower bound of the accepted-as-is rate, among reviewed events at or above it,
-reaches FLYWHEEL_GATE_TARGET (default 0.95), with its sample size and its coverage (the share of
-all the window's events of that scenario and model with confidence at or above it). No threshold
-qualifying gives `gate_status = 'none'`.
+confidence for accepted-as-is, and the confidence gate the policy's `gate` section asks for: the
+lowest threshold certified by fixed-sequence exact tests (`flywheel.stats.gate_threshold`), so that
+the probability that its true accepted-as-is rate is below `gate.target` is at most `gate.delta`,
+with its sample size, p-value and coverage (the share of all the window's events of that scenario
+and model with a confidence at or above it). No threshold certified gives `gate_status = 'none'`.
 
-Reviewed events of a gated scenario above its current gate are only the audited sample; the
-figures describe the events humans saw.
+The gate's rate is weighted by inclusion probability: events that could act alone (autonomous, or
+gated at or above the gate their decision path logged) are the `audit` stratum, whose reviewed
+events are only the audited sample; every other event is the `review` stratum. Above a candidate
+threshold each stratum's accepted rate counts in proportion to its events there, not to its reviewed
+events (`gate_weighting = 'inverse_probability'` when the window has both strata). ECE, Brier, ROC
+AUC and the reliability bins describe the reviewed events as they are, unweighted.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import polars as pl
 from flywheel.config import Settings
 from flywheel.engine import connect
 from flywheel.outcomes.resolve import REVIEWED, TABLE as OUTCOMES_TABLE
+from flywheel.signals.policy import Policy, load_policy
 from flywheel.stats import brier_score, expected_calibration_error, gate_threshold, reliability_bins, roc_auc
 from flywheel.store import Layout, write_parquet_atomic
 
@@ -32,29 +37,39 @@ ALL_MODELS = "*"
 
 _WINDOW_SQL = """
 SELECT scenario, model, confidence, outcome IN ({reviewed}) AS reviewed, outcome = 'accepted' AS accepted,
+       CASE WHEN autonomy_level = 'autonomous' OR (autonomy_level = 'gated' AND confidence >= decision_gate)
+            THEN 'audit' ELSE 'review' END AS stratum,
        count(*) AS n
 FROM read_parquet($files, union_by_name = true)
 GROUP BY ALL
-ORDER BY scenario, model, confidence, reviewed, accepted  -- a fixed order: float sums do not depend on file order
+ORDER BY scenario, model, confidence, reviewed, accepted, stratum  -- a fixed order: float sums do not depend on file order
 """
 
 
-def calibrate(frame: pl.DataFrame, target: float, bins: int) -> tuple[list[dict], list[dict]]:
+def calibrate(frame: pl.DataFrame, target: float, bins: int, delta: float = 0.05) -> tuple[list[dict], list[dict]]:
     """Calibration rows and reliability-bin rows of one group's events.
 
-    `frame` has columns confidence (nullable), reviewed (bool), accepted (bool), and optionally
-    `n`: how many events each row stands for (default 1). Rows must come sorted by confidence,
-    reviewed, accepted within each model: the statistics see the events expanded in that order.
+    `frame` has columns confidence (nullable), reviewed (bool), accepted (bool), optionally
+    `stratum` ('review' or 'audit', default 'review': see the module docstring) and `n`: how many
+    events each row stands for (default 1). Rows must come sorted by confidence, reviewed, accepted
+    within each model: the statistics see the events expanded in that order. The gate is certified
+    at `target` with error level `delta`.
     """
     n = frame["n"].to_numpy() if "n" in frame.columns else np.ones(frame.height, dtype=np.int64)
     volume = int(n.sum())
     conf = frame["confidence"].to_numpy()
     known = ~frame["confidence"].is_null().to_numpy()
+    stratum = (frame["stratum"].fill_null("review").to_numpy() if "stratum" in frame.columns
+               else np.full(frame.height, "review", dtype=object))
     sample = (frame["reviewed"].fill_null(False).to_numpy() & known)
     c = np.repeat(conf[sample].astype(float), n[sample])
     y = np.repeat(frame["accepted"].to_numpy()[sample].astype(float), n[sample])
+    s = np.repeat(stratum[sample], n[sample])
     bin_rows = reliability_bins(c, y, bins) if len(c) else []
-    gate = gate_threshold(c, y, target)
+    # every event with a confidence is in the population the gate's rate and coverage stand for
+    population = (conf[known].astype(float), stratum[known], n[known])
+    gate = gate_threshold(c, y, target, delta, stratum=s, population=population)
+    strata = len(set(stratum[known][n[known] > 0]))
     row = {
         "events": volume, "reviewed_with_confidence": int(len(c)),
         "accepted_as_is_rate": float(y.mean()) if len(y) else None,
@@ -68,6 +83,9 @@ def calibrate(frame: pl.DataFrame, target: float, bins: int) -> tuple[list[dict]
         "gate_sample_size": gate["sample_size"] if gate else None,
         "gate_accepted_rate": gate["rate"] if gate else None,
         "gate_lower_bound": gate["lower_bound"] if gate else None,
+        "gate_delta": delta,
+        "gate_p_value": gate["p_value"] if gate else None,
+        "gate_weighting": "inverse_probability" if strata > 1 else "unweighted",
         "gate_coverage": (float(np.int64(n[known][conf[known] >= gate["threshold"]].sum()) / volume)
                           if gate and volume else None),
     }
@@ -78,8 +96,13 @@ def _num(x: float) -> float | None:
     return None if x is None or np.isnan(x) else float(x)
 
 
-def build_calibration(settings: Settings, day: date) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Write and return (calibration, reliability bins) for the window ending at `day`."""
+def build_calibration(settings: Settings, day: date, policy: Policy | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Write and return (calibration, reliability bins) for the window ending at `day`.
+
+    The gate's target and error level are `policy.gate` (default: the policy file of `settings`);
+    a backtest passes its own policy (and settings whose store is its separate output).
+    """
+    policy = policy or load_policy(settings.policy)
     layout = Layout(settings.store)
     window = settings.calibration_window_days
     files = [str(p) for p in (layout.table(OUTCOMES_TABLE, day - timedelta(days=i)) for i in range(window)) if p.exists()]
@@ -94,7 +117,7 @@ def build_calibration(settings: Settings, day: date) -> tuple[pl.DataFrame, pl.D
     groups += [((s, ALL_MODELS), part) for (s,), part in
                (events.partition_by(["scenario"], as_dict=True).items() if events.height else [])]
     for (scenario, model), part in sorted(groups, key=lambda g: g[0]):
-        rows, bins = calibrate(part, settings.gate_target, settings.reliability_bins)
+        rows, bins = calibrate(part, policy.gate.target, settings.reliability_bins, policy.gate.delta)
         cal_rows += [{**meta, "scenario": scenario, "model": model, **r} for r in rows]
         bin_rows += [{**meta, "scenario": scenario, "model": model, **b} for b in bins]
     calibration = pl.DataFrame(cal_rows, schema=_CAL_SCHEMA)
@@ -110,6 +133,7 @@ _CAL_SCHEMA = {
     "mean_confidence": pl.Float64, "ece": pl.Float64, "brier": pl.Float64, "roc_auc": pl.Float64,
     "gate_target": pl.Float64, "gate_status": pl.String, "gate_threshold": pl.Float64,
     "gate_sample_size": pl.Int64, "gate_accepted_rate": pl.Float64, "gate_lower_bound": pl.Float64,
+    "gate_delta": pl.Float64, "gate_p_value": pl.Float64, "gate_weighting": pl.String,
     "gate_coverage": pl.Float64,
 }
 _BIN_SCHEMA = {

@@ -83,6 +83,12 @@ class Versions(_Strict):
     min_effect: float = Field(0.05, ge=0, le=1)
 
 
+class Gate(_Strict):
+    target: float = Field(0.95, gt=0, lt=1, description="Accepted-as-is rate the events at or above a confidence gate must have.")
+    delta: float = Field(0.05, gt=0, lt=0.5, description="Allowed probability that a recommended gate's true accepted-as-is "
+                                                          "rate is below target (fixed-sequence exact tests).")
+
+
 class Tools(_Strict):
     min_calls: int = Field(50, ge=1)
     disable_error_rate: float = Field(0.30, ge=0, le=1, description="Disable a tool whose error rate's lower bound exceeds this.")
@@ -107,6 +113,7 @@ class Policy(_Strict):
     drift: Drift = Drift()
     audit: Audit = Audit()
     versions: Versions = Versions()
+    gate: Gate = Gate()
     tools: Tools = Tools()
     scenarios: dict[str, ScenarioOverride] = Field(default_factory=dict)
 
