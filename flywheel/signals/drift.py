@@ -1,24 +1,29 @@
-"""Drift signals: each scenario (and each model and prompt version within it) in the current
-window against the baseline window just before it.
+"""Drift signals: each scenario's outcome rates watched night after night with sequential monitors
+that keep their false-alarm guarantee under nightly looks, and (per model and prompt version, and for
+the inputs) the current window against the baseline window just before it.
 
-Signals, each with its statistic, threshold, sample sizes and a severity (info / warn / alert):
-- `accepted_as_is_rate`, `severe_failure_rate`: two-proportion z-test; a change is significant when
-  its Benjamini-Hochberg q-value (over every test of the night) is below `drift.fdr` and its size
-  reaches `drift.min_effect`; a worsening is `warn`, or `alert` from `drift.alert_effect`; an
-  improvement is `info`.
-- `accepted_cusum`: CUSUM of the current window's daily accepted-as-is shortfalls below the
-  baseline rate, each in standard errors (slack `drift.cusum_slack`, in standard errors); `alert`
-  at `drift.cusum_alert`, `warn` at half of it.
-- `confidence_psi`, `input_length_psi`: population stability index on baseline quantile bins
-  (`warn` / `alert` at `drift.psi_warn` / `drift.psi_alert`); `confidence_ks`: two-sample KS, `warn`
-  when significant after BH.
-- `calibration_ece`: the change of expected calibration error; `alert` at `drift.ece_alert_increase`,
-  `warn` at half.
+Only the sequential monitors may `alert` (an alert demotes, `autonomy.py`); every other signal warns
+at most. Each row has its statistic, threshold, sample sizes, `history_days` (days of daily history
+in the lookback, so a short history says how short it is) and a severity (info / warn / alert):
+- `accepted_as_is_rate`, `severe_failure_rate` (model and prompt version `*`): a self-starting
+  binomial CUSUM (`sequential.monitor_rate`) over the daily counts of the lookback (the current and
+  baseline windows, whatever part of them exists), recomputed from the stored daily marts each
+  night: `alert` at log(`drift.arl_days`) + log(shifts) (average run length to a false alarm of at
+  least `drift.arl_days` days per signal), `warn` at a tenth of that run length. The reference rate
+  is the scenario's own history (`reference_days`); until it holds `drift.min_reference_days` days
+  and `drift.min_sample` trials the row is `info` with no statistic. `episode_start` is the first
+  day of the current excursion.
+- the same two rates per model and per prompt version: two-proportion z-tests, current window against
+  baseline; a significant change (Benjamini-Hochberg q-value over every test of the night below
+  `drift.fdr`, size at least `drift.min_effect`) for the worse is `warn`: it says where a scenario's
+  change comes from, and is not controlled under nightly looks, so it never demotes.
+- `confidence_psi`, `input_length_psi`: population stability index on baseline quantile bins (`warn`
+  at `drift.psi_warn`); `confidence_ks`: two-sample KS, `warn` when significant after BH.
+- `calibration_ece`: the change of expected calibration error; `warn` at `drift.ece_warn_increase`.
 - `input_mix`: the scenario's share of all events (two-proportion test; `warn` when significant and
   the share moved by half or more).
 - `volume`: mean daily events, current / baseline; `warn` beyond `drift.volume_ratio_warn` either way.
-CUSUM, PSI, KS and ECE signals stay `info` until the scenario has `drift.min_baseline_days` days
-of baseline: a shorter baseline is too uncertain to hold the current window against.
+PSI, KS and ECE stay `info` until the scenario has `drift.min_baseline_days` days of baseline.
 - `failure_cluster_growth`: failure clusters new or growing in the scenario that day
   (`failure_drift`); `warn`.
 """
@@ -36,8 +41,8 @@ from flywheel.outcomes.rates import DAILY
 from flywheel.outcomes.resolve import TABLE as OUTCOMES_TABLE
 from flywheel.signals.failure_drift import failure_growth_rows
 from flywheel.signals.policy import Policy
-from flywheel.signals.stattests import (benjamini_hochberg, cusum, ks_test, psi, standardized_shortfalls,
-                                        two_proportion_test)
+from flywheel.signals.sequential import monitor_rate
+from flywheel.signals.stattests import benjamini_hochberg, ks_test, psi, two_proportion_test
 from flywheel.sql import load_sql
 from flywheel.stats import expected_calibration_error, reliability_bins
 from flywheel.store import Layout, write_parquet_atomic
@@ -67,7 +72,8 @@ def _files(layout: Layout, table: str, start: date, end: date) -> list[str]:
 def _row(scenario: str, model: str, version: str, signal: str, **kw) -> dict:
     base = {"scenario": scenario, "model": model, "prompt_version": version, "signal": signal,
             "statistic": None, "p_value": None, "threshold": None, "baseline_value": None, "current_value": None,
-            "baseline_n": None, "current_n": None, "effect": None, "direction": None}
+            "baseline_n": None, "current_n": None, "effect": None, "direction": None, "reference_days": None,
+            "reference_bound": None, "episode_start": None}
     base.update(kw)
     return base
 
@@ -77,6 +83,8 @@ def _rate_tests(counts: pl.DataFrame, policy: Policy) -> list[dict]:
     cur = counts.filter(pl.col("window") == "current")
     base = counts.filter(pl.col("window") == "baseline")
     joined = cur.join(base, on=["scenario", "model", "prompt_version"], how="left", suffix="_b")
+    # the scenario as a whole is watched by the sequential monitors; these say where a change comes from
+    joined = joined.filter((pl.col("model") != "*") | (pl.col("prompt_version") != "*"))
     for r in joined.iter_rows(named=True):
         for signal, num, den, bad_when in (("accepted_as_is_rate", "accepted", "reviewed", "down"),
                                             ("severe_failure_rate", "severe_failures", "events", "up")):
@@ -95,26 +103,25 @@ def _rate_tests(counts: pl.DataFrame, policy: Policy) -> list[dict]:
 
 
 def _severity(row: dict, q: float | None, policy: Policy, baseline_days: dict[str, int]) -> str:
+    """info / warn / alert of one row; only the sequential monitors (`_kind` "sequential") alert."""
     d = policy.drift
     kind = row.pop("_kind")
-    if kind in ("cusum", "psi", "ece", "ks") and baseline_days.get(row["scenario"], 0) < d.min_baseline_days:
+    if kind in ("psi", "ece", "ks") and baseline_days.get(row["scenario"], 0) < d.min_baseline_days:
         return "info"  # the baseline is too short to hold the current window against
     stat = row["statistic"]
+    if kind == "sequential":
+        if stat is None or np.isnan(stat):
+            return "info"  # still building its reference
+        return "alert" if stat >= row["threshold"] else "warn" if stat >= row.pop("_warn") else "info"
     if kind == "rate":
         significant = q is not None and q < d.fdr and abs(row["effect"]) >= d.min_effect
-        if not significant:
-            return "info"
-        if row["direction"] == "better":
-            return "info"
-        return "alert" if abs(row["effect"]) >= d.alert_effect else "warn"
+        return "warn" if significant and row["direction"] == "worse" else "info"
     if kind == "ks":
         return "warn" if q is not None and q < d.fdr else "info"
     if kind == "psi":
-        return "alert" if stat >= d.psi_alert else "warn" if stat >= d.psi_warn else "info"
-    if kind == "cusum":
-        return "alert" if stat >= d.cusum_alert else "warn" if stat >= d.cusum_alert / 2 else "info"
+        return "warn" if stat >= d.psi_warn else "info"
     if kind == "ece":
-        return "alert" if stat >= d.ece_alert_increase else "warn" if stat >= d.ece_alert_increase / 2 else "info"
+        return "warn" if stat >= d.ece_warn_increase else "info"
     if kind == "mix":
         moved = row["baseline_value"] and abs(row["effect"]) >= 0.5 * row["baseline_value"]
         return "warn" if q is not None and q < d.fdr and moved else "info"
@@ -134,12 +141,16 @@ def build_drift(settings: Settings, policy: Policy, day: date) -> pl.DataFrame:
     daily_files = _files(layout, DAILY, w["baseline_start"], w["current_end"])
     rows: list[dict] = []
     baseline_days: dict[str, int] = {}
+    history_days: dict[str, int] = {}
     if daily_files:
         counts = con.sql(load_sql("drift_counts"), params={"files": daily_files, "current_start": w["current_start"]}).pl()
         top = counts.filter((pl.col("window") == "baseline") & (pl.col("model") == "*") & (pl.col("prompt_version") == "*"))
         baseline_days = dict(zip(top["scenario"].to_list(), top["days"].to_list()))
         rows += _rate_tests(counts, policy)
-        rows += _cusum_rows(con, daily_files, counts, w, policy)
+        daily = con.sql(load_sql("drift_daily"), params={"files": daily_files}).pl()
+        history_days = {s: int(n) for s, n in daily.filter(pl.col("events") > 0).group_by("scenario")
+                        .agg(pl.col("event_date").n_unique()).iter_rows()}
+        rows += sequential_rows(daily, policy, w["current_start"])
         rows += _mix_and_volume(counts, policy)
     rows += _distribution_rows(con, layout, w, policy)
     rows += failure_growth_rows(layout, policy, day)
@@ -149,6 +160,8 @@ def build_drift(settings: Settings, policy: Policy, day: date) -> pl.DataFrame:
     for i, r in enumerate(rows):
         r["q_value"] = qmap.get(i)
         r["severity"] = _severity(r, r["q_value"], policy, baseline_days)
+        r.pop("_warn", None)
+        r["history_days"] = history_days.get(r["scenario"], 0)
     frame = pl.DataFrame(rows, schema=_SCHEMA) if rows else pl.DataFrame(schema=_SCHEMA)
     frame = frame.with_columns(pl.lit(day).alias("day"), pl.lit(w["current_start"]).alias("current_start"),
                                pl.lit(w["baseline_start"]).alias("baseline_start"),
@@ -158,26 +171,36 @@ def build_drift(settings: Settings, policy: Policy, day: date) -> pl.DataFrame:
     return frame
 
 
-def _cusum_rows(con, files, counts, w, policy) -> list[dict]:
-    daily = con.sql(load_sql("drift_daily_accept"), params={"files": files, "current_start": w["current_start"]}).pl()
-    base = counts.filter((pl.col("window") == "baseline") & (pl.col("model") == "*") & (pl.col("prompt_version") == "*"))
+_MONITORED = (("accepted_as_is_rate", "accepted", "reviewed", "down"),
+              ("severe_failure_rate", "severe_failures", "events", "up"))
+
+
+def sequential_rows(daily: pl.DataFrame, policy: Policy, current_start: date) -> list[dict]:
+    """The sequential monitors of every scenario: one row per scenario and monitored rate from its
+    daily counts (`daily`: scenario, event_date, events, reviewed, accepted, severe_failures over
+    the lookback). baseline_value is the reference rate, current_value the rate over the current
+    window (from `current_start`), effect their difference."""
+    d = policy.drift
     rows = []
-    for r in base.iter_rows(named=True):
-        if not r["reviewed"] or r["reviewed"] < policy.drift.min_sample:
-            continue
-        target = r["accepted"] / r["reviewed"]
-        series = daily.filter(pl.col("scenario") == r["scenario"])
-        if series.height == 0:
-            continue
-        rates = (series["accepted"] / series["reviewed"]).to_numpy()
-        shortfall = standardized_shortfalls(series["accepted"].to_numpy(), series["reviewed"].to_numpy(), target,
-                                            r["reviewed"])
-        s = cusum(-shortfall, 0.0, policy.drift.cusum_slack)  # accumulates shortfall - slack per day
-        if len(s):
-            rows.append(_row(r["scenario"], "*", "*", "accepted_cusum", statistic=float(s.max()),
-                             threshold=policy.drift.cusum_alert, baseline_value=target,
-                             current_value=float(np.nanmean(rates)), baseline_n=r["reviewed"],
-                             current_n=int(series["reviewed"].sum()), _kind="cusum"))
+    for (scenario,), series in sorted(daily.partition_by("scenario", as_dict=True).items()):
+        series = series.sort("event_date")
+        in_current = (series["event_date"] >= current_start).to_numpy()
+        for signal, num, den, direction in _MONITORED:
+            k, n = series[num].to_numpy(), series[den].to_numpy()
+            m = monitor_rate(k, n, direction, tuple(d.shifts), d.arl_days, d.min_reference_days, d.min_sample,
+                             d.reference_z)
+            ck, cn = int(k[in_current].sum()), int(n[in_current].sum())
+            current = ck / cn if cn else None
+            effect = None if current is None or m.reference_rate is None else current - m.reference_rate
+            worse = effect is not None and (effect < 0 if direction == "down" else effect > 0)
+            dates = series["event_date"].to_list()
+            rows.append(_row(scenario, "*", "*", signal, statistic=None if np.isnan(m.statistic) else m.statistic,
+                             threshold=m.threshold, baseline_value=m.reference_rate, current_value=current,
+                             baseline_n=m.reference_n, current_n=cn, effect=effect,
+                             direction=None if effect is None else "worse" if worse else "better",
+                             reference_days=m.reference_days, reference_bound=m.reference_bound,
+                             episode_start=None if m.episode_start is None else dates[m.episode_start],
+                             _warn=m.warn_threshold, _kind="sequential"))
     return rows
 
 
@@ -233,7 +256,7 @@ def _distribution_rows(con, layout: Layout, w: dict, policy: Policy) -> list[dic
                          if len(rc) >= policy.drift.min_sample else None, len(rc)))
         if eces[0][0] is not None and eces[1][0] is not None:
             rows.append(_row(scenario, "*", "*", "calibration_ece", statistic=eces[1][0] - eces[0][0],
-                             threshold=policy.drift.ece_alert_increase, baseline_value=eces[0][0], current_value=eces[1][0],
+                             threshold=policy.drift.ece_warn_increase, baseline_value=eces[0][0], current_value=eces[1][0],
                              baseline_n=eces[0][1], current_n=eces[1][1], effect=eces[1][0] - eces[0][0], _kind="ece"))
     return rows
 
@@ -283,5 +306,6 @@ _SCHEMA = {
     "scenario": pl.String, "model": pl.String, "prompt_version": pl.String, "signal": pl.String,
     "statistic": pl.Float64, "p_value": pl.Float64, "q_value": pl.Float64, "threshold": pl.Float64,
     "baseline_value": pl.Float64, "current_value": pl.Float64, "baseline_n": pl.Int64, "current_n": pl.Int64,
-    "effect": pl.Float64, "direction": pl.String, "severity": pl.String,
+    "effect": pl.Float64, "direction": pl.String, "severity": pl.String, "history_days": pl.Int64,
+    "reference_days": pl.Int64, "reference_bound": pl.Float64, "episode_start": pl.Date,
 }

@@ -55,18 +55,28 @@ class Demotion(_Strict):
 
 class Drift(_Strict):
     fdr: float = Field(0.05, gt=0, lt=1, description="Benjamini-Hochberg false discovery rate across all tests of a night.")
-    min_effect: float = Field(0.05, ge=0, le=1, description="Smallest change of a rate that counts, in absolute terms.")
-    alert_effect: float = Field(0.15, ge=0, le=1, description="A significant change at least this large is an alert.")
-    min_sample: int = Field(50, ge=1, description="Events needed in each window to test.")
-    min_baseline_days: int = Field(7, ge=1, description="Days of baseline data before CUSUM, PSI and ECE signals may warn or alert.")
-    psi_warn: float = Field(0.10, ge=0)
-    psi_alert: float = Field(0.25, ge=0)
-    cusum_slack: float = Field(1.0, ge=0, description="CUSUM slack, in standard errors of the daily accepted-as-is rate.")
-    cusum_alert: float = Field(8.0, gt=0, description="CUSUM level (standard errors) that is an alert.")
-    ece_alert_increase: float = Field(0.10, ge=0, description="ECE rise (current - baseline) that is an alert.")
+    min_effect: float = Field(0.05, ge=0, le=1, description="Smallest change of a model's or version's rate that warns, in absolute terms.")
+    min_sample: int = Field(50, ge=1, description="Events needed in each window to test, and trials in a monitor's reference.")
+    arl_days: float = Field(1000.0, gt=10, description="Average run length to a false alarm of each sequential monitor, in days "
+                                                        "(a tenth of it for a warning).")
+    shifts: tuple[float, ...] = Field((0.03, 0.05, 0.10), min_length=1, description="Rate changes the sequential "
+                                      "monitors are tuned to detect (one CUSUM each), in absolute terms.")
+    min_reference_days: int = Field(3, ge=1, description="Days of history a sequential monitor needs as its reference "
+                                                        "before it may warn or alert.")
+    reference_z: float = Field(2.0, ge=0, description="Standard errors the monitors move the reference rate to the good "
+                                                      "side: a short history errs towards quiet.")
+    min_baseline_days: int = Field(7, ge=1, description="Days of baseline data before PSI, KS and ECE signals may warn.")
+    psi_warn: float = Field(0.10, ge=0, description="Population stability index that warns.")
+    ece_warn_increase: float = Field(0.10, ge=0, description="ECE rise (current - baseline) that warns.")
     volume_ratio_warn: float = Field(2.0, gt=1, description="Current/baseline daily volume ratio (or its inverse) that warns.")
     failure_min_events: int = Field(5, ge=1, description="Events a new or growing failure cluster needs in a scenario "
                                                           "on the day to warn.")
+
+    @model_validator(mode="after")
+    def _shifts_in_range(self) -> "Drift":
+        if any(not 0 < d < 1 for d in self.shifts):
+            raise ValueError("drift.shifts must be between 0 and 1")
+        return self
 
 
 class Audit(_Strict):

@@ -1,7 +1,8 @@
-"""The statistical tests behind drift signals, each pinned to hand-computed values in
-tests/test_stattests.py: two-proportion z-test, one-sided CUSUM over a daily series, the
-population stability index on baseline quantile bins, the two-sample Kolmogorov-Smirnov test,
-Benjamini-Hochberg false-discovery control, and the audit sample size for detecting a rise."""
+"""The fixed-sample statistical tests behind drift signals, each pinned to hand-computed values in
+tests/test_stattests.py: two-proportion z-test, the population stability index on baseline
+quantile bins, the two-sample Kolmogorov-Smirnov test, Benjamini-Hochberg false-discovery control,
+and the audit sample size for detecting a rise. The monitors looked at every night are in
+`sequential.py`."""
 
 from __future__ import annotations
 
@@ -22,35 +23,6 @@ def two_proportion_test(k1: int, n1: int, k2: int, n2: int) -> tuple[float, floa
         return 0.0, 1.0
     z = (p2 - p1) / se
     return z, float(2 * stats.norm.sf(abs(z)))
-
-
-def cusum(values: np.ndarray, target: float, slack: float) -> np.ndarray:
-    """Lower one-sided CUSUM of a series against `target`: S_t = max(0, S_{t-1} + (target - x_t) - slack).
-
-    It grows while the series runs below target by more than `slack`; returns S for each step.
-    """
-    s, out = 0.0, []
-    for x in np.asarray(values, float):
-        if np.isnan(x):
-            out.append(s)
-            continue
-        s = max(0.0, s + (target - x) - slack)
-        out.append(s)
-    return np.array(out)
-
-
-def standardized_shortfalls(k: np.ndarray, n: np.ndarray, target: float, target_n: float = np.inf) -> np.ndarray:
-    """Daily shortfall of a proportion below `target` in standard errors:
-    (target - k/n) / sqrt(target(1-target) (1/n + 1/target_n)), where `target_n` is the sample the
-    target was estimated from (its own uncertainty widens the error; infinite = a known target).
-
-    NaN for days with n == 0, so days with few events weigh no more than their evidence.
-    """
-    k, n = np.asarray(k, float), np.asarray(n, float)
-    t = min(max(target, 1e-6), 1 - 1e-6)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = (t - k / n) / np.sqrt(t * (1 - t) * (1 / n + 1 / target_n))
-    return np.where(n > 0, z, np.nan)
 
 
 def psi(baseline: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
