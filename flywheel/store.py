@@ -111,7 +111,12 @@ def _atomic(path: Path) -> Iterator[str]:
 
 
 def write_parquet_atomic(table: pa.Table, path: Path) -> None:
-    """Write `table` to `path` through a temporary file in the same folder and an atomic rename."""
+    """Write `table` to `path` through a temporary file in the same folder and an atomic rename.
+
+    Raises ValueError for a table without columns: an empty day must still be written with its
+    table's schema, or every query of the analysts' view over that table fails."""
+    if table.num_columns == 0:
+        raise ValueError(f"refusing to write {path}: the table has no columns (an empty table needs its schema)")
     with _atomic(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
 
