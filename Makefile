@@ -10,7 +10,7 @@ SEED   ?= 7
 DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 demo ui: export DAGSTER_HOME := $(DAGSTER_HOME)
 
-.PHONY: install demo test ui clean lock bench bench-quick
+.PHONY: install demo test ui clean lock bench bench-quick bench-decisions
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ bench: install
 # The same at a tiny size, in well under two minutes; its report stays in bench/.work/quick/.
 bench-quick: install
 	$(BIN)/python -m bench.run --quick $(BENCH_ARGS)
+
+# Decision quality on simulated streams with known truth (false alarms, detection delay, gate
+# violations, below-target promotions), before and after issue 14, into BENCHMARKS.md (minutes).
+bench-decisions: install
+	$(BIN)/python -m bench.decisions $(BENCH_ARGS)
 
 # Re-pin every dependency to what resolves today (then commit constraints.txt).
 lock:
