@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy.special import betainc, betaincinv
+from scipy.special import betainc, betaincinv, erfc
 
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
 
@@ -208,3 +208,40 @@ def _smallest_level(rejects_at: Callable[[float], bool], known: float) -> float:
         if hi - lo < 1e-9:
             break
     return hi
+
+
+def mantel_haenszel(k_a: np.ndarray, n_a: np.ndarray, k_b: np.ndarray, n_b: np.ndarray) -> dict[str, float]:
+    """Cochran-Mantel-Haenszel comparison of two groups' success rates across strata (e.g. model x day).
+
+    Arrays hold, per stratum, each group's successes and trials. Only strata where both groups have
+    trials carry information. Returns {z, p_value, difference, strata}: the CMH statistic (no
+    continuity correction; positive when b does better than expected), its two-sided normal
+    p-value, the Mantel-Haenszel common risk difference rate_b - rate_a (each stratum weighted
+    n_a n_b / N), and how many strata were compared. z = 0, p = 1 and difference NaN when none is.
+    """
+    k_a, n_a, k_b, n_b = (np.asarray(x, float) for x in (k_a, n_a, k_b, n_b))
+    both = (n_a > 0) & (n_b > 0)
+    k_a, n_a, k_b, n_b = k_a[both], n_a[both], k_b[both], n_b[both]
+    total = n_a + n_b
+    ones = k_a + k_b
+    expected = n_b * ones / total
+    with np.errstate(divide="ignore", invalid="ignore"):
+        var = np.where(total > 1, n_a * n_b * ones * (total - ones) / (total ** 2 * (total - 1)), 0.0)
+    weight = n_a * n_b / total
+    difference = float((weight * (k_b / n_b - k_a / n_a)).sum() / weight.sum()) if len(total) else float("nan")
+    if var.sum() <= 0:
+        return {"z": 0.0, "p_value": 1.0, "difference": difference, "strata": int(both.sum())}
+    z = float((k_b - expected).sum() / np.sqrt(var.sum()))
+    return {"z": z, "p_value": float(erfc(abs(z) / np.sqrt(2.0))), "difference": difference, "strata": int(both.sum())}
+
+
+def holm(p_values: list[float], alpha: float) -> list[bool]:
+    """Holm's step-down rejections at family-wise error `alpha`: the i-th smallest of m p-values is
+    rejected while each so far is <= alpha / (m - i), i = 0, 1, ..."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    out = [False] * len(p_values)
+    for rank, i in enumerate(order):
+        if p_values[i] > alpha / (len(p_values) - rank):
+            break
+        out[i] = True
+    return out

@@ -7,7 +7,8 @@
   days with power `audit.power` at level `audit.alpha` (one-sided, normal approximation);
 - prompt and model versions: where a scenario ran two or more in the baseline and current windows
   (a rollout is compared with what it replaced), each is compared with the best by accepted-as-is
-  (two-proportion test): `roll_back` a newer version that
+  within strata (the other dimension x day: Cochran-Mantel-Haenszel), Holm over a scenario's
+  comparisons at `versions.alpha`: `roll_back` a newer version that
   is significantly worse by at least `versions.min_effect`, `promote` the best when an older one is
   worse, `keep` when no difference is shown, `not_enough_data` under `versions.min_reviewed`;
 - tool boundaries (per tool, and tool x scenario): `disable` when the error rate's Wilson lower
@@ -28,9 +29,9 @@ from flywheel.outcomes.rates import DAILY
 from flywheel.outcomes.resolve import TABLE as OUTCOMES_TABLE
 from flywheel.signals.drift import _files, windows
 from flywheel.signals.policy import Policy
-from flywheel.signals.stattests import audit_sample_size, two_proportion_test
+from flywheel.signals.stattests import audit_sample_size
 from flywheel.sql import load_sql
-from flywheel.stats import wilson_interval
+from flywheel.stats import holm, mantel_haenszel, wilson_interval
 from flywheel.store import Layout
 
 
@@ -84,20 +85,45 @@ def _review_hours_saved(coverage: float | None, events_per_day: float, acted_alo
 
 
 def versions(settings: Settings, policy: Policy, day: date) -> list[dict]:
-    """Prompt-version and model recommendations per scenario."""
+    """Prompt-version and model recommendations per scenario.
+
+    Versions are compared within strata, never pooled: a prompt version with each model on each
+    day, a model with each prompt version on each day (Cochran-Mantel-Haenszel test and
+    Mantel-Haenszel risk difference), so a version is not blamed for the model or the day it ran
+    with. When two versions never ran on the same day (a full switch), the strata are the other
+    dimension alone, and the evidence says so (`stratified_by`). The best version is the one whose
+    stratified differences against the others are largest on average; each other version is
+    compared with it, and Holm's procedure holds the family-wise error of a scenario's comparisons
+    at `versions.alpha`.
+    """
     layout = Layout(settings.store)
     w = windows(policy, day)
     files = _files(layout, DAILY, w["baseline_start"], day)
     if not files:
         return []
     frame = connect(settings).sql(load_sql("version_counts"), params={"files": files, "history": files}).pl()
+    return version_decisions(frame, policy)
+
+
+def version_decisions(frame: pl.DataFrame, policy: Policy) -> list[dict]:
+    """The recommendations of `versions` from its counts: one row per scenario, dimension
+    ('prompt_version' or 'model'), version, other (the other dimension's value) and event_date, with
+    reviewed, accepted and first_seen (flywheel/sql/version_counts.sql). Pure."""
     out = []
     for (scenario, dimension), part in sorted(frame.partition_by(["scenario", "dimension"], as_dict=True).items()):
-        if part.height < 2:
+        strata = {v: {(r["other"], r["event_date"]): (r["accepted"], r["reviewed"]) for r in g.iter_rows(named=True)}
+                  for (v,), g in part.partition_by(["version"], as_dict=True).items()}
+        if len(strata) < 2:
             continue
-        rows = part.to_dicts()
+        rows = (part.group_by("version").agg(pl.col("reviewed").sum(), pl.col("accepted").sum(), pl.col("first_seen").min())
+                .sort("version").to_dicts())
         enough = [r for r in rows if r["reviewed"] >= policy.versions.min_reviewed]
-        best = max(enough, key=lambda r: r["accepted"] / r["reviewed"]) if enough else None
+        compare = {(a["version"], b["version"]): _stratified(strata[a["version"]], strata[b["version"]])
+                   for a in enough for b in enough if a is not b}
+        best = max(enough, key=lambda r: (_mean_advantage(r, enough, compare), r["accepted"] / r["reviewed"]), default=None)
+        others = [r for r in enough if r is not best]
+        worse = dict(zip([r["version"] for r in others],
+                         holm([compare[best["version"], r["version"]]["p_value"] for r in others], policy.versions.alpha)))
         latest = max(r["first_seen"] for r in rows)
         newest_rows = [r for r in rows if r["first_seen"] == latest]
         # a rollout is a version first seen after every other one; with a tie there is none
@@ -106,18 +132,19 @@ def versions(settings: Settings, policy: Policy, day: date) -> list[dict]:
             ev = {"reviewed": r["reviewed"], "accepted": r["accepted"], "first_seen": str(r["first_seen"]),
                   "accepted_rate": r["accepted"] / r["reviewed"] if r["reviewed"] else None,
                   "min_reviewed": policy.versions.min_reviewed, "alpha": policy.versions.alpha,
-                  "min_effect": policy.versions.min_effect}
+                  "min_effect": policy.versions.min_effect, "comparisons": len(others), "correction": "holm"}
             if r["reviewed"] < policy.versions.min_reviewed or best is None:
                 action, rule = "not_enough_data", "min_reviewed"
             elif r is best:
-                worse = [o for o in enough if o is not r and _significantly_worse(o, r, policy)]
-                action, rule = ("promote", "best_significantly_better") if worse else ("keep", "no_significant_difference")
-                ev["significantly_better_than"] = [o["version"] for o in worse]
+                beaten = [o["version"] for o in others
+                          if _significantly_worse(compare[r["version"], o["version"]], worse[o["version"]], policy)]
+                action, rule = ("promote", "best_significantly_better") if beaten else ("keep", "no_significant_difference")
+                ev["significantly_better_than"] = beaten
             else:
-                z, p = two_proportion_test(best["accepted"], best["reviewed"], r["accepted"], r["reviewed"])
-                ev.update(compared_with=best["version"], z=z, p_value=p,
-                          effect=r["accepted"] / r["reviewed"] - best["accepted"] / best["reviewed"])
-                if _significantly_worse(r, best, policy):
+                c = compare[best["version"], r["version"]]
+                ev.update(compared_with=best["version"], z=c["z"], p_value=c["p_value"], effect=c["difference"],
+                          strata=c["strata"], stratified_by=c["stratified_by"], holm_rejected=worse[r["version"]])
+                if _significantly_worse(c, worse[r["version"]], policy):
                     action, rule = ("roll_back", "newest_significantly_worse") if r is newest else ("retire", "significantly_worse")
                 else:
                     action, rule = "keep", "no_significant_difference"
@@ -126,10 +153,37 @@ def versions(settings: Settings, policy: Policy, day: date) -> list[dict]:
     return out
 
 
-def _significantly_worse(a: dict, b: dict, policy: Policy) -> bool:
-    z, p = two_proportion_test(b["accepted"], b["reviewed"], a["accepted"], a["reviewed"])
-    effect = a["accepted"] / a["reviewed"] - b["accepted"] / b["reviewed"]
-    return p < policy.versions.alpha and effect <= -policy.versions.min_effect
+def _mean_advantage(r: dict, enough: list[dict], compare: dict) -> float:
+    """The mean stratified difference of version r over every other (comparable) version."""
+    diffs = [compare[o["version"], r["version"]]["difference"] for o in enough
+             if o is not r and compare[o["version"], r["version"]]["strata"]]
+    return sum(diffs) / len(diffs) if diffs else 0.0
+
+
+def _stratified(a: dict, b: dict) -> dict:
+    """Mantel-Haenszel comparison of version b with version a over their shared (other, day) strata;
+    over the other dimension alone when they share no day."""
+    shared = sorted(set(a) & set(b), key=str)
+    by = "other_and_day"
+    if not shared:
+        a, b = _by_other(a), _by_other(b)
+        shared, by = sorted(set(a) & set(b), key=str), "other"
+    result = mantel_haenszel([a[s][0] for s in shared], [a[s][1] for s in shared],
+                             [b[s][0] for s in shared], [b[s][1] for s in shared])
+    return {**result, "stratified_by": by}
+
+
+def _by_other(counts: dict) -> dict:
+    out: dict = {}
+    for (other, _), (k, n) in counts.items():
+        out[other] = (out.get(other, (0, 0))[0] + k, out.get(other, (0, 0))[1] + n)
+    return out
+
+
+def _significantly_worse(comparison: dict, rejected: bool, policy: Policy) -> bool:
+    """Worse than the version it was compared with: Holm rejected equality in the scenario's family
+    and the stratified difference is at least `versions.min_effect` below."""
+    return rejected and comparison["strata"] > 0 and comparison["difference"] <= -policy.versions.min_effect
 
 
 def tools(settings: Settings, policy: Policy, day: date) -> list[dict]:
