@@ -19,8 +19,9 @@ Measured:
    0.60-0.97 and severe rates 0.02-0.10.
 2. Detection delay for a drop of 3, 5 and 10 points of the accepted-as-is rate (from 0.85) after 35
    days of history: nights from the change until the first alert (1 = the night of the change's
-   first day), median and 90th percentile, share detected within 30 nights; and, for bug 9, a
-   10-point drop on day 8 of a new deployment.
+   first day), median, 90th percentile and maximum over seeds ("> 30" where seeds were not alerted
+   within the 30 nights watched), share detected within 30 nights; and, for bug 9, a 10-point drop
+   on day 8 of a new deployment.
 3. Confidence gates: `bench.decision_gates.gate_benchmark` (>= 1,000 windows a size).
 4. Promotions of scenarios whose true accepted rate is below the 0.90 target (0.85, 0.88, 0.89; and
    0.92, 0.95 above it, to show promotions still happen): a quarter of nightly looks, the gates of
@@ -118,11 +119,12 @@ def detection(seeds: int, policy) -> list[dict]:
                 p = np.where(np.arange(change + 30) >= change, 0.85 - drop, 0.85)
                 delays.append(_delay(stream(rng, size, p, 0.05), change, alert, policy))
             found = [d for d in delays if d is not None]
+            censored = np.array([np.inf if d is None else d for d in delays])  # not detected: beyond the horizon
             rows.append({"method": method, "reviewed_per_day": size, "drop": drop, "history": label, "seeds": seeds,
                          "detected": len(found) / seeds,
-                         "median": float(np.median(found)) if found else None,
-                         "p90": float(np.percentile(found, 90)) if len(found) == seeds else None,
-                         "max": max(found) if len(found) == seeds else None,
+                         "median": float(np.percentile(censored, 50, method="lower")),
+                         "p90": float(np.percentile(censored, 90, method="higher")),
+                         "max": float(censored.max()),
                          "within_2": sum(d <= 2 for d in found) / seeds})
     return rows
 
@@ -169,7 +171,9 @@ def gates(quick: bool) -> list[dict] | None:
 
 
 def _f(v, spec: str = ".2f") -> str:
-    return "–" if v is None else format(v, spec)
+    if v is None:
+        return "–"
+    return "> 30" if v == float("inf") else format(v, spec)
 
 
 def render(res: dict, info: dict) -> tuple[str, list[tuple[str, bool, str]]]:
@@ -196,7 +200,7 @@ def render(res: dict, info: dict) -> tuple[str, list[tuple[str, bool, str]]]:
             continue
         b = det[("before", size, drop, hist)]
         lines.append(f"| {hist} | {size} | {drop:.2f} | {b['detected']:.0%} | {_f(b['median'], '.0f')} / {_f(b['p90'], '.0f')} "
-                     f"| {r['detected']:.0%} | {_f(r['median'], '.0f')} / {_f(r['p90'], '.0f')} / {_f(r['max'], 'd')} "
+                     f"| {r['detected']:.0%} | {_f(r['median'], '.0f')} / {_f(r['p90'], '.0f')} / {_f(r['max'], '.0f')} "
                      f"| {r['within_2']:.0%} |")
     if res["gates"]:
         lines += ["", "### Confidence gates (bench/decision_gates.py: true acceptance 0.80 -> 0.97, target 0.95)", "",
@@ -220,7 +224,7 @@ def render(res: dict, info: dict) -> tuple[str, list[tuple[str, bool, str]]]:
                   f"after: at most {worst_nights:.3f} alert nights ({worst:.3f} episodes) per stream-quarter"))
     ten = det[("after", 1000, 0.10, "35 days of history")]
     goals.append(("10-point drop alerted within 2 days at 1,000 reviewed a day", ten["within_2"] == 1.0,
-                  f"after: {ten['within_2']:.0%} of seeds within 2 nights (max {_f(ten['max'], 'd')})"))
+                  f"after: {ten['within_2']:.0%} of seeds within 2 nights (max {_f(ten['max'], '.0f')})"))
     if res["gates"]:
         after = [r for r in res["gates"] if r["method"] == "after"]
         ok = all(r["violations_per_window"] <= r["delta"] for r in after)
