@@ -110,6 +110,7 @@ def scenario_gates(counts: dict, policy: Policy, current_level: str, gate: dict 
     needs_gate = nxt == "gated"
     row = {
         "current_level": current_level, "next_level": nxt, "reviewed": reviewed, "events": events,
+        "accepted": accepted, "severe_failures": severe,
         "accepted_rate": accepted / reviewed if reviewed else None, "accepted_lo": acc_lo, "accepted_hi": acc_hi,
         "severe_rate": severe / events if events else None, "severe_lo": sev_lo, "severe_hi": sev_hi,
         "operational_failures": operational, "operational_rate": operational / events if events else None,
@@ -179,7 +180,8 @@ def evaluate_gates(settings: Settings, policy: Policy, day: date, drift: pl.Data
 
 GATES_SCHEMA = {
     "day": pl.Date, "scenario": pl.String, "current_level": pl.String, "next_level": pl.String,
-    "reviewed": pl.Int64, "events": pl.Int64, "accepted_rate": pl.Float64, "accepted_lo": pl.Float64,
+    "reviewed": pl.Int64, "events": pl.Int64, "accepted": pl.Int64, "severe_failures": pl.Int64,
+    "accepted_rate": pl.Float64, "accepted_lo": pl.Float64,
     "accepted_hi": pl.Float64, "severe_rate": pl.Float64, "severe_lo": pl.Float64, "severe_hi": pl.Float64,
     "operational_failures": pl.Int64, "operational_rate": pl.Float64, "operational_lo": pl.Float64,
     "operational_hi": pl.Float64, "accept_target": pl.Float64, "severe_max": pl.Float64,
@@ -222,63 +224,80 @@ def in_episode(settings: Settings, scenario: str, demoted_on: date, day: date) -
 
 def recommend_levels(settings: Settings, policy: Policy, day: date, gates: pl.DataFrame,
                      drift: pl.DataFrame, last_demotions: dict[str, str] | None = None) -> list[dict]:
-    """One autonomy recommendation per scenario, with its rule and evidence.
+    """One autonomy recommendation per scenario, with its rule and evidence (`autonomy_rule`).
 
     `last_demotions` maps a scenario to the day (ISO) of its latest automatic demotion before `day`.
     While that demotion's episode lasts (`in_episode`), the same evidence does not demote again:
     only a rate trigger on the days after the demotion alone (new evidence, at the new level) does.
+    The evidence holds every input of the rule, so `autonomy_rule` can replay it (`explain`).
     """
     last_demotions = last_demotions or {}
     out = []
     for g in gates.iter_rows(named=True) if gates.height else []:
         scenario, current = g["scenario"], g["current_level"]
-        override = policy.for_scenario(scenario)
         alerts = drift.filter((pl.col("scenario") == scenario) & (pl.col("severity") == "alert")) if drift.height else drift
-        evidence = {k: g[k] for k in ("reviewed", "events", "accepted_rate", "accepted_lo", "accepted_hi", "severe_rate",
-                                      "severe_lo", "severe_hi", "operational_rate", "operational_lo", "operational_hi",
-                                      "accept_target", "severe_max", "operational_max", "gate_threshold",
-                                      "gate_coverage", *GATE_CHECKS)}
+        evidence = {k: g[k] for k in EVIDENCE_FIELDS}
         evidence["alerts"] = [f"{r['signal']} ({r['model']}/{r['prompt_version']}): {r['baseline_value']} -> {r['current_value']}"
                               for r in alerts.iter_rows(named=True)] if alerts.height else []
-        recommended, rule, action = current, "hold", "keep"
-        floor = override.min_level or "shadow"
-        down = _level_down(current)
-        demote_reason = g["demote_trigger"]
-        if demote_reason and scenario in last_demotions:
+        evidence["days_passed"] = passed_days(settings, scenario, day, policy.promotion.consecutive_days)
+        evidence["days_required"] = policy.promotion.consecutive_days
+        episode = None
+        if g["demote_trigger"] and scenario in last_demotions:
             demoted_on = date.fromisoformat(last_demotions[scenario])
             if in_episode(settings, scenario, demoted_on, day):
-                evidence["demoted_on"] = demoted_on.isoformat()
+                episode = {"demoted_on": demoted_on.isoformat(), "new_evidence": None, "since_demotion": None}
                 since = window_counts(settings, policy, day, start=demoted_on + timedelta(days=1))
                 since = since.filter(pl.col("scenario") == scenario) if since.height else since
-                fresh = None
                 if since.height:
                     row = scenario_gates(since.row(0, named=True), policy, current, None, False, g["accept_target"])
-                    fresh = rate_trigger(row, policy)
-                    evidence["since_demotion"] = {k: row[k] for k in ("reviewed", "events", "accepted_hi", "severe_lo",
-                                                                       "operational_lo")}
-                if fresh:
-                    demote_reason = f"{fresh}_new_evidence"
-                else:
-                    rule = f"{demote_reason}_same_episode_since_{demoted_on.isoformat()}"
-                    demote_reason = None
-        if override.max_level and AUTONOMY_LEVELS.index(current) > AUTONOMY_LEVELS.index(override.max_level):
-            recommended, rule, action = override.max_level, "policy_max_level", "demote"
-        elif demote_reason and down and AUTONOMY_LEVELS.index(down) >= AUTONOMY_LEVELS.index(floor):
-            recommended, rule, action = down, demote_reason, "demote"
-        elif demote_reason:
-            rule = f"{demote_reason}_at_floor"
-        elif rule == "hold":
-            streak = passed_days(settings, scenario, day, policy.promotion.consecutive_days)
-            evidence["days_passed"] = streak
-            evidence["days_required"] = policy.promotion.consecutive_days
-            capped = override.max_level and AUTONOMY_LEVELS.index(current) >= AUTONOMY_LEVELS.index(override.max_level)
-            if streak >= policy.promotion.consecutive_days and g["next_level"] and not capped:
-                recommended, rule, action = g["next_level"], "promote", "promote"
-            elif capped and g["all_pass"]:
-                rule = "hold_policy_max_level"
-            else:
-                failing = [k for k in GATE_CHECKS if not g[k]]
-                rule = "hold" + (": " + ", ".join(failing) if failing else f": {streak} of {policy.promotion.consecutive_days} days")
+                    episode["new_evidence"] = rate_trigger(row, policy)
+                    episode["since_demotion"] = {k: row[k] for k in ("reviewed", "events", "accepted_hi", "severe_lo",
+                                                                      "operational_lo")}
+        evidence["episode"] = episode
+        recommended, rule, action = autonomy_rule(scenario, g, policy, evidence["days_passed"], episode)
         out.append({"kind": "autonomy", "scenario": scenario, "subject": scenario, "current": current,
                     "recommended": recommended, "action": action, "rule": rule, "evidence": evidence})
     return out
+
+
+# What an autonomy decision's evidence keeps of its gate row: with the counts, the alerts, the
+# streak and the episode, everything `autonomy_rule` reads.
+EVIDENCE_FIELDS = ("reviewed", "events", "accepted", "severe_failures", "operational_failures", "accepted_rate",
+                   "accepted_lo", "accepted_hi", "severe_rate", "severe_lo", "severe_hi", "operational_rate",
+                   "operational_lo", "operational_hi", "accept_target", "severe_max", "operational_max",
+                   "gate_threshold", "gate_coverage", *GATE_CHECKS, "demote_trigger")
+
+
+def autonomy_rule(scenario: str, g: dict, policy: Policy, days_passed: int, episode: dict | None) -> tuple[str, str, str]:
+    """(recommended level, rule, action) for one scenario from its gate row `g` (current_level,
+    next_level, the GATE_CHECKS, all_pass, demote_trigger), the days its gates passed in a row and
+    its demotion episode ({demoted_on, new_evidence} while the last demotion's episode lasts, else
+    None). Pure: the nightly run, the backtest and `decisions explain` all decide through it."""
+    current = g["current_level"]
+    override = policy.for_scenario(scenario)
+    floor = override.min_level or "shadow"
+    down = _level_down(current)
+    demote_reason = g["demote_trigger"]
+    held = None
+    if demote_reason and episode is not None:
+        if episode.get("new_evidence"):
+            demote_reason = f"{episode['new_evidence']}_new_evidence"
+        else:
+            held = f"{demote_reason}_same_episode_since_{episode['demoted_on']}"
+            demote_reason = None
+    if override.max_level and AUTONOMY_LEVELS.index(current) > AUTONOMY_LEVELS.index(override.max_level):
+        return override.max_level, "policy_max_level", "demote"
+    if demote_reason and down and AUTONOMY_LEVELS.index(down) >= AUTONOMY_LEVELS.index(floor):
+        return down, demote_reason, "demote"
+    if demote_reason:
+        return current, f"{demote_reason}_at_floor", "keep"
+    if held:
+        return current, held, "keep"
+    required = policy.promotion.consecutive_days
+    capped = override.max_level and AUTONOMY_LEVELS.index(current) >= AUTONOMY_LEVELS.index(override.max_level)
+    if days_passed >= required and g["next_level"] and not capped:
+        return g["next_level"], "promote", "promote"
+    if capped and g["all_pass"]:
+        return current, "hold_policy_max_level", "keep"
+    failing = [k for k in GATE_CHECKS if not g[k]]
+    return current, "hold" + (": " + ", ".join(failing) if failing else f": {days_passed} of {required} days"), "keep"
