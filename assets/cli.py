@@ -85,6 +85,27 @@ def build_parser() -> argparse.ArgumentParser:
         dv.add_argument("decision_id", metavar="ID", help="the decision id from `flywheel decisions list`")
         dv.add_argument("--by", required=True, help="who decides (recorded)")
         dv.add_argument("--note", default="", help="why (recorded)")
+    de = dsub.add_parser("explain", help="recompute a decision from its archived inputs and policy text",
+                         description="Recompute decision ID with the policy text archived under its digest: from "
+                                     "the inputs its evidence keeps (autonomy decisions), and by deciding its day "
+                                     "again from the stored data; says whether each reproduces it.")
+    de.add_argument("decision_id", metavar="ID", help="a decision id (from `decisions list --all`, the feed or signals.decision_log)")
+    de.add_argument("--json", action="store_true", help="as JSON")
+
+    bt = sub.add_parser("backtest", help="replay a policy over the stored history and show what would have differed",
+                        description="Replays the policy in force and the policy FILE over the stored days into a "
+                                    "separate output folder (never the approvals ledger, never the feed), both assuming "
+                                    "every promotion is approved on its day, and prints what differs: promotions, "
+                                    "demotions, gates and their coverage, review hours, and the failures that would "
+                                    "have gone out unreviewed above the gate.")
+    bt.add_argument("--policy", type=Path, required=True, help="the candidate policy file (YAML or JSON)")
+    bt.add_argument("--from", dest="first", type=_day, default=None, help="first day (default: the first stored)")
+    bt.add_argument("--to", dest="last", type=_day, default=None, help="last day (default: the last stored)")
+    bt.add_argument("--out", type=Path, default=None,
+                    help="output folder (default: backtest/ beside the store); replaced if it holds an earlier backtest")
+    bt.add_argument("--no-approve", action="store_true", help="assume no promotion is approved (default: all are)")
+    bt.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    bt.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -104,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             return _summary(args)
         if args.command == "decisions":
             return _decisions(args)
+        if args.command == "backtest":
+            return _backtest(args)
         if args.command == "sql":
             return _sql(args)
         if args.command == "status":
@@ -215,6 +238,13 @@ def _decisions(args: argparse.Namespace) -> int:
     from flywheel.signals.feed import load_decisions, pending, record_verdict
 
     settings = Settings.from_env()
+    if args.decisions_command == "explain":
+        from flywheel.signals.explain import explain, format_explanation
+
+        doc = explain(settings, args.decision_id)
+        print(json.dumps(doc, indent=1, default=str) if args.json else format_explanation(doc))
+        parts = [doc.get("from_archived_inputs"), doc.get("from_store")]
+        return 0 if all(p["reproduces"] for p in parts if p) else 1
     if args.decisions_command in ("approve", "reject"):
         entry = record_verdict(settings, args.decision_id, "approved" if args.decisions_command == "approve" else "rejected",
                                args.by, args.note)
@@ -238,6 +268,24 @@ def _decisions(args: argparse.Namespace) -> int:
         print(f"      evidence: {figures}")
     if not args.all:
         print("approve with: flywheel decisions approve ID --by NAME --note TEXT (or reject)")
+    return 0
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from flywheel.signals.backtest import backtest, format_report, stored_days
+    from flywheel.signals.decide import policy_for
+    from flywheel.signals.policy import load_policy
+
+    settings = Settings.from_env()
+    candidate = load_policy(args.policy)
+    out = args.out or settings.store.parent / "backtest" / f"{candidate.version}-{candidate.digest()}"
+    days = stored_days(settings, args.first, args.last)
+    with tqdm(total=2 * len(days), unit="day", desc="backtest", disable=args.no_progress or args.json) as bar:
+        report = backtest(settings, policy_for(settings), candidate, out, args.first, args.last,
+                          approve=not args.no_approve, progress=lambda: bar.update(1))
+    print(json.dumps(report, indent=1, sort_keys=True, default=str) if args.json else format_report(report))
     return 0
 
 

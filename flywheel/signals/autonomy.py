@@ -23,8 +23,9 @@ The recommendation, in order:
    demoted again unless the days after that demotion alone breach a rate limit (rule
    `..._new_evidence`); otherwise it keeps (rule `..._same_episode_since_<day>`). A day without a
    trigger ends the episode;
-3. every gate held on each of the last `promotion.consecutive_days` days: promote one level
-   (rule `promote`), pending a human's approval;
+3. every gate held on each of the last `promotion.consecutive_days` days, at the level in force
+   (after a promotion the streak starts again): promote one level (rule `promote`), pending a
+   human's approval;
 4. otherwise keep (rule `hold`, with the gates that failed).
 The promotion and demotion bounds are apart (hysteresis), so a scenario between them keeps its level.
 """
@@ -207,10 +208,12 @@ def _gate_rows(settings: Settings, scenario: str, days: list[date]) -> dict[date
     return out
 
 
-def passed_days(settings: Settings, scenario: str, day: date, n: int) -> int:
-    """How many of the `n` days ending at `day` had every promotion gate pass for `scenario`."""
+def passed_days(settings: Settings, scenario: str, day: date, n: int, level: str | None = None) -> int:
+    """How many of the `n` days ending at `day` had every promotion gate pass for `scenario` (at
+    `level` when given: a promotion's streak starts again at the level it reached)."""
     rows = _gate_rows(settings, scenario, [day - timedelta(days=i) for i in range(n)])
-    return sum(1 for r in rows.values() if r is not None and r.get("all_pass"))
+    return sum(1 for r in rows.values() if r is not None and r.get("all_pass")
+               and (level is None or r.get("current_level") == level))
 
 
 def in_episode(settings: Settings, scenario: str, demoted_on: date, day: date) -> bool:
@@ -239,7 +242,7 @@ def recommend_levels(settings: Settings, policy: Policy, day: date, gates: pl.Da
         evidence = {k: g[k] for k in EVIDENCE_FIELDS}
         evidence["alerts"] = [f"{r['signal']} ({r['model']}/{r['prompt_version']}): {r['baseline_value']} -> {r['current_value']}"
                               for r in alerts.iter_rows(named=True)] if alerts.height else []
-        evidence["days_passed"] = passed_days(settings, scenario, day, policy.promotion.consecutive_days)
+        evidence["days_passed"] = passed_days(settings, scenario, day, policy.promotion.consecutive_days, current)
         evidence["days_required"] = policy.promotion.consecutive_days
         episode = None
         if g["demote_trigger"] and scenario in last_demotions:

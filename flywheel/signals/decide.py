@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import date
+from pathlib import Path
 
 import polars as pl
 
@@ -21,7 +22,7 @@ from flywheel.signals.drift import build_drift, windows
 from flywheel.signals.ledger import append_ledger, append_log, decided_ids, last_demotions_before, levels_before
 from flywheel.signals.policy import Policy, load_policy
 from flywheel.signals.recommend import gate_and_audit, tools, versions
-from flywheel.store import Layout, write_parquet_atomic
+from flywheel.store import Layout, write_bytes_atomic, write_parquet_atomic
 
 TABLE = "signals/decisions"
 
@@ -29,6 +30,34 @@ TABLE = "signals/decisions"
 def policy_for(settings: Settings) -> Policy:
     """The policy in force: FLYWHEEL_POLICY, else the repository's policy/policy.yaml."""
     return load_policy(settings.policy)
+
+
+def policy_archive(settings: Settings, digest: str) -> Path:
+    """Where the text of the policy with `digest` is kept (`<store>/decisions/policies/<digest>.json`)."""
+    return Layout(settings.store).root / "decisions" / "policies" / f"{digest}.json"
+
+
+def archive_policy(settings: Settings, policy: Policy) -> Path:
+    """Keep the policy's full text by its digest (once): every decision names the digest, and
+    `decisions explain` reloads the policy from this text to recompute it."""
+    path = policy_archive(settings, policy.digest())
+    if not path.exists():
+        text = json.dumps(policy.model_dump(mode="json"), sort_keys=True, indent=1) + "\n"
+        write_bytes_atomic(text.encode(), path)
+    return path
+
+
+def load_archived_policy(settings: Settings, digest: str) -> Policy:
+    """The policy whose digest is `digest`, from its archived text; ValueError when it was never
+    archived or the text no longer gives that digest."""
+    path = policy_archive(settings, digest)
+    if not path.exists():
+        raise ValueError(f"no archived policy text for digest {digest} (decisions made before policies were "
+                         f"archived cannot be recomputed from their policy)")
+    policy = load_policy(path)
+    if policy.digest() != digest:
+        raise ValueError(f"the archived policy {path} gives digest {policy.digest()}, not {digest}")
+    return policy
 
 
 def decision_id(day: date, d: dict, digest: str) -> str:
@@ -41,6 +70,7 @@ def decide_day(settings: Settings, day: date, run_id: str, policy: Policy | None
     """Compute, store and log every decision of `day`; apply automatic demotions. Returns the decisions."""
     policy = policy or policy_for(settings)
     digest = policy.digest()
+    archive_policy(settings, policy)
     drift = build_drift(settings, policy, day)
     levels = {s: e["level"] for s, e in levels_before(settings, day).items()}
     w = windows(policy, day)
