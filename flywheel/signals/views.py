@@ -29,19 +29,27 @@ def signal_views() -> list[View]:
     }
     return [
         View("signals", "drift",
-             "Drift signals per day: each scenario (model, prompt_version '*' = all) current window against baseline, "
-             "with statistic, p and BH q-value, threshold, sample sizes and severity.",
+             "Drift signals per day: each scenario's accepted-as-is and severe-failure rates watched by sequential "
+             "monitors over its daily history (the only signals that alert), and per model / prompt version and for "
+             "distributions the current window against the baseline (warn at most); with statistic, p and BH q-value, "
+             "threshold, sample sizes, severity and how much history there was.",
              "SELECT * FROM {table:signals/drift}",
              {"scenario": "The scenario.", "model": "Model, or '*'.", "prompt_version": "Prompt version, or '*'.",
-              "signal": "accepted_as_is_rate, severe_failure_rate, accepted_cusum, confidence_psi, confidence_ks, "
-                        "input_length_psi, calibration_ece, input_mix or volume.",
-              "statistic": "z (rate tests), CUSUM level, PSI, KS D, ECE change, share z, or volume ratio.",
+              "signal": "accepted_as_is_rate, severe_failure_rate, confidence_psi, confidence_ks, input_length_psi, "
+                        "calibration_ece, input_mix, volume or failure_cluster_growth.",
+              "statistic": "CUSUM log-likelihood ratio (scenario monitors, model and prompt_version '*'), z (rate tests "
+                           "per model or version), PSI, KS D, ECE change, share z, volume ratio, or clusters.",
               "p_value": "p-value, where the signal is a test.", "q_value": "Benjamini-Hochberg q-value over the night's tests.",
               "threshold": "The policy threshold the statistic is held against.",
               "baseline_value": "The baseline figure.", "current_value": "The current figure.",
               "baseline_n": "Baseline sample size.", "current_n": "Current sample size.",
               "effect": "current - baseline, where it is a difference.", "direction": "worse or better (rate tests).",
-              "severity": "info, warn or alert.", **window}),
+              "severity": "info, warn or alert (only the scenario monitors alert; an alert demotes).",
+              "history_days": "Days of daily history the signal had in its lookback (a short history says so).",
+              "reference_days": "Monitors: days of the scenario's own history in the reference rate.",
+              "reference_bound": "Monitors: the reference rate moved reference_z standard errors to the good side.",
+              "episode_start": "Monitors: first day of the current excursion (the same episode night after night).",
+              **window}),
         View("signals", "gate_evaluations",
              "Per scenario and day: each promotion gate over the current window, and whether all held.",
              "SELECT * FROM {table:signals/gate_evaluations}",
