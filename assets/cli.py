@@ -12,6 +12,7 @@ import json
 import sys
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import NamedTuple
 
 from flywheel.config import Settings
 
@@ -52,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the whole nightly pipeline in-process for a range of event days",
                          description="Read new landing files and materialise every nightly asset for the event "
-                                     "days FROM..TO (default: every day with data), exactly as the schedule does.")
+                                     "days FROM..TO (default: exactly the days whose inputs changed since they "
+                                     "were last built, late interventions included), as the schedule does.")
     run.add_argument("--from", dest="first", type=_day, default=None, help="first event day (YYYY-MM-DD)")
     run.add_argument("--to", dest="last", type=_day, default=None, help="last event day (YYYY-MM-DD)")
     run.add_argument("--quiet", action="store_true", help="print only the summary (and the progress bar)")
@@ -155,57 +157,77 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_days(settings: Settings, first: date | None, last: date | None, quiet: bool = False,
-             progress: bool = True, chunk_days: int = 7) -> tuple[date, date] | None:
-    """Materialise the nightly job for event days first..last (defaults: all days with data), in
-    runs of `chunk_days` days each, in order, with a progress bar over the days.
+class Ran(NamedTuple):
+    """What `run_days` ran: the first and last event day, and every day, ascending."""
 
-    Returns the range run, or None when there was no data in it.
+    first: date
+    last: date
+    days: list[date]
+
+
+def run_days(settings: Settings, first: date | None, last: date | None, quiet: bool = False,
+             progress: bool = True, chunk_days: int = 7) -> Ran | None:
+    """Read new landing files, then materialise the nightly job for event days first..last (from
+    the first to the last day with data in that range; one bound alone leaves the other open) or,
+    with neither bound, for exactly the days whose inputs changed since they were last built (the
+    store's record of days to rebuild, `flywheel.ingest.changed_days`; days from today on wait
+    until they are over). Consecutive days run together in ascending order, in runs of
+    `chunk_days` days each, with a progress bar over the days; each successful run clears the
+    days it rebuilt from the record.
+
+    Returns what was run, or None when there was nothing to run.
     """
     from tqdm import tqdm
 
     import dagster as dg
 
     from assets.definitions import defs
-    from assets.jobs import range_tags
+    from assets.jobs import clear_rebuilt, range_tags
     from assets.partitions import FIRST_DAY
     from assets.resources import FlywheelResource
+    from flywheel.ingest import changed_days
     from flywheel.ingest.sync import load_manifests, sync_landing
     from flywheel.store import Layout
 
-    sync_landing(settings)
-    days = sorted({date.fromisoformat(d) for m in load_manifests(Layout(settings.store)).values()
-                   for d in m.get("event_days", [])})
-    if first is not None:
-        days = [d for d in days if d >= first]
-    if last is not None:
-        days = [d for d in days if d <= last]
+    report = sync_landing(settings)
+    layout = Layout(settings.store)
+    today = datetime.now(timezone.utc).date()
+    if first is None and last is None:
+        days = sorted(d for d in changed_days.pending(layout).days if d < today)
+    else:
+        days = sorted({date.fromisoformat(d) for m in load_manifests(layout).values() for d in m.get("event_days", [])})
+        days = [d for d in days if (first is None or d >= first) and (last is None or d <= last)]
+        days = [days[0] + timedelta(days=i) for i in range((days[-1] - days[0]).days + 1)] if days else []
     if not days:
+        if report.changed:  # what was read shows in the analysts' views (quarantine, pending) all the same
+            from flywheel.catalog import build_catalog
+
+            build_catalog(settings)
         return None
     lo, hi = days[0], days[-1]
     if lo < date.fromisoformat(FIRST_DAY):
         raise ValueError(f"event day {lo} is before the first partition {FIRST_DAY}; use --from {FIRST_DAY} or later")
-    today = datetime.now(timezone.utc).date()
     if hi >= today:
         raise ValueError(f"event day {hi} is today or later; a day is run once it is over (use --to {today - timedelta(days=1)})")
     job = defs.resolve_job_def("nightly")
     resources = {"flywheel": FlywheelResource(landing=str(settings.landing), store=str(settings.store), db=str(settings.db))}
     instance = dg.DagsterInstance.get() if _dagster_home() else dg.DagsterInstance.ephemeral()
     log_level = "WARNING" if quiet else "INFO"
-    total = (hi - lo).days + 1
-    with instance, tqdm(total=total, unit="day", desc="nightly run", disable=not progress) as bar:
-        start = lo
-        while start <= hi:
-            end = min(hi, start + timedelta(days=chunk_days - 1))
-            result = job.execute_in_process(tags=range_tags(start, end), instance=instance, resources=resources,
-                                            raise_on_error=False,
-                                            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}})
-            if not result.success:
-                raise ValueError(f"the nightly run failed on days {start} .. {end}; see the log above "
-                                 "(a blocking check may have failed)")
-            bar.update((end - start).days + 1)
-            start = end + timedelta(days=1)
-    return lo, hi
+    with instance, tqdm(total=len(days), unit="day", desc="nightly run", disable=not progress) as bar:
+        for group_first, group_last in changed_days.contiguous(days):
+            start = group_first
+            while start <= group_last:
+                end = min(group_last, start + timedelta(days=chunk_days - 1))
+                result = job.execute_in_process(tags=range_tags(start, end), instance=instance, resources=resources,
+                                                raise_on_error=False,
+                                                run_config={"loggers": {"console": {"config": {"log_level": log_level}}}})
+                if not result.success:
+                    raise ValueError(f"the nightly run failed on days {start} .. {end}; see the log above "
+                                     "(a blocking check may have failed)")
+                clear_rebuilt(settings, instance.get_run_by_id(result.run_id).tags)
+                bar.update((end - start).days + 1)
+                start = end + timedelta(days=1)
+    return Ran(lo, hi, days)
 
 
 def _dagster_home() -> bool:
@@ -226,9 +248,16 @@ def _run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     ran = run_days(settings, args.first, args.last, quiet=args.quiet, progress=not args.no_progress)
     if ran is None:
-        print(f"flywheel: no event data in that range under {settings.landing}")
+        if args.first is None and args.last is None:
+            print(f"flywheel: nothing to rebuild: no landing file under {settings.landing} changed a day "
+                  "since it was last built")
+        else:
+            print(f"flywheel: no event data in that range under {settings.landing}")
         return 0
-    print(f"ran event days {ran[0]} .. {ran[1]}")
+    from flywheel.ingest.changed_days import contiguous
+
+    ranges = ", ".join(str(a) if a == b else f"{a} .. {b}" for a, b in contiguous(ran.days))
+    print(f"ran event days {ranges}")
     _summary(argparse.Namespace(json=False))
     print()
     return _decisions(argparse.Namespace(decisions_command="list", all=False, json=False))

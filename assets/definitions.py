@@ -12,13 +12,13 @@ from assets.report import report
 from assets.resources import FlywheelResource
 from assets.signals import decision_feed, decisions
 from assets.schedules import nightly_schedule
-from assets.sensors import landing_sensor
+from assets.sensors import landing_sensor, late_data_sensor
 
 defs = dg.Definitions(
     assets=[landing_files, events, interventions, event_outcomes, daily_rates, rolling_rates, recovery, calibration,
             failure_clusters, decisions, decision_feed, report],
     jobs=[nightly_job],
     schedules=[nightly_schedule],
-    sensors=[landing_sensor],
+    sensors=[landing_sensor, late_data_sensor],
     resources={"flywheel": FlywheelResource()},
 )

@@ -2,7 +2,10 @@
 
 Both run over the days of their run (one day from the schedule, a range in a backfill), write the
 store's Parquet partitions atomically, republish the analysts' catalog, and validate what they wrote
-with their Great Expectations suite and the accounting check.
+with their Great Expectations suite and the accounting check. The landing sync in ingest/events
+records the event days whose inputs changed (`flywheel.ingest.changed_days`) and tags the run with
+the record's version, so a successful run clears the days it rebuilt and `late_data_sensor` runs
+the others.
 """
 
 
@@ -12,9 +15,11 @@ import dagster as dg
 import polars as pl
 
 from assets.checks import accounting_result, accounting_spec, gx_result, gx_spec
+from assets.jobs import REBUILD_VERSION
 from assets.partitions import daily, one_run, partition_days
 from assets.resources import FlywheelResource
 from flywheel.catalog import build_catalog
+from flywheel.ingest import changed_days
 from flywheel.ingest.partition import PartitionResult, build_events, build_interventions
 from flywheel.ingest.sync import SyncReport, file_id, sync_landing
 from flywheel.quality import read_for_suite
@@ -66,11 +71,16 @@ def _summary(results: list[PartitionResult]) -> dict[str, dg.MetadataValue]:
 def events(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -> dg.MaterializeResult:
     """AI audit events, one row per invocation, deduplicated, stored as Parquet per event day
     (UTC) and queried as `ingest.events`. Reads new and changed landing files first (each file once);
-    invalid records go to `ingest.quarantine` with their reason."""
+    invalid records go to `ingest.quarantine` with their reason. Days whose inputs the read changed
+    are recorded for rebuilding; those outside this run are run by `late_data_sensor`."""
     settings = flywheel.settings()
     layout = Layout(settings.store)
     report = sync_landing(settings)
     days = partition_days(context)
+    # Read after the sync, before any day is built: every day marked so far is rebuilt from data
+    # this run reads, so the run may clear them once it succeeds (assets.jobs.clear_rebuilt).
+    rebuild = changed_days.pending(layout)
+    context.instance.add_run_tags(context.run_id, {REBUILD_VERSION: str(rebuild.version)})
     results = [build_events(settings, d) for d in days]
     build_catalog(settings)
     for r in report.changed:
@@ -83,6 +93,9 @@ def events(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -> dg.
     metadata["landing_records_read"] = dg.MetadataValue.int(sum(r.read for r in report.changed))
     metadata["landing_records_quarantined"] = dg.MetadataValue.int(sum(r.quarantined for r in report.changed))
     metadata["quarantined_by_reason"] = dg.MetadataValue.json(dict(sorted(reasons.items())))
+    metadata["days_marked_to_rebuild"] = dg.MetadataValue.json(sorted(d.isoformat() for d in report.rebuild_days))
+    metadata["days_to_rebuild_outside_run"] = dg.MetadataValue.json(
+        sorted(d.isoformat() for d in rebuild.days if d not in set(days)))
     return dg.MaterializeResult(
         metadata=metadata,
         check_results=[

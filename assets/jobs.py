@@ -1,15 +1,23 @@
-"""The nightly job, and how a run is asked for a range of event days."""
+"""The nightly job, how a run is asked for a range of event days, and how a successful run clears
+the days it rebuilt from the store's record of days to rebuild (`flywheel.ingest.changed_days`)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 
 import dagster as dg
 
 from assets.partitions import daily
+from flywheel.config import Settings
+from flywheel.ingest import changed_days
+from flywheel.store import Layout
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
+# Set by ingest/events after its landing sync: the version of the days-to-rebuild record that sync
+# left. Every day of the run marked at or before it is rebuilt once the run succeeds.
+REBUILD_VERSION = "flywheel/rebuild_version"
 
 nightly_job = dg.define_asset_job(
     "nightly",
@@ -22,3 +30,21 @@ nightly_job = dg.define_asset_job(
 def range_tags(first: date, last: date) -> dict[str, str]:
     """Run tags that make one run cover the event days first..last (inclusive)."""
     return {RANGE_START: first.isoformat(), RANGE_END: last.isoformat()}
+
+
+def run_days_of(tags: Mapping[str, str]) -> list[date]:
+    """The event days a nightly run covers, from its tags (a range, or one partition)."""
+    if tags.get(RANGE_START) and tags.get(RANGE_END):
+        keys = daily.get_partition_keys_in_range(dg.PartitionKeyRange(tags[RANGE_START], tags[RANGE_END]))
+    else:
+        keys = [tags["dagster/partition"]] if tags.get("dagster/partition") else []
+    return [date.fromisoformat(k) for k in keys]
+
+
+def clear_rebuilt(settings: Settings, tags: Mapping[str, str]) -> list[date]:
+    """Drop from the days to rebuild those a successful run with `tags` rebuilt; returns them
+    (none when the run's sync left no version: it did not run ingest/events)."""
+    version = tags.get(REBUILD_VERSION)
+    if version is None:
+        return []
+    return changed_days.clear(Layout(settings.store), run_days_of(tags), int(version))

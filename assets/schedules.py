@@ -1,4 +1,5 @@
-"""The nightly schedule: yesterday, plus the K days before it again so late interventions count."""
+"""The nightly schedule: yesterday's event day. Older days whose inputs changed (late
+interventions, late or corrected events files) are run by `late_data_sensor`, not a fixed window."""
 
 
 from datetime import date, timedelta
@@ -6,22 +7,18 @@ from datetime import date, timedelta
 import dagster as dg
 
 from assets.jobs import nightly_job, range_tags
-from assets.partitions import FIRST_DAY
-from flywheel.config import Settings
 
 
-def nightly_window(today: date, late_days: int) -> tuple[date, date]:
-    """(first, last) event day of the nightly run on `today`: yesterday and `late_days` before it."""
-    last = today - timedelta(days=1)
-    first = max(last - timedelta(days=late_days), date.fromisoformat(FIRST_DAY))
-    return first, last
+def nightly_day(today: date) -> date:
+    """The event day the nightly run on `today` materialises: yesterday (UTC)."""
+    return today - timedelta(days=1)
 
 
 @dg.schedule(cron_schedule="30 2 * * *", job=nightly_job, execution_timezone="UTC",
-             description="02:30 UTC: materialise yesterday and re-materialise the FLYWHEEL_LATE_DAYS "
-                         "(default 7) days before it, in one run.")
+             description="02:30 UTC: read new landing files and materialise yesterday. Older days whose "
+                         "inputs the read changed are run by late_data_sensor.")
 def nightly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    """One run over the nightly window; K comes from FLYWHEEL_LATE_DAYS at tick time."""
+    """One run over yesterday."""
     today = context.scheduled_execution_time.date()
-    first, last = nightly_window(today, Settings.from_env().late_days)
-    return dg.RunRequest(run_key=f"nightly-{today.isoformat()}", tags=range_tags(first, last))
+    day = nightly_day(today)
+    return dg.RunRequest(run_key=f"nightly-{today.isoformat()}", tags=range_tags(day, day))

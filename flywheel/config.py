@@ -7,8 +7,7 @@
 | FLYWHEEL_DB | data/flywheel.duckdb | the DuckDB database analysts open (views over the store, documented) |
 | FLYWHEEL_PUBLISH | data/publish | where the decision feed the AI product reads is published |
 | FLYWHEEL_POLICY | policy/policy.yaml | the autonomy policy file |
-| FLYWHEEL_LATE_DAYS | 7 | the nightly run re-materialises this many days before yesterday |
-| FLYWHEEL_MAX_REVIEW_LAG_DAYS | 28 | how long after its event an intervention is looked for |
+| FLYWHEEL_MAX_REVIEW_LAG_DAYS | 28 | how long after its event an intervention is looked for (the nightly run rebuilds exactly the event days whose inputs changed, however late: see flywheel/ingest/changed_days.py) |
 | FLYWHEEL_HEAVY_EDIT_THRESHOLD | 0.3 | normalised character edit distance at or above which an edit is heavy |
 | FLYWHEEL_CALIBRATION_WINDOW_DAYS | 28 | days of events (ending at the day) that calibration looks at |
 | FLYWHEEL_RELIABILITY_BINS | 10 | equal-count bins of the reliability diagram |
@@ -37,7 +36,6 @@ class Settings:
     db: Path
     publish: Path = Path("data/publish")
     policy: Path | None = None
-    late_days: int = 7
     max_review_lag_days: int = 28
     heavy_edit_threshold: float = 0.3
     calibration_window_days: int = 28
@@ -61,7 +59,6 @@ class Settings:
             db=Path(env.get("FLYWHEEL_DB", "data/flywheel.duckdb")),
             publish=Path(env.get("FLYWHEEL_PUBLISH", "data/publish")),
             policy=Path(env["FLYWHEEL_POLICY"]) if env.get("FLYWHEEL_POLICY") else None,
-            late_days=_int_env("FLYWHEEL_LATE_DAYS", 7),
             max_review_lag_days=_int_env("FLYWHEEL_MAX_REVIEW_LAG_DAYS", 28),
             heavy_edit_threshold=_fraction_env("FLYWHEEL_HEAVY_EDIT_THRESHOLD", 0.3),
             calibration_window_days=max(1, _int_env("FLYWHEEL_CALIBRATION_WINDOW_DAYS", 28)),

@@ -1,5 +1,5 @@
 """The Dagster definitions: they load and validate, and a snapshot of what they hold; the
-schedule's window; the landing sensor; and the rule that flywheel/ never imports dagster."""
+schedule's day; the landing sensor; and the rule that flywheel/ never imports dagster."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import dagster as dg
 
 from assets.definitions import defs
 from assets.jobs import RANGE_END, RANGE_START
-from assets.schedules import nightly_schedule, nightly_window
+from assets.schedules import nightly_day, nightly_schedule
 from assets.sensors import landing_sensor
 from conftest import write_jsonl
 
@@ -47,7 +47,7 @@ def test_snapshot_of_assets_groups_and_checks():
     for key in graph.get_all_asset_keys():
         assert graph.get(key).description, f"{key.to_user_string()} has no description"
     assert [s.name for s in defs.schedules] == ["nightly_schedule"]
-    assert [s.name for s in defs.sensors] == ["landing_sensor"]
+    assert [s.name for s in defs.sensors] == ["landing_sensor", "late_data_sensor"]
     events = graph.get(dg.AssetKey(["ingest", "events"]))
     assert events.description and "quarantine" in events.description
     assert set(events.kinds) >= {"duckdb", "parquet"}
@@ -56,16 +56,16 @@ def test_snapshot_of_assets_groups_and_checks():
     assert dg.AssetKey(["outcomes", "event_outcomes"]) in graph.get(dg.AssetKey(["failures", "assignments"])).parent_keys
 
 
-def test_nightly_window_is_yesterday_and_k_days_before():
-    assert nightly_window(date(2026, 3, 10), 7) == (date(2026, 3, 2), date(2026, 3, 9))
-    assert nightly_window(date(2026, 3, 10), 0) == (date(2026, 3, 9), date(2026, 3, 9))
+def test_nightly_day_is_yesterday():
+    assert nightly_day(date(2026, 3, 10)) == date(2026, 3, 9)
+    assert nightly_day(date(2026, 3, 1)) == date(2026, 2, 28)
 
 
-def test_schedule_asks_for_one_run_over_the_window(monkeypatch):
-    monkeypatch.setenv("FLYWHEEL_LATE_DAYS", "3")
+def test_schedule_asks_for_one_run_over_yesterday():
     context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 3, 10, 2, 30, tzinfo=timezone.utc))
     request = nightly_schedule(context)
-    assert request.tags[RANGE_START] == "2026-03-06" and request.tags[RANGE_END] == "2026-03-09"
+    assert request.tags[RANGE_START] == "2026-03-09" and request.tags[RANGE_END] == "2026-03-09"
+    assert request.run_key == "nightly-2026-03-10"
 
 
 def test_landing_sensor_runs_the_days_of_new_files_once(settings):

@@ -42,6 +42,16 @@ class PartitionResult:
     source_files: tuple[str, ...]
 
 
+def intervention_window(day: date, lag: int) -> list[date]:
+    """The days of the staged interventions `build_interventions(day)` reads: day-1 .. day+lag."""
+    return [day + timedelta(days=i) for i in range(-1, lag + 1)]
+
+
+def event_days_of_intervention(occurred: date, lag: int) -> list[date]:
+    """The event days whose `intervention_window` holds `occurred`: occurred-lag .. occurred+1."""
+    return [occurred + timedelta(days=i) for i in range(-lag, 2)]
+
+
 def _existing(paths: list[Path]) -> list[str]:
     return [str(p) for p in paths if p.exists()]
 
@@ -65,9 +75,8 @@ def build_interventions(settings: Settings, day: date) -> PartitionResult:
     """
     layout = Layout(settings.store)
     with shared(layout.lock("staging")):
-        window = [day + timedelta(days=i) for i in range(-1, settings.max_review_lag_days + 1)]
         files: list[str] = []
-        for d in window:
+        for d in intervention_window(day, settings.max_review_lag_days):
             folder = layout.staged("interventions", d, "x").parent
             if folder.is_dir():
                 files.extend(sorted(str(p) for p in folder.glob("*.parquet")))

@@ -6,7 +6,8 @@ or changed file is read in batches (`staging`): valid records are staged as Parq
 event date, interventions by their UTC date) and every invalid record goes to the file's
 quarantine piece with its reason. Each file's manifest records what was read, so that
 `records read = staged + quarantined` per file, and later
-`staged = stored + duplicates + partition quarantine + pending`.
+`staged = stored + duplicates + partition quarantine + pending`. Before a file's manifest is written,
+the event days whose inputs it changed are recorded as days to rebuild (`changed_days`).
 
 Files whose names start with '.' or '_' or end with .tmp/.part are skipped as in-progress
 deliveries. Symbolic links that point outside the landing folder are refused (quarantined as a
@@ -28,7 +29,8 @@ from typing import Any
 
 from flywheel.config import Settings
 from flywheel.ingest.parallel import Workers
-from flywheel.ingest import staging
+from flywheel.ingest import changed_days, staging
+from flywheel.ingest.changed_days import file_changed_days
 from flywheel.ingest.readers import KINDS, file_format
 from flywheel.ingest.reference import stage_file_reference
 from flywheel.ingest.staging import stage_file
@@ -50,11 +52,13 @@ class FileResult:
 
 @dataclass
 class SyncReport:
-    """The files seen and the days whose staged data changed."""
+    """The files seen, the days whose staged data changed, and the event days this sync marked
+    to rebuild (`changed_days`; they stay recorded until a run clears them)."""
 
     files: list[FileResult]
     event_days: set[date]
     intervention_days: set[date]
+    rebuild_days: set[date] = field(default_factory=set)
 
     @property
     def changed(self) -> list[FileResult]:
@@ -108,6 +112,7 @@ def sync_landing(settings: Settings, workers: int | None = None, *, reference: b
     jobs: list[tuple[int, dict[str, Any]]] = []
     event_days: set[date] = set()
     intervention_days: set[date] = set()
+    rebuild_days: set[date] = set()
     with exclusive(layout.lock("staging")):
         manifests = load_manifests(layout)
         next_seq = 1 + max((m["seq"] for m in manifests.values()), default=0)
@@ -139,7 +144,8 @@ def sync_landing(settings: Settings, workers: int | None = None, *, reference: b
                 next_seq += 1
             jobs.append((len(results), {"store": str(layout.root), "kind": kind, "rel": rel, "path": str(path),
                                         "fid": fid, "seq": seq, "refusal": refusal, "digest": digest,
-                                        "size": size, "mtime_ns": mtime_ns, "old": old, "reference": reference}))
+                                        "size": size, "mtime_ns": mtime_ns, "old": old, "reference": reference,
+                                        "lag": settings.max_review_lag_days}))
             results.append(None)
         jsonl_bytes = sum(job["size"] or 0 for _, job in jobs if file_format(job["kind"], job["rel"]) == "jsonl")
         pool = Workers(n) if n > 1 and jsonl_bytes >= staging.PARALLEL_MIN_BYTES else None
@@ -152,13 +158,14 @@ def sync_landing(settings: Settings, workers: int | None = None, *, reference: b
         finally:
             if pool is not None:
                 pool.close()
-        for (index, job), (manifest, result) in zip(jobs, done):
+        for (index, job), (manifest, result, changed) in zip(jobs, done):
             results[index] = result
+            rebuild_days |= changed
             for m in (job["old"], manifest):
                 if m:
                     event_days.update(date.fromisoformat(d) for d in m.get("event_days", []))
                     intervention_days.update(date.fromisoformat(d) for d in m.get("intervention_days", []))
-    return SyncReport([r for r in results if r is not None], event_days, intervention_days)
+    return SyncReport([r for r in results if r is not None], event_days, intervention_days, rebuild_days)
 
 
 @contextmanager
@@ -175,16 +182,20 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _stage_job(job: dict[str, Any], pool: Workers | None) -> tuple[dict[str, Any], FileResult]:
-    """Read and stage one landing file and write its manifest."""
+def _stage_job(job: dict[str, Any], pool: Workers | None) -> tuple[dict[str, Any], FileResult, set[date]]:
+    """Read and stage one landing file, mark the event days it changed, and write its manifest;
+    returns (manifest, result, days marked)."""
     layout = Layout(Path(job["store"]))
     _remove_staged(layout, job["fid"])
     args = (layout, job["kind"], job["rel"], Path(job["path"]), job["fid"], job["seq"], job["refusal"])
     manifest, result = stage_file_reference(*args) if job["reference"] else stage_file(*args, workers=pool)
     manifest.update(sha256=job["digest"], size=job["size"], mtime_ns=job["mtime_ns"])
     result.status = "refused" if job["refusal"] else ("changed" if job["old"] else "new")
+    # Marked before the manifest is written: a crash in between re-stages the file and marks again.
+    changed = file_changed_days(layout, manifest, job["old"], job["lag"])
+    changed_days.mark(layout, changed)
     write_bytes_atomic(json.dumps(manifest, indent=1).encode(), layout.manifest(job["fid"]))
-    return manifest, result
+    return manifest, result, changed
 
 
 def _refusal(path: Path, landing_root: Path) -> str | None:
