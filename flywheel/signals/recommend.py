@@ -1,7 +1,8 @@
 """The other recommendations, each with its rule and evidence:
 
 - confidence gate (gated scenarios): the calibration's threshold and coverage, and the review hours
-  it takes off humans per day = coverage x daily volume x mean review time;
+  it takes off humans per day beyond today's = (coverage x daily volume - events acting alone today)
+  x mean review time (the events above the gate in force already skip review);
 - audit sampling (gated and autonomous): the share of the AI's own actions to send to a human so a
   rise of the severe-failure rate by `audit.detect_increase` is detected within `audit.within_days`
   days with power `audit.power` at level `audit.alpha` (one-sided, normal approximation);
