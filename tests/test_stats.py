@@ -69,13 +69,26 @@ def test_gate_threshold_is_certified_by_an_exact_test():
 
 
 def test_gate_walk_stops_at_the_first_threshold_it_cannot_certify():
-    # 100 at 0.9 all accepted (p = 0.95^100 = 0.0059); 10 at 0.8 all rejected (100 of 110: p near 1);
-    # 300 at 0.7 all accepted (400 of 410, rate 0.976, Wilson lower bound 0.9558 >= 0.95: the old
-    # scan took 0.7). The fixed sequence never looks past its first non-rejection: 0.9.
-    conf = np.r_[np.full(100, 0.9), np.full(10, 0.8), np.full(300, 0.7)]
-    acc = np.r_[np.ones(100), np.zeros(10), np.ones(300)]
+    # 2,000 reviewed: the walk tries thresholds 100 reviewed events (5%) apart. 200 at 0.9 all
+    # accepted (p = 0.95^200); 100 at 0.8 all rejected (200 of 300: not certified); 1,700 at 0.7 all
+    # accepted (1,900 of 2,000 = 0.95 overall). The fixed sequence never looks past its first
+    # non-rejection: 0.9.
+    conf = np.r_[np.full(200, 0.9), np.full(100, 0.8), np.full(1700, 0.7)]
+    acc = np.r_[np.ones(200), np.zeros(100), np.ones(1700)]
     gate = gate_threshold(conf, acc, target=0.95)
-    assert gate["threshold"] == 0.9 and gate["p_value"] == pytest.approx(0.95 ** 100)
+    assert gate["threshold"] == 0.9 and gate["p_value"] == pytest.approx(0.95 ** 200)
+
+
+def test_a_chance_dip_among_the_most_confident_does_not_stop_the_walk():
+    # 60 at 0.99 with 3 edited (57 of 60: p = 0.42, no evidence on its own), 2,000 at 0.9 with 1,980
+    # accepted. The first threshold tried has 5% of the 2,060 reviewed events at or above it (103):
+    # 0.9, with 2,037 of 2,060 accepted (0.989): certified. Walking every distinct confidence from
+    # the top stopped at 0.99 and gave no gate at all.
+    conf = np.r_[np.full(60, 0.99), np.full(2000, 0.9)]
+    acc = np.r_[np.zeros(3), np.ones(57), np.zeros(20), np.ones(1980)]
+    gate = gate_threshold(conf, acc, target=0.95)
+    assert gate["threshold"] == 0.9 and gate["sample_size"] == 2060 and gate["accepted"] == 2037
+    assert gate["p_value"] == pytest.approx(binomial_upper_tail(2037, 2060, 0.95))
 
 
 def test_gate_walk_starts_where_the_counts_allow_a_test_whatever_the_outcomes():
