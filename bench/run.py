@@ -17,7 +17,8 @@ os.wait4):
 3. Backfills: the last H days of history from an empty store, `flywheel run` over every day with
    data, for every H in --history: wall and events per second. The largest H is "the full backfill".
 4. Nightly of the same new day (at --history-events) on each backfilled store (7, 30, 90 days).
-5. The nightly as the schedule shapes it (new day + FLYWHEEL_LATE_DAYS=7 days before it rebuilt),
+5. The new day and the 7 days before it rebuilt (what the nightly schedule did until issue 14; it
+   now rebuilds only the days whose inputs changed, so this is the cost of a week of late reviews),
    on the largest history.
 6. After the first repetition of every nightly: the engine floor (bench/engine_floor.sql, one plain
    DuckDB query of the day's per-scenario outcome counts from the stored Parquet), best of 3, and
@@ -50,7 +51,7 @@ GiB = 1024 ** 3
 VERSIONS = ("dagster", "duckdb", "polars", "pyarrow", "great-expectations", "pandas", "numpy", "rapidfuzz")
 TARGETS = {"e2e_1m_seconds": 90.0, "e2e_1m_rss_gib": 4.0, "rss_10m_gib": 16.0, "history_ratio": 0.20,
            "floor_ratio": 5.0, "backfill_eps": 50_000.0}
-LATE_DAYS = 7  # FLYWHEEL_LATE_DAYS default: what the schedule rebuilds before yesterday
+LATE_DAYS = 7  # a week of days with late reviews rebuilt with the new day (the fixed window until issue 14)
 
 
 # --------------------------------------------------------------------------------------------
@@ -896,9 +897,10 @@ def render(cfg: Config, info: dict, nights: list[Night], backfills: list[Backfil
     if cfg.history:
         w(f"- history stores: the last H days of the history files backfilled from empty (`flywheel run`), "
           f"H = {', '.join(map(str, cfg.history))}; each night starts from a copy of that store")
-    w(f"- the night as scheduled: `--from {(cfg.new_day - timedelta(days=LATE_DAYS))} --to {cfg.new_day}` "
-      f"(the new day and the {LATE_DAYS} days before it, as the nightly schedule rebuilds them for late interventions)"
-      if cfg.schedule_window and cfg.history else "- the night as scheduled: not run")
+    w(f"- the night with a week of late reviews: `--from {(cfg.new_day - timedelta(days=LATE_DAYS))} --to {cfg.new_day}` "
+      f"(the new day and the {LATE_DAYS} days before it; the schedule rebuilt these every night until issue 14, "
+      f"now only the days whose inputs changed)"
+      if cfg.schedule_window and cfg.history else "- the night with a week of late reviews: not run")
     for n in nights:
         if n.note:
             w(f"- **{n.name}**: {n.note}")
@@ -1048,7 +1050,7 @@ def main(argv: list[str] | None = None) -> int:
     # 5. the night as the schedule runs it
     if cfg.history and cfg.schedule_window:
         h = cfg.history_max
-        nights.append(measure_night(runner, f"{label(cfg.history_events)} day after {h} d, as scheduled (+{LATE_DAYS} late days)",
+        nights.append(measure_night(runner, f"{label(cfg.history_events)} day after {h} d, +{LATE_DAYS} days of late reviews",
                                     snapshots[h], new_days[cfg.history_events], D - timedelta(days=LATE_DAYS), D, h, 1))
     # 6. the failure model on a night of 1M failing events
     failures = measure_failures(runner, cfg.failure_docs, small=cfg.quick) if cfg.failure_docs else None
