@@ -235,9 +235,12 @@ def build_catalog(settings: Settings, force: bool = False) -> Path:
     built (`force` rebuilds regardless): the stamp of the last build, kept in the store, records
     the definitions' digest and the file's identity.
     """
+    from flywheel.signals.ledger import repair_ledger
+
     layout = Layout(settings.store)
     target = settings.db
     target.parent.mkdir(parents=True, exist_ok=True)
+    repair_ledger(settings)  # signals.approvals reads the ledger: a torn last line would break every query of it
     stamp = layout.root / "_schema" / "catalog.stamp"
     with exclusive(layout.lock("catalog")):
         definitions = _definitions(layout)

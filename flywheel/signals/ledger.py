@@ -1,14 +1,17 @@
 """The append-only records: the decision log (every decision of every run, with its evidence,
 rule, policy version, data window and run) and the approvals ledger (each human's approve or
 reject, and each automatic fail-safe demotion). Nothing here is ever rewritten: runs add files,
-approvals add lines (under an exclusive lock, fsynced).
+approvals add lines (under an exclusive lock, fsynced, whole or not at all: a line torn by a full
+disk or a killed writer is set aside to a side file, never read as a verdict).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from datetime import date, datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -17,6 +20,7 @@ from flywheel.config import Settings
 from flywheel.store import Layout, exclusive, write_parquet_atomic
 
 LOG_DIR = "decisions/log"
+log = logging.getLogger(__name__)
 
 
 def ledger_path(settings: Settings):
@@ -37,23 +41,99 @@ def _safe(text: str) -> str:
 
 
 def read_ledger(settings: Settings) -> list[dict[str, Any]]:
-    """Every approvals-ledger entry, oldest first."""
+    """Every approvals-ledger entry, oldest first.
+
+    A last line without its newline is what a writer killed mid-line (or a full disk) leaves: it
+    is set aside (see `repair_ledger`) and the rest is read. Any other line that is not a JSON
+    object raises ValueError naming the file and the line.
+    """
     path = ledger_path(settings)
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        repair_ledger(settings)
+        data = path.read_bytes()
+    entries = []
+    for number, line in enumerate(data.decode("utf-8", errors="replace").split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"approvals ledger {path}, line {number}: not a JSON object ({exc}); "
+                             "fix or remove that line by hand (every other line is a recorded verdict)") from None
+        if not isinstance(entry, dict):
+            raise ValueError(f"approvals ledger {path}, line {number}: not a JSON object")
+        entries.append(entry)
+    return entries
+
+
+def repair_ledger(settings: Settings) -> Path | None:
+    """Set aside a torn last line of the approvals ledger (one without its newline): its bytes are
+    appended to a side file `approvals.torn-<UTC time>.jsonl` beside the ledger, then cut off the
+    ledger, and a warning names the side file. Returns the side file, or None when nothing was torn.
+
+    A torn line is a verdict whose writing failed, so its command reported an error: it was never
+    recorded, and is kept only so that nothing a human typed is lost."""
+    path = ledger_path(settings)
+    with exclusive(Layout(settings.store).lock("ledger")):
+        return _set_aside_torn_tail(path)
+
+
+def _set_aside_torn_tail(path: Path) -> Path | None:
+    """`repair_ledger`'s work; the caller holds the ledger's lock."""
+    if not path.exists():
+        return None
+    with open(path, "r+b") as fh:
+        data = fh.read()
+        if not data or data.endswith(b"\n"):
+            return None
+        keep = data.rfind(b"\n") + 1
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        aside = path.with_name(f"{path.stem}.torn-{stamp}.jsonl")
+        with open(aside, "ab") as out:
+            out.write(data[keep:] + b"\n")
+            out.flush()
+            os.fsync(out.fileno())
+        fh.truncate(keep)
+        fh.flush()
+        os.fsync(fh.fileno())
+    log.warning("approvals ledger %s ended in a torn line (a verdict whose writing failed; it was not recorded): "
+                "moved to %s; re-issue that verdict if it is still wanted", path, aside)
+    return aside
 
 
 def append_ledger(settings: Settings, entry: dict[str, Any]) -> dict[str, Any]:
-    """Append one entry (stamped with `at`) to the approvals ledger; returns it."""
+    """Append one entry (stamped with `at`) to the approvals ledger; returns it.
+
+    The line is written whole or not at all: if the write or the fsync fails (a full disk), the
+    ledger is cut back to its length before and OSError says the verdict was NOT recorded. A torn
+    tail left by an earlier writer is set aside first (`repair_ledger`)."""
     path = ledger_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     entry = {**entry, "at": datetime.now(timezone.utc).isoformat()}
     with exclusive(Layout(settings.store).lock("ledger")):
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(entry, sort_keys=True) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        _set_aside_torn_tail(path)
+        data = (json.dumps(entry, sort_keys=True) + "\n").encode()
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            size = os.fstat(fd).st_size
+            try:
+                written = 0
+                while written < len(data):  # unbuffered: nothing is left to flush after a failure
+                    written += os.write(fd, data[written:])
+                os.fsync(fd)
+            except OSError as exc:
+                try:
+                    os.ftruncate(fd, size)
+                    os.fsync(fd)
+                except OSError:
+                    pass  # the torn tail is set aside by the next read or append
+                raise OSError(exc.errno, f"approvals ledger {path}: the verdict on {entry.get('decision_id')} was NOT "
+                                         f"recorded ({exc.strerror or exc}); free space and run the command again") from exc
+        finally:
+            os.close(fd)
     return entry
 
 

@@ -1,0 +1,102 @@
+"""What an operator broke around the pipeline rather than in its data (issue 16, items 2, 6 and 8):
+a full disk tearing an approvals line, an analyst's read-write connection and own tables, and
+configuration that used to pass silently or end in a traceback. Each test failed on the code
+before its fix."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from flywheel.config import Settings
+from flywheel.signals.ledger import append_ledger, ledger_path, read_ledger
+
+
+def _entry(i: int, day: str = "2026-03-01") -> dict:
+    return {"decision_id": f"d{i}", "verdict": "approved", "by": "ana", "note": "", "kind": "autonomy",
+            "scenario": f"s{i}", "level": "gated", "previous_level": "assist", "day": day}
+
+
+class _HalfFullDisk:
+    """An os.write that writes half of what it is given to the ledger, then raises ENOSPC."""
+
+    def __init__(self, target: Path):
+        self.target = str(target.resolve())
+        self.real_write = os.write
+
+    def __call__(self, fd: int, data: bytes) -> int:
+        if os.readlink(f"/proc/self/fd/{fd}") != self.target:
+            return self.real_write(fd, data)
+        self.real_write(fd, data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_verdict_torn_by_a_full_disk_is_not_recorded_and_the_ledger_still_reads(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    for i in range(3):
+        append_ledger(settings, _entry(i))
+    path = ledger_path(settings)
+    before = path.read_bytes()
+    monkeypatch.setattr(os, "write", _HalfFullDisk(path))
+    with pytest.raises(OSError, match="NOT recorded"):
+        append_ledger(settings, _entry(3))
+    monkeypatch.undo()
+    # space is back: the three verdicts read, the failed one is not among them, the file is as before
+    assert [e["decision_id"] for e in read_ledger(settings)] == ["d0", "d1", "d2"]
+    assert path.read_bytes() == before
+    append_ledger(settings, _entry(4))
+    assert [e["decision_id"] for e in read_ledger(settings)] == ["d0", "d1", "d2", "d4"]
+
+
+def test_a_torn_tail_left_by_a_killed_writer_is_set_aside_with_a_message(
+        settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    for i in range(2):
+        append_ledger(settings, _entry(i))
+    path = ledger_path(settings)
+    line = json.dumps(_entry(2), sort_keys=True)
+    torn = line[: len(line) // 2]
+    with open(path, "a", encoding="utf-8") as fh:  # what a writer killed mid-line leaves
+        fh.write(torn)
+    with caplog.at_level("WARNING"):
+        entries = read_ledger(settings)
+    assert [e["decision_id"] for e in entries] == ["d0", "d1"]
+    aside = sorted(path.parent.glob("approvals.torn-*.jsonl"))
+    assert len(aside) == 1 and aside[0].read_text() == torn + "\n"  # kept, not lost
+    assert str(aside[0]) in caplog.text and "not recorded" in caplog.text
+    assert path.read_text().endswith("\n") and len(path.read_text().splitlines()) == 2
+    # appending after a torn tail starts a line of its own
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(torn)
+    append_ledger(settings, _entry(3))
+    assert [e["decision_id"] for e in read_ledger(settings)] == ["d0", "d1", "d3"]
+    assert len(sorted(path.parent.glob("approvals.torn-*.jsonl"))) == 2
+
+
+def test_a_bad_line_inside_the_ledger_is_named_with_its_file_and_line(settings: Settings) -> None:
+    append_ledger(settings, _entry(0))
+    path = ledger_path(settings)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write('{"decision_id": "d1", "verdict"\n')
+    append_ledger(settings, _entry(2))
+    with pytest.raises(ValueError, match=rf"{path}.*line 2"):
+        read_ledger(settings)
+
+
+def test_the_analysts_approvals_view_reads_after_a_torn_tail(settings: Settings) -> None:
+    import duckdb
+
+    from flywheel.catalog import build_catalog
+
+    append_ledger(settings, _entry(0))
+    with open(ledger_path(settings), "a", encoding="utf-8") as fh:
+        fh.write('{"decision_id": "d1", "verd')
+    build_catalog(settings)
+    con = duckdb.connect(str(settings.db), read_only=True)
+    try:
+        assert con.sql("SELECT decision_id FROM signals.approvals").fetchall() == [("d0",)]
+    finally:
+        con.close()
