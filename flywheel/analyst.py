@@ -1,6 +1,6 @@
-"""What analysts get besides the database itself: a read-only SQL runner that prints a table, the
-page of every analyst-facing table and column generated from the database's own comments, and
-the state of the last run (`flywheel status`)."""
+"""What analysts get besides the database itself: a read-only SQL runner that prints a table (SELECT
+only, reading no file outside the store), the page of every analyst-facing table and column
+generated from the database's own comments, and the state of the last run (`flywheel status`)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 import duckdb
 
 from flywheel.config import Settings
+from flywheel.store import Layout
 
 
 def connect_read_only(settings: Settings) -> duckdb.DuckDBPyConnection:
@@ -23,9 +24,30 @@ def connect_read_only(settings: Settings) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def run_query(settings: Settings, sql: str, limit: int = 200) -> tuple[list[str], list[tuple], bool]:
-    """(columns, rows, truncated) of a read-only query; at most `limit` rows are returned."""
+def connect_sandboxed(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """A read-only connection for queries an analyst types: DuckDB's external access is off except
+    for the store's folder, which the views read (`allowed_directories`), and the configuration is
+    locked, so a query reads no other file and cannot turn access back on. Writing is left to
+    `run_query`'s statement check: DuckDB lets COPY write inside an allowed directory."""
     con = connect_read_only(settings)
+    store = str(Layout(settings.store).root.resolve()) + "/"
+    con.execute("SET allowed_directories = ?", [[store]])
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+    return con
+
+
+def run_query(settings: Settings, sql: str, limit: int = 200) -> tuple[list[str], list[tuple], bool]:
+    """(columns, rows, truncated) of a read-only query; at most `limit` rows are returned.
+
+    Only SELECT statements run (FROM, WITH, VALUES, DESCRIBE, SHOW and SUMMARIZE are SELECTs), on
+    `connect_sandboxed`'s connection: COPY, EXPORT, ATTACH, SET, PRAGMA, EXPLAIN (whose ANALYZE
+    runs what it explains) and DDL raise ValueError; a file outside the store cannot be read."""
+    kinds = {s.type.name for s in duckdb.extract_statements(sql)}
+    if kinds - {"SELECT"}:
+        raise ValueError(f"flywheel sql is read-only: it runs SELECT queries only (also FROM, WITH, DESCRIBE, SHOW, "
+                         f"SUMMARIZE), not {', '.join(sorted(kinds - {'SELECT'}))}")
+    con = connect_sandboxed(settings)
     try:
         rel = con.sql(sql)
         if rel is None:

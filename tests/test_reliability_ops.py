@@ -100,3 +100,61 @@ def test_the_analysts_approvals_view_reads_after_a_torn_tail(settings: Settings)
         assert con.sql("SELECT decision_id FROM signals.approvals").fetchall() == [("d0",)]
     finally:
         con.close()
+
+
+def _one_day(settings: Settings) -> None:
+    from conftest import run_pipeline, write_jsonl
+
+    write_jsonl(settings.landing / "events" / "e.jsonl",
+                [{"event_id": f"e{i}", "occurred_at": "2026-03-01T10:00:00Z", "scenario": "s", "model": "m",
+                  "prompt_version": "v1", "autonomy_level": "assist", "status": "ok", "confidence": 0.9,
+                  "output_text": "draft", "input_text": "question"} for i in range(3)])
+    run_pipeline(settings)
+
+
+@pytest.mark.parametrize("query", [
+    "COPY (SELECT 1) TO '{outside}'",
+    "COPY (SELECT 1) TO '{inside}'",
+    "SELECT 1; COPY (SELECT 1) TO '{inside}'",
+    "EXPLAIN ANALYZE COPY (SELECT 1) TO '{inside}'",
+    "EXPORT DATABASE '{outside}'",
+])
+def test_flywheel_sql_writes_no_file(settings: Settings, tmp_path: Path, query: str,
+                                     capsys: pytest.CaptureFixture) -> None:
+    from assets.cli import main
+
+    _one_day(settings)
+    outside, inside = tmp_path / "out.csv", settings.store / "evil.csv"
+    assert main(["sql", query.format(outside=outside, inside=inside)]) == 2
+    assert "read-only" in capsys.readouterr().err
+    assert not outside.exists() and not inside.exists()
+
+
+def test_flywheel_sql_reads_no_file_outside_the_store_but_the_views_still_read_it(
+        settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from assets.cli import main
+
+    _one_day(settings)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("s3cr3t")
+    assert main(["sql", f"SELECT content FROM read_text('{secret}')"]) == 2
+    assert main(["sql", "SELECT * FROM glob('/etc/*')"]) == 2
+    captured = capsys.readouterr()
+    assert "s3cr3t" not in captured.out and "Permission" in captured.err
+    assert main(["sql", "SELECT count(*) AS n FROM ingest.events", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.split() == ["n", "3"]
+
+
+def test_every_cookbook_query_runs_through_flywheel_sql(sample_with_changes) -> None:
+    """The cookbook says to run its queries with `flywheel sql`: each does, under its sandbox."""
+    import re
+
+    from flywheel.analyst import run_query
+
+    settings, _, _ = sample_with_changes
+    cookbook = (Path(__file__).resolve().parents[1] / "docs" / "cookbook.md").read_text()
+    queries = re.findall(r"```sql\n(.*?)```", cookbook, re.S)
+    assert len(queries) >= 10
+    for sql in queries:
+        _, rows, _ = run_query(settings, sql)
+        assert rows, sql
