@@ -1,6 +1,8 @@
 """Failure-mode assets: outcomes/event_outcomes -> failures/assignments -> clusters, cluster_history
 and cluster_daily, built day by day in ascending order (each night continues the model of the
-nights before it), as one step so the four tables of a day are always from the same night."""
+nights before it), as one step so the four tables of a day are always from the same night; then
+the later nights that continued from an earlier build of these days are rebuilt
+(`flywheel.failures.refresh_stale`)."""
 
 import dagster as dg
 import polars as pl
@@ -9,7 +11,7 @@ from assets.outcomes import EVENT_OUTCOMES
 from assets.partitions import daily, one_run, partition_days
 from assets.resources import FlywheelResource
 from flywheel.catalog import build_catalog
-from flywheel.failures import build_failures
+from flywheel.failures import build_failures, refresh_stale
 from flywheel.failures.growth import ASSIGNMENTS as ASSIGNMENTS_TABLE
 from flywheel.failures.growth import CLUSTER_DAILY as DAILY_TABLE
 from flywheel.failures.growth import CLUSTERS as CLUSTERS_TABLE
@@ -67,6 +69,10 @@ def failure_clusters(context: dg.AssetExecutionContext, flywheel: FlywheelResour
     for day in partition_days(context):
         built.append(build_failures(settings, day, run_id=context.run_id))
         context.log.info(f"failures {day}: {built[-1][ASSIGNMENTS_TABLE].height} failing events")
+    refreshed = refresh_stale(settings, run_id=context.run_id)
+    if refreshed:
+        context.log.info(f"failures: rebuilt {len(refreshed)} later night(s) that continued from an earlier build: "
+                         f"{refreshed[0]} .. {refreshed[-1]}")
     build_catalog(settings)
     last = built[-1] if built else {}
     assigned = sum(b[ASSIGNMENTS_TABLE].height for b in built)
@@ -74,6 +80,7 @@ def failure_clusters(context: dg.AssetExecutionContext, flywheel: FlywheelResour
                if built else pl.DataFrame({"matched_as": [], "len": []}))
     yield dg.MaterializeResult(asset_key=ASSIGNMENTS, metadata={
         "dagster/row_count": dg.MetadataValue.int(assigned),
+        "later_nights_rebuilt": dg.MetadataValue.int(len(refreshed)),
         "matched_as": dg.MetadataValue.json({r["matched_as"]: r["len"] for r in matched.iter_rows(named=True)})})
     clusters = last.get(CLUSTERS_TABLE, pl.DataFrame())
     yield dg.MaterializeResult(asset_key=CLUSTERS, metadata={

@@ -3,7 +3,8 @@ on hand-made failures; agreement with the injected failure modes on generated sa
 
 from __future__ import annotations
 
-import json
+import dataclasses
+import shutil
 from datetime import date, timedelta
 
 import duckdb
@@ -19,7 +20,7 @@ from flywheel.failures.documents import DOCUMENT_SCHEMA, documents, failing_even
 from flywheel.failures.fit import FitParams
 from flywheel.failures.labels import ctfidf, label, top_terms
 from flywheel.failures.model import ASSIGNMENT_SCHEMA, FailureConfig, ModelState, advance
-from flywheel.failures.store import ids_path, snapshot_path
+from flywheel.failures.store import is_stale, load_snapshot, snapshot_meta, snapshot_path
 from flywheel.failures.views import failure_views
 from flywheel.outcomes.resolve import build_event_outcomes
 from flywheel.store import Layout, write_parquet_atomic
@@ -222,17 +223,18 @@ def nights(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[date, pl
 def test_rerunning_a_night_gives_the_same_result_and_founds_nothing_twice(settings, nights):
     build_failures(settings, D1, run_id="run-1")
     first = build_failures(settings, D2, run_id="run-2")
-    counter = ids_path(Layout(settings.store)).read_text()
+    digest = snapshot_meta(Layout(settings.store), D2)["digest"]
     again = build_failures(settings, D2, run_id="run-3")
     cols = ["event_id", "cluster_id", "similarity", "matched_as"]
     assert again["failures/assignments"].select(cols).equals(first["failures/assignments"].select(cols))
-    assert again["failures/clusters"].equals(first["failures/clusters"])
-    assert ids_path(Layout(settings.store)).read_text() == counter
+    assert again["failures/clusters"].drop("born_run").equals(first["failures/clusters"].drop("born_run"))
+    assert snapshot_meta(Layout(settings.store), D2)["digest"] == digest  # the same night, whichever run built it
+    assert load_snapshot(Layout(settings.store), D2).state.next_id == 4
     born = again["failures/clusters"].filter(pl.col("born_date") == D2)
-    assert born.height == 1 and born["born_run"].to_list() == ["run-2"]  # the birth keeps its first run
+    assert born["cluster_id"].to_list() == [3] and born["born_run"].to_list() == ["run-3"]  # the run that built it
     history = again["failures/cluster_history"]
     row = history.filter(pl.col("born")).row(0, named=True)
-    assert row["events_founding"] == 6 and row["born_run"] == "run-2" and row["run_id"] == "run-3"
+    assert row["events_founding"] == 6 and row["born_run"] == "run-3" and row["run_id"] == "run-3"
     assert history.filter(~pl.col("born"))["events_existing"].sum() == 16
 
 
@@ -248,19 +250,52 @@ def test_a_night_without_failures_keeps_every_cluster(settings, nights):
     assert not quiet["failures/cluster_daily"]["is_growing"].any()
 
 
-def test_ids_are_never_reused_when_an_earlier_night_is_rebuilt(settings, nights):
+def assert_as_a_clean_run(settings: Settings, clean_store, days: list[date]) -> None:
+    """Every failure table of `days` in `settings`' store equals what building `days` in order in
+    a new store gives (the columns naming runs aside)."""
+    clean = dataclasses.replace(settings, store=clean_store)
+    for day in days:
+        build_failures(clean, day, run_id=f"clean-{day}")
+    for name in ("failures/assignments", "failures/clusters", "failures/cluster_history", "failures/cluster_daily"):
+        for day in days:
+            got, want = (pl.read_parquet(Layout(s.store).table(name, day)) for s in (settings, clean))
+            keep = [c for c in got.columns if c not in ("run_id", "born_run")]
+            assert got.select(keep).equals(want.select(keep)), (name, day)
+
+
+def test_rebuilding_an_earlier_night_rebuilds_the_nights_that_continued_from_it(settings, nights, tmp_path):
     build_failures(settings, D1, run_id="run-1")
     build_failures(settings, D2, run_id="run-2")
-    issued = json.loads(ids_path(Layout(settings.store)).read_text())["next_id"]
-    assert issued == 4
-    # Late data: night 1 now also holds the new kind; rebuilding it must not hand out id 3 again.
+    assert tables.refresh_stale(settings, run_id="run-2") == []  # built in order: nothing to do
+    assert load_snapshot(Layout(settings.store), D2).state.next_id == 4  # amount 1, tone 2, privacy 3 (born D2)
+    # Late data: night 1 now also holds the privacy failures. Night 1 founds them (id 3, after
+    # amount and tone, 10 events each), so night 2, built from the night 1 that had no such cluster,
+    # is stale until it is rebuilt; rebuilt, its privacy failures join cluster 3.
     nights[D1] = docs_of(raw("a1-", D1, AMOUNT, "wrong_amount", 10), raw("t1-", D1, TONE, "tone", 10),
                          raw("x1-", D1, PII, "privacy", 7))
     rebuilt = build_failures(settings, D1, run_id="run-4")["failures/assignments"]
-    new = clusters_of(rebuilt, "x1-")
-    assert new == {4}
-    assert json.loads(ids_path(Layout(settings.store)).read_text())["next_id"] == 5
-    assert snapshot_path(Layout(settings.store), D1).exists()
+    assert clusters_of(rebuilt, "x1-") == {3}
+    assert is_stale(Layout(settings.store), D2, FailureConfig().window_days)
+    assert tables.refresh_stale(settings, run_id="run-4") == [D2]
+    assert not is_stale(Layout(settings.store), D2, FailureConfig().window_days)
+    night2 = pl.read_parquet(Layout(settings.store).table("failures/assignments", D2))
+    assert clusters_of(night2, "p2-") == {3}
+    assert set(night2.filter(pl.col("event_id").str.starts_with("p2-"))["matched_as"]) == {"existing"}
+    assert load_snapshot(Layout(settings.store), D2).state.next_id == 4  # nothing founded on night 2 now
+    # ... which is what a clean run over the same documents makes of both nights.
+    assert_as_a_clean_run(settings, tmp_path / "clean", [D1, D2])
+
+
+def test_a_night_built_before_the_night_it_continues_is_rebuilt_once_that_night_exists(settings, nights, tmp_path):
+    # Two runs overlapping out of order: night 2 is built before night 1 exists (from no clusters)
+    build_failures(settings, D2, run_id="run-b")
+    early = pl.read_parquet(Layout(settings.store).table("failures/assignments", D2))
+    assert set(early["matched_as"]) <= {"founding", "unmatched"}  # nothing known yet: all founded
+    build_failures(settings, D1, run_id="run-a")
+    assert is_stale(Layout(settings.store), D2, FailureConfig().window_days)
+    assert tables.refresh_stale(settings, run_id="run-a") == [D2]
+    assert tables.refresh_stale(settings, run_id="run-b") == []
+    assert_as_a_clean_run(settings, tmp_path / "clean", [D1, D2])
 
 
 # ----------------------------------------------------------------------------- growth, by hand
@@ -374,6 +409,37 @@ def test_ids_stay_the_same_from_one_night_to_the_next(sample):
     build_failures(settings, days[-1], run_id="again")
     after = _read(settings, "failures/assignments").filter(pl.col("event_date") == days[-1]).drop("run_id")
     assert after.equals(before)
+
+
+FAILURE_TABLES = ("failures/assignments", "failures/clusters", "failures/cluster_history", "failures/cluster_daily")
+RUN_COLUMNS = ("run_id", "born_run")  # name the run that built a night, so a rerun differs there by design
+
+
+def failure_tables(settings: Settings) -> dict[str, pl.DataFrame]:
+    """Every row of every failure table, without the columns naming runs, in a fixed order."""
+    out = {}
+    for name in FAILURE_TABLES:
+        frame = _read(settings, name)
+        frame = frame.drop([c for c in RUN_COLUMNS if c in frame.columns])
+        out[name] = frame.sort([c for c in frame.columns if frame.schema[c] != pl.List], nulls_last=True)
+    return out
+
+
+def test_rerunning_the_nights_leaves_every_failure_table_as_the_clean_run_made_it(sample, tmp_path):
+    settings, _, days = sample
+    shutil.copytree(settings.store, tmp_path / "store")
+    copy = dataclasses.replace(settings, store=tmp_path / "store")
+    clean = failure_tables(copy)
+    assert clean["failures/clusters"].filter(pl.col("event_date") == days[-1]).height > 10
+    for day in days:  # every night again, in order
+        build_failures(copy, day, run_id=f"rerun-{day}")
+    again = failure_tables(copy)
+    for name in FAILURE_TABLES:
+        assert again[name].equals(clean[name]), f"{name} differs after rerunning every night"
+    build_failures(copy, days[4], run_id="one-night")  # one night in the middle, alone
+    again = failure_tables(copy)
+    for name in FAILURE_TABLES:
+        assert again[name].equals(clean[name]), f"{name} differs after rerunning night {days[4]}"
 
 
 def test_failure_views_document_every_column(sample):

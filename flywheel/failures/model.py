@@ -16,10 +16,11 @@ joined):
 4. Update: centroids (running sums of member vectors, pruned), sizes, names (`labels`,
    c-TF-IDF), exemplars of the new clusters.
 
-Stable identity: ids come from a counter that only grows (in the store: `store.ids_path`), so an id
-is never handed out twice; a cluster keeps its id for as long as groups of its failures turn up;
-re-running a night from the same state gives the same result and reuses the ids its earlier run
-gave (a new cluster within cosine 0.9 of one the same night founded before is that cluster). The
+Stable identity: a cluster keeps its id for as long as groups of its failures turn up. A night's
+new clusters take the next ids of the previous night's state (`ModelState.next_id`, which only
+grows from night to night), in a fixed order (most events that night first), so a night's result
+is a function of the previous night's state and the night's documents only: re-running a night,
+every night, or a night after a killed run gives every id and assignment a clean run gives. The
 featurizer is stateless (hashing) and its parameters are frozen into the state: features never
 drift.
 
@@ -76,7 +77,6 @@ from flywheel.failures.labels import ctfidf, label, merge_counts, term_counts, t
 EXISTING, FOUNDING, NEW, UNMATCHED = "existing", "founding", "new", "unmatched"
 MATCHES: tuple[str, ...] = (EXISTING, FOUNDING, NEW, UNMATCHED)
 STATE_VERSION = 1
-_SAME_CLUSTER = 0.9  # a re-run's new cluster this close to one the same day founded before is that cluster
 
 ASSIGNMENT_SCHEMA: dict[str, pl.DataType] = {
     "event_id": pl.String(), "event_date": pl.Date(), "scenario": pl.String(), "model": pl.String(),
@@ -262,28 +262,6 @@ def _best(X: sp.csr_matrix, C: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     return j.astype(np.int64), S[np.arange(S.shape[0]), j].astype(np.float32)
 
 
-def _reuse_ids(day: date, cents: sp.csr_matrix, previous: ModelState | None) -> list[Cluster | None]:
-    """For each new cluster (centroid rows), the cluster an earlier run of the same day founded in
-    its place (same night, centroid within cosine 0.9), if any: its id and birth are kept."""
-    out: list[Cluster | None] = [None] * cents.shape[0]
-    if previous is None or cents.shape[0] == 0:
-        return out
-    rows = [i for i, c in enumerate(previous.clusters) if c.born_date == day]
-    if not rows:
-        return out
-    S = (cents @ previous.centroids()[rows].T).toarray()
-    pairs = sorted(((float(S[a, b]), a, b) for a in range(S.shape[0]) for b in range(S.shape[1])
-                    if S[a, b] >= _SAME_CLUSTER), key=lambda t: (-t[0], t[1], t[2]))
-    used_a: set[int] = set()
-    used_b: set[int] = set()
-    for _, a, b in pairs:
-        if a not in used_a and b not in used_b:
-            out[a] = previous.clusters[rows[b]]
-            used_a.add(a)
-            used_b.add(b)
-    return out
-
-
 def _fit_set(docs: pl.DataFrame, ranks: np.ndarray, recent: pl.DataFrame, cfg: FailureConfig
              ) -> tuple[np.ndarray, pl.DataFrame]:
     """Which of today's documents are fitted (indices) and which recent documents join them."""
@@ -387,7 +365,7 @@ def kept_schema() -> dict[str, pl.DataType]:
 
 
 def advance(state: ModelState, docs: pl.DataFrame, day: date, run_id: str, config: FailureConfig | None = None,
-            recent: pl.DataFrame | None = None, previous: ModelState | None = None) -> DayResult:
+            recent: pl.DataFrame | None = None) -> DayResult:
     """Fold one night's failure documents (`documents.documents` rows of `day`) into `state`.
 
     1. Fit: today's documents (a hash-ranked sample when there are more than the budget) and the
@@ -398,10 +376,9 @@ def advance(state: ModelState, docs: pl.DataFrame, day: date, run_id: str, confi
     3. Assign: today's fitted documents take their group's cluster; every other one (not fitted,
        or in no group) joins the nearest group or known cluster when its cosine reaches
        `assign_threshold`, else stays unmatched (cluster_id null).
-    New clusters take fresh ids from `state.next_id`, except that a re-run of a day reuses the id
-    `previous` (the earlier snapshot of the same day) gave the same cluster: re-running a day from
-    the same state and inputs gives the same assignments and founds nothing twice. `state` is not
-    modified.
+    New clusters take the ids from `state.next_id` on, most events today first: the result is a
+    function of `state`, `docs` and `recent` only, so re-running a day from the same state and
+    inputs gives the same ids and assignments. `state` is not modified.
     """
     cfg = config or FailureConfig()
     if not state.clusters:
@@ -443,15 +420,10 @@ def advance(state: ModelState, docs: pl.DataFrame, day: date, run_id: str, confi
     founders = sorted(founders, key=lambda k: (-int(today_sizes[k]), first[k]))
     K0 = len(state.clusters)
     clusters = [replace(c) for c in state.clusters]
-    reused = _reuse_ids(day, G[founders] if founders else G[:0], previous)
     next_id = state.next_id
     for m, k in enumerate(founders):
-        before = reused[m]
-        if before is None:
-            clusters.append(Cluster(next_id, day, run_id))
-            next_id += 1
-        else:
-            clusters.append(Cluster(before.cluster_id, day, before.born_run))
+        clusters.append(Cluster(next_id, day, run_id))
+        next_id += 1
         target[k] = K0 + m
     K = len(clusters)
 

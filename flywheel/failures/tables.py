@@ -11,6 +11,10 @@
 - `failures/cluster_daily` (`growth.build_cluster_daily`): per scenario x cluster, counts, shares,
   growth against a baseline window, new and growing flags.
 Each write replaces the day's file atomically; building a day twice leaves the same data.
+`build_failures` builds the four in one step under the store's `failures` lock and writes the
+night's snapshot last; `refresh_stale` then rebuilds, in order, the later nights that continued
+from an earlier build of a rebuilt night (or were built before an earlier night existed), so
+reruns, killed runs and overlapping runs leave every table as one clean run in day order does.
 """
 
 from __future__ import annotations
@@ -24,10 +28,10 @@ import pyarrow as pa
 from flywheel.config import Settings
 from flywheel.failures.documents import day_documents
 from flywheel.failures.growth import ASSIGNMENTS, CLUSTER_DAILY, CLUSTERS, build_cluster_daily
-from flywheel.failures.model import (ASSIGNMENT_SCHEMA, EXISTING, FOUNDING, NEW, UNMATCHED, FailureConfig, ModelState,
-                                     advance)
-from flywheel.failures.store import (Snapshot, load_snapshot, previous_state, recent_documents, record_next_id,
-                                     save_snapshot, with_free_ids)
+from flywheel.failures.model import (ASSIGNMENT_SCHEMA, EXISTING, FOUNDING, NEW, UNMATCHED, DayResult, FailureConfig,
+                                     ModelState, advance)
+from flywheel.failures.store import (Snapshot, basis, is_stale, load_snapshot, previous_state, recent_documents,
+                                     save_snapshot, snapshot_days)
 from flywheel.store import Layout, exclusive, write_parquet_atomic
 
 HISTORY = "failures/cluster_history"
@@ -63,15 +67,18 @@ def build_failure_assignments(settings: Settings, day: date, run_id: str | None 
     layout = Layout(settings.store)
     docs = day_documents(settings, day)
     with exclusive(layout.lock(LOCK)):
-        state = previous_state(layout, day) or ModelState(cfg.featurizer)
-        earlier = load_snapshot(layout, day)
-        result = advance(with_free_ids(state, layout), docs, day, run, cfg,
-                         recent=recent_documents(layout, day, cfg.window_days),
-                         previous=earlier.state if earlier else None)
+        result, built_from = _advance(layout, docs, day, run, cfg)
         write_parquet_atomic(result.assignments.to_arrow(), layout.table(ASSIGNMENTS, day))
-        save_snapshot(layout, day, Snapshot(result.state, result.kept))
-        record_next_id(layout, result.state.next_id)
+        save_snapshot(layout, day, Snapshot(result.state, result.kept, built_from))
     return result.assignments
+
+
+def _advance(layout: Layout, docs: pl.DataFrame, day: date, run: str, cfg: FailureConfig
+             ) -> tuple[DayResult, dict[str, str]]:
+    """Night `day`'s step from the snapshots before it, and their digests (call under the lock)."""
+    built_from = basis(layout, day, cfg.window_days)
+    state = previous_state(layout, day) or ModelState(cfg.featurizer)
+    return advance(state, docs, day, run, cfg, recent=recent_documents(layout, day, cfg.window_days)), built_from
 
 
 def _snapshot_state(settings: Settings, day: date) -> ModelState:
@@ -141,13 +148,53 @@ def build_cluster_history(settings: Settings, day: date) -> pl.DataFrame:
     return frame
 
 
+def _night(settings: Settings, layout: Layout, day: date, run: str, cfg: FailureConfig,
+           growth: dict[str, float | int]) -> dict[str, pl.DataFrame]:
+    """Build night `day`'s four tables, then its snapshot (call under the failures lock). The
+    snapshot is written last, so a night killed half-way keeps its earlier snapshot: its re-run,
+    or `refresh_stale`, builds it again."""
+    result, built_from = _advance(layout, day_documents(settings, day), day, run, cfg)
+    write_parquet_atomic(result.assignments.to_arrow(), layout.table(ASSIGNMENTS, day))
+    clusters = clusters_frame(result.state, result.assignments, day)
+    write_parquet_atomic(clusters.to_arrow(), layout.table(CLUSTERS, day))
+    history = history_frame(result.state, result.assignments, day)
+    write_parquet_atomic(history.to_arrow(), layout.table(HISTORY, day))
+    daily = build_cluster_daily(settings, day, **growth)  # type: ignore[arg-type]
+    save_snapshot(layout, day, Snapshot(result.state, result.kept, built_from))
+    return {ASSIGNMENTS: result.assignments, CLUSTERS: clusters, HISTORY: history, CLUSTER_DAILY: daily}
+
+
 def build_failures(settings: Settings, day: date, run_id: str | None = None, config: FailureConfig | None = None,
                    baseline_days: int = 7, new_days: int = 1, growth_factor: float = 2.0,
                    min_events: int = 5) -> dict[str, pl.DataFrame]:
-    """Build every failure table of `day` in order; returns them by table name."""
-    return {
-        ASSIGNMENTS: build_failure_assignments(settings, day, run_id, config),
-        CLUSTERS: build_clusters(settings, day),
-        HISTORY: build_cluster_history(settings, day),
-        CLUSTER_DAILY: build_cluster_daily(settings, day, baseline_days, new_days, growth_factor, min_events),
-    }
+    """Build every failure table of `day` in order, under the store's `failures` lock (a night is
+    never interleaved with another process's); returns them by table name. The nights after
+    `day` that continued from an earlier build of it are then stale: `refresh_stale` rebuilds them."""
+    cfg = config or FailureConfig()
+    layout = Layout(settings.store)
+    growth = {"baseline_days": baseline_days, "new_days": new_days, "growth_factor": growth_factor,
+              "min_events": min_events}
+    with exclusive(layout.lock(LOCK)):
+        return _night(settings, layout, day, run_id or f"adhoc-{uuid.uuid4().hex[:12]}", cfg, growth)
+
+
+def refresh_stale(settings: Settings, run_id: str | None = None, config: FailureConfig | None = None,
+                  baseline_days: int = 7, new_days: int = 1, growth_factor: float = 2.0,
+                  min_events: int = 5) -> list[date]:
+    """Rebuild, in order, every built night that is stale (`store.is_stale`: an earlier night it
+    continued from was rebuilt with another result, or built after it, by this run or another);
+    returns the nights rebuilt. Afterwards every night's tables are what building every night in
+    order from its current documents gives. Call it after building a run's nights; a night whose
+    earlier nights are unchanged is only checked (a few small reads), not rebuilt."""
+    cfg = config or FailureConfig()
+    layout = Layout(settings.store)
+    growth = {"baseline_days": baseline_days, "new_days": new_days, "growth_factor": growth_factor,
+              "min_events": min_events}
+    run = run_id or f"adhoc-{uuid.uuid4().hex[:12]}"
+    rebuilt = []
+    with exclusive(layout.lock(LOCK)):
+        for day in snapshot_days(layout):
+            if is_stale(layout, day, cfg.window_days):
+                _night(settings, layout, day, run, cfg, growth)
+                rebuilt.append(day)
+    return rebuilt
