@@ -104,7 +104,9 @@ def tables_page(settings: Settings) -> str:
     lines = ["# Analyst tables", "",
              "Generated from the database's own comments by `flywheel docs tables` (a test keeps this page equal",
              "to what the code declares). Open the database read-only: "
-             "`duckdb.connect('data/flywheel.duckdb', read_only=True)`.", ""]
+             "`duckdb.connect('data/flywheel.duckdb', read_only=True)`. It holds only these views and is rebuilt",
+             "whole when they change: a table you create in it is dropped at the next run. Keep your own tables in a",
+             "database of your own that attaches this one: `ATTACH 'data/flywheel.duckdb' AS fw (READ_ONLY)`.", ""]
     for schema, view, comment in views:
         lines += [f"## `{schema}.{view}`", "", comment or "", "", "| column | type | description |", "|---|---|---|"]
         for column, dtype, ccomment in by_view.get((schema, view), []):

@@ -5,7 +5,11 @@ The database holds no data of its own, only views over the store's Parquet files
 and renamed over `FLYWHEEL_DB`, so the nightly run never needs DuckDB's single writer lock on the
 file an analyst has open: an analyst's open connection keeps reading the database as it was
 (whose views still read the current Parquet files, each replaced atomically), and a new
-connection sees the new one. Paths are written into the view definitions as quoted literals
+connection sees the new one. The nightly run itself reads the views in memory (`connect_views`),
+never the file, so an analyst holding it read-write does not fail the night either. The file holds
+nothing but these views: a table an analyst creates in it is dropped when it is next rebuilt, so
+analysts keep their own objects in a database of their own that ATTACHes this one READ_ONLY (README,
+docs/cookbook.md). Paths are written into the view definitions as quoted literals
 because DDL takes no bound parameters; they come from configuration, never from input data.
 """
 
@@ -226,6 +230,31 @@ def _stamp(target: Path, digest: str) -> str:
     return f"{digest} {st.st_ino} {st.st_size} {st.st_mtime_ns}"
 
 
+def _create_views(con: duckdb.DuckDBPyConnection, definitions: list[tuple[View, str]]) -> None:
+    for view, body in definitions:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {view.schema}")
+        con.execute(f"CREATE OR REPLACE VIEW {view.schema}.{view.name} AS {body}")
+
+
+def connect_views(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """An in-memory connection holding every analyst view over the store (the same definitions as
+    the database at `settings.db`, without their comments), in UTC.
+
+    What the nightly run reads its own tables through: it never opens `settings.db`, so an analyst
+    holding that file, even read-write (the DuckDB CLI's default), never fails the night."""
+    from flywheel.signals.ledger import repair_ledger
+
+    repair_ledger(settings)
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        _create_views(con, _definitions(Layout(settings.store)))
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
 def build_catalog(settings: Settings, force: bool = False) -> Path:
     """Rebuild the analysts' database at `settings.db` atomically; returns its path.
 
@@ -255,9 +284,8 @@ def build_catalog(settings: Settings, force: bool = False) -> Path:
             try:
                 con.execute("SET TimeZone = 'UTC'")
                 con.execute("BEGIN")  # one transaction: one commit for every view and comment
-                for view, body in definitions:
-                    con.execute(f"CREATE SCHEMA IF NOT EXISTS {view.schema}")
-                    con.execute(f"CREATE OR REPLACE VIEW {view.schema}.{view.name} AS {body}")
+                _create_views(con, definitions)
+                for view, _ in definitions:
                     con.execute(f"COMMENT ON VIEW {view.schema}.{view.name} IS {_literal(view.description)}")
                 # the columns of every view at once (each look-up binds every view again)
                 columns = set(con.sql("SELECT schema_name, table_name, column_name FROM duckdb_columns() "

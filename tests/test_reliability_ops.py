@@ -158,3 +158,61 @@ def test_every_cookbook_query_runs_through_flywheel_sql(sample_with_changes) -> 
     for sql in queries:
         _, rows, _ = run_query(settings, sql)
         assert rows, sql
+
+
+_HOLDER = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1])  # read-write, as the DuckDB CLI opens a file by default
+con.execute("CREATE TABLE IF NOT EXISTS main.my_notes AS SELECT 42 AS answer")
+print("holding", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_an_analyst_holding_the_database_read_write_never_fails_the_night(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    import sys
+    from dataclasses import replace
+    from datetime import date
+
+    import duckdb
+
+    from assets.cli import run_days
+    from conftest import write_jsonl
+
+    settings = replace(settings, publish=tmp_path / "publish")
+    monkeypatch.setenv("FLYWHEEL_PUBLISH", str(settings.publish))
+    write_jsonl(settings.landing / "events" / "e.jsonl",
+                [{"event_id": f"e{i}", "occurred_at": f"2026-03-0{1 + i % 3}T10:00:00Z", "scenario": "s", "model": "m",
+                  "prompt_version": "v1", "autonomy_level": "assist", "status": "ok", "confidence": 0.9,
+                  "output_text": "draft", "input_text": "question"} for i in range(9)])
+    run_days(settings, date(2026, 3, 1), date(2026, 3, 1), quiet=True, progress=False)
+    # what the docs tell analysts to do with tables of their own: a database of theirs attaching ours
+    own = duckdb.connect(str(tmp_path / "mine.duckdb"))
+    try:
+        own.execute("ATTACH ? AS fw (READ_ONLY)", [str(settings.db)])
+        own.execute("CREATE TABLE notes AS SELECT count(*) AS n FROM fw.ingest.events")
+        run_days(settings, date(2026, 3, 2), date(2026, 3, 2), quiet=True, progress=False)
+    finally:
+        own.close()
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(settings.db)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        with pytest.raises(duckdb.IOException, match="lock"):  # the file really is held
+            duckdb.connect(str(settings.db), read_only=True)
+        ran = run_days(settings, date(2026, 3, 3), date(2026, 3, 3), quiet=True, progress=False)
+        assert ran is not None and ran.days == [date(2026, 3, 3)]
+        report = (settings.publish / "report" / "latest.html").read_text()
+        assert "data through <b>2026-03-03</b>" in report
+    finally:
+        holder.communicate("", timeout=60)
+    own = duckdb.connect(str(tmp_path / "mine.duckdb"))
+    try:
+        own.execute("ATTACH ? AS fw (READ_ONLY)", [str(settings.db)])
+        assert own.sql("SELECT n FROM notes").fetchall() == [(3,)]  # the analyst's table outlived two nights
+        assert own.sql("SELECT event_date, count(*) FROM fw.ingest.events GROUP BY 1 ORDER BY 1").fetchall() == \
+            [(date(2026, 3, d), 3) for d in (1, 2, 3)]
+    finally:
+        own.close()

@@ -18,6 +18,7 @@ from typing import Any
 
 import duckdb
 
+from flywheel.catalog import connect_views
 from flywheel.config import Settings
 from flywheel.privacy import redact
 from flywheel.report.failures import cluster_share_plot, top_clusters
@@ -123,8 +124,9 @@ def reliability_plot(con: duckdb.DuckDBPyConnection) -> str | None:
 
 
 def build_report(settings: Settings, run_id: str) -> str:
-    """The report of the database's latest day, as an HTML document."""
-    con = duckdb.connect(str(settings.db), read_only=True)
+    """The report of the store's latest day, as an HTML document. It reads the analysts' views
+    in memory (`catalog.connect_views`), never the database file, which an analyst may hold."""
+    con = connect_views(settings)
     try:
         day = _rows(con, "SELECT max(event_date) AS d FROM ingest.events")
         data_day = day[0]["d"] if day else None
