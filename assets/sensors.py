@@ -13,7 +13,8 @@ from assets.jobs import clear_rebuilt, nightly_job, range_tags, run_days_of
 from assets.partitions import FIRST_DAY
 from flywheel.config import Settings
 from flywheel.ingest import changed_days
-from flywheel.ingest.peek import peek_days
+from flywheel.ingest.peek import is_regular_file, peek_days
+from flywheel.ingest.readers import Limits
 from flywheel.ingest.sync import discover
 from flywheel.store import Layout
 
@@ -29,7 +30,9 @@ _OVERLAP = timedelta(minutes=1)
                        "days they hold (the run's landing sync records older event days whose "
                        "interventions arrived; late_data_sensor runs those).")
 def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    """Compare landing files (size, mtime) with the cursor; ask for a run over the days they touch."""
+    """Compare landing files (size, mtime) with the cursor; ask for a run over the days they touch.
+    Anything that is not a regular file (a named pipe) is skipped with a warning, never opened:
+    the run refuses it."""
     settings = Settings.from_env()
     seen: dict[str, list[int]] = json.loads(context.cursor) if context.cursor else {}
     current: dict[str, list[int]] = {}
@@ -39,14 +42,18 @@ def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.
             st = path.stat()
         except OSError:
             continue
+        if not is_regular_file(path):
+            context.log.warning(f"landing sensor: {rel} is not a regular file (a named pipe?); skipped, the run refuses it")
+            continue
         current[rel] = [st.st_size, st.st_mtime_ns]
         if seen.get(rel) != current[rel]:
             changed.append((kind, path))
     if not changed:
         return dg.SkipReason("no new or changed landing files")
     days: set[date] = set()
+    limits = Limits.of(settings)
     for kind, path in changed:
-        days |= peek_days(path, kind)
+        days |= peek_days(path, kind, limits)
     first_allowed = date.fromisoformat(FIRST_DAY)
     yesterday = datetime.now(timezone.utc).date() - timedelta(days=1)
     days = {d for d in days if first_allowed <= d <= yesterday}

@@ -12,6 +12,8 @@
 | FLYWHEEL_CALIBRATION_WINDOW_DAYS | 28 | days of events (ending at the day) that calibration looks at |
 | FLYWHEEL_RELIABILITY_BINS | 10 | equal-count bins of the reliability diagram |
 | FLYWHEEL_DUCKDB_MEMORY | 4GB | memory limit of each DuckDB query that builds the store's tables (partitions, outcomes, marts, failure documents, signals) (beyond it, DuckDB spills to <store>/_tmp) |
+| FLYWHEEL_MAX_DECOMPRESSED_BYTES | 16GiB | a compressed landing file (.gz) that expands to more than this is refused as `bad_file` (see flywheel/ingest/readers.py) |
+| FLYWHEEL_MAX_COMPRESSION_RATIO | 100 | a compressed landing file that expands more than this many times its compressed size (checked once 64 MiB have come out) is refused as `bad_file`, a likely compression bomb |
 | FLYWHEEL_REDACT | on | redact e-mails, phone and card numbers from the failure clustering text (off: 0, false, no, off) |
 
 The confidence gate's target and error level are policy (`gate.target`, `gate.delta` in the policy
@@ -42,6 +44,8 @@ class Settings:
     reliability_bins: int = 10
     redact: bool = True
     duckdb_memory: str = "4GB"
+    max_decompressed_bytes: int = 16 * 1024**3
+    max_compression_ratio: float = 100.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":
@@ -65,6 +69,9 @@ class Settings:
             reliability_bins=max(1, _int_env("FLYWHEEL_RELIABILITY_BINS", 10)),
             redact=_flag_env("FLYWHEEL_REDACT", True),
             duckdb_memory=_memory_env("FLYWHEEL_DUCKDB_MEMORY", "4GB"),
+            max_decompressed_bytes=_bytes(_memory_env("FLYWHEEL_MAX_DECOMPRESSED_BYTES", "16GiB"),
+                                          "FLYWHEEL_MAX_DECOMPRESSED_BYTES"),
+            max_compression_ratio=_ratio_env("FLYWHEEL_MAX_COMPRESSION_RATIO", 100.0),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         for key in ("landing", "store", "db", "publish", "policy"):
@@ -80,6 +87,33 @@ def _memory_env(name: str, default: str) -> str:
     if not re.fullmatch(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", raw, re.IGNORECASE):
         raise ValueError(f"{name} must be an amount of memory such as 4GB or 512MiB, got {raw!r}")
     return raw
+
+
+_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+          "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+
+
+def _bytes(amount: str, name: str) -> int:
+    """A number of bytes from an amount such as 16GiB or 500MB (checked by `_memory_env`); above 0."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([a-zA-Z]+)", amount.strip())
+    assert m is not None
+    value = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    if value <= 0:
+        raise ValueError(f"{name} must be more than 0 bytes, got {amount!r}")
+    return value
+
+
+def _ratio_env(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number greater than 1, got {raw!r}") from None
+    if not value > 1.0 or value != value or value == float("inf"):
+        raise ValueError(f"{name} must be a number greater than 1, got {raw!r}")
+    return value
 
 
 def _flag_env(name: str, default: bool) -> bool:

@@ -1,6 +1,7 @@
 """Privacy: reviewer ids are pseudonymised with a keyed hash before they are stored, and personal
 data (e-mail addresses, phone numbers, payment card numbers) is redacted from text used for
-clustering features and shown in the report.
+clustering features and shown in the report. Quarantined records keep their raw text, with the
+reviewer id in it replaced by the same pseudonym (`pseudonymise_raw`).
 
 The key comes from FLYWHEEL_HASH_KEY; when it is unset, a random key is created once in the store
 (`<store>/.hash_key`, mode 600) and used from then on. To rotate it: set the new key in
@@ -11,13 +12,16 @@ hashed under different keys never match, so rotate the whole store at once.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import hmac
+import io
 import os
 import re
 import secrets
 from pathlib import Path
 
+import orjson
 import polars as pl
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
@@ -86,6 +90,48 @@ def hash_key(store: Path) -> bytes:
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_hex(32))
     return path.read_text().strip().encode()
+
+
+# A reviewer id in a raw record's text: a JSON `"reviewer_id": value` (JSON Lines, Parquet rows,
+# anywhere in a record, even a broken one) and an OTLP attribute
+# `{"key": "flywheel.intervention.reviewer_id", "value": {"stringValue": value}}`.
+_JSON_VALUE = r'"(?:[^"\\]|\\.)*"?|-?[0-9][0-9.eE+-]*|true|false'
+_RAW_IDS = re.compile(
+    r'((?:"reviewer_id"|"key"\s*:\s*"flywheel\.intervention\.reviewer_id"\s*,\s*"value"\s*:\s*\{\s*"\w+")\s*:\s*)'
+    f"({_JSON_VALUE})")
+
+
+def pseudonymise_raw(raw: str | None, key: bytes, csv_column: int | None = None) -> str | None:
+    """A quarantined record's raw text with its reviewer ids replaced by `pseudonymise`'s: every JSON
+    `"reviewer_id"` value and OTLP reviewer attribute (a string is hashed as the string it encodes,
+    so the pseudonym is the one stored interventions carry), and, in a CSV row, the cell of the
+    reviewer_id column `csv_column`. The rest of the text is kept as it came."""
+    if not raw:
+        return raw
+
+    def swap(m: re.Match[str]) -> str:
+        value = m.group(2)
+        try:
+            decoded = orjson.loads(value)
+        except orjson.JSONDecodeError:  # a truncated string: hash what there is
+            decoded = value
+        text = decoded if isinstance(decoded, str) else value
+        return f'{m.group(1)}"{pseudonymise(text, key)}"'
+
+    if "reviewer_id" in raw:
+        raw = _RAW_IDS.sub(swap, raw)
+    if csv_column is not None:
+        try:
+            rows = list(csv.reader(io.StringIO(raw, newline="")))
+        except csv.Error:
+            rows = []
+        if len(rows) == 1 and len(rows[0]) > csv_column and rows[0][csv_column]:
+            row = rows[0]
+            row[csv_column] = pseudonymise(row[csv_column], key)  # type: ignore[call-overload]
+            out = io.StringIO()
+            csv.writer(out, lineterminator="").writerow(row)
+            raw = out.getvalue()
+    return raw
 
 
 def pseudonymise(value: str | None, key: bytes) -> str | None:

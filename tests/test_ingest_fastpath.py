@@ -57,7 +57,7 @@ def test_generated_days_with_every_kind_of_bad_record_stage_identically(tmp_path
     fast, ref = _both_ways(landing, tmp_path)
     quarantine = [rows for key, (_, rows) in ((k, v) for k, v in ref.items() if "quarantine" in k and isinstance(v, tuple))]
     assert sum(len(rows) for rows in quarantine) > 20  # the generator's malformed records are there
-    formats = {m["format"] for k, m in ref.items() if isinstance(m, dict)}
+    formats = {m["format"] for k, m in ref.items() if k.startswith("manifests/")}
     assert {"jsonl", "csv", "parquet"} <= formats
     _assert_same(fast, ref)
 
@@ -89,10 +89,12 @@ def _gz(data: bytes) -> bytes:
 
 
 def test_hand_made_corner_files_stage_identically(tmp_path, monkeypatch):
+    import flywheel.ingest.batches as batches
     import flywheel.ingest.readers as readers
 
     monkeypatch.setenv("FLYWHEEL_HASH_KEY", "fastpath-test")
     monkeypatch.setattr(readers, "MAX_RECORD_BYTES", 400)
+    monkeypatch.setattr(batches, "READ_BYTES", 128)
     good = json.dumps({**_BASE, "output_text": "hé"}).encode()
     csv_rows = ("intervention_id,event_id,occurred_at,action,final_text,review_seconds\r\n"
                 "i1,e1,2026-03-01T10:00:00Z,accepted,,1.5\r\ni2,e1,2026-03-01T10:00:00Z,edited,\"a\nb\",x\r\n"
@@ -111,6 +113,19 @@ def test_hand_made_corner_files_stage_identically(tmp_path, monkeypatch):
         "interventions/not_utf8.csv": csv_rows.replace(b"edited", b"edit\xffed"),
         "interventions/empty.csv": b"",
         "interventions/syntax.csv": csv_rows + b'i5,"e1\n',
+        # lines over the limit, cut as they stream (blocks of 128 bytes below): blank head, blank
+        # all along, no final newline; a CSV line over the limit; reviewer ids in quarantined records
+        "events/long_blank_head.jsonl": good + b"\n" + b" " * 5000 + b"x\r\n" + good.replace(b"e1", b"e5"),
+        "events/long_blank.jsonl": b" \t" * 3000 + b"\n" + good + b"\n",
+        "events/long_no_newline.jsonl": good + b"\n" + b"y" * 5000,
+        "events/long_crlf.jsonl.gz": _gz(b"z" * 4095 + b"\r\n" + good + b"\n" + b"w" * 4097 + b"\r\n"),
+        "interventions/long_line.csv": csv_rows + b"i6,e1,2026-03-01T10:00:00Z,accepted," + b"q" * 500 + b"\n",
+        "interventions/reviewers.jsonl": (b'{"intervention_id": "i7", "event_id": "e1", "occurred_at": "2026-03-01T10:00:00Z", '
+                                          b'"action": "nope", "reviewer_id": "ann\\"e@x.example"}\n{"reviewer_id": 7, "x": 1}\n'
+                                          b'{"reviewer_id": "bob'),
+        "interventions/reviewers.csv": (b"intervention_id,event_id,occurred_at,action,reviewer_id\n"
+                                        b"i8,e1,2026-03-01T10:00:00Z,nope,ann@x.example\n"
+                                        b'i9,e1,2026-03-01T10:00:00Z,accepted,"b,ob",extra\ni10,e1\n'),
     }
     landing = tmp_path / "landing"
     for rel, data in files.items():
@@ -118,8 +133,17 @@ def test_hand_made_corner_files_stage_identically(tmp_path, monkeypatch):
         (landing / rel).write_bytes(data)
     fast, ref = _both_ways(landing, tmp_path)
     _assert_same(fast, ref)
-    manifests = [m for m in ref.values() if isinstance(m, dict)]
-    assert sum(bool(m["bad_file"]) for m in manifests) >= 3 and sum(m["quarantined"] for m in manifests) >= 8
+    manifests = [m for k, m in ref.items() if k.startswith("manifests/")]
+    assert sum(bool(m["bad_file"]) for m in manifests) >= 4 and sum(m["quarantined"] for m in manifests) >= 16
+    rows = {(r["source_file"], r["source_line"]): r for k, v in ref.items() if "quarantine" in k
+            for r in v[1]}  # type: ignore[index]
+    assert rows[("events/long_blank_head.jsonl", 2)]["raw"] == " " * 4096
+    assert rows[("events/long_no_newline.jsonl", 2)]["reason_code"] == "record_too_large"
+    assert ("events/long_blank.jsonl", 1) not in rows
+    assert [rows[("events/long_crlf.jsonl.gz", n)]["raw"] for n in (1, 3)] == ["z" * 4095, "w" * 4096]
+    assert "CSV line 8 is longer" in rows[("interventions/long_line.csv", None)]["reason"]
+    raws = [r["raw"] for (f, _), r in rows.items() if f.startswith("interventions/reviewers")]
+    assert len(raws) == 6 and not any("ann" in raw or "bob" in raw for raw in raws), raws
 
 
 @hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,

@@ -6,13 +6,14 @@ holds a whole day of decoded records (a 1M-event day is ~1 GB of JSON) and never
 object per record it does not need. Raw texts are produced only for records that are
 quarantined (`Chunk.raw`). JSON Lines (plain or gzip) is decompressed and split as it streams;
 CSV is decoded and parsed as it streams too; Parquet and OTLP are read whole, as before, and handed
-out in batches.
+out in batches. Memory stays bounded: decompression within `readers.Limits`, a JSON Lines line over
+the record limit cut to its first bytes as it streams (`line_blocks`), a CSV line read with a bound
+(`readers.BoundedLines`).
 """
 
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import queue
 import threading
@@ -24,21 +25,22 @@ from typing import Any
 import orjson
 
 import flywheel.ingest.readers as readers
-from flywheel.ingest.readers import BadFile, file_format
+from flywheel.ingest.readers import BadFile, Limits, file_format
 from flywheel.ingest.validate import Problem
 
 BATCH = 20_000
-READ_BYTES = 16 * 1024 * 1024
+READ_BYTES = readers.READ_BYTES
 
 
 class Chunk:
     """A batch of records of one kind: `lines[i]`, `records[i]` (None when `problems[i]` is set)."""
 
-    __slots__ = ("kind", "loose", "lines", "records", "problems", "_raws")
+    __slots__ = ("kind", "loose", "lines", "records", "problems", "_raws", "reviewer_col")
 
-    def __init__(self, kind: str, loose: bool):
+    def __init__(self, kind: str, loose: bool, reviewer_col: int | None = None):
         self.kind = kind
         self.loose = loose
+        self.reviewer_col = reviewer_col  # a CSV row's reviewer_id column, hashed in the quarantine
         self.lines: list[int] = []
         self.records: list[Any] = []
         self.problems: list[Problem | None] = []
@@ -65,15 +67,16 @@ class Chunk:
         return raw
 
 
-def read_chunks(path: Path, folder_kind: str, size: int = BATCH) -> Iterator[Chunk]:
-    """Every record of the landing file at `path` (folder `folder_kind`), `size` at a time."""
+def read_chunks(path: Path, folder_kind: str, size: int = BATCH, limits: Limits | None = None) -> Iterator[Chunk]:
+    """Every record of the landing file at `path` (folder `folder_kind`), `size` at a time; a
+    compressed file may expand only within `limits`."""
     fmt = file_format(folder_kind, path.name)
     if fmt is None or fmt == "otlp":
-        yield from _from_raw_records(readers.read_file(path, folder_kind), size)
+        yield from _from_raw_records(readers.read_file(path, folder_kind, limits), size)
     elif fmt == "jsonl":
-        yield from jsonl_chunks(line_blocks(path), folder_kind, size)
+        yield from jsonl_chunks(line_blocks(path, limits), folder_kind, size)
     elif fmt == "csv":
-        yield from _csv_file(path, folder_kind, size)
+        yield from _csv_file(path, folder_kind, size, limits)
     else:
         yield from _parquet(path, folder_kind, size)
 
@@ -81,39 +84,38 @@ def read_chunks(path: Path, folder_kind: str, size: int = BATCH) -> Iterator[Chu
 def _from_raw_records(records: Iterator[readers.RawRecord], size: int) -> Iterator[Chunk]:
     chunks: dict[str, Chunk] = {}
     for rec in records:
-        chunk = chunks.setdefault(rec.kind, Chunk(rec.kind, rec.loose))
+        chunk = chunks.setdefault(rec.kind, Chunk(rec.kind, rec.loose, rec.reviewer_col))
         chunk.add(rec.line, rec.record, rec.problem, rec.raw)
         if len(chunk) >= size:
             yield chunks.pop(rec.kind)
     yield from chunks.values()
 
 
-def _byte_blocks(path: Path) -> Iterator[bytes]:
-    """The file's bytes (decompressed if .gz) in blocks, read one block ahead in a thread (zlib and
-    file reads release the GIL, so decompression overlaps the parsing); a bad gzip raises `BadFile`
-    worded as `readers` words it."""
+def _byte_blocks(path: Path, limits: Limits | None = None) -> Iterator[bytes]:
+    """The file's bytes (decompressed if .gz, within `limits`) in blocks, read one block ahead in a
+    thread (zlib and file reads release the GIL, so decompression overlaps the parsing); a bad gzip
+    raises `BadFile` worded as `readers` words it."""
     gz = path.name.lower().endswith(".gz")
     try:
-        yield from _prefetched(path, gz)
+        yield from _prefetched(path, limits)
     except (OSError, EOFError, zlib.error) as exc:
-        if not gz:
+        if not gz or isinstance(exc, FileNotFoundError):
             raise
-        readers._read_bytes(path)  # the whole-file decoder's own wording of the error
+        readers._read_bytes(path, limits)  # the whole-file decoder's own wording of the error
         raise BadFile(f"{path.name} is named .gz but is not valid gzip: {exc}") from None
 
 
-def _prefetched(path: Path, gz: bool) -> Iterator[bytes]:
+def _prefetched(path: Path, limits: Limits | None) -> Iterator[bytes]:
     blocks: queue.Queue[Any] = queue.Queue(maxsize=2)
     stop = threading.Event()
 
     def produce() -> None:
         try:
-            with (gzip.open(path, "rb") if gz else open(path, "rb")) as fh:
-                while not stop.is_set():
-                    block = fh.read(READ_BYTES)
-                    _put(blocks, block, stop)
-                    if not block:
-                        return
+            for block in readers.decompressed_blocks(path, limits, READ_BYTES):
+                if stop.is_set():
+                    return
+                _put(blocks, block, stop)
+            _put(blocks, b"", stop)
         except BaseException as exc:  # handed to the consumer, raised there
             _put(blocks, exc, stop)
 
@@ -141,53 +143,94 @@ def _put(blocks: queue.Queue[Any], item: Any, stop: threading.Event) -> None:
             continue
 
 
-def line_blocks(path: Path) -> Iterator[tuple[int, bytes]]:
-    """(number of its first line, block) over the file: each block is whole lines joined by b"\n",
-    so that splitting every block on b"\n" gives the lines of `data.split(b"\n")` in order."""
+Block = tuple[int, bytes, frozenset[int]]  # first line number, whole lines, numbers of lines cut short
+
+
+def line_blocks(path: Path, limits: Limits | None = None) -> Iterator[Block]:
+    """(number of its first line, block, long lines) over the file: each block is whole lines joined
+    by b"\n", so that splitting every block on b"\n" gives the lines of `data.split(b"\n")` in order,
+    except that a line over the record limit is cut as it streams (never held whole): to its first
+    `_keep()` bytes, its number in `long`, or to nothing if it is blank all along."""
+    keep = _keep()
     rest = b""
     first = 1
-    for block in _byte_blocks(path):
+    long: set[int] = set()
+    cutting = False  # the line in `rest` is over the limit: drop its bytes up to the next newline
+    blank = True  # and so far it holds only blanks
+    for block in _byte_blocks(path, limits):
+        if cutting:
+            end = block.find(b"\n")
+            dropped = block if end < 0 else block[:end]
+            blank = blank and not dropped.strip()
+            if end < 0:
+                continue
+            rest = _cut_line(rest, blank, first, long)
+            cutting, block = False, block[end:]
         data = rest + block if rest else block
         cut = data.rfind(b"\n")
         if cut < 0:
             rest = data
-            continue
-        piece, rest = data[:cut], data[cut + 1:]
-        yield first, piece
-        first += piece.count(b"\n") + 1
-    yield first, rest
+        else:
+            piece, rest = data[:cut], data[cut + 1:]
+            yield first, piece, frozenset(long)
+            first += piece.count(b"\n") + 1
+            long.clear()
+        if len(rest) > keep:
+            cutting, blank, rest = True, not rest.strip(), rest[:keep]
+    if cutting:
+        rest = _cut_line(rest, blank, first, long)
+    yield first, rest, frozenset(long)
 
 
-def jsonl_chunks(blocks: Iterator[tuple[int, bytes]], kind: str, size: int = BATCH) -> Iterator[Chunk]:
+def _keep() -> int:
+    """Bytes kept of a line over the limit: enough to know it is over, and its raw text."""
+    return max(readers.MAX_RECORD_BYTES + 1, readers.RAW_KEEP)
+
+
+def _cut_line(head: bytes, blank: bool, number: int, long: set[int]) -> bytes:
+    """The kept head of an over-limit line numbered `number`, recorded in `long` (nothing if blank)."""
+    if blank:
+        return b""
+    long.add(number)
+    return head
+
+
+def jsonl_chunks(blocks: Iterator[Block], kind: str, size: int = BATCH) -> Iterator[Chunk]:
     """The records of JSON Lines blocks (see `line_blocks`), exactly as `readers._read_jsonl` reads them."""
     limit = readers.MAX_RECORD_BYTES
     loads, Error = orjson.loads, orjson.JSONDecodeError
     chunk = Chunk(kind, False)
     add_line, add_record, add_problem, add_raw = (chunk.lines.append, chunk.records.append,
                                                   chunk.problems.append, chunk._raws.append)
-    for first, block in blocks:
+    for first, block, long in blocks:
         number = first - 1
         for original in block.split(b"\n"):
             number += 1
-            line = original[:-1] if original.endswith(b"\r") else original
-            if not line.strip():
-                continue
-            obj: Any = None
-            raw: Any = line
-            if len(line) <= limit:
-                try:
-                    if not line.isascii():
-                        raw = line.decode("utf-8")
-                    obj = loads(raw)
-                except (UnicodeDecodeError, Error):
-                    obj = None
-            if type(obj) is dict:
+            if long and number in long:  # cut short while streaming: over the limit, and not blank
                 add_line(number)
-                add_record(obj)
-                add_problem(None)
-                add_raw(raw)
+                add_record(None)
+                add_problem(readers.too_large())
+                add_raw(readers._raw_text(original, readers.RAW_KEEP))
             else:
-                _add_reference(chunk, number, original, kind)
+                line = original[:-1] if original.endswith(b"\r") else original
+                if not line.strip():
+                    continue
+                obj: Any = None
+                raw: Any = line
+                if len(line) <= limit:
+                    try:
+                        if not line.isascii():
+                            raw = line.decode("utf-8")
+                        obj = loads(raw)
+                    except (UnicodeDecodeError, Error):
+                        obj = None
+                if type(obj) is dict:
+                    add_line(number)
+                    add_record(obj)
+                    add_problem(None)
+                    add_raw(raw)
+                else:
+                    _add_reference(chunk, number, original, kind)
             if len(chunk.lines) >= size:
                 yield chunk
                 chunk = Chunk(kind, False)
@@ -224,14 +267,14 @@ class _BlockStream(io.RawIOBase):
         return n
 
 
-def _csv_file(path: Path, kind: str, size: int) -> Iterator[Chunk]:
+def _csv_file(path: Path, kind: str, size: int, limits: Limits | None = None) -> Iterator[Chunk]:
     """CSV records as they stream; a CSV error in a .gz file yields to the gzip error, if any, as
     `readers` (which decompresses first) would report it."""
     try:
-        yield from _csv(_byte_blocks(path), kind, size)
+        yield from _csv(_byte_blocks(path, limits), kind, size)
     except BadFile:
         if path.name.lower().endswith(".gz"):
-            readers._read_bytes(path)
+            readers._read_bytes(path, limits)
         raise
 
 
@@ -240,12 +283,13 @@ def _csv(blocks: Iterator[bytes], kind: str, size: int) -> Iterator[Chunk]:
     # utf-8-sig drops one leading BOM, as `readers._read_csv` does; undecodable bytes become surrogates.
     text = io.TextIOWrapper(io.BufferedReader(_BlockStream(blocks), 1 << 20), encoding="utf-8-sig",
                             errors="surrogateescape", newline="")
-    reader = csv.reader(text)
+    reader = csv.reader(readers.BoundedLines(text, limit))
     header = readers.csv_header(reader)
     if header is None:
         return
     width = len(header)
-    chunk = Chunk(kind, True)
+    col = readers.reviewer_column(header)
+    chunk = Chunk(kind, True, col)
     while True:
         try:
             row = next(reader)
@@ -260,7 +304,7 @@ def _csv(blocks: Iterator[bytes], kind: str, size: int) -> Iterator[Chunk]:
         if 8 * sum(map(len, row)) + 9 * len(row) > limit:
             raw = readers._csv_line(row)
             if len(raw.encode("utf-8", errors="surrogateescape")) > limit:
-                chunk.add(number, None, Problem("record_too_large", "record exceeds the size limit"), raw[:4096])
+                chunk.add(number, None, Problem("record_too_large", "record exceeds the size limit"), raw[:readers.RAW_KEEP])
                 continue
         if readers._has_surrogates(row):
             clean = readers._csv_line(row).encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
@@ -272,7 +316,7 @@ def _csv(blocks: Iterator[bytes], kind: str, size: int) -> Iterator[Chunk]:
             chunk.add(number, dict(zip(header, row)), None, row)
         if len(chunk) >= size:
             yield chunk
-            chunk = Chunk(kind, True)
+            chunk = Chunk(kind, True, col)
     if len(chunk):
         yield chunk
 
@@ -280,6 +324,7 @@ def _csv(blocks: Iterator[bytes], kind: str, size: int) -> Iterator[Chunk]:
 def _parquet(path: Path, kind: str, size: int) -> Iterator[Chunk]:
     import pyarrow.parquet as pq
 
+    readers.open_regular(path).close()
     try:
         table = pq.read_table(path)
     except Exception as exc:  # pyarrow raises several types for corrupt files

@@ -23,6 +23,7 @@ from typing import Any
 
 import flywheel.ingest.readers as readers
 from flywheel.ingest.batches import line_blocks
+from flywheel.ingest.readers import Limits
 
 Piece = tuple[str, int, Any, list[dict[str, Any]]]  # kind, records read, staged table or None, quarantine rows
 
@@ -47,14 +48,15 @@ class Workers:
             self._pool = None
 
 
-def pieces(path: Path, kind: str, rel: str, seq: int, key: bytes, workers: Workers) -> Iterator[Piece]:
+def pieces(path: Path, kind: str, rel: str, seq: int, key: bytes, workers: Workers,
+           limits: Limits | None = None) -> Iterator[Piece]:
     """The staged pieces of the JSON Lines file at `path`, in file order, computed by the worker processes."""
     limit = readers.MAX_RECORD_BYTES
     pool = workers.pool()
     inflight: deque[Future[list[Piece]]] = deque()
     try:
-        for first, block in line_blocks(path):
-            inflight.append(pool.submit(stage_block, kind, first, block, rel, seq, key, limit))
+        for first, block, long in line_blocks(path, limits):
+            inflight.append(pool.submit(stage_block, kind, first, block, long, rel, seq, key, limit))
             del block
             while len(inflight) > workers.n:
                 yield from inflight.popleft().result()
@@ -68,8 +70,10 @@ def pieces(path: Path, kind: str, rel: str, seq: int, key: bytes, workers: Worke
                 future.exception()  # let the pool finish it before the next file
 
 
-def stage_block(kind: str, first: int, block: bytes, rel: str, seq: int, key: bytes, limit: int) -> list[Piece]:
-    """Worker side: the staged pieces of one block of lines (first line number `first`)."""
+def stage_block(kind: str, first: int, block: bytes, long: frozenset[int], rel: str, seq: int, key: bytes,
+                limit: int) -> list[Piece]:
+    """Worker side: the staged pieces of one block of lines (first line number `first`; `long`: the
+    numbers of lines cut short, see `batches.line_blocks`)."""
     from flywheel.ingest.batches import jsonl_chunks
     from flywheel.ingest.staging import stage_chunk
 
@@ -79,7 +83,7 @@ def stage_block(kind: str, first: int, block: bytes, rel: str, seq: int, key: by
     try:
         out: list[Piece] = []
         pseudonyms: dict[str, str] = {}
-        for chunk in jsonl_chunks(iter([(first, block)]), kind):
+        for chunk in jsonl_chunks(iter([(first, block, long)]), kind):
             quarantine: list[dict[str, Any]] = []
             table = stage_chunk(chunk, rel, seq, quarantine, key, pseudonyms)
             out.append((chunk.kind, len(chunk), table, quarantine))

@@ -5,6 +5,16 @@ Formats: JSON Lines (`.jsonl`, `.ndjson`, `.json` in events/ or interventions/, 
 `.json.gz` in otlp/). Each record comes out as a `RawRecord`: its position in the file, its raw
 text (for the quarantine) and the decoded object, or the reason it could not be decoded. A file
 that cannot be read at all raises `BadFile`.
+
+Memory is bounded whatever the file holds: a compressed file is decompressed as a stream and
+refused (`BadFile`) once it has expanded beyond `Limits.max_decompressed_bytes`, or beyond
+`Limits.max_compression_ratio` times the compressed bytes read (checked from `RATIO_CHECK_BYTES`
+of output on, so small files of repeated text pass): a gzip bomb is refused after ~64 MiB. A CSV
+line longer than the record limit makes the file bad (Python's csv module cannot skip a record);
+JSON Lines records over the limit are quarantined by the streaming reader (`batches.line_blocks`)
+after reading at most the limit. An OTLP file is parsed whole, so it may expand to at most
+`MAX_DOCUMENT_BYTES`. Anything that is not a regular file (a named pipe, a device) is refused
+without blocking on it.
 """
 
 from __future__ import annotations
@@ -12,6 +22,8 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import os
+import stat
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,10 +37,111 @@ from flywheel.contracts import MAX_RECORD_BYTES
 from flywheel.ingest.validate import Problem
 
 KINDS = ("events", "interventions", "otlp")
+READ_BYTES = 16 * 1024 * 1024
+RATIO_CHECK_BYTES = 64 * 1024 * 1024
+MAX_DOCUMENT_BYTES = 256 * 1024 * 1024
+RAW_KEEP = 4096  # characters of an oversized record kept as its raw text
 
 
 class BadFile(Exception):
     """The whole file is unreadable; the message says why."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How far a compressed landing file may expand (settings FLYWHEEL_MAX_DECOMPRESSED_BYTES and
+    FLYWHEEL_MAX_COMPRESSION_RATIO, see flywheel/config.py)."""
+
+    max_decompressed_bytes: int = 16 * 1024**3
+    max_compression_ratio: float = 100.0
+
+    @classmethod
+    def of(cls, settings: Any) -> "Limits":
+        """The limits of a `config.Settings`."""
+        return cls(settings.max_decompressed_bytes, settings.max_compression_ratio)
+
+
+class _Counting:
+    """A binary file that counts the bytes read from it (the compressed bytes a decoder consumed)."""
+
+    def __init__(self, fh: Any):
+        self.fh, self.count = fh, 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.fh.read(size)
+        self.count += len(data)
+        return data
+
+
+def open_regular(path: Path) -> Any:
+    """`path` opened for binary reading, or BadFile if it is not a regular file. Opened without
+    blocking, so a named pipe with no writer is refused instead of waiting for one forever."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise BadFile(f"{path.name} is not a regular file (a named pipe, socket or device); refused")
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
+
+
+def decompressed_blocks(path: Path, limits: Limits | None = None, size: int = READ_BYTES) -> Iterator[bytes]:
+    """The file's bytes in blocks of at most `size`, decompressed as they stream if its name ends
+    in .gz; `BadFile` once the output passes `limits` (see the module docstring). gzip errors are
+    raised as the gzip module raises them (OSError, EOFError, zlib.error)."""
+    limits = limits or Limits()
+    with open_regular(path) as raw:
+        if not path.name.lower().endswith(".gz"):
+            while block := raw.read(size):
+                yield block
+            return
+        counted = _Counting(raw)
+        out = 0
+        with gzip.GzipFile(fileobj=counted, mode="rb") as fh:  # type: ignore[arg-type]
+            while block := fh.read(size):
+                out += len(block)
+                if out > limits.max_decompressed_bytes:
+                    raise BadFile(f"{path.name} decompresses to more than {limits.max_decompressed_bytes} bytes "
+                                  "(FLYWHEEL_MAX_DECOMPRESSED_BYTES); refused")
+                if out >= RATIO_CHECK_BYTES and out > limits.max_compression_ratio * max(counted.count, 1):
+                    raise BadFile(f"{path.name} expands more than {limits.max_compression_ratio:g} times its "
+                                  "compressed size (FLYWHEEL_MAX_COMPRESSION_RATIO); refused as a likely "
+                                  "compression bomb")
+                yield block
+
+
+def _expanded_size(path: Path, limits: Limits | None) -> int | None:
+    """The decompressed size of a .gz file, checked against `limits` (BadFile beyond them); None
+    if the gzip stream is broken (the caller's own decoder then words the error)."""
+    total = 0
+    try:
+        for block in decompressed_blocks(path, limits):
+            total += len(block)
+    except (OSError, EOFError, zlib.error):
+        return None
+    return total
+
+
+class BoundedLines:
+    """The lines of a text stream (newline="" semantics), as csv.reader reads them, each read with
+    a bound: a line longer than `limit` characters raises BadFile after at most `limit` + 1 are read."""
+
+    def __init__(self, stream: Any, limit: int):
+        self.stream, self.limit, self.number = stream, limit, 0
+
+    def __iter__(self) -> "BoundedLines":
+        return self
+
+    def __next__(self) -> str:
+        line = self.stream.readline(self.limit + 1)
+        if not line:
+            raise StopIteration
+        self.number += 1
+        if len(line) > self.limit:
+            raise BadFile(f"CSV line {self.number} is longer than the record limit of {self.limit} bytes; "
+                          "a CSV record cannot be skipped, so the file is refused")
+        return line
 
 
 @dataclass(frozen=True)
@@ -38,6 +151,7 @@ class RawRecord:
     `kind` is 'events' or 'interventions'; `line` its 1-based line (JSONL, CSV: the row's last
     line; Parquet: row number; OTLP: span or span-event ordinal); `record` the decoded object, or
     None with `problem` set; `loose` whether cells may be text standing for numbers or JSON.
+    `reviewer_col` is the index of the reviewer_id column of a CSV row (the quarantine hashes it).
     """
 
     kind: str
@@ -46,6 +160,7 @@ class RawRecord:
     record: Any
     problem: Problem | None
     loose: bool
+    reviewer_col: int | None = None
 
 
 def file_format(folder_kind: str, name: str) -> str | None:
@@ -63,15 +178,16 @@ def file_format(folder_kind: str, name: str) -> str | None:
     return None
 
 
-def read_file(path: Path, folder_kind: str) -> Iterator[RawRecord]:
-    """Every record of the landing file at `path`, found in folder `folder_kind`."""
+def read_file(path: Path, folder_kind: str, limits: Limits | None = None) -> Iterator[RawRecord]:
+    """Every record of the landing file at `path`, found in folder `folder_kind`; a compressed
+    file may expand only within `limits`."""
     fmt = file_format(folder_kind, path.name)
     if fmt is None:
         raise BadFile(f"unsupported file type {path.name!r}: expected .jsonl, .jsonl.gz, .csv, .parquet (or .json in otlp/)")
     if fmt == "parquet":
         yield from _read_parquet(path, folder_kind)
         return
-    data = _read_bytes(path)
+    data = _read_bytes(path, limits, MAX_DOCUMENT_BYTES if fmt == "otlp" else None)
     if fmt == "jsonl":
         yield from _read_jsonl(data, folder_kind)
     elif fmt == "csv":
@@ -80,14 +196,26 @@ def read_file(path: Path, folder_kind: str) -> Iterator[RawRecord]:
         yield from _read_otlp(data)
 
 
-def _read_bytes(path: Path) -> bytes:
-    data = path.read_bytes()
-    if path.name.lower().endswith(".gz"):
+def _read_bytes(path: Path, limits: Limits | None = None, whole: int | None = None) -> bytes:
+    """The whole file, decompressed if .gz (within `limits`, and within `whole` bytes if given)."""
+    gz = path.name.lower().endswith(".gz")
+    with open_regular(path) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        expanded = _expanded_size(path, limits) if gz else size
+        if whole is not None and expanded is not None and expanded > whole:
+            raise BadFile(f"{path.name} is parsed whole and may hold at most {whole} bytes; refused")
+        data = fh.read()
+    if gz:
         try:
             return gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as exc:
             raise BadFile(f"{path.name} is named .gz but is not valid gzip: {exc}") from None
     return data
+
+
+def too_large() -> Problem:
+    """The problem of a record over the size limit."""
+    return Problem("record_too_large", f"record of more than {MAX_RECORD_BYTES} bytes")
 
 
 def _raw_text(line: bytes, limit: int = MAX_RECORD_BYTES) -> str:
@@ -101,8 +229,7 @@ def _read_jsonl(data: bytes, kind: str) -> Iterator[RawRecord]:
         if not line.strip():
             continue
         if len(line) > MAX_RECORD_BYTES:
-            yield RawRecord(kind, number, _raw_text(line, 4096), None,
-                            Problem("record_too_large", f"record of {len(line)} bytes exceeds {MAX_RECORD_BYTES}"), False)
+            yield RawRecord(kind, number, _raw_text(line, RAW_KEEP), None, too_large(), False)
             continue
         try:
             text = line.decode("utf-8")
@@ -147,10 +274,11 @@ def _read_csv(data: bytes, kind: str) -> Iterator[RawRecord]:
     text = data.decode("utf-8", errors="surrogateescape")
     if text.startswith("\ufeff"):
         text = text[1:]
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(BoundedLines(io.StringIO(text, newline=""), MAX_RECORD_BYTES))
     header = csv_header(reader)
     if header is None:
         return
+    col = reviewer_column(header)
     while True:
         try:
             row = next(reader)
@@ -163,15 +291,21 @@ def _read_csv(data: bytes, kind: str) -> Iterator[RawRecord]:
             continue
         raw = _csv_line(row)
         if len(raw.encode("utf-8", errors="surrogateescape")) > MAX_RECORD_BYTES:
-            yield RawRecord(kind, number, raw[:4096], None, Problem("record_too_large", "record exceeds the size limit"), True)
+            yield RawRecord(kind, number, raw[:RAW_KEEP], None, Problem("record_too_large", "record exceeds the size limit"),
+                            True, col)
         elif _has_surrogates(row):
             clean = raw.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
-            yield RawRecord(kind, number, clean, None, Problem("not_utf8", "the row's bytes are not UTF-8"), True)
+            yield RawRecord(kind, number, clean, None, Problem("not_utf8", "the row's bytes are not UTF-8"), True, col)
         elif len(row) != len(header):
             yield RawRecord(kind, number, raw, None,
-                            Problem("bad_row", f"row has {len(row)} columns, the header has {len(header)}"), True)
+                            Problem("bad_row", f"row has {len(row)} columns, the header has {len(header)}"), True, col)
         else:
-            yield RawRecord(kind, number, raw, dict(zip(header, row)), None, True)
+            yield RawRecord(kind, number, raw, dict(zip(header, row)), None, True, col)
+
+
+def reviewer_column(header: list[str]) -> int | None:
+    """The index of the reviewer_id column of a CSV header, if it has one."""
+    return header.index("reviewer_id") if "reviewer_id" in header else None
 
 
 def _csv_line(row: list[str]) -> str:
@@ -183,6 +317,7 @@ def _csv_line(row: list[str]) -> str:
 def _read_parquet(path: Path, kind: str) -> Iterator[RawRecord]:
     import pyarrow.parquet as pq
 
+    open_regular(path).close()
     try:
         table = pq.read_table(path)
     except Exception as exc:  # pyarrow raises several types for corrupt files

@@ -16,15 +16,15 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from flywheel.ingest.readers import BadFile, file_format, read_file
+from flywheel.ingest.readers import BadFile, Limits, file_format, read_file
 from flywheel.ingest.validate import Problem, describe, primary_reason, validate_record
-from flywheel.privacy import hash_key, pseudonymise
+from flywheel.privacy import hash_key, pseudonymise, pseudonymise_raw
 from flywheel.schemas import QUARANTINE, STAGED
 from flywheel.store import Layout, write_parquet_atomic
 
 
 def stage_file_reference(layout: Layout, folder_kind: str, rel: str, path: Path, fid: str, seq: int,
-                         refusal: str | None) -> tuple[dict[str, Any], Any]:
+                         refusal: str | None, limits: Limits | None = None) -> tuple[dict[str, Any], Any]:
     """Stage the file at `path` record by record; returns (manifest, FileResult) like `staging.stage_file`."""
     from flywheel.ingest.sync import FileResult
 
@@ -35,14 +35,14 @@ def stage_file_reference(layout: Layout, folder_kind: str, rel: str, path: Path,
     bad: str | None = refusal
     if bad is None:
         try:
-            for rec in read_file(path, folder_kind):
+            for rec in read_file(path, folder_kind, limits):
                 read += 1
                 problems = [rec.problem] if rec.problem else []
                 row = None
                 if not problems:
                     row, problems = validate_record(rec.kind, rec.record, loose=rec.loose)
                 if row is None:
-                    quarantine.append(quarantine_row(rec.kind, rel, rec.line, problems, rec.raw))
+                    quarantine.append(quarantine_row(rec.kind, rel, rec.line, problems, rec.raw, key, rec.reviewer_col))
                     continue
                 if rec.kind == "interventions" and row.get("reviewer_id") is not None:
                     row["reviewer_id"] = pseudonymise(row["reviewer_id"], key)
@@ -71,8 +71,13 @@ def stage_file_reference(layout: Layout, folder_kind: str, rel: str, path: Path,
     return manifest, FileResult(rel, "new", read, staged, len(quarantine))
 
 
-def quarantine_row(kind: str, rel: str, line: int | None, problems: list[Problem], raw: str | None) -> dict[str, Any]:
-    """One row of a file's quarantine piece."""
+def quarantine_row(kind: str, rel: str, line: int | None, problems: list[Problem], raw: str | None,
+                   key: bytes | None = None, reviewer_col: int | None = None) -> dict[str, Any]:
+    """One row of a file's quarantine piece; with `key`, the raw text's reviewer ids are replaced by
+    their pseudonyms, as in stored interventions (`privacy.pseudonymise_raw`; `reviewer_col`: the
+    reviewer_id column of a CSV row)."""
+    if key is not None:
+        raw = pseudonymise_raw(raw, key, reviewer_col)
     return {"record_kind": kind, "source_file": rel, "source_line": line,
             "reason_code": primary_reason(problems), "reason": describe(problems), "raw": raw}
 

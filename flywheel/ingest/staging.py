@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from flywheel.ingest.batches import Chunk, read_chunks
 from flywheel.ingest.bulk import validate_batch
-from flywheel.ingest.readers import BadFile, file_format
+from flywheel.ingest.readers import BadFile, Limits, file_format
 from flywheel.ingest.reference import quarantine_row
 from flywheel.ingest.validate import Problem, validate_record
 from flywheel.privacy import hash_key, pseudonymise
@@ -98,11 +98,12 @@ PARALLEL_MIN_FILE_BYTES = 16 * 1024 * 1024
 
 
 def stage_file(layout: Layout, folder_kind: str, rel: str, path: Path, fid: str, seq: int,
-               refusal: str | None, workers: Any = None) -> tuple[dict[str, Any], Any]:
+               refusal: str | None, workers: Any = None, limits: Limits | None = None) -> tuple[dict[str, Any], Any]:
     """Stage the file at `path`; returns (manifest, FileResult). See the module docstring.
 
     `workers` (a `parallel.Workers`) lets a large JSON Lines file be decoded by worker processes;
-    if they cannot start or die, the file is staged again in this process.
+    if they cannot start or die, the file is staged again in this process. A compressed file may
+    expand only within `limits`.
     """
     key = hash_key(layout.root)
     if (refusal is None and workers is not None and not workers.broken
@@ -111,15 +112,17 @@ def stage_file(layout: Layout, folder_kind: str, rel: str, path: Path, fid: str,
 
         try:
             return _stage(layout, folder_kind, rel, path, fid, seq, refusal,
-                          parallel.pieces(path, folder_kind, rel, seq, key, workers))
+                          parallel.pieces(path, folder_kind, rel, seq, key, workers, limits))
         except BrokenProcessPool:
             workers.broken = True  # staged pieces were discarded; read the file here instead
-    return _stage(layout, folder_kind, rel, path, fid, seq, refusal, _serial_pieces(path, folder_kind, rel, seq, key))
+    return _stage(layout, folder_kind, rel, path, fid, seq, refusal,
+                  _serial_pieces(path, folder_kind, rel, seq, key, limits))
 
 
-def _serial_pieces(path: Path, folder_kind: str, rel: str, seq: int, key: bytes) -> Iterator[tuple[str, int, Any, list]]:
+def _serial_pieces(path: Path, folder_kind: str, rel: str, seq: int, key: bytes,
+                   limits: Limits | None) -> Iterator[tuple[str, int, Any, list]]:
     pseudonyms: dict[str, str] = {}
-    for chunk in read_chunks(path, folder_kind):
+    for chunk in read_chunks(path, folder_kind, limits=limits):
         quarantine: list[dict[str, Any]] = []
         table = stage_chunk(chunk, rel, seq, quarantine, key, pseudonyms)
         yield chunk.kind, len(chunk), table, quarantine
@@ -201,7 +204,7 @@ def stage_chunk(chunk: Chunk, rel: str, seq: int, quarantine: list[dict[str, Any
         ok[j] = True
     rejects.sort(key=lambda item: item[0])
     for i, problems in rejects:
-        quarantine.append(quarantine_row(kind, rel, chunk.lines[i], problems, chunk.raw(i)))
+        quarantine.append(quarantine_row(kind, rel, chunk.lines[i], problems, chunk.raw(i), key, chunk.reviewer_col))
     if not any(ok):
         return None
     if kind == "interventions":

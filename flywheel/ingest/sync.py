@@ -10,8 +10,15 @@ quarantine piece with its reason. Each file's manifest records what was read, so
 the event days whose inputs it changed are recorded as days to rebuild (`changed_days`).
 
 Files whose names start with '.' or '_' or end with .tmp/.part are skipped as in-progress
-deliveries. Symbolic links that point outside the landing folder are refused (quarantined as a
-bad file), never read.
+deliveries. Symbolic links that point outside the landing folder, and anything that is not a
+regular file (a named pipe), are refused (quarantined as a bad file), never read.
+
+A file that vanishes between discovery and reading is skipped (status `vanished`, logged) and
+read at the next sync if it comes back; what it gave before stays staged. A file deleted from the
+landing folder keeps its records (the store is the system of record). A new file with the same
+bytes (SHA-256) as a file that has left the landing folder is a rename (status `renamed`): it is
+not read again, so its records are neither stored nor quarantined twice; they stay under the name
+they were first read from.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,12 +39,13 @@ from flywheel.config import Settings
 from flywheel.ingest.parallel import Workers
 from flywheel.ingest import changed_days, staging
 from flywheel.ingest.changed_days import file_changed_days
-from flywheel.ingest.readers import KINDS, file_format
+from flywheel.ingest.readers import KINDS, Limits, file_format
 from flywheel.ingest.reference import stage_file_reference
 from flywheel.ingest.staging import stage_file
 from flywheel.store import Layout, exclusive, write_bytes_atomic
 
 _SKIP_SUFFIXES = (".tmp", ".part", ".crdownload", ".partial")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -44,7 +53,7 @@ class FileResult:
     """What one sync did with one landing file."""
 
     path: str
-    status: str  # new, changed, unchanged, refused
+    status: str  # new, changed, unchanged, refused, vanished (gone before it was read), renamed
     read: int = 0
     staged: dict[str, int] = field(default_factory=dict)
     quarantined: int = 0
@@ -118,20 +127,33 @@ def sync_landing(settings: Settings, workers: int | None = None, *, reference: b
         next_seq = 1 + max((m["seq"] for m in manifests.values()), default=0)
         landing_root = landing.resolve()
         n = workers if workers is not None else min(2, os.cpu_count() or 1)
-        for kind, rel, path in discover(landing):
+        found = discover(landing)
+        present = {rel for _, rel, _ in found}
+        gone = {m["sha256"]: m for m in manifests.values() if m.get("sha256") and m["path"] not in present}
+        for kind, rel, path in found:
             fid = file_id(rel)
             old = manifests.get(fid)
-            refusal = _refusal(path, landing_root)
+            try:
+                refusal = _refusal(path, landing_root)
+                if refusal is None:
+                    st = path.stat()
+                    if old and old.get("size") == st.st_size and old.get("mtime_ns") == st.st_mtime_ns:
+                        results.append(FileResult(rel, "unchanged"))
+                        continue
+                    digest = _sha256(path)
+            except FileNotFoundError:
+                results.append(_vanished(rel))
+                continue
             if refusal is None:
-                st = path.stat()
-                if old and old.get("size") == st.st_size and old.get("mtime_ns") == st.st_mtime_ns:
-                    results.append(FileResult(rel, "unchanged"))
-                    continue
-                digest = _sha256(path)
                 if old and old.get("sha256") == digest:
                     old.update(size=st.st_size, mtime_ns=st.st_mtime_ns)
                     write_bytes_atomic(json.dumps(old, indent=1).encode(), layout.manifest(fid))
                     results.append(FileResult(rel, "unchanged"))
+                    continue
+                if not old and digest in gone:
+                    _record_rename(layout, gone[digest], kind, rel, fid, next_seq, digest, st)
+                    next_seq += 1
+                    results.append(FileResult(rel, "renamed"))
                     continue
                 size, mtime_ns = st.st_size, st.st_mtime_ns
             else:
@@ -145,7 +167,8 @@ def sync_landing(settings: Settings, workers: int | None = None, *, reference: b
             jobs.append((len(results), {"store": str(layout.root), "kind": kind, "rel": rel, "path": str(path),
                                         "fid": fid, "seq": seq, "refusal": refusal, "digest": digest,
                                         "size": size, "mtime_ns": mtime_ns, "old": old, "reference": reference,
-                                        "lag": settings.max_review_lag_days}))
+                                        "lag": settings.max_review_lag_days,
+                                        "limits": (settings.max_decompressed_bytes, settings.max_compression_ratio)}))
             results.append(None)
         jsonl_bytes = sum(job["size"] or 0 for _, job in jobs if file_format(job["kind"], job["rel"]) == "jsonl")
         pool = Workers(n) if n > 1 and jsonl_bytes >= staging.PARALLEL_MIN_BYTES else None
@@ -160,6 +183,8 @@ def sync_landing(settings: Settings, workers: int | None = None, *, reference: b
                 pool.close()
         for (index, job), (manifest, result, changed) in zip(jobs, done):
             results[index] = result
+            if manifest is None:  # vanished while it was read
+                continue
             rebuild_days |= changed
             for m in (job["old"], manifest):
                 if m:
@@ -182,13 +207,42 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _stage_job(job: dict[str, Any], pool: Workers | None) -> tuple[dict[str, Any], FileResult, set[date]]:
+def _vanished(rel: str) -> FileResult:
+    log.warning("landing file %s vanished before it could be read; skipped (it is read at the next sync "
+                "if it comes back; what it gave before stays stored)", rel)
+    return FileResult(rel, "vanished")
+
+
+def _record_rename(layout: Layout, original: dict[str, Any], kind: str, rel: str, fid: str, seq: int,
+                   digest: str, st: os.stat_result) -> None:
+    """Write the manifest of `rel`, a file with the same bytes as `original` (whose path has left the
+    landing folder): nothing read from it, its records stay those of `original`."""
+    manifest = {"path": rel, "file_id": fid, "seq": seq, "folder": kind, "format": file_format(kind, rel),
+                "read": 0, "staged": {}, "quarantined": 0, "bad_file": None, "refused": None,
+                "event_days": [], "intervention_days": [], "renamed_from": original["path"],
+                "sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    log.info("landing file %s has the bytes of %s, which left the landing folder: a rename, not read again",
+             rel, original["path"])
+    write_bytes_atomic(json.dumps(manifest, indent=1).encode(), layout.manifest(fid))
+
+
+def _stage_job(job: dict[str, Any], pool: Workers | None) -> tuple[dict[str, Any] | None, FileResult, set[date]]:
     """Read and stage one landing file, mark the event days it changed, and write its manifest;
-    returns (manifest, result, days marked)."""
+    returns (manifest, result, days marked), or (None, result, no day) if the file vanished
+    before it could be read (what it staged before is left as it was)."""
     layout = Layout(Path(job["store"]))
-    _remove_staged(layout, job["fid"])
-    args = (layout, job["kind"], job["rel"], Path(job["path"]), job["fid"], job["seq"], job["refusal"])
-    manifest, result = stage_file_reference(*args) if job["reference"] else stage_file(*args, workers=pool)
+    fid = job["fid"]
+    before = _staged_pieces(layout, fid)
+    limits = Limits(*job["limits"])
+    args = (layout, job["kind"], job["rel"], Path(job["path"]), fid, job["seq"], job["refusal"])
+    try:
+        manifest, result = (stage_file_reference(*args, limits=limits) if job["reference"]
+                            else stage_file(*args, workers=pool, limits=limits))
+    except FileNotFoundError:
+        return None, _vanished(job["rel"]), set()
+    # The new pieces replaced the old ones of the same days; the old ones of other days go now.
+    for piece in before - _staged_pieces(layout, fid, manifest):
+        piece.unlink(missing_ok=True)
     manifest.update(sha256=job["digest"], size=job["size"], mtime_ns=job["mtime_ns"])
     result.status = "refused" if job["refusal"] else ("changed" if job["old"] else "new")
     # Marked before the manifest is written: a crash in between re-stages the file and marks again.
@@ -199,6 +253,8 @@ def _stage_job(job: dict[str, Any], pool: Workers | None) -> tuple[dict[str, Any
 
 
 def _refusal(path: Path, landing_root: Path) -> str | None:
+    """Why the file at `path` is refused unread, or None; FileNotFoundError if it has vanished."""
+    os.lstat(path)
     if path.is_symlink():
         target = path.resolve()
         if not target.is_relative_to(landing_root):
@@ -215,7 +271,12 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def _remove_staged(layout: Layout, fid: str) -> None:
-    for piece in layout.root.glob(f"staging/*/*/{fid}.parquet"):
-        piece.unlink()
-    layout.staged_quarantine(fid).unlink(missing_ok=True)
+def _staged_pieces(layout: Layout, fid: str, manifest: dict[str, Any] | None = None) -> set[Path]:
+    """The staged pieces of file `fid` on disk, or those `manifest` says it has."""
+    if manifest is None:
+        found = set(layout.root.glob(f"staging/*/*/{fid}.parquet"))
+        quarantine = layout.staged_quarantine(fid)
+        return found | {quarantine} if quarantine.exists() else found
+    out = {layout.staged(kind, date.fromisoformat(d), fid)
+           for kind in ("events", "interventions") for d in manifest[f"{kind[:-1]}_days"]}
+    return out | {layout.staged_quarantine(fid)} if manifest["quarantined"] else out
