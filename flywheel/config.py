@@ -4,14 +4,14 @@
 |---|---|---|
 | FLYWHEEL_LANDING | data/landing | folder that producers drop files into (events/, interventions/, otlp/) |
 | FLYWHEEL_STORE | data/store | the system of record: Parquet partitioned by date, manifests, staging |
-| FLYWHEEL_DB | data/flywheel.duckdb | the DuckDB database analysts open (views over the store, documented) |
+| FLYWHEEL_DB | data/flywheel.duckdb | the DuckDB database analysts open (views over the store, documented); a file, never a directory |
 | FLYWHEEL_PUBLISH | data/publish | where the decision feed the AI product reads is published |
 | FLYWHEEL_POLICY | policy/policy.yaml | the autonomy policy file |
 | FLYWHEEL_MAX_REVIEW_LAG_DAYS | 28 | how long after its event an intervention is looked for (the nightly run rebuilds exactly the event days whose inputs changed, however late: see flywheel/ingest/changed_days.py) |
 | FLYWHEEL_HEAVY_EDIT_THRESHOLD | 0.3 | normalised character edit distance at or above which an edit is heavy |
 | FLYWHEEL_CALIBRATION_WINDOW_DAYS | 28 | days of events (ending at the day) that calibration looks at |
 | FLYWHEEL_RELIABILITY_BINS | 10 | equal-count bins of the reliability diagram |
-| FLYWHEEL_DUCKDB_MEMORY | 4GB | memory limit of each DuckDB query that builds the store's tables (partitions, outcomes, marts, failure documents, signals) (beyond it, DuckDB spills to <store>/_tmp) |
+| FLYWHEEL_DUCKDB_MEMORY | 4GB | memory limit of each DuckDB query that builds the store's tables (partitions, outcomes, marts, failure documents, signals) (beyond it, DuckDB spills to <store>/_tmp); at least 16MiB |
 | FLYWHEEL_MAX_DECOMPRESSED_BYTES | 16GiB | a compressed landing file (.gz) that expands to more than this is refused as `bad_file` (see flywheel/ingest/readers.py) |
 | FLYWHEEL_MAX_COMPRESSION_RATIO | 100 | a compressed landing file that expands more than this many times its compressed size (checked once 64 MiB have come out) is refused as `bad_file`, a likely compression bomb |
 | FLYWHEEL_REDACT | on | redact e-mails, phone and card numbers from the failure clustering text (off: 0, false, no, off) |
@@ -68,7 +68,7 @@ class Settings:
             calibration_window_days=max(1, _int_env("FLYWHEEL_CALIBRATION_WINDOW_DAYS", 28)),
             reliability_bins=max(1, _int_env("FLYWHEEL_RELIABILITY_BINS", 10)),
             redact=_flag_env("FLYWHEEL_REDACT", True),
-            duckdb_memory=_memory_env("FLYWHEEL_DUCKDB_MEMORY", "4GB"),
+            duckdb_memory=_duckdb_memory_env(),
             max_decompressed_bytes=_bytes(_memory_env("FLYWHEEL_MAX_DECOMPRESSED_BYTES", "16GiB"),
                                           "FLYWHEEL_MAX_DECOMPRESSED_BYTES"),
             max_compression_ratio=_ratio_env("FLYWHEEL_MAX_COMPRESSION_RATIO", 100.0),
@@ -77,7 +77,11 @@ class Settings:
         for key in ("landing", "store", "db", "publish", "policy"):
             if key in given:
                 given[key] = Path(given[key])  # type: ignore[arg-type]
-        return replace(settings, **given)  # type: ignore[arg-type]
+        settings = replace(settings, **given)  # type: ignore[arg-type]
+        if settings.db.is_dir():
+            raise ValueError(f"FLYWHEEL_DB names a directory ({settings.db}); it must name the analysts' database "
+                             f"file, e.g. {settings.db / 'flywheel.duckdb'}")
+        return settings
 
 
 def _memory_env(name: str, default: str) -> str:
@@ -114,6 +118,18 @@ def _ratio_env(name: str, default: float) -> float:
     if not value > 1.0 or value != value or value == float("inf"):
         raise ValueError(f"{name} must be a number greater than 1, got {raw!r}")
     return value
+
+
+DUCKDB_MEMORY_FLOOR = 16 * 1024**2
+
+
+def _duckdb_memory_env() -> str:
+    """FLYWHEEL_DUCKDB_MEMORY, refused below 16 MiB: DuckDB accepts a limit of 0B or 1KB and then
+    fails the first query that allocates (its buffers alone take that much)."""
+    raw = _memory_env("FLYWHEEL_DUCKDB_MEMORY", "4GB")
+    if _bytes(raw, "FLYWHEEL_DUCKDB_MEMORY") < DUCKDB_MEMORY_FLOOR:
+        raise ValueError(f"FLYWHEEL_DUCKDB_MEMORY must be at least 16MiB (DuckDB cannot run a query in less), got {raw!r}")
+    return raw
 
 
 def _flag_env(name: str, default: bool) -> bool:
