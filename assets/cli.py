@@ -182,7 +182,7 @@ def run_days(settings: Settings, first: date | None, last: date | None, quiet: b
     import dagster as dg
 
     from assets.definitions import defs
-    from assets.jobs import clear_rebuilt, range_tags
+    from assets.jobs import clear_rebuilt, range_tags, refresh_ranges
     from assets.partitions import FIRST_DAY
     from assets.resources import FlywheelResource
     from flywheel.ingest import changed_days
@@ -204,6 +204,14 @@ def run_days(settings: Settings, first: date | None, last: date | None, quiet: b
 
             build_catalog(settings)
         return None
+    if first is None and last is None:  # a stray old-dated record must not block every night
+        early = [d for d in days if d < date.fromisoformat(FIRST_DAY)]
+        if early:
+            print(f"flywheel: {len(early)} event day(s) to rebuild are before the first partition {FIRST_DAY} "
+                  f"({early[0]} .. {early[-1]}) and cannot be run; skipped", file=sys.stderr)
+        days = [d for d in days if d >= date.fromisoformat(FIRST_DAY)]
+        if not days:
+            return None
     lo, hi = days[0], days[-1]
     if lo < date.fromisoformat(FIRST_DAY):
         raise ValueError(f"event day {lo} is before the first partition {FIRST_DAY}; use --from {FIRST_DAY} or later")
@@ -227,6 +235,16 @@ def run_days(settings: Settings, first: date | None, last: date | None, quiet: b
                 clear_rebuilt(settings, instance.get_run_by_id(result.run_id).tags)
                 bar.update((end - start).days + 1)
                 start = end + timedelta(days=1)
+        # the later days whose windows hold a rebuilt older day: their window figures and decisions
+        # again, in order, so the newest day's decisions (and the feed) see the late reviews
+        windows = refresh_ranges(settings, days[0]) if first is None and last is None else []
+        for window in windows:
+            refresh = defs.resolve_job_def("refresh_windows")
+            result = refresh.execute_in_process(tags=range_tags(*window), instance=instance, resources=resources,
+                                                raise_on_error=False,
+                                                run_config={"loggers": {"console": {"config": {"log_level": log_level}}}})
+            if not result.success:
+                raise ValueError(f"refreshing the windows of days {window[0]} .. {window[1]} failed; see the log above")
     return Ran(lo, hi, days)
 
 

@@ -11,6 +11,7 @@ import dagster as dg
 from assets.partitions import daily
 from flywheel.config import Settings
 from flywheel.ingest import changed_days
+from flywheel.signals.feed import decided_days
 from flywheel.store import Layout
 
 RANGE_START = "dagster/asset_partition_range_start"
@@ -25,6 +26,30 @@ nightly_job = dg.define_asset_job(
     partitions_def=daily,
     description="Everything the nightly run materialises, for one event day or a range of days.",
 )
+
+
+# What a day's figures over a window are built from: when an older day was rebuilt (late reviews),
+# the later days whose windows hold it are refreshed with this job, in ascending order, so their
+# rolling rates, calibration, drift, gates and decisions (and the feed of the newest day) see it.
+WINDOW_ASSETS = [dg.AssetKey(["outcomes", "rolling_rates"]), dg.AssetKey(["outcomes", "calibration"]),
+                 dg.AssetKey(["outcomes", "reliability_bins"]), dg.AssetKey(["signals", "drift"]),
+                 dg.AssetKey(["signals", "gate_evaluations"]), dg.AssetKey(["signals", "decisions"]),
+                 dg.AssetKey(["publish", "decision_feed"]), dg.AssetKey(["publish", "report"])]
+
+refresh_job = dg.define_asset_job(
+    "refresh_windows",
+    selection=dg.AssetSelection.keys(*WINDOW_ASSETS),
+    partitions_def=daily,
+    description="The window figures and decisions of the days after a rebuilt older day (late reviews), "
+                "in ascending order; the day partitions themselves are not rebuilt.",
+)
+
+
+def refresh_ranges(settings: Settings, rebuilt_last: date) -> list[tuple[date, date]]:
+    """The days to refresh after days up to `rebuilt_last` were rebuilt: the decided days after it
+    (their windows may hold a rebuilt day), as ranges of consecutive days in ascending order."""
+    later = [d for d in decided_days(settings) if d > rebuilt_last]
+    return changed_days.contiguous(later)
 
 
 def range_tags(first: date, last: date) -> dict[str, str]:

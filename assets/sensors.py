@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
 
-from assets.jobs import clear_rebuilt, nightly_job, range_tags, run_days_of
+from assets.jobs import REBUILD_VERSION, clear_rebuilt, nightly_job, range_tags, refresh_job, refresh_ranges, run_days_of
 from assets.partitions import FIRST_DAY
 from flywheel.config import Settings
 from flywheel.ingest import changed_days
@@ -23,6 +23,9 @@ _IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.Da
 # Successful runs are looked at again for this long after the cursor: clearing is idempotent, and
 # two runs can finish within the same instant.
 _OVERLAP = timedelta(minutes=1)
+# A range whose rebuild failed is asked for again, this many attempts in all.
+_ATTEMPTS = 3
+_RANGE_KEY = "flywheel/rebuild_range"
 
 
 @dg.sensor(job=nightly_job, minimum_interval_seconds=60,
@@ -65,16 +68,19 @@ def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.
     return dg.SensorResult(run_requests=[request], cursor=cursor)
 
 
-@dg.sensor(job=nightly_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
+@dg.sensor(jobs=[nightly_job, refresh_job], minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Runs the event days whose inputs a landing sync changed and that no run has "
                        "rebuilt since (late interventions for old events, late or corrected events "
                        "files), one run per range of consecutive days; on by default, since without it "
                        "late reviews never count.")
 def late_data_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    """Clear the days successful nightly runs rebuilt; ask for a run over each range of consecutive
+    """Clear the days successful nightly runs rebuilt, and after a rebuild of older days ask for
+    `refresh_windows` over the later days up to the newest decided one (their window figures and
+    decisions, so the feed sees the late reviews); ask for a run over each range of consecutive
     days still to rebuild (up to yesterday) that no queued or running nightly run covers. The run
-    key holds the range and the newest version it was marked at: a range is asked for once per
-    change of its inputs."""
+    key holds the range, the newest version it was marked at and the failed attempts so far: a
+    range is asked for once per change of its inputs, and again after a failure, up to
+    `_ATTEMPTS` times (then it waits for an operator or a new change)."""
     settings = Settings.from_env()
     layout = Layout(settings.store)
     instance = context.instance
@@ -83,9 +89,16 @@ def late_data_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | d
         job_name=nightly_job.name, statuses=[dg.DagsterRunStatus.SUCCESS],
         updated_after=datetime.fromtimestamp(since, tz=timezone.utc) - _OVERLAP))
     newest = since
+    requests = []
     for record in done:
         clear_rebuilt(settings, record.dagster_run.tags)
         newest = max(newest, record.update_timestamp.timestamp())
+        ran = run_days_of(record.dagster_run.tags)
+        # refreshes are asked for runs not seen before (the overlap only repeats the clearing)
+        if ran and REBUILD_VERSION in record.dagster_run.tags and record.update_timestamp.timestamp() > since:
+            for first, last in refresh_ranges(settings, ran[-1]):
+                requests.append(dg.RunRequest(run_key=f"refresh-{first}-{last}-after-{record.dagster_run.run_id}",
+                                              job_name=refresh_job.name, tags=range_tags(first, last)))
     cursor = str(newest)
     busy = {d for run in instance.get_runs(filters=dg.RunsFilter(job_name=nightly_job.name, statuses=_IN_FLIGHT))
             for d in run_days_of(run.tags)}
@@ -93,11 +106,24 @@ def late_data_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | d
     yesterday = datetime.now(timezone.utc).date() - timedelta(days=1)
     record = changed_days.pending(layout)
     todo = {d: v for d, v in record.days.items() if first_allowed <= d <= yesterday and d not in busy}
-    if not todo:
+    if not todo and not requests:
         return dg.SensorResult(skip_reason=dg.SkipReason("no event day waits to be rebuilt"), cursor=cursor)
-    requests = []
+    given_up = []
     for first, last in changed_days.contiguous(todo):
         version = max(v for d, v in todo.items() if first <= d <= last)
-        requests.append(dg.RunRequest(run_key=f"rebuild-{first.isoformat()}-{last.isoformat()}-v{version}",
-                                      tags=range_tags(first, last)))
+        failed = len(instance.get_run_ids(filters=dg.RunsFilter(
+            job_name=nightly_job.name, statuses=[dg.DagsterRunStatus.FAILURE],
+            tags={_RANGE_KEY: f"{first.isoformat()}-{last.isoformat()}-v{version}"})))
+        if failed >= _ATTEMPTS:
+            given_up.append(f"{first} .. {last}")
+            continue
+        requests.append(dg.RunRequest(run_key=f"rebuild-{first.isoformat()}-{last.isoformat()}-v{version}-a{failed}",
+                                      tags={**range_tags(first, last),
+                                            _RANGE_KEY: f"{first.isoformat()}-{last.isoformat()}-v{version}"}))
+    if given_up:
+        context.log.warning(f"event days {', '.join(given_up)} failed to rebuild {_ATTEMPTS} times: re-execute the failed "
+                            "run once its cause is fixed (a new change to their inputs also asks again)")
+    if not requests:
+        return dg.SensorResult(skip_reason=dg.SkipReason(f"rebuilds of {', '.join(given_up)} failed {_ATTEMPTS} times"),
+                               cursor=cursor)
     return dg.SensorResult(run_requests=requests, cursor=cursor)

@@ -54,13 +54,12 @@ def _requests(result) -> list[dg.RunRequest]:
     return list(result)
 
 
-def dagster_night(settings, instance: dg.DagsterInstance, today: date, cursors: dict, run_keys: set) -> list[tuple[str, str]]:
+def dagster_night(settings, instance: dg.DagsterInstance, today: date, cursors: dict, run_keys: set) -> list[tuple[str, str, str]]:
     """The night of `today` as the Dagster daemon runs it: the schedule's run, then the runs every
     sensor asks for, until none asks for more (a run key is launched once, as Dagster does).
-    Returns the (first, last) day of every run launched."""
+    Returns the (first, last) day and the job of every run launched."""
     from assets.definitions import defs
 
-    job = defs.resolve_job_def("nightly")
     resources = {"flywheel": FlywheelResource(landing=str(settings.landing), store=str(settings.store), db=str(settings.db))}
     launched: list[tuple[str, str]] = []
 
@@ -68,9 +67,10 @@ def dagster_night(settings, instance: dg.DagsterInstance, today: date, cursors: 
         if request.run_key in run_keys:
             return
         run_keys.add(request.run_key)
+        job = defs.resolve_job_def(request.job_name or "nightly")
         result = job.execute_in_process(tags=request.tags, instance=instance, resources=resources, raise_on_error=False)
         assert result.success
-        launched.append((request.tags[RANGE_START], request.tags[RANGE_END]))
+        launched.append((request.tags[RANGE_START], request.tags[RANGE_END], job.name))
 
     (schedule,) = defs.schedules
     tick = datetime(today.year, today.month, today.day, 2, 30, tzinfo=timezone.utc)
@@ -101,10 +101,20 @@ def test_a_rejection_26_days_late_counts_after_the_dagster_nightly_run(late_sett
         # 26 days later the review of e3 arrives in a new file, with that day's own events
         write_jsonl(s.landing / "events" / "late.jsonl", [event(4, LATE)])
         write_jsonl(s.landing / "interventions" / "late.jsonl", [intervention(3, "e3", LATE, "rejected")])
-        dagster_night(s, instance, LATE + timedelta(days=1), cursors, run_keys)
+        launched = dagster_night(s, instance, LATE + timedelta(days=1), cursors, run_keys)
     assert outcome_of(s, "e3") == "rejected"
     assert outcome_of(s, "e1") == "accepted"
     assert outcome_of(s, "e4") == "awaiting_review"
+    # yesterday first (its sync found the late review), then D rebuilt, then the newest day's window
+    # figures and decisions again, so they see it: its 28-day calibration window holds D's 3 reviews
+    # (the landing sensor, on in this test, asks for the new file's day too)
+    assert launched[0] == (str(LATE), str(LATE), "nightly")
+    assert launched[-2:] == [(str(D), str(D), "nightly"), (str(LATE), str(LATE), "refresh_windows")]
+    assert query(s, "SELECT reviewed_with_confidence FROM outcomes.calibration WHERE window_end = ? AND model = '*'",
+                 [LATE]) == [(3,)]
+    import json
+
+    assert json.loads((s.landing.parent / "publish" / "feed" / "latest.json").read_text())["data_day"] == str(LATE)
 
 
 def _mtimes(settings, days: list[date]) -> dict:
@@ -257,8 +267,8 @@ def test_late_data_sensor_asks_once_per_change_and_clears_after_success(late_set
     with dg.DagsterInstance.ephemeral() as instance:
         result = late_data_sensor(dg.build_sensor_context(instance=instance))
         asked = [(r.tags[RANGE_START], r.tags[RANGE_END], r.run_key) for r in result.run_requests]
-        assert asked == [(str(days[0]), str(days[1]), f"rebuild-{days[0]}-{days[1]}-v1"),
-                         (str(days[2]), str(days[2]), f"rebuild-{days[2]}-{days[2]}-v2")]
+        assert asked == [(str(days[0]), str(days[1]), f"rebuild-{days[0]}-{days[1]}-v1-a0"),
+                         (str(days[2]), str(days[2]), f"rebuild-{days[2]}-{days[2]}-v2-a0")]
         # a run under way over D..D+1 covers those days: only D+5 is asked for
         from dagster._core.test_utils import create_run_for_test
 
@@ -272,3 +282,22 @@ def test_late_data_sensor_asks_once_per_change_and_clears_after_success(late_set
         result = late_data_sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor))
         assert result.run_requests in (None, [])
         assert changed_days.pending(layout).days == {}
+
+
+def test_a_failed_rebuild_is_asked_for_again_up_to_three_times(late_settings):
+    from assets.jobs import range_tags
+    from assets.sensors import late_data_sensor
+    from flywheel.ingest import changed_days
+    from flywheel.store import Layout
+    from dagster._core.test_utils import create_run_for_test
+
+    changed_days.mark(Layout(late_settings.store), [D])
+    with dg.DagsterInstance.ephemeral() as instance:
+        keys = []
+        for attempt in range(4):
+            result = late_data_sensor(dg.build_sensor_context(instance=instance))
+            requests = list(result.run_requests or [])
+            keys.append([r.run_key for r in requests])
+            for r in requests:  # the run fails (a blocking check, say)
+                create_run_for_test(instance, job_name="nightly", status=dg.DagsterRunStatus.FAILURE, tags=r.tags)
+    assert keys == [[f"rebuild-{D}-{D}-v1-a0"], [f"rebuild-{D}-{D}-v1-a1"], [f"rebuild-{D}-{D}-v1-a2"], []]

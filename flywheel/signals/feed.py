@@ -26,11 +26,17 @@ FEED_VERSION = 1
 _TOOL_ORDER = {"allow": 0, "require_approval": 1, "disable": 2}
 
 
-def latest_day(settings: Settings) -> date | None:
-    """The latest day with a decision table."""
+def decided_days(settings: Settings) -> list[date]:
+    """The days with a decision table, in order."""
     folder = Layout(settings.store).root / TABLE
     days = sorted(p.name.split("=", 1)[1] for p in folder.glob("event_date=*") if (p / "data.parquet").exists()) if folder.is_dir() else []
-    return date.fromisoformat(days[-1]) if days else None
+    return [date.fromisoformat(d) for d in days]
+
+
+def latest_day(settings: Settings) -> date | None:
+    """The latest day with a decision table."""
+    days = decided_days(settings)
+    return days[-1] if days else None
 
 
 def load_decisions(settings: Settings, day: date | None = None) -> pl.DataFrame:
