@@ -120,7 +120,9 @@ def test_a_decision_reproduces_from_its_archived_inputs_and_the_store(nightly, c
     decision = frames[days[-1]].filter(pl.col("kind") == "autonomy").row(0, named=True)
     assert policy_archive(s, decision["policy_digest"]).exists()
     s.policy.write_text('version: "edited-since"\n' + BASE.replace("TARGET", "0.5"))  # the file moved on; the archive did not
+    before = _snapshot(s)
     assert cli(["decisions", "explain", decision["decision_id"]]) == 0
+    assert _snapshot(s) == before  # explaining writes nothing into the store
     text = capsys.readouterr().out
     assert "recomputed from its archived inputs: REPRODUCES" in text
     assert "recomputed from the stored data now: REPRODUCES" in text and "in-force" in text

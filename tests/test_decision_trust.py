@@ -33,9 +33,10 @@ tools: {min_calls: 20}
 
 
 def _records(day: date, scenario: str, n: int, accept_share: float, level: str = "assist",
-             timeout_share: float = 0.0) -> tuple[list, list]:
-    """n events of `scenario` on `day`: the first accept_share of them accepted as-is, the rest
-    rejected; the last timeout_share of them timed out (no output, nobody reviewed them)."""
+             timeout_share: float = 0.0, reject_confidence: float = 0.4) -> tuple[list, list]:
+    """n events of `scenario` on `day`: the first accept_share of them accepted as-is (confidence
+    0.95), the rest rejected (confidence `reject_confidence`); the last timeout_share of them timed
+    out (no output, nobody reviewed them)."""
     events, interventions = [], []
     n_timeout = round(n * timeout_share)
     for i in range(n):
@@ -44,7 +45,7 @@ def _records(day: date, scenario: str, n: int, accept_share: float, level: str =
         events.append({"event_id": eid, "occurred_at": f"{day}T{8 + i % 12:02d}:{i % 60:02d}:00Z", "scenario": scenario,
                        "model": "m1", "prompt_version": "v1", "autonomy_level": level,
                        "status": "timeout" if timed_out else "ok",
-                       "confidence": 0.95 if i < n * accept_share else 0.4,
+                       "confidence": 0.95 if i < n * accept_share else reject_confidence,
                        "output_text": None if timed_out else "draft", "input_text": "question " * (5 + i % 3)})
         if not timed_out:
             action = "accepted" if i < n * accept_share else "rejected"
@@ -53,8 +54,8 @@ def _records(day: date, scenario: str, n: int, accept_share: float, level: str =
     return events, interventions
 
 
-def _store(settings, days: int, spec: dict) -> list[date]:
-    settings.policy.write_text(POLICY)
+def _store(settings, days: int, spec: dict, policy: str = POLICY) -> list[date]:
+    settings.policy.write_text(policy)
     all_days = [START + timedelta(days=i) for i in range(days)]
     for day in all_days:
         events, interventions = [], []
@@ -157,17 +158,34 @@ def test_one_episode_gives_one_demotion(s):
     assert build_feed(s, "r")["scenarios"]["auto"]["approved_level"] == "assist"
 
 
-def test_new_evidence_after_a_demotion_demotes_again(s):
-    # autonomous, collapses on day 4: demoted to gated; the days after the demotion alone, where it
-    # still acts alone, are below the floor: that is new evidence, and it goes down once more
+def test_a_demotion_to_gated_is_not_repeated_while_what_acts_alone_holds(s):
+    # autonomous, collapses on day 4: demoted to gated. The drafts that fail have a low confidence:
+    # above the gate (0.95) every draft is still accepted, so what acts alone at gated holds, and
+    # the same episode does not demote it again (before: autonomous -> gated -> assist in two days)
     spec = {"auto": lambda d: {"n": 60, "accept_share": 0.95 if d < START + timedelta(days=3) else 0.2,
                                "level": "autonomous"}}
-    days = _store(s, 6, spec)
+    days = _store(s, 8, spec)
     frames = _decide_all(s, days)
-    rules = [_autonomy(f, "auto")["rule"] for f in frames]
+    assert [e["level"] for e in read_ledger(s)] == ["gated"]
+    later = _autonomy(frames[4], "auto")
+    assert later["action"] == "keep" and later["rule"] == f"demote_drift_alert_same_episode_since_{days[3]}"
+    since = json.loads(later["evidence"])["episode"]["since_demotion"]
+    assert since["acting_alone_at"] == "gated" and since["gate_threshold"] == pytest.approx(0.95)
+    assert since["reviewed"] == 12 and since["accepted_hi"] == 1.0  # day 5: 12 drafts at 0.95, all accepted
+
+
+def test_failures_above_the_gate_after_a_demotion_are_new_evidence(s):
+    # the same collapse, but the failing drafts are confident too (0.95): with a gate target of 0.5
+    # the gate stays at 0.95, and the drafts acting alone above it after the demotion fail (12 of 60
+    # accepted on day 5: upper bound 0.32 < 0.60): new evidence, demoted once more
+    spec = {"auto": lambda d: {"n": 60, "accept_share": 0.95 if d < START + timedelta(days=3) else 0.2,
+                               "level": "autonomous", "reject_confidence": 0.95}}
+    days = _store(s, 6, spec, POLICY + "gate: {target: 0.5, delta: 0.05}\n")
+    frames = _decide_all(s, days)
     assert [e["level"] for e in read_ledger(s)] == ["gated", "assist"]
-    assert rules[4] == "demote_accept_floor_new_evidence"
-    assert _autonomy(frames[5], "auto")["action"] == "keep"  # at assist it no longer acts alone
+    second = _autonomy(frames[4], "auto")
+    assert second["rule"] == "demote_accept_floor_new_evidence" and second["recommended"] == "assist"
+    assert _autonomy(frames[5], "auto")["action"] == "keep"  # at assist nothing acts alone
 
 
 # 8. Timeouts and fallbacks feed no decision ----------------------------------------------------

@@ -1,5 +1,5 @@
-"""Prompt-version comparisons: stratified by model x day (Cochran-Mantel-Haenszel), Holm over a
-scenario's comparisons; the statistics pinned to values computed by hand."""
+"""Prompt-version comparisons: stratified by model x day (Cochran-Mantel-Haenszel), Holm over every
+pair of a scenario's versions; the statistics pinned to values computed by hand."""
 
 from __future__ import annotations
 
@@ -69,10 +69,11 @@ def test_a_worse_version_is_caught_though_the_pooled_rate_looks_better():
 
 def test_holm_keeps_three_borderline_versions_that_one_comparison_alone_would_retire():
     # each of v2..v4: 169 of 200 against v1's 900 of 1000 (effect -0.055, p = 0.023 < 0.05); alone it
-    # is significantly worse, as one of three comparisons Holm needs 0.05 / 3 = 0.0167
+    # is significantly worse; among four versions Holm runs over their 6 pairs (the best is chosen on
+    # the same data) and needs 0.05 / 6 = 0.0083 for the smallest p
     seen = {"v1": date(2026, 3, 1), "v2": DAY, "v3": DAY, "v4": DAY}
     alone = _actions(_frame({("v1", "m"): (900, 1000), ("v2", "m"): (169, 200)}, seen))
     assert alone["v2"]["action"] == "roll_back" and alone["v2"]["evidence"]["p_value"] == pytest.approx(0.0228, abs=5e-4)
     three = _actions(_frame({("v1", "m"): (900, 1000), **{(v, "m"): (169, 200) for v in ("v2", "v3", "v4")}}, seen))
     assert {v: three[v]["action"] for v in ("v2", "v3", "v4")} == {"v2": "keep", "v3": "keep", "v4": "keep"}
-    assert three["v2"]["evidence"]["comparisons"] == 3 and three["v2"]["evidence"]["holm_rejected"] is False
+    assert three["v2"]["evidence"]["comparisons"] == 6 and three["v2"]["evidence"]["holm_rejected"] is False

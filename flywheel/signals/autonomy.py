@@ -20,9 +20,9 @@ The recommendation, in order:
    operational-failure lower bound above `demotion.operational_limit`: demote one level at once;
    automatic when `demotion.automatic` (fail safe), recorded as such. One episode, one demotion:
    while a trigger has held on every day since the scenario's last automatic demotion, it is not
-   demoted again unless the days after that demotion alone breach a rate limit (rule
-   `..._new_evidence`); otherwise it keeps (rule `..._same_episode_since_<day>`). A day without a
-   trigger ends the episode;
+   demoted again unless the events that act alone at the level it reached (above the gate when
+   gated), on the days after that demotion alone, breach a rate limit (rule `..._new_evidence`);
+   otherwise it keeps (rule `..._same_episode_since_<day>`). A day without a trigger ends the episode;
 3. every gate held on each of the last `promotion.consecutive_days` days, at the level in force
    (after a promotion the streak starts again): promote one level (rule `promote`), pending a
    human's approval;
@@ -41,6 +41,7 @@ from flywheel.contracts import AUTONOMY_LEVELS
 from flywheel.engine import connect
 from flywheel.outcomes.calibration import TABLE as CALIBRATION
 from flywheel.outcomes.rates import DAILY
+from flywheel.outcomes.resolve import TABLE as OUTCOMES_TABLE
 from flywheel.signals.drift import _files, windows
 from flywheel.signals.policy import Policy
 from flywheel.sql import load_sql
@@ -249,18 +250,36 @@ def recommend_levels(settings: Settings, policy: Policy, day: date, gates: pl.Da
             demoted_on = date.fromisoformat(last_demotions[scenario])
             if in_episode(settings, scenario, demoted_on, day):
                 episode = {"demoted_on": demoted_on.isoformat(), "new_evidence": None, "since_demotion": None}
-                since = window_counts(settings, policy, day, start=demoted_on + timedelta(days=1))
-                since = since.filter(pl.col("scenario") == scenario) if since.height else since
-                if since.height:
-                    row = scenario_gates(since.row(0, named=True), policy, current, None, False, g["accept_target"])
+                counts = acting_alone_since(settings, scenario, current, g["gate_threshold"], demoted_on, day)
+                if counts is not None:
+                    row = scenario_gates(counts, policy, current, None, False, g["accept_target"])
                     episode["new_evidence"] = rate_trigger(row, policy)
-                    episode["since_demotion"] = {k: row[k] for k in ("reviewed", "events", "accepted_hi", "severe_lo",
-                                                                      "operational_lo")}
+                    episode["since_demotion"] = {"acting_alone_at": current, "gate_threshold": g["gate_threshold"],
+                                                 **{k: row[k] for k in ("reviewed", "events", "accepted_hi",
+                                                                        "severe_lo", "operational_lo")}}
         evidence["episode"] = episode
         recommended, rule, action = autonomy_rule(scenario, g, policy, evidence["days_passed"], episode)
         out.append({"kind": "autonomy", "scenario": scenario, "subject": scenario, "current": current,
                     "recommended": recommended, "action": action, "rule": rule, "evidence": evidence})
     return out
+
+
+def acting_alone_since(settings: Settings, scenario: str, level: str, gate: float | None, demoted_on: date,
+                       day: date) -> dict | None:
+    """The counts of the scenario's events from the day after `demoted_on` to `day` that act alone
+    at `level`: all of them when autonomous, those at or above the confidence `gate` when gated;
+    None when nothing acts alone there (assist, shadow, or gated without a gate). Only these can
+    be new evidence against the level a demotion reached: the rest are reviewed before they act."""
+    if level not in ("gated", "autonomous") or (level == "gated" and gate is None):
+        return None
+    layout = Layout(settings.store)
+    files = _files(layout, OUTCOMES_TABLE, demoted_on + timedelta(days=1), day)
+    if not files:
+        return None
+    rel = connect(settings).execute(load_sql("acting_alone_counts"), {
+        "files": files, "scenario": scenario, "all": level == "autonomous", "gate": gate if gate is not None else 0.0})
+    names = [d[0] for d in rel.description]
+    return dict(zip(names, rel.fetchone()))
 
 
 # What an autonomy decision's evidence keeps of its gate row: with the counts, the alerts, the

@@ -16,6 +16,7 @@ Two recomputations, both from the policy text archived under the decision's dige
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from datetime import date
 from pathlib import Path
@@ -76,13 +77,18 @@ def recompute_from_store(settings: Settings, decision: dict[str, Any], policy) -
     the ledger as it stood before that day; returns the recomputed row (or None) and the evidence
     figures that differ from the stored decision."""
     day: date = decision["day"]
-    with tempfile.TemporaryDirectory(prefix="flywheel-explain-") as tmp:
-        bt = replay_store(settings, Path(tmp) / "replay", link_days_before=day)
+    # mkdtemp + rmtree (links removed, never followed), not TemporaryDirectory: its clean-up could
+    # change permissions through a link on Python < 3.11.8
+    tmp = Path(tempfile.mkdtemp(prefix="flywheel-explain-"))
+    try:
+        bt = replay_store(settings, tmp / "replay", link_days_before=day)
         for entry in read_ledger(settings):
             if (entry.get("day") or "") < day.isoformat():
                 append_ledger(bt, {k: v for k, v in entry.items() if k != "at"})
         build_calibration(bt, day, policy)
         frame = decide_day(bt, day, run_id="explain", policy=policy)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     same = frame.filter((pl.col("kind") == decision["kind"]) & (pl.col("scenario") == decision["scenario"])
                         & (pl.col("subject") == decision["subject"]))
     if same.height == 0:

@@ -181,10 +181,15 @@ def record_verdict(settings: Settings, decision_id: str, verdict: str, by: str, 
 
 
 def _still_applies(settings: Settings, decision: dict[str, Any]) -> None:
-    """Raise ValueError unless a promotion can still be approved: it is its scenario's newest
-    autonomy decision (no later day was decided since) and the level it starts from is still the
-    level in force (no demotion, fail-safe or other, has moved the scenario since)."""
+    """Raise ValueError unless a promotion can still be approved: it is of the newest decided day,
+    and its scenario's newest autonomy decision (a re-decided day replaces it), and the level it
+    starts from is still the level in force (no demotion, fail-safe or other, has moved it since)."""
     scenario, day = decision["scenario"], decision["day"]
+    last = latest_day(settings)
+    if last is not None and last > day:
+        raise ValueError(f"decision {decision['decision_id']} ({scenario} {decision['current']} -> {decision['recommended']}, "
+                         f"{day}) is stale: {last} has been decided since; `flywheel decisions list` shows what awaits "
+                         f"approval now")
     newest = newest_autonomy_decision(settings, scenario)
     if newest is not None and (newest["day"] > day or newest["decision_id"] != decision["decision_id"]):
         raise ValueError(f"decision {decision['decision_id']} ({scenario} {decision['current']} -> {decision['recommended']}, "

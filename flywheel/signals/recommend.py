@@ -123,8 +123,12 @@ def version_decisions(frame: pl.DataFrame, policy: Policy) -> list[dict]:
                    for a in enough for b in enough if a is not b}
         best = max(enough, key=lambda r: (_mean_advantage(r, enough, compare), r["accepted"] / r["reviewed"]), default=None)
         others = [r for r in enough if r is not best]
-        worse = dict(zip([r["version"] for r in others],
-                         holm([compare[best["version"], r["version"]]["p_value"] for r in others], policy.versions.alpha)))
+        # Holm over every pair, not only best-versus-other: the best is chosen on the same data, so
+        # the comparisons it takes part in are any of the k(k-1)/2 pairs
+        pairs = [(a["version"], b["version"]) for i, a in enumerate(enough) for b in enough[i + 1:]]
+        rejected = dict(zip(pairs, holm([compare[p]["p_value"] for p in pairs], policy.versions.alpha)))
+        worse = {r["version"]: rejected.get((best["version"], r["version"]), rejected.get((r["version"], best["version"])))
+                 for r in others}
         latest = max(r["first_seen"] for r in rows)
         newest_rows = [r for r in rows if r["first_seen"] == latest]
         # a rollout is a version first seen after every other one; with a tie there is none
@@ -133,7 +137,8 @@ def version_decisions(frame: pl.DataFrame, policy: Policy) -> list[dict]:
             ev = {"reviewed": r["reviewed"], "accepted": r["accepted"], "first_seen": str(r["first_seen"]),
                   "accepted_rate": r["accepted"] / r["reviewed"] if r["reviewed"] else None,
                   "min_reviewed": policy.versions.min_reviewed, "alpha": policy.versions.alpha,
-                  "min_effect": policy.versions.min_effect, "comparisons": len(others), "correction": "holm"}
+                  "min_effect": policy.versions.min_effect, "comparisons": len(enough) * (len(enough) - 1) // 2,
+                  "correction": "holm over every pair"}
             if r["reviewed"] < policy.versions.min_reviewed or best is None:
                 action, rule = "not_enough_data", "min_reviewed"
             elif r is best:
