@@ -219,7 +219,7 @@ def run_days(settings: Settings, first: date | None, last: date | None, quiet: b
         raise ValueError(f"event day {hi} is today or later; a day is run once it is over (use --to {today - timedelta(days=1)})")
     job = defs.resolve_job_def("nightly")
     resources = {"flywheel": FlywheelResource(landing=str(settings.landing), store=str(settings.store), db=str(settings.db))}
-    instance = dg.DagsterInstance.get() if _dagster_home() else dg.DagsterInstance.ephemeral()
+    instance = _instance()
     log_level = "WARNING" if quiet else "INFO"
     with instance, tqdm(total=len(days), unit="day", desc="nightly run", disable=not progress) as bar:
         for group_first, group_last in changed_days.contiguous(days):
@@ -248,14 +248,30 @@ def run_days(settings: Settings, first: date | None, last: date | None, quiet: b
     return Ran(lo, hi, days)
 
 
-def _dagster_home() -> bool:
-    """Whether runs are recorded in $DAGSTER_HOME (created when it does not exist yet)."""
+def _instance():
+    """The Dagster instance runs are recorded in: $DAGSTER_HOME's when it is set (the folder is
+    created when missing), else a throwaway one. $DAGSTER_HOME's is opened under a lock of its own:
+    two first runs creating its storage at once left two alembic heads in it (every later run then
+    failed); an instance that still cannot be opened is a ValueError naming the folder."""
     import os
 
+    import dagster as dg
+
+    from flywheel.store import exclusive
+
     home = os.environ.get("DAGSTER_HOME")
-    if home:
-        Path(home).mkdir(parents=True, exist_ok=True)
-    return bool(home)
+    if not home:
+        return dg.DagsterInstance.ephemeral()
+    Path(home).mkdir(parents=True, exist_ok=True)
+    with exclusive(Path(home) / ".flywheel-instance.lock"):
+        try:
+            instance = dg.DagsterInstance.get()
+            instance.get_runs(limit=1)  # creates the run storage's tables now, under the lock
+        except Exception as exc:  # sqlite3, SQLAlchemy and alembic errors alike: say which folder
+            raise ValueError(f"the Dagster instance at DAGSTER_HOME={home} cannot be opened "
+                             f"({type(exc).__name__}: {exc}); if runs created it at the same time, move "
+                             "the folder aside and run again (its run history is lost, the store is not)") from exc
+    return instance
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -263,7 +279,18 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.quiet:
         logging.getLogger("dagster").setLevel(logging.WARNING)
+    import os
+
+    from flywheel.signals.decide import policy_for
+
     settings = Settings.from_env()
+    policy_for(settings)  # a bad policy stops the run here, not at the decisions step after the night's work
+    if not settings.landing.is_dir():
+        raise ValueError(f"landing folder {settings.landing} does not exist (FLYWHEEL_LANDING); "
+                         "create it, or point FLYWHEEL_LANDING at the folder producers write to")
+    if not os.environ.get("DAGSTER_HOME"):
+        print("flywheel: DAGSTER_HOME is not set: this run is recorded in a throwaway Dagster instance, not in "
+              "the run history the UI shows", file=sys.stderr)
     ran = run_days(settings, args.first, args.last, quiet=args.quiet, progress=not args.no_progress)
     if ran is None:
         if args.first is None and args.last is None:
@@ -276,7 +303,15 @@ def _run(args: argparse.Namespace) -> int:
 
     ranges = ", ".join(str(a) if a == b else f"{a} .. {b}" for a, b in contiguous(ran.days))
     print(f"ran event days {ranges}")
-    _summary(argparse.Namespace(json=False))
+    import duckdb
+
+    try:
+        _summary(argparse.Namespace(json=False))
+    except duckdb.IOException as exc:  # the summary reads the database file; the night did not need it
+        if "lock" not in str(exc).lower():
+            raise
+        print(f"flywheel: the run succeeded; its summary is skipped because another process holds {settings.db} "
+              "read-write (open it read-only: duckdb -readonly, or read_only=True)", file=sys.stderr)
     print()
     return _decisions(argparse.Namespace(decisions_command="list", all=False, json=False))
 

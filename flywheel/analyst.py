@@ -15,11 +15,22 @@ from flywheel.config import Settings
 from flywheel.store import Layout
 
 
-def connect_read_only(settings: Settings) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to the analysts' database; a clear error when it does not exist yet."""
+def connect_read_only(settings: Settings, fallback: bool = True) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the analysts' database; a clear error when it does not exist yet.
+
+    When another process holds the file read-write (DuckDB then refuses every other connection),
+    the same views are opened in memory instead (`catalog.connect_views`), unless `fallback` is
+    False."""
     if not settings.db.exists():
         raise FileNotFoundError(f"no database at {settings.db}: run `flywheel run` (or `make demo`) first")
-    con = duckdb.connect(str(settings.db), read_only=True)
+    try:
+        con = duckdb.connect(str(settings.db), read_only=True)
+    except duckdb.IOException as exc:
+        if not fallback or "lock" not in str(exc).lower():
+            raise
+        from flywheel.catalog import connect_views
+
+        return connect_views(settings)
     con.execute("SET TimeZone = 'UTC'")
     return con
 
@@ -88,7 +99,7 @@ def _cell(v: Any) -> str:
 def tables_page(settings: Settings) -> str:
     """Markdown listing every analyst-facing view and column with its description, read from the
     database's own comments."""
-    con = connect_read_only(settings)
+    con = connect_read_only(settings, fallback=False)  # the in-memory views carry no comments
     try:
         views = con.sql("""SELECT schema_name, view_name, comment FROM duckdb_views()
                            WHERE NOT internal AND schema_name NOT IN ('information_schema', 'pg_catalog')
