@@ -108,15 +108,19 @@ def test_a_decompressed_size_over_the_limit_is_refused(settings, monkeypatch):
     assert query(settings, "SELECT event_id FROM ingest.events") == [("e9",)]
 
 
-def test_limits_are_checked_settings():
-    os.environ["FLYWHEEL_MAX_COMPRESSION_RATIO"] = "0"
-    try:
-        with pytest.raises(ValueError, match="FLYWHEEL_MAX_COMPRESSION_RATIO"):
-            Settings.from_env()
-    finally:
-        del os.environ["FLYWHEEL_MAX_COMPRESSION_RATIO"]
-    assert Settings.from_env().max_decompressed_bytes == 16 * 1024**3
-    assert Settings.from_env().max_compression_ratio == 100
+def test_limits_are_checked_settings(monkeypatch):
+    monkeypatch.delenv("FLYWHEEL_MAX_DECOMPRESSED_BYTES", raising=False)
+    monkeypatch.setenv("FLYWHEEL_MAX_COMPRESSION_RATIO", "0")
+    with pytest.raises(ValueError, match="FLYWHEEL_MAX_COMPRESSION_RATIO must be a number greater than 1"):
+        Settings.from_env()
+    monkeypatch.setenv("FLYWHEEL_MAX_COMPRESSION_RATIO", "250")
+    assert Settings.from_env().max_compression_ratio == 250
+    monkeypatch.setenv("FLYWHEEL_MAX_DECOMPRESSED_BYTES", "0GiB")
+    with pytest.raises(ValueError, match="FLYWHEEL_MAX_DECOMPRESSED_BYTES must be more than 0 bytes"):
+        Settings.from_env()
+    monkeypatch.delenv("FLYWHEEL_MAX_COMPRESSION_RATIO")
+    monkeypatch.delenv("FLYWHEEL_MAX_DECOMPRESSED_BYTES")
+    assert (Settings.from_env().max_decompressed_bytes, Settings.from_env().max_compression_ratio) == (16 * 1024**3, 100)
 
 
 def test_a_long_line_without_newline_is_quarantined_after_reading_at_most_the_limit(tmp_path):

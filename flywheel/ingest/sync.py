@@ -239,6 +239,8 @@ def _stage_job(job: dict[str, Any], pool: Workers | None) -> tuple[dict[str, Any
         manifest, result = (stage_file_reference(*args, limits=limits) if job["reference"]
                             else stage_file(*args, workers=pool, limits=limits))
     except FileNotFoundError:
+        if os.path.lexists(job["path"]):
+            raise  # something else is missing
         return None, _vanished(job["rel"]), set()
     # The new pieces replaced the old ones of the same days; the old ones of other days go now.
     for piece in before - _staged_pieces(layout, fid, manifest):
