@@ -1,10 +1,13 @@
 """Concurrency: four days materialised at the same time by separate Dagster runs (multiprocess
-executor) while an analyst queries, and an analyst holding a read-only connection open while the
-nightly run writes."""
+executor) while an analyst queries; two overlapping runs, one reaching the failure clusters before the
+nights they continue exist, leaving every cluster id and assignment as one run in day order; and an
+analyst holding a read-only connection open while the nightly run writes."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -81,6 +84,33 @@ def test_four_days_materialised_at_once_while_an_analyst_queries(settings, tmp_p
     assert query(settings, "SELECT count(DISTINCT event_date) FROM outcomes.daily_rates")[0][0] == 4
     assert query(settings, "SELECT bool_and(balanced) FROM ingest.file_reconciliation")[0][0] is True
     assert query(settings, "SELECT count(*) FROM ingest.quarantine")[0][0] == 0
+
+
+def test_two_overlapping_runs_leave_the_failure_clusters_as_one_run_in_day_order(settings, tmp_path):
+    # A run over days 1-4 and, started with it, one over days 3-4 (which reaches the failures step
+    # first, before nights 1 and 2 exist): every failure cluster id and assignment as one run in order.
+    from flywheel.failures import build_failures
+    from flywheel.generate import generate
+    from test_failures import failure_tables
+
+    days = [date(2026, 3, 1) + timedelta(days=i) for i in range(4)]
+    generate(settings.landing, days=4, events_per_day=300, seed=9, start=days[0], progress=False)
+    home = tmp_path / "dagster_home"
+    _init_instance(home)
+    procs = [_launch(settings, days[0], days[-1], home), _launch(settings, days[2], days[-1], home)]
+    outputs = [p.communicate(timeout=900)[0] for p in procs]
+    for p, out in zip(procs, outputs):
+        assert p.returncode == 0, out[-4000:]
+    got = failure_tables(settings)
+    assert got["failures/assignments"]["event_date"].n_unique() == 4
+    assert got["failures/clusters"]["cluster_id"].n_unique() >= 3
+    clean = dataclasses.replace(settings, store=tmp_path / "clean")
+    shutil.copytree(settings.store, clean.store, ignore=shutil.ignore_patterns("failures"))
+    for d in days:
+        build_failures(clean, d, run_id=f"clean-{d}")
+    want = failure_tables(clean)
+    for name, frame in want.items():
+        assert got[name].equals(frame), f"{name} differs from one run in day order"
 
 
 def test_an_open_analyst_connection_neither_fails_the_run_nor_sees_half_a_day(settings, tmp_path):

@@ -6,12 +6,12 @@ from flywheel.catalog import View
 from flywheel.sql import load_sql
 
 _CLUSTER = {
-    "cluster_id": "The failure cluster: a stable id, kept from night to night and never reused.",
+    "cluster_id": "The failure cluster: a stable id, kept from night to night; a rerun gives every cluster the id a clean run gives.",
     "label": "The cluster's name: its most distinctive terms (c-TF-IDF against the other clusters).",
 }
 _BIRTH = {
     "born_date": "The night the cluster was founded.",
-    "born_run": "The run that founded it.",
+    "born_run": "The run that last built the night it was founded.",
 }
 
 
