@@ -271,3 +271,20 @@ def test_a_renamed_file_is_not_read_or_quarantined_twice(settings):
     report = run_pipeline(settings)
     assert [f.status for f in report.files] == ["changed"]
     assert query(settings, "SELECT count(*) FROM ingest.events")[0][0] == 3
+
+
+def test_an_otlp_file_over_the_document_limit_is_refused_unparsed(settings, monkeypatch):
+    import gzip
+
+    import flywheel.ingest.readers as readers
+
+    monkeypatch.setattr(readers, "MAX_DOCUMENT_BYTES", 2000)
+    small = json.dumps(export_otlp([event(1)], [])).encode()
+    big = json.dumps(export_otlp([event(i) for i in range(2, 12)], [])).encode()
+    assert len(small) < 2000 < len(big)
+    (settings.landing / "otlp" / "small.json").write_bytes(small)
+    (settings.landing / "otlp" / "big.json.gz").write_bytes(gzip.compress(big))
+    run_pipeline(settings)
+    assert query(settings, "SELECT source_file, reason_code, reason FROM ingest.quarantine") == [
+        ("otlp/big.json.gz", "bad_file", "big.json.gz is parsed whole and may hold at most 2000 bytes; refused")]
+    assert query(settings, "SELECT event_id FROM ingest.events") == [("e1",)]
