@@ -2,6 +2,7 @@
 
     python -m flywheel.failures.benchmark compare --days 14 --events-per-day 2000 --seed 9
     python -m flywheel.failures.benchmark scale --docs 1000000
+    python -m flywheel.failures.benchmark reruns --days 14 --events-per-day 2000 --seed 9
 
 `compare` generates sample data (`flywheel.generate`), ingests it and resolves its outcomes in a
 temporary store, builds each night's failure documents, then runs the whole nightly process (one
@@ -11,12 +12,18 @@ unmatched event counts as its own cluster), the clusters made, the night the eme
 got its own cluster (relative to its first day), and the time. `scale` runs every night but the
 last, then a last night of `--docs` failing events made by repeating the generated ones under new
 ids, from raw rows to written assignments, and prints its time and the process's peak memory.
+`reruns` builds every night in order in the store (`tables.build_failures`), then rebuilds every
+night again, and separately builds the second half of the nights before the first half followed
+by `tables.refresh_stale`; it prints, for each, the failing events whose cluster id differs from
+the clean build, whether each failure table equals the clean build's (the columns naming the run
+aside) and the CPU seconds.
 """
 
 from __future__ import annotations
 
 import argparse
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -155,10 +162,65 @@ def scale(n_docs: int, days: int, events_per_day: int, seed: int, work: Path, co
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
 
 
+_TABLES = ("failures/assignments", "failures/clusters", "failures/cluster_history", "failures/cluster_daily")
+
+
+def _failure_tables(settings: Settings) -> dict[str, pl.DataFrame]:
+    from flywheel.store import Layout
+
+    out = {}
+    for name in _TABLES:
+        frame = pl.read_parquet(Layout(settings.store).table_glob(name))
+        frame = frame.drop([c for c in ("run_id", "born_run") if c in frame.columns])
+        out[name] = frame.sort([c for c in frame.columns if frame.schema[c] != pl.List], nulls_last=True)
+    return out
+
+
+def _differences(got: Settings, clean: dict[str, pl.DataFrame]) -> dict[str, object]:
+    tables = _failure_tables(got)
+    a = clean[_TABLES[0]].select("event_id", "cluster_id")
+    moved = a.join(tables[_TABLES[0]].select("event_id", "cluster_id"), on="event_id").filter(
+        pl.col("cluster_id").ne_missing(pl.col("cluster_id_right"))).height
+    return {"events_on_another_id": moved, "failing_events": a.height,
+            **{f"equal_{n.split('/')[1]}": tables[n].equals(clean[n]) for n in _TABLES}}
+
+
+def reruns(days: int, events_per_day: int, seed: int, work: Path) -> dict[str, dict[str, object]]:
+    """Every night rerun, and the later half of the nights built first then `refresh_stale`,
+    against one clean build in day order (see the module docstring)."""
+    from flywheel.failures.tables import build_failures, refresh_stale
+
+    settings, _, event_days = sample_store(work, days, events_per_day, seed)
+    out: dict[str, dict[str, object]] = {}
+    cpu = time.process_time()
+    for day in event_days:
+        build_failures(settings, day, run_id=f"clean-{day}")
+    out["clean build"] = {"cpu_seconds": round(time.process_time() - cpu, 1)}
+    clean = _failure_tables(settings)
+    cpu = time.process_time()
+    for day in event_days:
+        build_failures(settings, day, run_id=f"rerun-{day}")
+    out["every night rerun"] = {**_differences(settings, clean), "cpu_seconds": round(time.process_time() - cpu, 1)}
+    cpu = time.process_time()
+    out["refresh_stale, nothing stale"] = {"nights_rebuilt": len(refresh_stale(settings, run_id="refresh")),
+                                           "cpu_seconds": round(time.process_time() - cpu, 2)}
+    late = replace(settings, store=work / "out-of-order")
+    shutil.copytree(settings.store, late.store, ignore=shutil.ignore_patterns("failures"))
+    half = len(event_days) // 2
+    for day in event_days[half:] + event_days[:half]:
+        build_failures(late, day, run_id=f"late-{day}")
+    out["later half built first"] = _differences(late, clean)
+    cpu = time.process_time()
+    rebuilt = refresh_stale(late, run_id="refresh")
+    out["later half built first, then refresh_stale"] = {
+        **_differences(late, clean), "nights_rebuilt": len(rebuilt), "cpu_seconds": round(time.process_time() - cpu, 1)}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Command line: `compare` or `scale` (see the module docstring)."""
+    """Command line: `compare`, `scale` or `reruns` (see the module docstring)."""
     parser = argparse.ArgumentParser(prog="python -m flywheel.failures.benchmark")
-    parser.add_argument("what", choices=("compare", "scale"))
+    parser.add_argument("what", choices=("compare", "scale", "reruns"))
     parser.add_argument("--days", type=int, default=14)
     parser.add_argument("--events-per-day", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=9)
@@ -172,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.what == "compare":
             with pl.Config(tbl_rows=20, tbl_cols=20, tbl_width_chars=200):
                 print(compare(args.days, args.events_per_day, args.seed, work, args.methods))
+        elif args.what == "reruns":
+            for case, figures in reruns(args.days, args.events_per_day, args.seed, work).items():
+                print(f"{case}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
         else:
             for key, value in scale(args.docs, args.days, args.events_per_day, args.seed, work, args.cold).items():
                 print(f"{key}: {value}")
