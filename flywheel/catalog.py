@@ -272,6 +272,10 @@ def build_catalog(settings: Settings, force: bool = False) -> Path:
     repair_ledger(settings)  # signals.approvals reads the ledger: a torn last line would break every query of it
     stamp = layout.root / "_schema" / "catalog.stamp"
     with exclusive(layout.lock("catalog")):
+        # what a build killed before its rename left (builds are serialised by this lock)
+        for leftover in target.parent.glob(glob.escape(f".{target.name}.") + "*.tmp*"):
+            if leftover.name.endswith((".tmp", ".tmp.wal")):
+                leftover.unlink(missing_ok=True)
         definitions = _definitions(layout)
         digest = _fingerprint(definitions)
         if not force and target.exists() and stamp.exists() and stamp.read_text() == _stamp(target, digest):

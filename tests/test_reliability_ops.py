@@ -216,3 +216,15 @@ def test_an_analyst_holding_the_database_read_write_never_fails_the_night(
             [(date(2026, 3, d), 3) for d in (1, 2, 3)]
     finally:
         own.close()
+
+
+def test_a_catalog_build_removes_the_temporary_database_a_killed_build_left(settings: Settings) -> None:
+    from flywheel.catalog import build_catalog
+
+    settings.db.parent.mkdir(parents=True, exist_ok=True)
+    left = [settings.db.parent / f".{settings.db.name}.k1ll3d.tmp", settings.db.parent / f".{settings.db.name}.k1ll3d.tmp.wal"]
+    for path in left:
+        path.write_bytes(b"half a database")
+    build_catalog(settings)
+    assert [p for p in left if p.exists()] == []
+    assert settings.db.exists()
