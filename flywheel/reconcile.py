@@ -8,12 +8,13 @@ from typing import Any
 
 import duckdb
 
+from flywheel.analyst import connect_read_only
 from flywheel.config import Settings
 
 
 def file_accounts(settings: Settings, paths: list[str] | None = None) -> list[dict[str, Any]]:
     """Rows of `ingest.file_reconciliation` (all files, or only `paths`), as dicts."""
-    con = duckdb.connect(str(settings.db), read_only=True)
+    con = connect_read_only(settings)
     try:
         rel = con.sql("SELECT * FROM ingest.file_reconciliation")
         rows = [dict(zip(rel.columns, r)) for r in rel.fetchall()]
@@ -36,7 +37,7 @@ def totals(settings: Settings) -> dict[str, int]:
 
 def quarantine_by_reason(settings: Settings) -> dict[str, dict[str, int]]:
     """Quarantined records per record kind and reason code."""
-    con = duckdb.connect(str(settings.db), read_only=True)
+    con = connect_read_only(settings)
     try:
         rows = con.sql("SELECT record_kind, reason_code, count(*) FROM ingest.quarantine GROUP BY ALL ORDER BY ALL").fetchall()
     finally:

@@ -206,6 +206,9 @@ def test_an_analyst_holding_the_database_read_write_never_fails_the_night(
         assert ran is not None and ran.days == [date(2026, 3, 3)]
         report = (settings.publish / "report" / "latest.html").read_text()
         assert "data through <b>2026-03-03</b>" in report
+        from assets.cli import main as cli  # the summary an operator prints reads the same views in memory
+
+        assert cli(["summary", "--json"]) == 0
     finally:
         holder.communicate("", timeout=60)
     own = duckdb.connect(str(tmp_path / "mine.duckdb"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import duckdb
 import numpy as np
 
+from flywheel.analyst import connect_read_only
 from flywheel.config import Settings
 from flywheel.sql import load_sql
 from flywheel.stats import wilson_interval
@@ -15,7 +16,7 @@ def scenario_summary(settings: Settings, days: int = 28) -> list[dict]:
     """One dict per scenario over the last `days` stored days, with the accepted-as-is rate's
     95% Wilson interval, the levels the logs show (`levels`) and the level in force
     (`level_in_force`, from the approvals ledger); empty when no outcomes are built."""
-    con = duckdb.connect(str(settings.db), read_only=True)
+    con = connect_read_only(settings)
     try:
         if not con.sql("SELECT count(*) FROM duckdb_views() WHERE schema_name = 'outcomes' AND view_name = 'daily_rates'").fetchall()[0][0]:
             return []
