@@ -220,13 +220,15 @@ def run_days(settings: Settings, first: date | None, last: date | None, quiet: b
     job = defs.resolve_job_def("nightly")
     resources = {"flywheel": FlywheelResource(landing=str(settings.landing), store=str(settings.store), db=str(settings.db))}
     instance = _instance()
+    _fail_dead_runs(instance)
     log_level = "WARNING" if quiet else "INFO"
     with instance, tqdm(total=len(days), unit="day", desc="nightly run", disable=not progress) as bar:
         for group_first, group_last in changed_days.contiguous(days):
             start = group_first
             while start <= group_last:
                 end = min(group_last, start + timedelta(days=chunk_days - 1))
-                result = job.execute_in_process(tags=range_tags(start, end), instance=instance, resources=resources,
+                result = job.execute_in_process(tags={**range_tags(start, end), **_process_tags()}, instance=instance,
+                                                resources=resources,
                                                 raise_on_error=False,
                                                 run_config={"loggers": {"console": {"config": {"log_level": log_level}}}})
                 if not result.success:
@@ -240,12 +242,50 @@ def run_days(settings: Settings, first: date | None, last: date | None, quiet: b
         windows = refresh_ranges(settings, days[0]) if first is None and last is None else []
         for window in windows:
             refresh = defs.resolve_job_def("refresh_windows")
-            result = refresh.execute_in_process(tags=range_tags(*window), instance=instance, resources=resources,
+            result = refresh.execute_in_process(tags={**range_tags(*window), **_process_tags()}, instance=instance,
+                                                resources=resources,
                                                 raise_on_error=False,
                                                 run_config={"loggers": {"console": {"config": {"log_level": log_level}}}})
             if not result.success:
                 raise ValueError(f"refreshing the windows of days {window[0]} .. {window[1]} failed; see the log above")
     return Ran(lo, hi, days)
+
+
+def _process_tags() -> dict[str, str]:
+    """Tags naming the process that runs a job in-process (`flywheel run`), so a later run can tell
+    a run whose process was killed from one still going."""
+    import os
+    import socket
+
+    return {"flywheel/pid": str(os.getpid()), "flywheel/host": socket.gethostname()}
+
+
+def _fail_dead_runs(instance) -> list[str]:
+    """Mark as failed the runs `flywheel run` started on this host whose process is gone (killed):
+    without a daemon nothing else would, and they stayed STARTED in the run history for ever.
+    Returns their run ids."""
+    import os
+    import socket
+
+    import dagster as dg
+
+    host, dead = socket.gethostname(), []
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED,
+                                                                  dg.DagsterRunStatus.STARTING,
+                                                                  dg.DagsterRunStatus.NOT_STARTED])):
+        pid = run.tags.get("flywheel/pid")
+        if not pid or run.tags.get("flywheel/host") != host or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # still running
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue  # another user's live process
+        instance.report_run_failed(run, f"the process of `flywheel run` that ran it (pid {pid}) is gone: it was killed")
+        dead.append(run.run_id)
+    return dead
 
 
 def _instance():

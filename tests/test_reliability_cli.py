@@ -128,3 +128,47 @@ def test_status_and_sql_answer_while_an_analyst_holds_the_database_read_write(
         assert main(["sql", "SELECT content FROM read_text('/etc/hostname')"]) == 2  # still sandboxed
     finally:
         holder.communicate("", timeout=60)
+
+
+def test_a_killed_flywheel_run_does_not_stay_started_in_the_run_history(tmp_path):
+    """A `flywheel run` SIGKILLed mid-run left its Dagster run STARTED for ever (no daemon watches an
+    in-process run): the next `flywheel run` marks it failed, naming the dead process."""
+    import os
+    import subprocess
+    import sys
+    from datetime import date
+    from pathlib import Path
+
+    import dagster as dg
+
+    from flywheel.generate import generate
+
+    root = Path(__file__).resolve().parents[1]
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    generate(tmp_path / "landing", days=2, events_per_day=50, seed=3, start=date(2026, 3, 1), progress=False)
+    env = {**{k: v for k, v in os.environ.items() if k != "FLYWHEEL_KILL_AT"},
+           "DAGSTER_HOME": str(home), "FLYWHEEL_LANDING": str(tmp_path / "landing"),
+           "FLYWHEEL_STORE": str(tmp_path / "store"), "FLYWHEEL_DB": str(tmp_path / "flywheel.duckdb"),
+           "FLYWHEEL_PUBLISH": str(tmp_path / "publish"), "PYTHONPATH": str(root)}
+    cmd = [sys.executable, "-m", "assets.cli", "run", "--quiet", "--no-progress"]
+    killed = subprocess.run(cmd, cwd=root, env={**env, "FLYWHEEL_KILL_AT": "table:8"}, capture_output=True,
+                            text=True, timeout=600)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    with _instance_at(home) as instance:
+        started = [r.run_id for r in instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))]
+    assert len(started) == 1
+    again = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    with _instance_at(home) as instance:
+        assert instance.get_run_by_id(started[0]).status == dg.DagsterRunStatus.FAILURE
+        assert instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])) == []
+
+
+def _instance_at(home):
+    from dagster._core.instance.ref import InstanceRef
+
+    import dagster as dg
+
+    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
