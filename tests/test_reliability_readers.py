@@ -43,8 +43,11 @@ _CHILD = textwrap.dedent("""
         settings = Settings.from_env(landing=root / "landing", store=root / "store", db=root / "db.duckdb")
         days = sorted(str(d) for kind, _, path in discover(settings.landing) for d in peek_days(path, kind))
         report = sync_landing(settings)
-        rss = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                  resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) * 1024  # Linux: KiB
+        # VmHWM, not RUSAGE_SELF: Linux keeps ru_maxrss across fork and exec, so a child of a large
+        # pytest process reports the parent's peak (1.7 GiB late in a full run)
+        hwm = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
+                   if line.startswith("VmHWM:"))
+        rss = max(hwm, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) * 1024  # Linux: KiB
         print(json.dumps({"rss": rss, "days": days,
                           "files": [[f.path, f.status, f.read, f.quarantined] for f in report.files]}))
 
