@@ -193,6 +193,9 @@ GATES_SCHEMA = {
 }
 
 
+_STREAK_COLUMNS = ("scenario", "current_level", "all_pass", "demote_trigger")
+
+
 def _gate_rows(settings: Settings, scenario: str, days: list[date]) -> dict[date, dict | None]:
     """The scenario's stored gate evaluation on each of `days` (None where it has none)."""
     layout = Layout(settings.store)
@@ -200,8 +203,8 @@ def _gate_rows(settings: Settings, scenario: str, days: list[date]) -> dict[date
     for d in days:
         path = layout.table(GATES, d)
         row = None
-        if path.exists():
-            frame = pl.read_parquet(path)
+        if path.exists():  # only what the streak and the episode read, not the whole evaluation
+            frame = pl.read_parquet(path, columns=[c for c in _STREAK_COLUMNS if c in pl.read_parquet_schema(path)])
             if frame.height and "scenario" in frame.columns:
                 part = frame.filter(pl.col("scenario") == scenario)
                 row = part.row(0, named=True) if part.height else None

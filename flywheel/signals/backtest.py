@@ -128,9 +128,10 @@ def measure(bt: Settings, policy: Policy, days: list[date]) -> ReplayResult:
         key = "promotions" if e["verdict"] == "approved" else "demotions"
         slot(e["scenario"])[key].append({"day": e["day"], "from": e["previous_level"], "to": e["level"]})
     # the level decided on day D, and the confidence gate its calibration recommends, govern D + 1
-    gates_by_day = {d: {s: g["gate_threshold"] for s, g in calibration_gates(bt, d).items()
-                        if g.get("gate_threshold") is not None} for d in days}
-    coverage_by_day = {d: {s: g.get("gate_coverage") for s, g in calibration_gates(bt, d).items()} for d in days}
+    calibrated = {d: calibration_gates(bt, d) for d in days}  # each day's calibration read once
+    gates_by_day = {d: {s: g["gate_threshold"] for s, g in cal.items() if g.get("gate_threshold") is not None}
+                    for d, cal in calibrated.items()}
+    coverage_by_day = {d: {s: g.get("gate_coverage") for s, g in cal.items()} for d, cal in calibrated.items()}
     for day in days[1:]:
         outcomes = layout.table(OUTCOMES_TABLE, day)
         if not outcomes.exists():
