@@ -1,12 +1,14 @@
 """Data-quality gates: the Great Expectations suites of the stored tables, run on one partition.
 
-The suites are hand-written GX 1.x suite JSON files in `<repo>/expectations/` (`events.json`,
-`interventions.json`, `quarantine.json`). Every expectation's `meta` carries a `severity` ("error":
-blocking, the data would poison the signals; "warn": suspicious, reported only) and a `why`
-sentence; the GX-native top-level `severity` field mirrors it ("critical" / "warning") so GX's own
-renderers agree. `validate` hands a polars frame to GX as an in-memory pandas frame (GX's SQL path
-over DuckDB does not work, and GX has no polars datasource) through one ephemeral GX context per
-process, a pandas datasource and a whole-dataframe batch, with progress bars and GX logging muted.
+The suites are hand-written GX 1.x suite JSON files in `flywheel/expectations/` (`events.json`,
+`interventions.json`, `quarantine.json`), package data read with `importlib.resources`, so an
+installed flywheel (not only a checkout) has them. Every expectation's `meta` carries a
+`severity` ("error": blocking, the data would poison the signals; "warn": suspicious, reported
+only) and a `why` sentence; the GX-native top-level `severity` field mirrors it ("critical" /
+"warning") so GX's own renderers agree. `validate` hands a polars frame to GX as an in-memory
+pandas frame (GX's SQL path over DuckDB does not work, and GX has no polars datasource) through
+one ephemeral GX context per process, a pandas datasource and a whole-dataframe batch, with
+progress bars and GX logging muted.
 
 Two things are prepared in polars before GX sees the frame, both declared in the suite's
 `meta.derived_columns` / `meta.notes`:
@@ -34,6 +36,8 @@ import threading
 import warnings
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Callable
 
@@ -41,7 +45,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-EXPECTATIONS_DIR: Path = Path(__file__).resolve().parent.parent / "expectations"
+EXPECTATIONS_DIR: Traversable = files("flywheel") / "expectations"
 SUITE_NAMES: tuple[str, ...] = ("events", "interventions", "quarantine")
 
 # Our severities, and the GX-native FailureSeverity each must be written with in the suite JSON.
@@ -147,15 +151,15 @@ def _md_cell(text: str) -> str:
 # Suites
 
 
-def _suite_path(name: str, folder: Path | None) -> Path:
-    """The JSON file of suite `name` in `folder` (default: the repository's expectations/)."""
+def _suite_path(name: str, folder: Path | None) -> Path | Traversable:
+    """The JSON file of suite `name` in `folder` (default: the package's expectations/)."""
     return (folder or EXPECTATIONS_DIR) / f"{name}.json"
 
 
 def load_suite(name: str, folder: Path | None = None) -> dict[str, Any]:
     """The parsed suite JSON `<folder>/<name>.json`, checked for flywheel's conventions.
 
-    `folder` defaults to `<repo>/expectations`, resolved from this file's location. Raises
+    `folder` defaults to the package's `flywheel/expectations` (`EXPECTATIONS_DIR`). Raises
     SuiteError when an expectation lacks a known `meta.severity`, a `why`, or a GX-native
     `severity` that agrees with it, or names a helper column this module cannot derive.
     """
@@ -165,7 +169,7 @@ def load_suite(name: str, folder: Path | None = None) -> dict[str, Any]:
     return suite
 
 
-def _check_suite(suite: dict[str, Any], path: Path) -> None:
+def _check_suite(suite: dict[str, Any], path: Path | Traversable) -> None:
     """Raise SuiteError unless `suite` follows the conventions described in `load_suite`."""
     if not isinstance(suite.get("name"), str) or not isinstance(suite.get("expectations"), list):
         raise SuiteError(f"{path}: a suite needs a name and a list of expectations")
@@ -429,7 +433,7 @@ def read_for_suite(paths: list[Path], suite_name: str, folder: Path | None = Non
 
 
 def validate(frame: pl.DataFrame, suite_name: str, folder: Path | None = None) -> SuiteResult:
-    """Run suite `suite_name` (from `folder`, default `<repo>/expectations`) on one partition.
+    """Run suite `suite_name` (from `folder`, default the package's expectations) on one partition.
 
     The frame is prepared (see `prepare`), converted to pandas and validated as one
     whole-dataframe batch. An empty frame with the table's columns passes. An expectation whose
