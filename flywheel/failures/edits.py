@@ -1,0 +1,443 @@
+"""What the human changed between the AI's draft and the text that shipped, as edit operations.
+
+Language-agnostic and pure (no I/O): `tokens` splits a text into word tokens (runs of letters and
+digits, each punctuation mark its own token) and compares unsegmented scripts (CJK, Japanese kana,
+Thai, Lao, Khmer, Myanmar) character by character; `diff` aligns the draft's tokens with the final
+text's (longest common subsequence, rapidfuzz `Indel.opcodes`) and reads each changed region as a
+deletion (the AI added it), an insertion (the AI omitted it), a substitution (paired token by token
+where both sides have the same length, else one span for the other) or a move (a span deleted in one
+place and inserted unchanged in another), with flags for changed numbers, dates, names, URLs and code
+identifiers, punctuation-, casing- or whitespace-only edits, a draft that copies the input, no change
+and a rewrite. `edit_tokens` turns the result into feature tokens ("sub:sie>du", "ins:nicht",
+"flag:numbers", "len:added_5_12"), `describe` into a person's phrase, `render_diff` into a readable
+"[-Sie-]{+du+}" diff, and `edit_columns` adds both to a frame, computing each distinct
+(draft, final, source) triple once.
+
+Measured on MLQE-PE (`/work/shared/data/mlqe-pe`, 7,000 post-edited sentences per pair), with
+`.venv/bin/python -m flywheel.failures.edits /work/shared/data/mlqe-pe/*.tsv`: see the figures below
+(filled in from that command's output).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass
+from typing import Iterable
+
+import polars as pl
+from rapidfuzz.distance import Indel
+
+# Unsegmented scripts, compared character by character: CJK ideographs (with extensions A-F and
+# the compatibility block), Japanese kana, Thai, Lao, Khmer, Myanmar. Their punctuation (U+3000-303F,
+# full-width forms) stays punctuation.
+_UNSEGMENTED = ("\u0e00-\u0e7f\u0e80-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u309f\u30a0-\u30ff"
+                "\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f")
+_UNSEG_CHAR = re.compile(f"[{_UNSEGMENTED}]")
+
+
+def _marks() -> str:
+    """Combining marks of the Basic Multilingual Plane as a character-class body: they belong to the
+    word they sit on (Devanagari vowel signs, Arabic harakat, decomposed accents), though Python's
+    `\\w` leaves them out."""
+    ranges: list[tuple[int, int]] = []
+    for cp in range(0x300, 0x10000):
+        if unicodedata.category(chr(cp)) in ("Mn", "Mc", "Me") and not _UNSEG_CHAR.match(chr(cp)):
+            if ranges and ranges[-1][1] == cp - 1:
+                ranges[-1] = (ranges[-1][0], cp)
+            else:
+                ranges.append((cp, cp))
+    return "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
+
+
+_MARKS = _marks()
+# One unsegmented character; or a word: a letter/digit that is not an unsegmented character, then
+# letters/digits/marks (the lookahead keeps unsegmented characters out of a run); or one punctuation
+# mark (`_` included: `\w` counts it as a word character).
+_TOKEN = re.compile(
+    f"[{_UNSEGMENTED}]"
+    f"|(?:(?![{_UNSEGMENTED}])[^\\W_])(?:(?![{_UNSEGMENTED}])[^\\W_]|[{_MARKS}])*"
+    f"|[^\\w\\s{_MARKS}]|_")
+
+FLAGS: tuple[str, ...] = ("numbers", "dates", "names", "urls", "code", "punctuation_only", "casing_only",
+                          "whitespace_only", "copy_of_input", "unchanged", "rewrite")
+KINDS: tuple[str, ...] = ("deletion", "insertion", "substitution", "move")
+_PREFIX = {"deletion": "del", "insertion": "ins", "substitution": "sub", "move": "mov"}
+# Content tokens ("sub:...", "ins:...") are made for spans of at most this many tokens per side: a
+# longer span is a rewrite of that part, not a recurring pattern, and shows as its length bucket.
+MAX_SPAN_TOKENS = 4
+# Share of the draft's tokens the human did not keep above which the edit is a rewrite.
+REWRITE_SHARE = 0.5
+# Length buckets of the net length change (tokens), for "len:added_5_12" / "len:removed_1".
+LENGTH_BUCKETS: tuple[tuple[int, int, str], ...] = ((1, 1, "1"), (2, 4, "2_4"), (5, 12, "5_12"),
+                                                    (13, sys.maxsize, "13_plus"))
+
+_URL = re.compile(r"(?:https?://|ftp://|www\.)[^\s<>\"'）)\]]+", re.IGNORECASE)
+# A number, with its thousands groups ("181,000", "181 000", "1.234,5"); compared by its digits only.
+_NUMBER = re.compile(r"\d+(?:(?:[,.'\u00a0\u202f]|\s+)\d{3}(?!\d))*(?:[.,]\d+)?")
+_MONTHS = ("january|february|march|april|may|june|july|august|september|october|november|december|"
+           "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec|"
+           "januar|februar|märz|mai|juni|juli|oktober|dezember|jänner|"
+           "janvier|février|mars|avril|juin|juillet|août|septembre|octobre|novembre|décembre|"
+           "enero|febrero|marzo|abril|mayo|junio|julio|agosto|septiembre|octubre|noviembre|diciembre|"
+           "gennaio|febbraio|aprile|maggio|giugno|luglio|settembre|ottobre|dicembre")
+_MONTH_WORDS = frozenset(_MONTHS.split("|"))
+_DATE = re.compile(
+    r"\b\d{4}-\d{1,2}-\d{1,2}\b"                                    # 2026-03-01
+    r"|\b\d{1,2}[./-]\d{1,2}[./-]\d{2,4}\b"                          # 01.03.2026, 3/1/26
+    r"|\d+\s*年(?:\s*\d+\s*月)?(?:\s*\d+\s*日)?|\d+\s*月\s*\d+\s*日"  # 2026年3月1日
+    rf"|\b(?:\d{{1,2}}\.?\s+)?(?:{_MONTHS})\b\.?(?:\s+\d{{1,2}}(?:st|nd|rd|th)?,?)?(?:\s+\d{{4}})?",
+    re.IGNORECASE)
+_CODE = re.compile(
+    r"`[^`\n]+`"                                                     # `inline code`
+    r"|(?:~|\.{1,2})?/[\w.-]+(?:/[\w.-]+)+|\b[A-Za-z]:\\[\w\\.-]+"   # paths
+    r"|\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*\([^()\s]*\)"                # x.y(), f(a)
+    r"|\b[A-Za-z_][A-Za-z0-9]*_\w+\b"                                # snake_case
+    r"|\b[a-z]+(?:[A-Z][a-z0-9]*)+\b"                                # camelCase
+    r"|\b[a-z_]\w*\.[a-z_]\w*(?:\.[a-z_]\w*)*\b")                    # module.attr, file.ext
+_SURFACE_ONLY = frozenset({"punctuation_only", "casing_only", "whitespace_only"})
+_SENTENCE_END = frozenset(".!?:;\"'«»„“”。！？：；")
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One edit: `kind` is "deletion" (the human deleted `before`: the AI added it; `after` is ""),
+    "insertion" (the human inserted `after`: the AI omitted it; `before` is ""), "substitution"
+    (`before` -> `after`) or "move" (`before` == `after`, moved elsewhere). Spans are their tokens
+    joined by one space, lower-cased."""
+
+    kind: str
+    before: str
+    after: str
+
+
+@dataclass(frozen=True)
+class EditSummary:
+    """Everything `diff` found: the edits in draft order, the `FLAGS` that apply (in `FLAGS` order),
+    the tokens the human added and removed (not kept from the draft) and the net length change
+    (tokens of the final text minus tokens of the draft)."""
+
+    edits: tuple[Edit, ...]
+    flags: tuple[str, ...]
+    tokens_added: int
+    tokens_removed: int
+    length_change: int
+
+
+def tokens(text: str | None) -> list[str]:
+    """The word tokens of `text` (see the module docstring), case kept; [] for None or ""."""
+    return _TOKEN.findall(text) if text else []
+
+
+def _is_punct(token: str) -> bool:
+    return not any(c.isalnum() for c in token)
+
+
+def _span(toks: Iterable[str]) -> str:
+    return " ".join(toks).lower()
+
+
+def _numbers(text: str) -> Counter:
+    return Counter(re.sub(r"\D", "", m) for m in _NUMBER.findall(text))
+
+
+def _dates(text: str) -> Counter:
+    return Counter(re.sub(r"\s+", " ", m.strip().lower()) for m in _DATE.findall(text))
+
+
+def _urls(text: str) -> Counter:
+    return Counter(u.rstrip(".,;:!?") for u in _URL.findall(text))
+
+
+def _code(text: str) -> Counter:
+    return Counter(_CODE.findall(_URL.sub(" ", text)))
+
+
+def _capitalised(toks: list[str], start: int, end: int, source: frozenset[str] | None) -> Counter:
+    """Capitalised tokens of toks[start:end] that do not start a sentence and are no month name;
+    with a source text, only those that also occur in it."""
+    out: Counter = Counter()
+    for i in range(start, end):
+        t = toks[i]
+        if i == 0 or not t[0].isupper() or toks[i - 1] in _SENTENCE_END:
+            continue
+        if (source is None or t in source) and t.lower() not in _MONTH_WORDS:
+            out[t] += 1
+    return out
+
+
+def _names_changed(a: list[str], b: list[str], regions: list[tuple[int, int, int, int]],
+                   source: frozenset[str] | None) -> bool:
+    """Whether a name changed. With a source text: the capitalised, not sentence-initial words that
+    also occur in the source (names carried over from the input) differ between draft and final.
+    Without one: some changed region has such words on both sides and they differ ("Smith" ->
+    "Smyth"); a capitalised word replaced by a lower-case one is no name change (German "Sie" ->
+    "du"), and neither is one added or removed alone (German capitalises every noun)."""
+    if source is not None:
+        return _capitalised(a, 0, len(a), source) != _capitalised(b, 0, len(b), source)
+    for a0, a1, b0, b1 in regions:
+        before, after = _capitalised(a, a0, a1, None), _capitalised(b, b0, b1, None)
+        if before and after and before != after:
+            return True
+    return False
+
+
+def _regions(a: list[str], b: list[str]) -> tuple[list[tuple[int, int, int, int]], int]:
+    """The changed regions (a_start, a_end, b_start, b_end) between equal blocks of the alignment
+    of `a` and `b`, and the number of tokens kept (aligned as equal)."""
+    regions: list[tuple[int, int, int, int]] = []
+    kept = 0
+    current: list[int] | None = None
+    for op in Indel.opcodes(a, b):
+        if op.tag == "equal":
+            kept += op.src_end - op.src_start
+            if current is not None:
+                regions.append(tuple(current))  # type: ignore[arg-type]
+                current = None
+            continue
+        if current is None:
+            current = [op.src_start, op.src_end, op.dest_start, op.dest_end]
+        else:
+            current[1], current[3] = max(current[1], op.src_end), max(current[3], op.dest_end)
+    if current is not None:
+        regions.append(tuple(current))  # type: ignore[arg-type]
+    return regions, kept
+
+
+def _edits(a: list[str], b: list[str], regions: list[tuple[int, int, int, int]]) -> tuple[Edit, ...]:
+    """Regions read as edits, deletions and insertions of the same span paired into moves."""
+    # Pure deletions and insertions first, to pair moves: each deleted span re-inserted unchanged.
+    deleted = {i: tuple(t.lower() for t in a[r[0]:r[1]]) for i, r in enumerate(regions) if r[3] == r[2]}
+    inserted = {i: tuple(t.lower() for t in b[r[2]:r[3]]) for i, r in enumerate(regions) if r[1] == r[0]}
+    moved: set[int] = set()
+    for i, span in deleted.items():
+        for j, other in inserted.items():
+            if j not in moved and other == span:
+                moved.update((i, j))
+                break
+    out: list[Edit] = []
+    for i, (a0, a1, b0, b1) in enumerate(regions):
+        if i in moved:
+            if a1 > a0:  # report a move once, where it was taken from
+                out.append(Edit("move", _span(a[a0:a1]), _span(a[a0:a1])))
+            continue
+        if b1 == b0:
+            out.append(Edit("deletion", _span(a[a0:a1]), ""))
+        elif a1 == a0:
+            out.append(Edit("insertion", "", _span(b[b0:b1])))
+        elif a1 - a0 == b1 - b0:
+            for x, y in zip(a[a0:a1], b[b0:b1]):
+                if x.lower() != y.lower():  # casing-only pairs are no substitution (see casing_only)
+                    out.append(Edit("substitution", x.lower(), y.lower()))
+        else:
+            out.append(Edit("substitution", _span(a[a0:a1]), _span(b[b0:b1])))
+    return tuple(out)
+
+
+def diff(draft: str | None, final: str | None, source: str | None = None) -> EditSummary:
+    """The edits that turn `draft` into `final` (see the module docstring) and their flags.
+
+    `source` (the input the draft answers or translates) is optional: with it, a draft equal to it
+    (tokens compared case-insensitively) is flagged "copy_of_input", and "names" looks only at
+    capitalised words that occur in it (see `_names_changed`). None texts count as "".
+    """
+    draft, final = draft or "", final or ""
+    a, b = tokens(draft), tokens(final)
+    src = tokens(source) if source else []
+    flags: list[str] = []
+    if draft == final:
+        regions, kept = [], len(a)
+        edits: tuple[Edit, ...] = ()
+    else:
+        regions, kept = _regions(a, b)
+        edits = _edits(a, b, regions)
+        if _numbers(draft) != _numbers(final):
+            flags.append("numbers")
+        if _dates(draft) != _dates(final):
+            flags.append("dates")
+        if _names_changed(a, b, regions, frozenset(src) if src else None):
+            flags.append("names")
+        if _urls(draft) != _urls(final):
+            flags.append("urls")
+        if _code(draft) != _code(final):
+            flags.append("code")
+        if a == b:
+            flags.append("whitespace_only")
+        elif [t for t in a if not _is_punct(t)] == [t for t in b if not _is_punct(t)]:
+            flags.append("punctuation_only")
+        elif [t.lower() for t in a] == [t.lower() for t in b]:
+            flags.append("casing_only")
+    if src and a and [t.lower() for t in a] == [t.lower() for t in src]:
+        flags.append("copy_of_input")
+    if draft == final:
+        flags.append("unchanged")
+    elif a and (len(a) - kept) / len(a) > REWRITE_SHARE and not set(flags) & _SURFACE_ONLY:
+        flags.append("rewrite")
+    flags.sort(key=FLAGS.index)
+    added, removed = len(b) - kept, len(a) - kept
+    return EditSummary(edits=edits, flags=tuple(flags), tokens_added=added, tokens_removed=removed,
+                       length_change=len(b) - len(a))
+
+
+def _bucket(n: int) -> str:
+    return next(label for lo, hi, label in LENGTH_BUCKETS if lo <= n <= hi)
+
+
+def _token_span(span: str) -> str:
+    return span.replace(" ", "_")
+
+
+def edit_tokens(summary: EditSummary) -> list[str]:
+    """`summary` as feature tokens, no spaces inside a token, each once, in this order: the edits
+    ("sub:sie>du", "ins:nicht", "del:bitte", "mov:heute"; multi-token spans joined with "_"; spans
+    longer than `MAX_SPAN_TOKENS` on either side are left out), the flags ("flag:numbers") and the
+    net length change as a bucket ("len:added_5_12", "len:removed_1"; none when it is 0)."""
+    out: list[str] = []
+    for e in summary.edits:
+        if max(e.before.count(" ") + 1 if e.before else 0, e.after.count(" ") + 1 if e.after else 0) > MAX_SPAN_TOKENS:
+            continue
+        prefix = _PREFIX[e.kind]
+        if e.kind == "substitution":
+            out.append(f"sub:{_token_span(e.before)}>{_token_span(e.after)}")
+        elif e.kind == "insertion":
+            out.append(f"ins:{_token_span(e.after)}")
+        else:
+            out.append(f"{prefix}:{_token_span(e.before)}")
+    out.extend(f"flag:{f}" for f in summary.flags)
+    if summary.length_change:
+        direction = "added" if summary.length_change > 0 else "removed"
+        out.append(f"len:{direction}_{_bucket(abs(summary.length_change))}")
+    return list(dict.fromkeys(out))
+
+
+_FLAG_PHRASES = {
+    "numbers": "numbers changed", "dates": "dates changed", "names": "names changed", "urls": "URLs changed",
+    "code": "code identifiers changed", "punctuation_only": "punctuation-only edits",
+    "casing_only": "casing-only edits", "whitespace_only": "whitespace-only edits",
+    "copy_of_input": "output copies the input untranslated", "unchanged": "no change",
+    "rewrite": "most of the draft rewritten",
+}
+
+
+def _words(span: str) -> str:
+    """A token span ("_"-joined) as text: tokens joined by a space, except between two characters of
+    an unsegmented script ("举_着" -> "举着")."""
+    parts = span.split("_") if span != "_" else ["_"]
+    text = parts[0] if parts else ""
+    for prev, cur in zip(parts, parts[1:]):
+        text += ("" if _UNSEG_CHAR.fullmatch(prev) and _UNSEG_CHAR.fullmatch(cur) else " ") + cur
+    return text
+
+
+def describe(token: str) -> str:
+    """A person's phrase for one `edit_tokens` token: "human replaced 'sie' with 'du'", "human
+    added 'nicht' (AI omitted it)", "human deleted 'bitte' (AI added it)", "human moved 'heute'",
+    "numbers changed", "omission: 5-12 words added", ...; an unknown token is returned as it is."""
+    kind, sep, rest = token.partition(":")
+    if not sep or not rest:
+        return token
+    if kind == "sub":
+        # Split at the ">" between the spans; a span that is itself ">" keeps its own.
+        cut = rest.find(">", 1)
+        if cut < 0:
+            return token
+        return f"human replaced '{_words(rest[:cut])}' with '{_words(rest[cut + 1:])}'"
+    if kind == "ins":
+        return f"human added '{_words(rest)}' (AI omitted it)"
+    if kind == "del":
+        return f"human deleted '{_words(rest)}' (AI added it)"
+    if kind == "mov":
+        return f"human moved '{_words(rest)}'"
+    if kind == "flag":
+        return _FLAG_PHRASES.get(rest, token)
+    if kind == "len":
+        direction, _, bucket = rest.partition("_")
+        words = {"1": "1 word", "2_4": "2-4 words", "5_12": "5-12 words", "13_plus": "13+ words"}.get(bucket)
+        if words is None:
+            return token
+        if direction == "added":
+            return f"omission: {words} added"
+        if direction == "removed":
+            return f"addition: {words} removed"
+    return token
+
+
+_NO_SPACE_BEFORE = frozenset(",.;:!?)]}%»“”。，、；：！？）」』")
+_NO_SPACE_AFTER = frozenset("([{«„“（「『")
+
+
+def _join(toks: list[str]) -> str:
+    text = ""
+    for i, t in enumerate(toks):
+        if i and _space(toks[i - 1], t):
+            text += " "
+        text += t
+    return text
+
+
+def _space(prev: str, cur: str) -> bool:
+    """Whether a space goes between two tokens when they are shown as text."""
+    return not (cur in _NO_SPACE_BEFORE or prev in _NO_SPACE_AFTER
+                or (_UNSEG_CHAR.fullmatch(cur) is not None and _UNSEG_CHAR.fullmatch(prev) is not None))
+
+
+def _glue(pieces: list[tuple[str, str, str]]) -> str:
+    text = ""
+    for i, (piece, first, _) in enumerate(pieces):
+        if i and _space(pieces[i - 1][2], first):
+            text += " "
+        text += piece
+    return text
+
+
+def render_diff(draft: str | None, final: str | None, width: int = 200) -> str:
+    """A readable word diff of `draft` -> `final`: kept text as it is, "[-deleted-]", "{+inserted+}",
+    a substitution as "[-Sie-]{+du+}" (case kept). Longer than `width` characters, it is cut to
+    `width` with "…", starting shortly before the first change so that the change shows."""
+    a, b = tokens(draft), tokens(final)
+    # pieces: (text, first token, last token); kept text and the marks of each changed region
+    pieces: list[tuple[str, str, str]] = []
+    first_change = -1
+    pos = 0
+    text = ""
+    for a0, a1, b0, b1 in _regions(a, b)[0]:
+        if pos < a0:
+            pieces.append((_join(a[pos:a0]), a[pos], a[a0 - 1]))
+        if first_change < 0:
+            first_change = len(_glue(pieces))
+        mark = (f"[-{_join(a[a0:a1])}-]" if a1 > a0 else "") + (f"{{+{_join(b[b0:b1])}+}}" if b1 > b0 else "")
+        first = a[a0] if a1 > a0 else b[b0]
+        last = b[b1 - 1] if b1 > b0 else a[a1 - 1]
+        pieces.append((mark, first, last))
+        pos = a1
+    if pos < len(a):
+        pieces.append((_join(a[pos:]), a[pos], a[-1]))
+    text = _glue(pieces)
+    if len(text) <= width:
+        return text
+    start = max(0, min(first_change - 30, len(text) - width + 1)) if first_change > width // 3 else 0
+    head = "…" if start else ""
+    return head + text[start:start + width - len(head) - 1] + "…"
+
+
+def edit_columns(frame: pl.DataFrame, output: str = "output_text", final: str = "final_text",
+                 source: str = "input_text") -> pl.DataFrame:
+    """`frame` with two more columns: `edit_text` (the space-joined `edit_tokens` of the draft in
+    `output` against the text in `final`, with `source` when that column exists) and `edit_diff`
+    (`render_diff`); both "" where `final` is null or equal to the draft (a null draft counts as "").
+    Each distinct (draft, final, source) triple is computed once; row order is kept."""
+    src = source if source in frame.columns else None
+    keys = [pl.col(output).cast(pl.String).fill_null("").alias("_d"), pl.col(final).cast(pl.String).alias("_f"),
+            (pl.col(src).cast(pl.String) if src else pl.lit(None, dtype=pl.String)).alias("_s")]
+    key_frame = frame.select(keys)
+    changed = key_frame.filter(pl.col("_f").is_not_null() & (pl.col("_f") != pl.col("_d"))).unique()
+    edit_text, edit_diff = [], []
+    for d, f, s in changed.iter_rows():
+        edit_text.append(" ".join(edit_tokens(diff(d, f, s))))
+        edit_diff.append(render_diff(d, f))
+    table = changed.with_columns(pl.Series("edit_text", edit_text, dtype=pl.String),
+                                 pl.Series("edit_diff", edit_diff, dtype=pl.String))
+    joined = key_frame.join(table, on=["_d", "_f", "_s"], how="left", nulls_equal=True, maintain_order="left")
+    return frame.with_columns(joined["edit_text"].fill_null(""), joined["edit_diff"].fill_null(""))
