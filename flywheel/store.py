@@ -75,7 +75,7 @@ class Layout:
 _writes: dict[str, int] = {}
 
 
-def _fault_point(path: Path) -> None:
+def fault_point(path: Path) -> None:
     """Fault injection for the reliability tests: FLYWHEEL_KILL_AT=<kind>:<n> makes the process
     SIGKILL itself at its n-th write of that kind (staging, manifest, table, feed, report), after
     the temporary file is complete and before it is renamed into place. Unset in normal use."""
@@ -102,8 +102,8 @@ def _atomic(path: Path) -> Iterator[str]:
     os.close(fd)
     try:
         yield tmp
-        _fsync(tmp)
-        _fault_point(path)
+        fsync_file(tmp)
+        fault_point(path)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -164,7 +164,8 @@ def write_bytes_atomic(data: bytes, path: Path) -> None:
         Path(tmp).write_bytes(data)
 
 
-def _fsync(path: str) -> None:
+def fsync_file(path: str) -> None:
+    """Flush the file at `path` to disk (before it is renamed into place)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -61,9 +61,9 @@ class Chunk:
         if isinstance(raw, bytes):
             return raw.decode("utf-8")
         if isinstance(raw, list):
-            return readers._csv_line(raw)
+            return readers.csv_line(raw)
         if isinstance(raw, dict):
-            return readers._json_raw(raw)
+            return readers.json_raw(raw)
         return raw
 
 
@@ -101,7 +101,7 @@ def _byte_blocks(path: Path, limits: Limits | None = None) -> Iterator[bytes]:
     except (OSError, EOFError, zlib.error) as exc:
         if not gz or isinstance(exc, FileNotFoundError):
             raise
-        readers._read_bytes(path, limits)  # the whole-file decoder's own wording of the error
+        readers.read_whole_file(path, limits)  # the whole-file decoder's own wording of the error
         raise BadFile(f"{path.name} is named .gz but is not valid gzip: {exc}") from None
 
 
@@ -196,7 +196,7 @@ def _cut_line(head: bytes, blank: bool, number: int, long: set[int]) -> bytes:
 
 
 def jsonl_chunks(blocks: Iterator[Block], kind: str, size: int = BATCH) -> Iterator[Chunk]:
-    """The records of JSON Lines blocks (see `line_blocks`), exactly as `readers._read_jsonl` reads them."""
+    """The records of JSON Lines blocks (see `line_blocks`), exactly as `readers.read_jsonl` reads them."""
     limit = readers.MAX_RECORD_BYTES
     loads, Error = orjson.loads, orjson.JSONDecodeError
     chunk = Chunk(kind, False)
@@ -210,7 +210,7 @@ def jsonl_chunks(blocks: Iterator[Block], kind: str, size: int = BATCH) -> Itera
                 add_line(number)
                 add_record(None)
                 add_problem(readers.too_large())
-                add_raw(readers._raw_text(original, readers.RAW_KEEP))
+                add_raw(readers.raw_text(original, readers.RAW_KEEP))
             else:
                 line = original[:-1] if original.endswith(b"\r") else original
                 if not line.strip():
@@ -241,30 +241,9 @@ def jsonl_chunks(blocks: Iterator[Block], kind: str, size: int = BATCH) -> Itera
 
 
 def _add_reference(chunk: Chunk, number: int, line: bytes, kind: str) -> None:
-    """A line the fast case did not decode (blank aside): read it exactly as `readers._read_jsonl` does."""
-    for rec in readers._read_jsonl(line, kind):
+    """A line the fast case did not decode (blank aside): read it exactly as `readers.read_jsonl` does."""
+    for rec in readers.read_jsonl(line, kind):
         chunk.add(number, rec.record, rec.problem, rec.raw)
-
-
-class _BlockStream(io.RawIOBase):
-    """A readable binary stream over `_byte_blocks` (so CSV is decoded and parsed as it streams)."""
-
-    def __init__(self, blocks: Iterator[bytes]):
-        self._blocks, self._buf = blocks, b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, out: Any) -> int:
-        while not self._buf:
-            block = next(self._blocks, None)
-            if block is None:
-                return 0
-            self._buf = block
-        n = min(len(out), len(self._buf))
-        out[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n
 
 
 def _csv_file(path: Path, kind: str, size: int, limits: Limits | None = None) -> Iterator[Chunk]:
@@ -274,14 +253,14 @@ def _csv_file(path: Path, kind: str, size: int, limits: Limits | None = None) ->
         yield from _csv(_byte_blocks(path, limits), kind, size)
     except BadFile:
         if path.name.lower().endswith(".gz"):
-            readers._read_bytes(path, limits)
+            readers.read_whole_file(path, limits)
         raise
 
 
 def _csv(blocks: Iterator[bytes], kind: str, size: int) -> Iterator[Chunk]:
     limit = readers.MAX_RECORD_BYTES
     # utf-8-sig drops one leading BOM, as `readers._read_csv` does; undecodable bytes become surrogates.
-    text = io.TextIOWrapper(io.BufferedReader(_BlockStream(blocks), 1 << 20), encoding="utf-8-sig",
+    text = io.TextIOWrapper(io.BufferedReader(readers.BlockStream(blocks), 1 << 20), encoding="utf-8-sig",
                             errors="surrogateescape", newline="")
     reader = csv.reader(readers.BoundedLines(text, limit))
     header = readers.csv_header(reader)
@@ -302,16 +281,16 @@ def _csv(blocks: Iterator[bytes], kind: str, size: int) -> Iterator[Chunk]:
             continue
         # A row's CSV text takes at most 4 bytes a character, doubled quotes, 2 quotes and 1 comma a cell.
         if 8 * sum(map(len, row)) + 9 * len(row) > limit:
-            raw = readers._csv_line(row)
+            raw = readers.csv_line(row)
             if len(raw.encode("utf-8", errors="surrogateescape")) > limit:
                 chunk.add(number, None, Problem("record_too_large", "record exceeds the size limit"), raw[:readers.RAW_KEEP])
                 continue
-        if readers._has_surrogates(row):
-            clean = readers._csv_line(row).encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
+        if readers.has_surrogates(row):
+            clean = readers.csv_line(row).encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
             chunk.add(number, None, Problem("not_utf8", "the row's bytes are not UTF-8"), clean)
         elif len(row) != width:
             chunk.add(number, None, Problem("bad_row", f"row has {len(row)} columns, the header has {width}"),
-                      readers._csv_line(row))
+                      readers.csv_line(row))
         else:
             chunk.add(number, dict(zip(header, row)), None, row)
         if len(chunk) >= size:

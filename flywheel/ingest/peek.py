@@ -58,9 +58,7 @@ def _peek(path: Path, folder_kind: str, limits: Limits | None) -> set[date]:
     if fmt == "otlp":
         return {datetime.fromtimestamp(int(n) / 1e9, tz=timezone.utc).date() for n in _matches(_OTLP_NANOS, path, limits)}
     if fmt == "csv":
-        from flywheel.ingest.batches import _BlockStream
-
-        text = io.TextIOWrapper(io.BufferedReader(_BlockStream(readers.decompressed_blocks(path, limits)), 1 << 20),
+        text = io.TextIOWrapper(io.BufferedReader(readers.BlockStream(readers.decompressed_blocks(path, limits)), 1 << 20),
                                 encoding="utf-8", errors="replace", newline="")
         rows = csv.DictReader(readers.BoundedLines(text, readers.MAX_RECORD_BYTES))
         return _dates(row.get("occurred_at") for row in rows)

@@ -111,6 +111,27 @@ def decompressed_blocks(path: Path, limits: Limits | None = None, size: int = RE
                 yield block
 
 
+class BlockStream(io.RawIOBase):
+    """A readable binary stream over byte blocks (`decompressed_blocks`), so CSV is decoded and parsed as it streams."""
+
+    def __init__(self, blocks: Iterator[bytes]):
+        self._blocks, self._buf = blocks, b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, out: Any) -> int:
+        while not self._buf:
+            block = next(self._blocks, None)
+            if block is None:
+                return 0
+            self._buf = block
+        n = min(len(out), len(self._buf))
+        out[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+
 def _expanded_size(path: Path, limits: Limits | None) -> int | None:
     """The decompressed size of a .gz file, checked against `limits` (BadFile beyond them); None
     if the gzip stream is broken (the caller's own decoder then words the error)."""
@@ -187,16 +208,16 @@ def read_file(path: Path, folder_kind: str, limits: Limits | None = None) -> Ite
     if fmt == "parquet":
         yield from _read_parquet(path, folder_kind)
         return
-    data = _read_bytes(path, limits, MAX_DOCUMENT_BYTES if fmt == "otlp" else None)
+    data = read_whole_file(path, limits, MAX_DOCUMENT_BYTES if fmt == "otlp" else None)
     if fmt == "jsonl":
-        yield from _read_jsonl(data, folder_kind)
+        yield from read_jsonl(data, folder_kind)
     elif fmt == "csv":
         yield from _read_csv(data, folder_kind)
     else:
         yield from _read_otlp(data)
 
 
-def _read_bytes(path: Path, limits: Limits | None = None, whole: int | None = None) -> bytes:
+def read_whole_file(path: Path, limits: Limits | None = None, whole: int | None = None) -> bytes:
     """The whole file, decompressed if .gz (within `limits`, and within `whole` bytes if given)."""
     gz = path.name.lower().endswith(".gz")
     with open_regular(path) as fh:
@@ -218,23 +239,25 @@ def too_large() -> Problem:
     return Problem("record_too_large", f"record of more than {MAX_RECORD_BYTES} bytes")
 
 
-def _raw_text(line: bytes, limit: int = MAX_RECORD_BYTES) -> str:
+def raw_text(line: bytes, limit: int = MAX_RECORD_BYTES) -> str:
+    """A line's raw text as quarantined: its first `limit` bytes, undecodable bytes replaced."""
     return line[:limit].decode("utf-8", errors="replace")
 
 
-def _read_jsonl(data: bytes, kind: str) -> Iterator[RawRecord]:
+def read_jsonl(data: bytes, kind: str) -> Iterator[RawRecord]:
+    """The records of JSON Lines `data`, one a non-blank line (numbered from 1), each with its problem if any."""
     for number, line in enumerate(data.split(b"\n"), start=1):
         if line.endswith(b"\r"):
             line = line[:-1]
         if not line.strip():
             continue
         if len(line) > MAX_RECORD_BYTES:
-            yield RawRecord(kind, number, _raw_text(line, RAW_KEEP), None, too_large(), False)
+            yield RawRecord(kind, number, raw_text(line, RAW_KEEP), None, too_large(), False)
             continue
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError as exc:
-            yield RawRecord(kind, number, _raw_text(line), None,
+            yield RawRecord(kind, number, raw_text(line), None,
                             Problem("not_utf8", f"bytes are not UTF-8 at offset {exc.start}"), False)
             continue
         try:
@@ -249,7 +272,8 @@ def _read_jsonl(data: bytes, kind: str) -> Iterator[RawRecord]:
         yield RawRecord(kind, number, text, obj, None, False)
 
 
-def _has_surrogates(cells: list[str]) -> bool:
+def has_surrogates(cells: list[str]) -> bool:
+    """Whether any CSV cell holds a byte that was not UTF-8 (decoded as a surrogate escape)."""
     return any(any("\udc80" <= ch <= "\udcff" for ch in cell) for cell in cells if not cell.isascii())
 
 
@@ -262,7 +286,7 @@ def csv_header(reader) -> list[str] | None:
         return None
     except csv.Error as exc:
         raise BadFile(f"unreadable CSV header: {exc}") from None
-    if _has_surrogates(header):
+    if has_surrogates(header):
         raise BadFile("the CSV header is not UTF-8")
     header = [h.strip() for h in header]
     if len(set(header)) != len(header) or not all(header):
@@ -289,11 +313,11 @@ def _read_csv(data: bytes, kind: str) -> Iterator[RawRecord]:
         number = reader.line_num
         if not row or row == [""]:
             continue
-        raw = _csv_line(row)
+        raw = csv_line(row)
         if len(raw.encode("utf-8", errors="surrogateescape")) > MAX_RECORD_BYTES:
             yield RawRecord(kind, number, raw[:RAW_KEEP], None, Problem("record_too_large", "record exceeds the size limit"),
                             True, col)
-        elif _has_surrogates(row):
+        elif has_surrogates(row):
             clean = raw.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
             yield RawRecord(kind, number, clean, None, Problem("not_utf8", "the row's bytes are not UTF-8"), True, col)
         elif len(row) != len(header):
@@ -308,7 +332,8 @@ def reviewer_column(header: list[str]) -> int | None:
     return header.index("reviewer_id") if "reviewer_id" in header else None
 
 
-def _csv_line(row: list[str]) -> str:
+def csv_line(row: list[str]) -> str:
+    """A CSV row written back as one line of text (its raw text when quarantined)."""
     out = io.StringIO()
     csv.writer(out, lineterminator="").writerow(row)
     return out.getvalue()
@@ -326,10 +351,11 @@ def _read_parquet(path: Path, kind: str) -> Iterator[RawRecord]:
     for batch in table.to_batches(max_chunksize=65536):
         for row in batch.to_pylist():
             number += 1
-            yield RawRecord(kind, number, _json_raw(row), row, None, True)
+            yield RawRecord(kind, number, json_raw(row), row, None, True)
 
 
-def _json_raw(row: dict[str, Any]) -> str:
+def json_raw(row: dict[str, Any]) -> str:
+    """A Parquet row as JSON text (its raw text when quarantined)."""
     return orjson.dumps(row, default=_to_text, option=orjson.OPT_NON_STR_KEYS).decode()
 
 

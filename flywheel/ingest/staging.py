@@ -32,7 +32,7 @@ from flywheel.ingest.reference import quarantine_row
 from flywheel.ingest.validate import Problem, validate_record
 from flywheel.privacy import hash_key, pseudonymise
 from flywheel.schemas import QUARANTINE, STAGED
-from flywheel.store import Layout, _fault_point, _fsync, write_parquet_atomic
+from flywheel.store import Layout, fault_point, fsync_file, write_parquet_atomic
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
@@ -77,8 +77,8 @@ class _DayWriter:
         self.flush()
         self.wait()
         self.writer.close()
-        _fsync(self.tmp)
-        _fault_point(self.path)
+        fsync_file(self.tmp)
+        fault_point(self.path)
         os.replace(self.tmp, self.path)
 
     def discard(self) -> None:

@@ -42,7 +42,7 @@ from flywheel.engine import connect
 from flywheel.outcomes.calibration import TABLE as CALIBRATION
 from flywheel.outcomes.rates import DAILY
 from flywheel.outcomes.resolve import TABLE as OUTCOMES_TABLE
-from flywheel.signals.drift import _files, windows
+from flywheel.signals.drift import existing_partitions, windows
 from flywheel.signals.policy import Policy
 from flywheel.sql import load_sql
 from flywheel.stats import wilson_interval
@@ -52,7 +52,8 @@ GATES = "signals/gate_evaluations"
 GATE_CHECKS = ("enough_reviewed", "accept_ok", "severe_ok", "operational_ok", "no_alert", "gate_ok")
 
 
-def _level_up(level: str) -> str | None:
+def level_up(level: str) -> str | None:
+    """The autonomy level above `level`, or None at the top."""
     i = AUTONOMY_LEVELS.index(level)
     return AUTONOMY_LEVELS[i + 1] if i + 1 < len(AUTONOMY_LEVELS) else None
 
@@ -67,10 +68,11 @@ def window_counts(settings: Settings, policy: Policy, day: date, start: date | N
     accepted, severe failures, errors, timeouts, fallbacks, actions taken alone, the level seen most
     in the logs, mean review seconds, and mean daily volume and actions taken alone."""
     layout = Layout(settings.store)
-    files = _files(layout, DAILY, start or windows(policy, day)["current_start"], day)
+    files = existing_partitions(layout, DAILY, start or windows(policy, day)["current_start"], day)
     if not files:
         return pl.DataFrame()
-    return connect(settings).sql(load_sql("autonomy_window"), params={"files": files}).pl()
+    with connect(settings) as con:
+        return con.sql(load_sql("autonomy_window"), params={"files": files}).pl()
 
 
 def calibration_gates(settings: Settings, day: date) -> dict[str, dict]:
@@ -107,7 +109,7 @@ def scenario_gates(counts: dict, policy: Policy, current_level: str, gate: dict 
     acc_lo, acc_hi = _bounds(accepted, reviewed)
     sev_lo, sev_hi = _bounds(severe, events)
     op_lo, op_hi = _bounds(operational, events)
-    nxt = _level_up(current_level)
+    nxt = level_up(current_level)
     gate = gate or {}
     needs_gate = nxt == "gated"
     row = {
@@ -276,13 +278,14 @@ def acting_alone_since(settings: Settings, scenario: str, level: str, gate: floa
     if level not in ("gated", "autonomous") or (level == "gated" and gate is None):
         return None
     layout = Layout(settings.store)
-    files = _files(layout, OUTCOMES_TABLE, demoted_on + timedelta(days=1), day)
+    files = existing_partitions(layout, OUTCOMES_TABLE, demoted_on + timedelta(days=1), day)
     if not files:
         return None
-    rel = connect(settings).execute(load_sql("acting_alone_counts"), {
-        "files": files, "scenario": scenario, "all": level == "autonomous", "gate": gate if gate is not None else 0.0})
-    names = [d[0] for d in rel.description]
-    return dict(zip(names, rel.fetchone()))
+    with connect(settings) as con:
+        rel = con.execute(load_sql("acting_alone_counts"), {
+            "files": files, "scenario": scenario, "all": level == "autonomous", "gate": gate if gate is not None else 0.0})
+        names = [d[0] for d in rel.description]
+        return dict(zip(names, rel.fetchone()))
 
 
 # What an autonomy decision's evidence keeps of its gate row: with the counts, the alerts, the

@@ -59,7 +59,8 @@ def windows(policy: Policy, day: date) -> dict[str, date]:
             "baseline_end": day - timedelta(days=cur), "baseline_start": day - timedelta(days=cur + base - 1)}
 
 
-def _files(layout: Layout, table: str, start: date, end: date) -> list[str]:
+def existing_partitions(layout: Layout, table: str, start: date, end: date) -> list[str]:
+    """The partition files of stored table `table` for the days `start` .. `end` that exist, in day order."""
     out, d = [], start
     while d <= end:
         p = layout.table(table, d)
@@ -137,22 +138,22 @@ def build_drift(settings: Settings, policy: Policy, day: date) -> pl.DataFrame:
     """Write and return every drift signal of the run's `day`."""
     layout = Layout(settings.store)
     w = windows(policy, day)
-    con = connect(settings)
-    daily_files = _files(layout, DAILY, w["baseline_start"], w["current_end"])
+    daily_files = existing_partitions(layout, DAILY, w["baseline_start"], w["current_end"])
     rows: list[dict] = []
     baseline_days: dict[str, int] = {}
     history_days: dict[str, int] = {}
-    if daily_files:
-        counts = con.sql(load_sql("drift_counts"), params={"files": daily_files, "current_start": w["current_start"]}).pl()
-        top = counts.filter((pl.col("window") == "baseline") & (pl.col("model") == "*") & (pl.col("prompt_version") == "*"))
-        baseline_days = dict(zip(top["scenario"].to_list(), top["days"].to_list()))
-        rows += _rate_tests(counts, policy)
-        daily = con.sql(load_sql("drift_daily"), params={"files": daily_files}).pl()
-        history_days = {s: int(n) for s, n in daily.filter(pl.col("events") > 0).group_by("scenario")
-                        .agg(pl.col("event_date").n_unique()).iter_rows()}
-        rows += sequential_rows(daily, policy, w["current_start"])
-        rows += _mix_and_volume(counts, policy)
-    rows += _distribution_rows(con, layout, w, policy)
+    with connect(settings) as con:
+        if daily_files:
+            counts = con.sql(load_sql("drift_counts"), params={"files": daily_files, "current_start": w["current_start"]}).pl()
+            top = counts.filter((pl.col("window") == "baseline") & (pl.col("model") == "*") & (pl.col("prompt_version") == "*"))
+            baseline_days = dict(zip(top["scenario"].to_list(), top["days"].to_list()))
+            rows += _rate_tests(counts, policy)
+            daily = con.sql(load_sql("drift_daily"), params={"files": daily_files}).pl()
+            history_days = {s: int(n) for s, n in daily.filter(pl.col("events") > 0).group_by("scenario")
+                            .agg(pl.col("event_date").n_unique()).iter_rows()}
+            rows += sequential_rows(daily, policy, w["current_start"])
+            rows += _mix_and_volume(counts, policy)
+        rows += _distribution_rows(con, layout, w, policy)
     rows += failure_growth_rows(layout, policy, day)
     testable = [i for i, r in enumerate(rows) if r["p_value"] is not None]
     q = benjamini_hochberg(np.array([rows[i]["p_value"] for i in testable]))
@@ -227,7 +228,7 @@ def _mix_and_volume(counts: pl.DataFrame, policy: Policy) -> list[dict]:
 
 
 def _distribution_rows(con, layout: Layout, w: dict, policy: Policy) -> list[dict]:
-    files = _files(layout, OUTCOMES_TABLE, w["baseline_start"], w["current_end"])
+    files = existing_partitions(layout, OUTCOMES_TABLE, w["baseline_start"], w["current_end"])
     if not files:
         return []
     samples = _window_samples(con, files, w["current_start"])

@@ -26,7 +26,7 @@ import polars as pl
 
 from flywheel.config import Settings
 from flywheel.outcomes.calibration import build_calibration
-from flywheel.signals.autonomy import GATE_CHECKS, _level_up, autonomy_rule, scenario_gates
+from flywheel.signals.autonomy import GATE_CHECKS, autonomy_rule, level_up, scenario_gates
 from flywheel.signals.backtest import replay_store
 from flywheel.signals.decide import TABLE, decide_day, decision_id, load_archived_policy
 from flywheel.signals.ledger import LOG_DIR, append_ledger, read_ledger
@@ -68,7 +68,7 @@ def replay_rule(decision: dict[str, Any], policy) -> dict[str, Any]:
                                                   "recommended": recommended}, policy.digest())
     outcome = {"recommended": (recommended, decision["recommended"]), "rule": (rule, decision["rule"]),
                "action": (action, decision["action"]), "decision_id": (recomputed_id, decision["decision_id"])}
-    return {"checks": checks, "outcome": outcome, "next_level": _level_up(current),
+    return {"checks": checks, "outcome": outcome, "next_level": level_up(current),
             "reproduces": all(a == b for a, b in [*checks.values(), *outcome.values()])}
 
 

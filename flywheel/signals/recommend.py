@@ -28,7 +28,7 @@ from flywheel.config import Settings
 from flywheel.engine import connect
 from flywheel.outcomes.rates import DAILY
 from flywheel.outcomes.resolve import TABLE as OUTCOMES_TABLE
-from flywheel.signals.drift import _files, windows
+from flywheel.signals.drift import existing_partitions, windows
 from flywheel.signals.policy import Policy
 from flywheel.signals.stattests import audit_sample_size
 from flywheel.sql import load_sql
@@ -99,10 +99,11 @@ def versions(settings: Settings, policy: Policy, day: date) -> list[dict]:
     """
     layout = Layout(settings.store)
     w = windows(policy, day)
-    files = _files(layout, DAILY, w["baseline_start"], day)
+    files = existing_partitions(layout, DAILY, w["baseline_start"], day)
     if not files:
         return []
-    frame = connect(settings).sql(load_sql("version_counts"), params={"files": files, "history": files}).pl()
+    with connect(settings) as con:
+        frame = con.sql(load_sql("version_counts"), params={"files": files, "history": files}).pl()
     return version_decisions(frame, policy)
 
 
@@ -196,11 +197,12 @@ def tools(settings: Settings, policy: Policy, day: date) -> list[dict]:
     """Tool-boundary recommendations per tool (scenario '*') and per tool x scenario."""
     layout = Layout(settings.store)
     w = windows(policy, day)
-    events = _files(layout, "events", w["current_start"], day)
-    outcomes = _files(layout, OUTCOMES_TABLE, w["current_start"], day)
+    events = existing_partitions(layout, "events", w["current_start"], day)
+    outcomes = existing_partitions(layout, OUTCOMES_TABLE, w["current_start"], day)
     if not events or not outcomes:
         return []
-    frame = connect(settings).sql(load_sql("tool_usage"), params={"events": events, "outcomes": outcomes}).pl()
+    with connect(settings) as con:
+        frame = con.sql(load_sql("tool_usage"), params={"events": events, "outcomes": outcomes}).pl()
     t = policy.tools
     out = []
     for r in frame.iter_rows(named=True):
