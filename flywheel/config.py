@@ -15,6 +15,7 @@
 | FLYWHEEL_MAX_DECOMPRESSED_BYTES | 16GiB | a compressed landing file (.gz) that expands to more than this is refused as `bad_file` (see flywheel/ingest/readers.py) |
 | FLYWHEEL_MAX_COMPRESSION_RATIO | 100 | a compressed landing file that expands more than this many times its compressed size (checked once 64 MiB have come out) is refused as `bad_file`, a likely compression bomb |
 | FLYWHEEL_REDACT | on | redact e-mails, phone and card numbers from the failure clustering text (off: 0, false, no, off) |
+| FLYWHEEL_SOURCES | (none: the default flywheel/sources/sources.yaml) | a sources file merged over the default: where OpenTelemetry spans' scenario, model, prompt version, confidence and autonomy level come from (docs/otlp.md) |
 
 The confidence gate's target and error level are policy (`gate.target`, `gate.delta` in the policy
 file), so that a backtest can replay another policy; FLYWHEEL_GATE_TARGET is refused with a message
@@ -46,6 +47,7 @@ class Settings:
     duckdb_memory: str = "4GB"
     max_decompressed_bytes: int = 16 * 1024**3
     max_compression_ratio: float = 100.0
+    sources: Path | None = None
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":
@@ -72,6 +74,7 @@ class Settings:
             max_decompressed_bytes=_bytes(_memory_env("FLYWHEEL_MAX_DECOMPRESSED_BYTES", "16GiB"),
                                           "FLYWHEEL_MAX_DECOMPRESSED_BYTES"),
             max_compression_ratio=_ratio_env("FLYWHEEL_MAX_COMPRESSION_RATIO", 100.0),
+            sources=Path(env["FLYWHEEL_SOURCES"]) if env.get("FLYWHEEL_SOURCES", "").strip() else None,
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         for key in ("landing", "store", "db", "publish", "policy"):

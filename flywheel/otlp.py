@@ -1,17 +1,22 @@
-"""The OpenTelemetry input adapter: OTLP/JSON traces <-> flywheel contract records.
+"""The OpenTelemetry input adapter: OTLP traces (JSON or protobuf) <-> flywheel contract records.
 
 A product instrumented with OpenTelemetry's GenAI semantic conventions already emits one span
 per model call (`gen_ai.operation.name` = chat, text_completion, generate_content or
-invoke_agent) with `execute_tool` child spans for the tools it ran. `parse_otlp` reads an OTLP
-JSON trace export (one `ExportTraceServiceRequest` object, or the OpenTelemetry Collector file
-exporter's JSON Lines of them) and maps every such span to an AI audit event, and every span
-event named `flywheel.intervention` to a human intervention, shaped exactly like a JSON Lines
-contract record. It maps faithfully and does not judge: contract rules (a missing scenario, a
-confidence of 7) are the downstream validator's business, so a value OTLP carries with the
-wrong type is passed on as it is. Only a span whose OTLP structure is broken (not an object,
-unreadable attributes) comes back as an error record, and only a file that is not OTLP JSON at
-all raises `ValueError`. `export_otlp` is the inverse, for the sample-data generator and tests.
-The mapping is documented, as a table, in docs/otlp.md.
+invoke_agent) with `execute_tool` child spans for the tools it ran; one instrumented with
+OpenInference emits LLM / AGENT spans with TOOL child spans. `parse_otlp` reads an OTLP trace
+export (one `ExportTraceServiceRequest` as JSON, the OpenTelemetry Collector file exporter's
+JSON Lines of them, one request as binary protobuf, or the file exporter's length-prefixed
+protobuf messages; which one is told from the bytes) and maps every such span to an AI audit
+event, and every span event named `flywheel.intervention` to a human intervention, shaped
+exactly like a JSON Lines contract record. Where scenario, model, prompt version, confidence and
+autonomy level come from when a span has no `flywheel.<field>` attribute is the sources file's
+`otlp` section (flywheel/sources), so plain GenAI or OpenInference spans are events too. It maps
+faithfully and does not judge: contract rules (a missing scenario, a confidence of 7) are the
+downstream validator's business, so a value OTLP carries with the wrong type is passed on as it
+is. Only a span whose OTLP structure is broken (not an object, unreadable attributes) comes back
+as an error record, and only a file that is not OTLP traces at all raises `ValueError`.
+`export_otlp` is the inverse, for the sample-data generator and tests. The mapping is
+documented, as tables, in docs/otlp.md.
 """
 
 from __future__ import annotations
@@ -31,8 +36,8 @@ from typing import Any
 import orjson
 
 from flywheel.contracts import EVENT_FIELDS, INTERVENTION_FIELDS
+from flywheel.sources import MAPPED_FIELDS, Candidate, OtlpSource, sources_from_env
 
-AI_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "invoke_agent"})
 TOOL_OPERATION = "execute_tool"
 INTERVENTION_EVENT = "flywheel.intervention"
 PLACEHOLDER = "flywheel.placeholder"
@@ -50,6 +55,26 @@ OLD_COMPLETION = "gen_ai.completion"
 ERROR_TYPE = "error.type"
 TOOL_NAME = "gen_ai.tool.name"
 TOOL_ARGUMENTS = "gen_ai.tool.call.arguments"
+EXCEPTION_EVENT = "exception"
+EXCEPTION_TYPE = "exception.type"
+# export_otlp marks its spans so: their fields are exactly their flywheel.* and OpenTelemetry
+# attributes, and the sources file's fallbacks (defaults, service.name, the span name) stay off.
+EXACT = "flywheel.exact"
+
+# OpenInference (https://github.com/Arize-ai/openinference/blob/main/spec/semantic_conventions.md)
+OI_SPAN_KIND = "openinference.span.kind"
+OI_MODEL = "llm.model_name"
+OI_INPUT_VALUE = "input.value"
+OI_OUTPUT_VALUE = "output.value"
+OI_INPUT_MIME = "input.mime_type"
+OI_OUTPUT_MIME = "output.mime_type"
+OI_PROMPT_TOKENS = "llm.token_count.prompt"
+OI_COMPLETION_TOKENS = "llm.token_count.completion"
+OI_INPUT_MESSAGES = "llm.input_messages"
+OI_OUTPUT_MESSAGES = "llm.output_messages"
+OI_PROMPTS = "llm.prompts"  # legacy completions API: llm.prompts.<n>.prompt.text
+OI_CHOICES = "llm.choices"  # llm.choices.<n>.completion.text
+OI_TOOL_NAME = "tool.name"
 
 # Every event field but `attributes` may be set verbatim by a `flywheel.<field>` span attribute,
 # which wins over the value derived from OpenTelemetry's own attributes and span fields.
@@ -62,10 +87,16 @@ INTERVENTION_ATTRS: dict[str, str] = {
 
 # Span attributes that become event fields and so are not copied into `attributes`.
 _CONSUMED = frozenset(EVENT_ATTRS.values()) | {
-    PLACEHOLDER, OPERATION, REQUEST_MODEL, INPUT_TOKENS, OUTPUT_TOKENS,
+    PLACEHOLDER, EXACT, OPERATION, REQUEST_MODEL, INPUT_TOKENS, OUTPUT_TOKENS,
     INPUT_MESSAGES, OUTPUT_MESSAGES, OLD_PROMPT, OLD_COMPLETION,
+    OI_SPAN_KIND, OI_INPUT_VALUE, OI_OUTPUT_VALUE, OI_INPUT_MIME, OI_OUTPUT_MIME, OI_PROMPT_TOKENS, OI_COMPLETION_TOKENS,
 }
-_CONSUMED_PREFIXES = (OLD_PROMPT + ".", OLD_COMPLETION + ".")
+_CONSUMED_PREFIXES = (OLD_PROMPT + ".", OLD_COMPLETION + ".", OI_INPUT_MESSAGES + ".", OI_OUTPUT_MESSAGES + ".",
+                      OI_PROMPTS + ".", OI_CHOICES + ".")
+# On an exported (exact) span the model is the first of these present; the sources file is not read.
+_EXACT_CANDIDATES: dict[str, list[Candidate]] = {
+    "model": [Candidate(attribute=k) for k in (REQUEST_MODEL, RESPONSE_MODEL, OI_MODEL)],
+}
 
 STATUS_UNSET, STATUS_OK, STATUS_ERROR = 0, 1, 2
 _STATUS_NAMES = {"STATUS_CODE_UNSET": 0, "UNSET": 0, "STATUS_CODE_OK": 1, "OK": 1, "STATUS_CODE_ERROR": 2, "ERROR": 2}
@@ -75,6 +106,15 @@ _INT = re.compile(r"[+-]?\d+")
 _TS = re.compile(r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$")
 # gen_ai.prompt.<n>.content / gen_ai.completion.<n>.content, as older instrumentations flatten messages.
 _INDEXED_CONTENT = {key: re.compile(re.escape(key) + r"\.(\d+)\.content") for key in (OLD_PROMPT, OLD_COMPLETION)}
+# OpenInference's flattened messages: <prefix>.<i>.message.content, or the parts of a multimodal
+# message <prefix>.<i>.message.contents.<j>.message_content.text (with .message_content.type).
+_OI_CONTENT = {key: re.compile(re.escape(key) + r"\.(\d+)\.message\.(?:content|contents\.(\d+)\.message_content\.text)")
+               for key in (OI_INPUT_MESSAGES, OI_OUTPUT_MESSAGES)}
+_OI_LEGACY = {OI_PROMPTS: re.compile(re.escape(OI_PROMPTS) + r"\.(\d+)\.prompt\.text"),
+              OI_CHOICES: re.compile(re.escape(OI_CHOICES) + r"\.(\d+)\.completion\.text")}
+_TOOL_ROLES = frozenset({"tool", "function"})
+# The Collector's file exporter (format: proto) writes each message after its length, 4 bytes big-endian.
+_FRAME = 4
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _NS = 1_000_000_000
 
@@ -121,37 +161,44 @@ class _Span:
     span_id: Any
     parent_id: Any
     status_code: int
-
-    @property
-    def operation(self) -> str | None:
-        op = self.attrs.get(OPERATION)
-        return op if isinstance(op, str) else None
+    name: Any = None
+    exceptions: tuple[Any, ...] = ()  # exception.type of each `exception` span event ("" if unreadable)
 
     @property
     def is_placeholder(self) -> bool:
-        flag = self.attrs.get(PLACEHOLDER)
-        return flag is True or (isinstance(flag, str) and flag.lower() == "true")
+        return _flag(self.attrs.get(PLACEHOLDER))
 
     @property
-    def is_event(self) -> bool:
+    def is_exact(self) -> bool:
+        return _flag(self.attrs.get(EXACT))
+
+    def is_event(self, source: OtlpSource) -> bool:
         if self.is_placeholder:
             return False
-        return self.operation in AI_OPERATIONS or EVENT_ATTRS["scenario"] in self.attrs
+        return source.matches("event_spans", self.attrs) or EVENT_ATTRS["scenario"] in self.attrs
 
-    @property
-    def is_tool(self) -> bool:
-        return self.operation == TOOL_OPERATION
+    def is_tool(self, source: OtlpSource) -> bool:
+        return source.matches("tool_spans", self.attrs)
+
+
+def _flag(value: Any) -> bool:
+    """A boolean attribute that may come as text."""
+    return value is True or (isinstance(value, str) and value.lower() == "true")
 
 
 # ---------------------------------------------------------------------------------------------
 # parse
 
 
-def parse_otlp(data: bytes) -> tuple[list[OtlpRecord], list[OtlpRecord]]:
-    """The AI events and human interventions in an OTLP/JSON trace export.
+def parse_otlp(data: bytes, source: OtlpSource | None = None) -> tuple[list[OtlpRecord], list[OtlpRecord]]:
+    """The AI events and human interventions in an OTLP trace export, JSON or protobuf.
 
-    Raises ValueError, saying why, when `data` is not OTLP/JSON traces at all.
+    `source` says which spans count and where the mapped fields come from; None reads the sources
+    file named by FLYWHEEL_SOURCES, else the default (flywheel.sources.SourcesError if it is bad).
+    Raises ValueError, saying why, when `data` is not OTLP traces at all.
     """
+    if source is None:
+        source = sources_from_env().otlp
     spans: list[_Span] = []
     events: list[OtlpRecord] = []
     interventions: list[OtlpRecord] = []
@@ -168,11 +215,11 @@ def parse_otlp(data: bytes) -> tuple[list[OtlpRecord], list[OtlpRecord]]:
         # A broken span is quarantined whole, span events included; they still count.
         for raw_event in raw_events if isinstance(raw_events, list) else []:
             span_events.append((len(span_events) + 1, raw_event, span))
-    children = _tool_children(spans)
+    children = _tool_children(spans, source)
     event_ids: dict[int, Any] = {}
     for span in spans:
-        if span.is_event:
-            record = _map_event(span, children.get((span.trace_id, span.span_id), []))
+        if span.is_event(source):
+            record = _map_event(span, children.get((span.trace_id, span.span_id), []), source)
             event_ids[span.ordinal] = record.get("event_id", ABSENT)
             events.append(OtlpRecord(span.ordinal, record, _dump(span.source)))
     events.sort(key=lambda r: r.ordinal)
@@ -186,10 +233,28 @@ def parse_otlp(data: bytes) -> tuple[list[OtlpRecord], list[OtlpRecord]]:
 
 
 def _load_requests(data: bytes) -> list[tuple[str, Any]]:
-    """The ExportTraceServiceRequest objects in `data`, each with where it is (for messages)."""
-    data = data.removeprefix(codecs.BOM_UTF8)
-    if not data.strip():
+    """The ExportTraceServiceRequest objects in `data`, each with where it is (for messages).
+
+    JSON when the first character that is not white space is `{` or `[`; else protobuf if the
+    bytes are OTLP protobuf; else the JSON parser's error is the one reported.
+    """
+    if not data.removeprefix(codecs.BOM_UTF8).strip():
         raise ValueError("the file is empty")
+    if data.removeprefix(codecs.BOM_UTF8).lstrip()[:1] not in (b"{", b"["):
+        try:
+            return _protobuf_requests(data)
+        except _NotProtobuf as exc:
+            proto_error = str(exc)
+        try:
+            return _json_requests(data)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (nor OTLP protobuf: {proto_error})") from None
+    return _json_requests(data)
+
+
+def _json_requests(data: bytes) -> list[tuple[str, Any]]:
+    """The ExportTraceServiceRequest objects of OTLP/JSON `data` (one document, or one a line)."""
+    data = data.removeprefix(codecs.BOM_UTF8)
     try:
         return [("", orjson.loads(data))]
     except orjson.JSONDecodeError as exc:
@@ -207,6 +272,70 @@ def _load_requests(data: bytes) -> list[tuple[str, Any]]:
                 raise ValueError(f"not JSON: {whole_error}") from None
             raise ValueError(f"line {n}: not JSON: {exc}") from None
     return docs
+
+
+class _NotProtobuf(Exception):
+    """Bytes that are not OTLP protobuf traces; the message says why."""
+
+
+def _protobuf_requests(data: bytes) -> list[tuple[str, Any]]:
+    """The requests of OTLP protobuf `data`, as the OTLP/JSON objects they stand for.
+
+    `data` is either one ExportTraceServiceRequest (an OTLP/HTTP protobuf body) or the Collector
+    file exporter's `format: proto` output: each request after its length as a 4-byte big-endian
+    integer. Raises _NotProtobuf when it is neither, or holds no spans' resource at all.
+    """
+    from google.protobuf.message import DecodeError
+    from google.protobuf.unknown_fields import UnknownFieldSet
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    chunks = _frames(data)
+    framed = chunks is not None
+    out: list[tuple[str, Any]] = []
+    for n, chunk in enumerate(chunks if chunks is not None else [data], 1):
+        where = f"message {n}: " if framed else ""
+        request = ExportTraceServiceRequest()
+        try:
+            request.ParseFromString(chunk)
+        except DecodeError:
+            raise _NotProtobuf(f"{where}not an ExportTraceServiceRequest") from None
+        if len(UnknownFieldSet(request)):
+            raise _NotProtobuf(f"{where}fields an ExportTraceServiceRequest does not have")
+        out.append((where, _request_dict(request)))
+    if not any(doc.get("resourceSpans") for _, doc in out):
+        raise _NotProtobuf("no resourceSpans")
+    return out
+
+
+def _frames(data: bytes) -> list[bytes] | None:
+    """The messages of length-prefixed `data`, or None unless the lengths tile it exactly."""
+    chunks: list[bytes] = []
+    pos = 0
+    while pos < len(data):
+        if pos + _FRAME > len(data):
+            return None
+        size = int.from_bytes(data[pos:pos + _FRAME], "big")
+        pos += _FRAME
+        if pos + size > len(data):
+            return None
+        chunks.append(data[pos:pos + size])
+        pos += size
+    return chunks
+
+
+def _request_dict(request: Any) -> dict[str, Any]:
+    """A protobuf ExportTraceServiceRequest as its OTLP/JSON object (hex ids, camelCase keys)."""
+    from google.protobuf.json_format import MessageToDict
+
+    doc = MessageToDict(request)
+    for rs in doc.get("resourceSpans", []):
+        for ss in rs.get("scopeSpans", []):
+            for span in ss.get("spans", []):
+                # protobuf's own JSON mapping writes bytes as base64; OTLP/JSON writes ids as hex.
+                for key, nbytes in (("traceId", 16), ("spanId", 8), ("parentSpanId", 8)):
+                    if key in span:
+                        span[key] = _normalize_id(span[key], nbytes)
+    return doc
 
 
 def _iter_spans(requests: list[tuple[str, Any]]) -> Iterator[tuple[int, Any, dict[str, Any]]]:
@@ -252,6 +381,8 @@ def _read_span(ordinal: int, obj: Any, resource_attrs: dict[str, Any]) -> _Span:
     status = obj.get("status") or {}
     if not isinstance(status, dict):
         raise _Broken("status is not an object")
+    exceptions = tuple(_exception_type(e) for e in obj.get("events") or []
+                       if isinstance(e, dict) and e.get("name") == EXCEPTION_EVENT)
     return _Span(
         ordinal=ordinal,
         source=obj,
@@ -261,34 +392,45 @@ def _read_span(ordinal: int, obj: Any, resource_attrs: dict[str, Any]) -> _Span:
         span_id=_normalize_id(obj.get("spanId"), 8),
         parent_id=_normalize_id(obj.get("parentSpanId"), 8),
         status_code=_status_code(status.get("code")),
+        name=obj.get("name"),
+        exceptions=exceptions,
     )
 
 
-def _tool_children(spans: list[_Span]) -> dict[tuple[Any, Any], list[_Span]]:
-    """execute_tool spans by (traceId, parentSpanId), in file order."""
+def _exception_type(event: dict[str, Any]) -> Any:
+    """The exception.type of an `exception` span event; "" when it has none or cannot be read."""
+    try:
+        value = _decode_attributes(event.get("attributes"), "attributes").get(EXCEPTION_TYPE)
+    except _Broken:
+        return ""
+    return "" if value is None else value
+
+
+def _tool_children(spans: list[_Span], source: OtlpSource) -> dict[tuple[Any, Any], list[_Span]]:
+    """Tool spans (execute_tool, OpenInference TOOL, ...) by (traceId, parentSpanId), in file order."""
     out: dict[tuple[Any, Any], list[_Span]] = {}
     for span in spans:
-        if span.is_tool and isinstance(span.trace_id, str) and isinstance(span.parent_id, str):
+        if span.is_tool(source) and isinstance(span.trace_id, str) and isinstance(span.parent_id, str):
             out.setdefault((span.trace_id, span.parent_id), []).append(span)
     return out
 
 
-def _map_event(span: _Span, tools: list[_Span]) -> dict[str, Any]:
+def _map_event(span: _Span, tools: list[_Span], mapping: OtlpSource) -> dict[str, Any]:
     """The AI audit event an AI span stands for."""
     attrs = span.attrs
     source = span.source
-    model_key = REQUEST_MODEL if attrs.get(REQUEST_MODEL) is not None else RESPONSE_MODEL
+    mapped, model_key = _mapped_fields(span, mapping)
     derived: dict[str, Any] = {
         "event_id": f"{span.trace_id}-{span.span_id}"
         if isinstance(span.trace_id, str) and isinstance(span.span_id, str) else ABSENT,
         "occurred_at": _timestamp(source.get("startTimeUnixNano")),
-        "model": attrs.get(model_key, ABSENT),
-        "input_text": _text(attrs, INPUT_MESSAGES, OLD_PROMPT),
-        "output_text": _text(attrs, OUTPUT_MESSAGES, OLD_COMPLETION),
-        "status": _infer_status(span.status_code, attrs.get(ERROR_TYPE)),
+        **mapped,
+        "input_text": _text(attrs, INPUT_MESSAGES, OLD_PROMPT, OI_INPUT_MESSAGES, OI_PROMPTS, OI_INPUT_VALUE),
+        "output_text": _text(attrs, OUTPUT_MESSAGES, OLD_COMPLETION, OI_OUTPUT_MESSAGES, OI_CHOICES, OI_OUTPUT_VALUE),
+        "status": _infer_status(span.status_code, attrs.get(ERROR_TYPE), span.exceptions),
         "latency_ms": _latency(source.get("startTimeUnixNano"), source.get("endTimeUnixNano")),
-        "input_tokens": attrs.get(INPUT_TOKENS, ABSENT),
-        "output_tokens": attrs.get(OUTPUT_TOKENS, ABSENT),
+        "input_tokens": attrs.get(INPUT_TOKENS, attrs.get(OI_PROMPT_TOKENS, ABSENT)),
+        "output_tokens": attrs.get(OUTPUT_TOKENS, attrs.get(OI_COMPLETION_TOKENS, ABSENT)),
         "tool_calls": [_map_tool_call(t) for t in tools] if tools else ABSENT,
         "trace_id": span.trace_id if span.trace_id is not None else ABSENT,
     }
@@ -303,7 +445,7 @@ def _map_event(span: _Span, tools: list[_Span]) -> dict[str, Any]:
             record[name] = value
         elif derived.get(name, ABSENT) is not ABSENT:
             record[name] = derived[name]
-    consumed = _CONSUMED | ({RESPONSE_MODEL} if model_key == RESPONSE_MODEL else set())
+    consumed = _CONSUMED | ({model_key} if model_key is not None else set())
     extra = {k: v for k, v in {**span.resource_attrs, **attrs}.items()
              if k not in consumed and not k.startswith(_CONSUMED_PREFIXES)}
     if extra:
@@ -311,19 +453,52 @@ def _map_event(span: _Span, tools: list[_Span]) -> dict[str, Any]:
     return record
 
 
+def _mapped_fields(span: _Span, mapping: OtlpSource) -> tuple[dict[str, Any], str | None]:
+    """The sources file's values of scenario, model, prompt_version, confidence and autonomy_level
+    (a field with no candidate that has a value is left out), and the span attribute the model
+    came from (it is not copied into `attributes`). `flywheel.<field>` attributes win over these
+    in `_map_event`. An exported (exact) span reads only its model attributes."""
+    out: dict[str, Any] = {}
+    model_key: str | None = None
+    for name in MAPPED_FIELDS:
+        candidates = _EXACT_CANDIDATES.get(name, []) if span.is_exact else mapping.candidates(name)
+        for candidate in candidates:
+            value = _candidate_value(span, candidate)
+            # An exported span gives its values back verbatim, "" included.
+            if value is not None and (value != "" or span.is_exact):
+                out[name] = value
+                if name == "model" and candidate.attribute is not None:
+                    model_key = candidate.attribute
+                break
+    return out, model_key
+
+
+def _candidate_value(span: _Span, candidate: Candidate) -> Any:
+    """What one candidate gives for `span`: an attribute, a resource attribute, the name or a default."""
+    if candidate.attribute is not None:
+        return span.attrs.get(candidate.attribute)
+    if candidate.resource is not None:
+        return span.resource_attrs.get(candidate.resource)
+    if candidate.span is not None:
+        return span.name if isinstance(span.name, str) else None
+    return candidate.default
+
+
 def _map_tool_call(span: _Span) -> dict[str, Any]:
     """One tool call from an execute_tool span: {name, status, arguments}."""
     attrs = span.attrs
     call: dict[str, Any] = {}
-    if TOOL_NAME in attrs:
-        call["name"] = attrs[TOOL_NAME]
+    name_key = TOOL_NAME if TOOL_NAME in attrs else OI_TOOL_NAME
+    if name_key in attrs:
+        call["name"] = attrs[name_key]
     if TOOL_STATUS in attrs:
         call["status"] = attrs[TOOL_STATUS]
     else:
-        status = _infer_status(span.status_code, attrs.get(ERROR_TYPE))
+        status = _infer_status(span.status_code, attrs.get(ERROR_TYPE), span.exceptions)
         call["status"] = "ok" if status == "ok" else "error"
-    if TOOL_ARGUMENTS in attrs:
-        call["arguments"] = _json_if(attrs[TOOL_ARGUMENTS], object)
+    arguments_key = TOOL_ARGUMENTS if TOOL_ARGUMENTS in attrs else OI_INPUT_VALUE  # OpenInference: the tool's input
+    if arguments_key in attrs:
+        call["arguments"] = _json_if(attrs[arguments_key], object)
     return call
 
 
@@ -431,18 +606,24 @@ def _status_code(code: Any) -> int:
     return STATUS_UNSET
 
 
-def _infer_status(status_code: int, error_type: Any) -> str:
-    """ok, error or timeout from the span status and `error.type`."""
+def _infer_status(status_code: int, error_type: Any, exceptions: tuple[Any, ...] = ()) -> str:
+    """ok, error or timeout from the span status, `error.type` and the `exception` span events.
+
+    An exception event makes the span failed unless the span status says OK (an exception the
+    code handled); its exception.type says whether it was a timeout when error.type does not.
+    """
     has_error_type = error_type is not None and error_type != ""
-    if has_error_type and _TIMEOUT.search(str(error_type)):
-        return "timeout"
-    if status_code == STATUS_ERROR or has_error_type:
-        return "error"
+    if has_error_type:
+        return "timeout" if _TIMEOUT.search(str(error_type)) else "error"
+    if status_code == STATUS_ERROR or (exceptions and status_code != STATUS_OK):
+        return "timeout" if any(_TIMEOUT.search(str(e)) for e in exceptions if e != "") else "error"
     return "ok"
 
 
-def _text(attrs: dict[str, Any], messages_key: str, old_key: str) -> Any:
-    """The text of the first content attribute present: semconv messages, then older forms."""
+def _text(attrs: dict[str, Any], messages_key: str, old_key: str, oi_messages: str, oi_legacy: str,
+          oi_value: str) -> Any:
+    """The text of the first content attribute present: semconv messages, then their older
+    forms, then OpenInference's messages, its legacy prompts/choices, and input/output.value."""
     for key in (messages_key, old_key):
         if key in attrs:
             text = _messages_text(attrs[key])
@@ -451,7 +632,36 @@ def _text(attrs: dict[str, Any], messages_key: str, old_key: str) -> Any:
     pattern = _INDEXED_CONTENT[old_key]
     indexed = sorted((int(m.group(1)), v) for k, v in attrs.items()
                      if (m := pattern.fullmatch(k)) and isinstance(v, str))
-    return "\n".join(v for _, v in indexed) if indexed else ABSENT
+    if indexed:
+        return "\n".join(v for _, v in indexed)
+    text = _oi_messages_text(attrs, oi_messages)
+    if text is not None:
+        return text
+    legacy = sorted((int(m.group(1)), v) for k, v in attrs.items()
+                    if (m := _OI_LEGACY[oi_legacy].fullmatch(k)) and isinstance(v, str))
+    if legacy:
+        return "\n".join(v for _, v in legacy)
+    value = attrs.get(oi_value)
+    return value if isinstance(value, str) else ABSENT
+
+
+def _oi_messages_text(attrs: dict[str, Any], prefix: str) -> str | None:
+    """The text of OpenInference's flattened messages under `prefix`, in index order, joined by
+    newlines: `message.content`, or the `message_content.text` of parts whose type is text (or not
+    given). Messages whose role is tool or function (tool results) are skipped, as in gen_ai.*."""
+    pieces: list[tuple[int, int, str]] = []
+    for key, value in attrs.items():
+        m = _OI_CONTENT[prefix].fullmatch(key)
+        if not m or not isinstance(value, str):
+            continue
+        i = int(m.group(1))
+        if attrs.get(f"{prefix}.{i}.message.role") in _TOOL_ROLES:
+            continue
+        if m.group(2) is None:
+            pieces.append((i, -1, value))
+        elif attrs.get(key.removesuffix(".text") + ".type", "text") == "text":
+            pieces.append((i, int(m.group(2)), value))
+    return "\n".join(v for _, _, v in sorted(pieces)) if pieces else None
 
 
 def _messages_text(value: Any) -> str | None:
@@ -616,7 +826,7 @@ def _event_spans(i: int, event: dict[str, Any], interventions: list[dict[str, An
 
 def _event_span_attributes(event: dict[str, Any]) -> dict[str, Any]:
     """The span attributes carrying an event's model, content, flywheel fields and odd tool calls."""
-    attrs: dict[str, Any] = {OPERATION: "chat"}
+    attrs: dict[str, Any] = {OPERATION: "chat", EXACT: True}
 
     def put(key: str, name: str) -> None:
         if event.get(name) is not None:
@@ -680,7 +890,7 @@ def _event_attributes(i: int, event: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"event {i + 1}: attributes must be an object, not {type(extra).__name__}")
     for key in extra:
         mapped = key in _CONSUMED or key.startswith(_CONSUMED_PREFIXES)
-        if mapped or (key == RESPONSE_MODEL and event.get("model") is None):
+        if mapped or (key in (RESPONSE_MODEL, OI_MODEL) and event.get("model") is None):
             raise ValueError(f"event {i + 1}: attribute {key!r} collides with an attribute flywheel maps to a field")
     return extra
 
