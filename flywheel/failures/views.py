@@ -86,4 +86,24 @@ def failure_views() -> list[View]:
               "is_new": "Born within the last new_days days (default: born that day).",
               "is_growing": "At least min_events events and its share grew by growth_factor over the baseline "
                             "(or it is absent from a baseline that has failures)."}),
+        View("failures", "edit_patterns",
+             "Per day and scenario, what the humans changed in the AI's drafts: each substitution, insertion, "
+             "deletion, move, flag and length change, with how many of the scenario's edited events show it "
+             "(every event whose final text differs from its draft, light edits too; text redacted first).",
+             "SELECT * FROM {table:failures/edit_patterns}",
+             {"event_date": "The UTC day of the events.", "scenario": "The category of work.",
+              "kind": "substitution (before -> after), insertion (the human added `after`: the AI omitted it), "
+                      "deletion (the human deleted `before`: the AI added it), move (`before` moved elsewhere), "
+                      "flag (`before` names it: numbers, dates, names, urls, code, punctuation_only, casing_only, "
+                      "whitespace_only, copy_of_input, rewrite) or length (`before` added/removed, `after` the "
+                      "bucket of the net token change: 1, 2_4, 5_12, 13_plus).",
+              "before": "The draft's span (tokens joined by one space, lower-cased; CJK and other unsegmented "
+                        "scripts one character per token); the flag name, or added/removed, for flag and length.",
+              "after": "The final text's span, likewise; the length bucket for length; empty otherwise.",
+              "token": "The pattern as the failure features name it: sub:sie>du, ins:nicht, del:bitte, mov:heute, "
+                       "flag:numbers, len:added_5_12 (spans joined with _).",
+              "description": "The pattern in words: human replaced 'sie' with 'du', numbers changed, ...",
+              "events": "Distinct edited events of the scenario that day with this pattern.",
+              "edited_events": "Events of the scenario that day whose final text differs from the draft.",
+              "share": "events / edited_events."}),
     ]

@@ -1,0 +1,91 @@
+"""The analysts' table of edit patterns, `failures/edit_patterns`: per day and scenario, what the
+humans changed in the AI's drafts ("which words do reviewers always change?").
+
+Every event of the day whose deciding intervention shipped a final text different from the draft
+counts (light edits too, not only failing events); its edit is read with `flywheel.failures.edits`
+(after the same redaction as the failure documents, `settings.redact`) and each pattern of it
+(`edit_patterns`: a substitution, insertion, deletion, move, flag or length change) is counted once
+per event. A row says how many of the scenario's edited events of the day show the pattern
+(`events`), out of how many were edited (`edited_events`): `share`. An event whose only change was
+redacted away counts as edited with no pattern.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+import pyarrow as pa
+
+from flywheel.config import Settings
+from flywheel.engine import connect
+from flywheel.failures.documents import OUTCOMES_TABLE
+from flywheel.failures.edits import diff, distinct_changes, edit_patterns
+from flywheel.failures.edits import describe
+from flywheel.privacy import redact_series
+from flywheel.schemas import STORED
+from flywheel.sql import load_sql
+from flywheel.store import Layout, write_parquet_atomic
+
+EDIT_PATTERNS = "failures/edit_patterns"
+
+SCHEMA = pa.schema([
+    ("event_date", pa.date32()), ("scenario", pa.string()), ("kind", pa.string()), ("before", pa.string()),
+    ("after", pa.string()), ("token", pa.string()), ("description", pa.string()), ("events", pa.int64()),
+    ("edited_events", pa.int64()), ("share", pa.float64()),
+])
+# The texts an edit is read from; redacted like the failure documents' free text.
+TEXTS: tuple[str, ...] = ("input_text", "output_text", "final_text")
+
+
+def edited_events(settings: Settings, day: date) -> pl.DataFrame:
+    """The events of `day` whose final text differs from the draft: event_id, event_date, scenario,
+    input_text, output_text, final_text (the deciding intervention's), sorted by event_id.
+
+    Assumes `outcomes/event_outcomes` of `day` is built; raises FileNotFoundError when it is not."""
+    layout = Layout(settings.store)
+    outcomes = layout.table(OUTCOMES_TABLE, day)
+    if not outcomes.exists():
+        raise FileNotFoundError(f"{outcomes} does not exist: build outcomes/event_outcomes for {day} first")
+    con = connect(settings)
+    try:
+        return con.sql(load_sql("edit_pattern_events"), params={
+            "outcomes": str(outcomes), "events": str(layout.day_file("events", day, STORED["events"])),
+            "interventions": str(layout.day_file("interventions", day, STORED["interventions"])),
+        }).pl()
+    finally:
+        con.close()
+
+
+def edit_pattern_table(events: pl.DataFrame, redact: bool = True) -> pl.DataFrame:
+    """The edit-pattern rows (columns of `SCHEMA`) of `events` (event_id, event_date, scenario,
+    output_text, final_text, and input_text when known; every row an edited event), sorted by
+    event_date, scenario, events descending, kind and token. With `redact`, e-mail addresses, phone
+    and card numbers are replaced first (`flywheel.privacy.redact`)."""
+    frame = events
+    if redact:
+        frame = frame.with_columns([redact_series(frame[c].cast(pl.String)) for c in TEXTS if c in frame.columns])
+    keys, triples = distinct_changes(frame)
+    rows = [(k, *p) for k, (d, f, s) in enumerate(triples) for p in edit_patterns(diff(d, f, s))]
+    patterns = pl.DataFrame(rows, schema={"_k": pl.UInt32, "token": pl.String, "kind": pl.String,
+                                          "before": pl.String, "after": pl.String}, orient="row")
+    base = frame.select("event_id", pl.col("event_date").cast(pl.Date), "scenario").with_columns(keys.alias("_k"))
+    edited = base.group_by("event_date", "scenario").agg(pl.col("event_id").n_unique().alias("edited_events"))
+    counted = (base.join(patterns, on="_k", how="inner")
+               .group_by("event_date", "scenario", "kind", "before", "after", "token")
+               .agg(pl.col("event_id").n_unique().alias("events")))
+    out = (counted.join(edited, on=["event_date", "scenario"], how="left")
+           .with_columns(pl.col("token").map_elements(describe, return_dtype=pl.String).alias("description"),
+                         (pl.col("events") / pl.col("edited_events")).alias("share"))
+           .sort(["event_date", "scenario", "events", "kind", "token"], descending=[False, False, True, False, False]))
+    return pl.from_arrow(pa.Table.from_pylist([], schema=SCHEMA)).vstack(
+        out.select([f.name for f in SCHEMA]).cast({"events": pl.Int64, "edited_events": pl.Int64}))
+
+
+def build_edit_patterns(settings: Settings, day: date) -> pl.DataFrame:
+    """Compute and store `failures/edit_patterns` of `day` (replacing the day's file; a day without
+    edited events gets an empty file with the schema); returns it."""
+    frame = edit_pattern_table(edited_events(settings, day), redact=settings.redact)
+    table = frame.to_arrow().cast(SCHEMA)
+    write_parquet_atomic(table, Layout(settings.store).table(EDIT_PATTERNS, day))
+    return frame

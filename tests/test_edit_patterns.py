@@ -1,0 +1,120 @@
+"""The edit-pattern table `failures/edit_patterns`: hand-computed on a tiny store, redaction, an
+idempotent rebuild, an empty day, and the analysts' view."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import query, run_pipeline, write_jsonl
+from flywheel.catalog import build_catalog
+from flywheel.failures.patterns import EDIT_PATTERNS, SCHEMA, build_edit_patterns, edit_pattern_table
+from flywheel.outcomes.resolve import build_event_outcomes
+from flywheel.store import Layout
+
+D1 = date(2026, 3, 1)
+D2 = date(2026, 3, 2)
+
+
+def ev(eid: str, scenario: str, output: str | None, day: str = "2026-03-01") -> dict:
+    return {"event_id": eid, "occurred_at": f"{day}T10:00:00Z", "scenario": scenario, "model": "m1",
+            "prompt_version": "v1", "autonomy_level": "assist", "status": "ok", "confidence": 0.5,
+            "input_text": "a question", "output_text": output}
+
+
+def iv(iid: str, eid: str, action: str, final: str | None = None, at: str = "2026-03-01T12:00:00Z") -> dict:
+    out = {"intervention_id": iid, "event_id": eid, "occurred_at": at, "action": action, "review_seconds": 5}
+    if final is not None:
+        out["final_text"] = final
+    return out
+
+
+@pytest.fixture
+def tiny(settings):
+    """Day 1: four edited events in support_de (one only in a redacted e-mail address), one accepted
+    and one rejected; one edited event in refund. Day 2: no events."""
+    write_jsonl(settings.landing / "events" / "e.jsonl", [
+        ev("de1", "support_de", "Können Sie mir helfen?"), ev("de2", "support_de", "Haben Sie Zeit?"),
+        ev("de3", "support_de", "Haben Sie Zeit?"), ev("de4", "support_de", "Das ist gut."),
+        ev("de5", "support_de", "Schreiben Sie an anna@example.com heute"),
+        ev("de6", "support_de", "Wir sind da."),
+        ev("rf1", "refund", "Your refund is approved."),
+    ])
+    write_jsonl(settings.landing / "interventions" / "i.jsonl", [
+        iv("1", "de1", "edited", "Kannst du mir helfen?"),
+        # de2 was edited twice: the deciding (last) intervention's final text counts
+        iv("2a", "de2", "edited", "Haben du Zeit?"),
+        iv("2b", "de2", "edited", "Hast du Zeit?", at="2026-03-01T13:00:00Z"),
+        iv("3", "de3", "accepted"),
+        iv("4", "de4", "edited", "Das ist nicht gut."),
+        iv("5", "de5", "edited", "Schreiben Sie an bob@example.org heute"),
+        iv("6", "de6", "rejected"),
+        iv("7", "rf1", "edited", "Your credit is approved."),
+    ])
+    run_pipeline(settings, [D1])
+    build_event_outcomes(settings, D1)
+    build_event_outcomes(settings, D2)
+    return settings
+
+
+def test_hand_computed_table(tiny):
+    got = build_edit_patterns(tiny, D1)
+    rows = [r for r in got.select("scenario", "kind", "before", "after", "token", "events", "edited_events",
+                                  "share").iter_rows()]
+    # support_de: de1, de2, de4, de5 edited (de5 only in an address, redacted to [EMAIL] on both sides)
+    assert rows == [
+        ("refund", "substitution", "refund", "credit", "sub:refund>credit", 1, 1, 1.0),
+        ("support_de", "substitution", "sie", "du", "sub:sie>du", 2, 4, 0.5),
+        ("support_de", "insertion", "", "nicht", "ins:nicht", 1, 4, 0.25),
+        ("support_de", "length", "added", "1", "len:added_1", 1, 4, 0.25),
+        ("support_de", "substitution", "haben", "hast", "sub:haben>hast", 1, 4, 0.25),
+        ("support_de", "substitution", "können", "kannst", "sub:können>kannst", 1, 4, 0.25),
+    ]
+    assert set(got["event_date"]) == {D1}
+    assert got.filter(pl.col("token") == "sub:sie>du")["description"].to_list() == ["human replaced 'sie' with 'du'"]
+    assert got.filter(pl.col("token") == "ins:nicht")["description"].to_list() == ["human added 'nicht' (AI omitted it)"]
+    stored = pq.read_table(Layout(tiny.store).table(EDIT_PATTERNS, D1))
+    assert stored.schema.equals(SCHEMA)
+    assert pl.from_arrow(stored).equals(got)
+
+
+def test_without_redaction_the_address_change_is_a_pattern():
+    events = pl.DataFrame({"event_id": ["x"], "event_date": [D1], "scenario": ["s"], "input_text": ["q"],
+                           "output_text": ["Write to anna@example.com"], "final_text": ["Write to bob@example.com"]})
+    assert edit_pattern_table(events, redact=False)["token"].to_list() == ["sub:anna>bob"]
+    redacted = edit_pattern_table(events, redact=True)
+    assert redacted.height == 0 and redacted.schema == pl.from_arrow(SCHEMA.empty_table()).schema
+
+
+def test_rebuild_is_idempotent(tiny):
+    path = Layout(tiny.store).table(EDIT_PATTERNS, D1)
+    first = build_edit_patterns(tiny, D1)
+    before = pq.read_table(path)
+    second = build_edit_patterns(tiny, D1)
+    assert second.equals(first)
+    assert pq.read_table(path).equals(before)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["data.parquet"]
+
+
+def test_empty_day_writes_an_empty_table_with_its_schema(tiny):
+    got = build_edit_patterns(tiny, D2)
+    assert got.height == 0
+    stored = pq.read_table(Layout(tiny.store).table(EDIT_PATTERNS, D2))
+    assert stored.num_rows == 0 and stored.schema.equals(SCHEMA)
+
+
+def test_a_day_without_outcomes_is_an_error(tiny):
+    with pytest.raises(FileNotFoundError, match="event_outcomes"):
+        build_edit_patterns(tiny, date(2026, 3, 5))
+
+
+def test_the_view_answers_the_most_frequent_substitutions(tiny):
+    build_edit_patterns(tiny, D1)
+    build_edit_patterns(tiny, D2)
+    build_catalog(tiny)
+    rows = query(tiny, "SELECT scenario, before, after, sum(events) FROM failures.edit_patterns "
+                       "WHERE kind = 'substitution' GROUP BY ALL ORDER BY 4 DESC, 1, 2 LIMIT 2")
+    assert rows == [("support_de", "sie", "du", 2), ("refund", "refund", "credit", 1)]
