@@ -450,3 +450,13 @@ def test_plain_genai_spans_land_and_are_stored_not_quarantined(settings: Any) ->
         ("5b8efff798038103d269b633813fc60c-5555555555555555", "refund-agent", "gpt-4o", "1.4.0", "assist", "ok"),
     ]
     assert "lookup_order" in str(rows[0][6])
+
+
+def test_docs_show_the_shipped_default_sources_file() -> None:
+    import yaml
+
+    from flywheel.sources import default_path
+
+    docs = (Path(__file__).parents[1] / "docs" / "otlp.md").read_text()
+    block = docs.split("## The sources file", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert yaml.safe_load(block) == yaml.safe_load(default_path().read_text())
