@@ -108,9 +108,9 @@ def build_calibration(settings: Settings, day: date, policy: Policy | None = Non
     files = [str(p) for p in (layout.table(OUTCOMES_TABLE, day - timedelta(days=i)) for i in range(window)) if p.exists()]
     if not layout.table(OUTCOMES_TABLE, day).exists():
         raise ValueError(f"the outcomes of {day} must be built before its calibration")
-    con = connect(settings)
     sql = _WINDOW_SQL.replace("{reviewed}", ", ".join(f"'{o}'" for o in REVIEWED))
-    events = con.sql(sql, params={"files": files}).pl()
+    with connect(settings) as con:
+        events = con.sql(sql, params={"files": files}).pl()
     meta = {"window_end": day, "window_start": day - timedelta(days=window - 1)}
     cal_rows, bin_rows = [], []
     groups = [(key, part) for key, part in events.partition_by(["scenario", "model"], as_dict=True).items()] if events.height else []

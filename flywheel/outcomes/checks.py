@@ -34,14 +34,14 @@ def rates_out_of_bounds(frame: pl.DataFrame) -> dict[str, int]:
 def count_mismatches(settings: Settings, days: list[date]) -> list[dict]:
     """Days where stored events, resolved outcomes and the daily mart's event counts disagree."""
     layout = Layout(settings.store)
-    con = connect(settings)
     out = []
-    for day in days:
-        counts = {}
-        for name, table, expr in (("stored_events", "events", "count(*)"), ("outcomes", OUTCOMES_TABLE, "count(*)"),
-                                  ("daily_rates_events", DAILY, "coalesce(sum(events), 0)")):
-            path = layout.table(table, day)
-            counts[name] = int(con.sql(f"SELECT {expr} FROM read_parquet(?)", params=[str(path)]).fetchall()[0][0]) if path.exists() else 0
-        if len(set(counts.values())) != 1:
-            out.append({"day": day.isoformat(), **counts})
+    with connect(settings) as con:
+        for day in days:
+            counts = {}
+            for name, table, expr in (("stored_events", "events", "count(*)"), ("outcomes", OUTCOMES_TABLE, "count(*)"),
+                                      ("daily_rates_events", DAILY, "coalesce(sum(events), 0)")):
+                path = layout.table(table, day)
+                counts[name] = int(con.sql(f"SELECT {expr} FROM read_parquet(?)", params=[str(path)]).fetchall()[0][0]) if path.exists() else 0
+            if len(set(counts.values())) != 1:
+                out.append({"day": day.isoformat(), **counts})
     return out

@@ -59,8 +59,8 @@ def build_daily_rates(settings: Settings, day: date) -> pl.DataFrame:
     """Write and return the daily mart of `day` from its resolved outcomes."""
     layout = Layout(settings.store)
     source = layout.table(OUTCOMES_TABLE, day)
-    con = connect(settings)
-    counts = con.sql(load_sql("daily_rates"), params={"outcomes": str(source)}).pl()
+    with connect(settings) as con:
+        counts = con.sql(load_sql("daily_rates"), params={"outcomes": str(source)}).pl()
     frame = with_rates(counts)
     write_parquet_atomic(frame.to_arrow(), layout.table(DAILY, day))
     return frame
@@ -72,8 +72,8 @@ def build_rolling_rates(settings: Settings, day: date) -> pl.DataFrame:
     files = [str(p) for p in (layout.table(DAILY, day - timedelta(days=i)) for i in range(28)) if p.exists()]
     if not layout.table(DAILY, day).exists():
         raise ValueError(f"the daily mart of {day} must be built before its rolling windows")
-    con = connect(settings)
-    counts = con.sql(load_sql("rolling_rates"), params={"daily": files, "day": day}).pl()
+    with connect(settings) as con:
+        counts = con.sql(load_sql("rolling_rates"), params={"daily": files, "day": day}).pl()
     frame = with_rates(counts)
     write_parquet_atomic(frame.to_arrow(), layout.table(ROLLING, day))
     return frame

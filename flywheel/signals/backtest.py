@@ -114,7 +114,6 @@ def measure(bt: Settings, policy: Policy, days: list[date]) -> ReplayResult:
     frames = [pl.read_parquet(layout.table(DECISIONS, d)) for d in days if layout.table(DECISIONS, d).exists()]
     decisions = pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
     ledger = read_ledger(bt)
-    con = connect(bt)
     per: dict[str, dict[str, Any]] = {}
 
     def slot(scenario: str) -> dict[str, Any]:
@@ -150,15 +149,16 @@ def measure(bt: Settings, policy: Policy, days: list[date]) -> ReplayResult:
                 plan.append({"scenario": scenario, "level": level, "threshold": threshold})
         if not plan:
             continue
-        con.register("plan", pl.DataFrame(plan, schema={"scenario": pl.String, "level": pl.String,
-                                                        "threshold": pl.Float64}).to_arrow())
-        for r in con.sql(load_sql("backtest_exposure"), params={"outcomes": str(outcomes)}).fetchall():
+        with connect(bt) as con:
+            con.register("plan", pl.DataFrame(plan, schema={"scenario": pl.String, "level": pl.String,
+                                                            "threshold": pl.Float64}).to_arrow())
+            exposure = con.sql(load_sql("backtest_exposure"), params={"outcomes": str(outcomes)}).fetchall()
+        for r in exposure:
             scenario, alone, failures, _events, seconds = r
             s = slot(scenario)
             s["acting_alone"] += int(alone)
             s["failures_unreviewed"] += int(failures)
             s["review_hours_off"] += float(alone) * float(seconds or 0.0) / 3600
-        con.unregister("plan")
     final = effective_levels(bt)
     last_logged = _logged_levels(decisions, days[-1]) if days else {}
     for scenario, s in per.items():
