@@ -325,6 +325,10 @@ def test_bad_sources_file_fails_the_parse_not_the_landing_file(tmp_path: Path, m
         parse_otlp(orjson.dumps(_doc((SUPPORT, [_plain_chat()]))))
     # readers.py turns a ValueError into a bad_file quarantine; a bad configuration is no bad file
     assert not isinstance(err.value, ValueError)
+    monkeypatch.delenv("FLYWHEEL_SOURCES")
+    monkeypatch.setenv("FLYWHEEL_DUCKDB_MEMORY", "lots")
+    with pytest.raises(SourcesError, match="the configuration is not valid: FLYWHEEL_DUCKDB_MEMORY"):
+        parse_otlp(orjson.dumps(_doc((SUPPORT, [_plain_chat()]))))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -460,3 +464,27 @@ def test_docs_show_the_shipped_default_sources_file() -> None:
     docs = (Path(__file__).parents[1] / "docs" / "otlp.md").read_text()
     block = docs.split("## The sources file", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
     assert yaml.safe_load(block) == yaml.safe_load(default_path().read_text())
+
+
+def test_a_changed_sources_file_is_read_again(tmp_path: Path) -> None:
+    import os
+
+    path = tmp_path / "sources.yaml"
+    path.write_text("version: 1\notlp:\n  fields:\n    autonomy_level: [{default: gated}]\n")
+    assert load_sources(path).otlp.fields.autonomy_level[0].default == "gated"
+    path.write_text("version: 1\notlp:\n  fields:\n    autonomy_level: [{default: shadow}]\n")
+    os.utime(path, ns=(1, 1))  # a different modification time, however fast the rewrite
+    assert load_sources(path).otlp.fields.autonomy_level[0].default == "shadow"
+
+
+def test_exported_spans_keep_the_sources_file_off() -> None:
+    from flywheel.otlp import export_otlp
+
+    event = {"event_id": "e1", "occurred_at": "2025-03-01T10:00:00Z", "model": "m", "status": "ok",
+             "attributes": {"gen_ai.agent.name": "agent-x"}}
+    events, _ = parse_otlp(orjson.dumps(export_otlp([event], [])))
+    # no scenario from gen_ai.agent.name or the span name, no default autonomy level: the record
+    # comes back as it went out (with an invented trace id)
+    record = events[0].record
+    assert record == {**event, "trace_id": record["trace_id"]}
+    assert len(record["trace_id"]) == 32

@@ -165,10 +165,17 @@ def load_sources(path: Path | None = None) -> Sources:
 
 
 def sources_from_env() -> Sources:
-    """The sources named by FLYWHEEL_SOURCES (through `Settings.from_env().sources`), else the default."""
+    """The sources named by FLYWHEEL_SOURCES (through `Settings.from_env().sources`), else the default.
+
+    A configuration the environment gets wrong is a SourcesError too, never a ValueError.
+    """
     from flywheel.config import Settings
 
-    return load_sources(Settings.from_env().sources)
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        raise SourcesError(f"the configuration is not valid: {exc}") from None
+    return load_sources(settings.sources)
 
 
 @functools.lru_cache(maxsize=8)
