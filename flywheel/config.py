@@ -15,6 +15,7 @@
 | FLYWHEEL_MAX_DECOMPRESSED_BYTES | 16GiB | a compressed landing file (.gz) that expands to more than this is refused as `bad_file` (see flywheel/ingest/readers.py) |
 | FLYWHEEL_MAX_COMPRESSION_RATIO | 100 | a compressed landing file that expands more than this many times its compressed size (checked once 64 MiB have come out) is refused as `bad_file`, a likely compression bomb |
 | FLYWHEEL_REDACT | on | redact e-mails, phone and card numbers from the failure clustering text (off: 0, false, no, off) |
+| FLYWHEEL_HASH_KEY | a random key kept in the store (`<store>/.hash_key`) | key of the keyed hash that replaces reviewer ids (rotation: flywheel/privacy.py) |
 | FLYWHEEL_SOURCES | (none: the default flywheel/sources/sources.yaml) | a sources file merged over the default: where OpenTelemetry spans' scenario, model, prompt version, confidence and autonomy level come from (docs/otlp.md) |
 
 The confidence gate's target and error level are policy (`gate.target`, `gate.delta` in the policy
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 
@@ -48,6 +49,7 @@ class Settings:
     max_decompressed_bytes: int = 16 * 1024**3
     max_compression_ratio: float = 100.0
     sources: Path | None = None
+    hash_key: str | None = field(default=None, repr=False)  # a secret: kept out of repr and logs
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":
@@ -75,6 +77,7 @@ class Settings:
                                           "FLYWHEEL_MAX_DECOMPRESSED_BYTES"),
             max_compression_ratio=_ratio_env("FLYWHEEL_MAX_COMPRESSION_RATIO", 100.0),
             sources=Path(env["FLYWHEEL_SOURCES"]) if env.get("FLYWHEEL_SOURCES", "").strip() else None,
+            hash_key=env.get("FLYWHEEL_HASH_KEY") or None,
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         for key in ("landing", "store", "db", "publish", "policy"):

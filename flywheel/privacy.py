@@ -24,6 +24,8 @@ from pathlib import Path
 import orjson
 import polars as pl
 
+from flywheel.config import Settings
+
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _CARD = re.compile(r"\b\d(?:[ -]?\d){12,18}\b")
 _PHONE = re.compile(r"(?<![\w-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,4}){1,4}(?![\w-])")
@@ -79,10 +81,11 @@ def redact_series(values: pl.Series) -> pl.Series:
 
 
 def hash_key(store: Path) -> bytes:
-    """The pseudonymisation key: FLYWHEEL_HASH_KEY, else the store's own key (created once)."""
-    env = os.environ.get("FLYWHEEL_HASH_KEY")
-    if env:
-        return env.encode()
+    """The pseudonymisation key: FLYWHEEL_HASH_KEY (`Settings.hash_key`, read at call time), else the
+    store's own key (created once)."""
+    configured = Settings.from_env().hash_key
+    if configured:
+        return configured.encode()
     path = store / ".hash_key"
     if not path.exists():
         store.mkdir(parents=True, exist_ok=True)
