@@ -488,3 +488,30 @@ def test_exported_spans_keep_the_sources_file_off() -> None:
     record = events[0].record
     assert record == {**event, "trace_id": record["trace_id"]}
     assert len(record["trace_id"]) == 32
+
+
+def test_a_bad_sources_file_stops_the_sync_and_quarantines_nothing(settings: Any, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from flywheel.ingest.sync import sync_landing
+
+    bad = tmp_path / "sources.yaml"
+    bad.write_text("version: 1\notlp:\n  fields:\n    autonomy_level: [{default: rogue}]\n")
+    monkeypatch.setenv("FLYWHEEL_SOURCES", str(bad))
+    (settings.landing / "otlp" / "spans.json").write_bytes(orjson.dumps(_doc((SUPPORT, [_plain_chat()]))))
+    with pytest.raises(SourcesError, match="autonomy_level: the default must be one of"):
+        sync_landing(settings)
+    monkeypatch.delenv("FLYWHEEL_SOURCES")
+    run_pipeline(settings)  # fixed: the same file is read then, and stored
+    assert query(settings, "SELECT count(*) FROM ingest.quarantine") == [(0,)]
+    assert query(settings, "SELECT autonomy_level FROM ingest.events") == [("assist",)]
+
+
+def test_protobuf_file_lands_like_its_json_form(settings: Any) -> None:
+    doc = _with_review(_doc((SUPPORT, [_plain_chat()])))
+    (settings.landing / "otlp" / "traces.json").write_bytes(_framed(_proto(doc)))
+    run_pipeline(settings)
+    assert query(settings, "SELECT count(*) FROM ingest.quarantine") == [(0,)]
+    assert query(settings, "SELECT event_id, scenario, model, autonomy_level, input_tokens FROM ingest.events") == [
+        (f"{TRACE}-00f067aa0ba902b7", "support-bot", "gpt-4o-mini", "assist", 120)]
+    assert query(settings, "SELECT intervention_id, event_id, action FROM ingest.interventions") == [
+        ("i1", f"{TRACE}-00f067aa0ba902b7", "accepted")]
