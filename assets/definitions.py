@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets.failures import failure_clusters
+from assets.failures import edit_patterns, failure_clusters
 from assets.ingest import events, interventions, landing_files
 from assets.jobs import nightly_job, refresh_job
 from assets.outcomes import calibration, daily_rates, event_outcomes, recovery, rolling_rates
@@ -16,7 +16,7 @@ from assets.sensors import landing_sensor, late_data_sensor
 
 defs = dg.Definitions(
     assets=[landing_files, events, interventions, event_outcomes, daily_rates, rolling_rates, recovery, calibration,
-            failure_clusters, decisions, decision_feed, report],
+            failure_clusters, edit_patterns, decisions, decision_feed, report],
     jobs=[nightly_job, refresh_job],
     schedules=[nightly_schedule],
     sensors=[landing_sensor, late_data_sensor],

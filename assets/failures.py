@@ -2,7 +2,8 @@
 and cluster_daily, built day by day in ascending order (each night continues the model of the
 nights before it), as one step so the four tables of a day are always from the same night; then
 the later nights that continued from an earlier build of these days are rebuilt
-(`flywheel.failures.refresh_stale`)."""
+(`flywheel.failures.refresh_stale`). Beside them, outcomes/event_outcomes -> failures/edit_patterns:
+what the humans changed in the drafts, per day and scenario."""
 
 import dagster as dg
 import polars as pl
@@ -15,12 +16,14 @@ from flywheel.failures import build_failures, refresh_stale
 from flywheel.failures.growth import ASSIGNMENTS as ASSIGNMENTS_TABLE
 from flywheel.failures.growth import CLUSTER_DAILY as DAILY_TABLE
 from flywheel.failures.growth import CLUSTERS as CLUSTERS_TABLE
+from flywheel.failures.patterns import build_edit_patterns, top_substitutions_markdown
 from flywheel.failures.tables import HISTORY as HISTORY_TABLE
 
 ASSIGNMENTS = dg.AssetKey(["failures", "assignments"])
 CLUSTERS = dg.AssetKey(["failures", "clusters"])
 HISTORY = dg.AssetKey(["failures", "cluster_history"])
 CLUSTER_DAILY = dg.AssetKey(["failures", "cluster_daily"])
+EDIT_PATTERNS = dg.AssetKey(["failures", "edit_patterns"])
 
 _SPEC = dict(group_name="failures", kinds={"duckdb", "parquet", "scikitlearn"}, owners=["team:flywheel"])
 TOP_PER_SCENARIO = 3
@@ -96,3 +99,19 @@ def failure_clusters(context: dg.AssetExecutionContext, flywheel: FlywheelResour
         "dagster/row_count": dg.MetadataValue.int(sum(b[DAILY_TABLE].height for b in built)),
         "flagged_last_day": dg.MetadataValue.int(flagged),
         "top_clusters_last_day": dg.MetadataValue.md(top_clusters_markdown(cd))})
+
+
+@dg.asset(key=EDIT_PATTERNS, deps=[EVENT_OUTCOMES], group_name="failures", kinds={"duckdb", "parquet", "polars"},
+          owners=["team:flywheel"], partitions_def=daily, backfill_policy=one_run)
+def edit_patterns(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -> dg.MaterializeResult:
+    """Per day and scenario, what the humans changed in the AI's drafts (substitutions, insertions,
+    deletions, moves, flags, length changes) and in how many of the edited events; every event whose
+    final text differs from its draft counts, text redacted first. Queried as `failures.edit_patterns`."""
+    settings = flywheel.settings()
+    frames = [build_edit_patterns(settings, day) for day in partition_days(context)]
+    build_catalog(settings)
+    last = frames[-1] if frames else pl.DataFrame()
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": dg.MetadataValue.int(sum(f.height for f in frames)),
+        "top_substitutions_last_day": dg.MetadataValue.md(top_substitutions_markdown(last) if last.height
+                                                          else "no edited events")})

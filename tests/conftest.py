@@ -90,6 +90,7 @@ def nightly_sample(root: Path, days: int = 30, changes: bool = True, events_per_
     the schedule would; returns
     (settings, truth, {day: that night's decisions})."""
     from flywheel.failures import build_failures
+    from flywheel.failures.patterns import build_edit_patterns
     from flywheel.generate import generate
     from flywheel.signals.decide import decide_day
     from flywheel.signals.policy import load_policy
@@ -105,6 +106,7 @@ def nightly_sample(root: Path, days: int = 30, changes: bool = True, events_per_
     decisions = {}
     for d in all_days:  # as the nightly job: the day's failure clusters, then its signals and decisions
         build_failures(settings, d, run_id=f"night-{d}")
+        build_edit_patterns(settings, d)
         decisions[d] = decide_day(settings, d, f"night-{d}", policy)
     build_catalog(settings)
     return settings, truth, decisions

@@ -13,9 +13,12 @@ import dagster as dg
 
 from assets.definitions import defs
 from assets.jobs import RANGE_END, RANGE_START
+from assets.resources import FlywheelResource
 from assets.schedules import nightly_day, nightly_schedule
-from assets.sensors import landing_sensor
+from assets.sensors import landing_sensor, late_data_sensor
 from conftest import write_jsonl
+from flywheel.ingest import changed_days
+from flywheel.store import Layout
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,6 +34,7 @@ def test_snapshot_of_assets_groups_and_checks():
     graph = defs.resolve_asset_graph()
     keys = sorted(k.to_user_string() for k in graph.get_all_asset_keys())
     assert keys == ["failures/assignments", "failures/cluster_daily", "failures/cluster_history", "failures/clusters",
+                    "failures/edit_patterns",
                     "ingest/events", "ingest/interventions", "landing/files",
                     "outcomes/calibration", "outcomes/daily_rates", "outcomes/event_outcomes", "outcomes/recovery",
                     "outcomes/reliability_bins", "outcomes/rolling_rates", "publish/decision_feed", "publish/report",
@@ -54,6 +58,9 @@ def test_snapshot_of_assets_groups_and_checks():
     drift = graph.get(dg.AssetKey(["signals", "drift"]))
     assert dg.AssetKey(["failures", "cluster_daily"]) in drift.parent_keys  # growth feeds the drift signals
     assert dg.AssetKey(["outcomes", "event_outcomes"]) in graph.get(dg.AssetKey(["failures", "assignments"])).parent_keys
+    assert graph.get(dg.AssetKey(["failures", "edit_patterns"])).parent_keys == {dg.AssetKey(["outcomes", "event_outcomes"])}
+    nightly = defs.resolve_job_def("nightly").asset_layer.executable_asset_keys
+    assert dg.AssetKey(["failures", "edit_patterns"]) in nightly
 
 
 def test_nightly_day_is_yesterday():
@@ -73,13 +80,32 @@ def test_landing_sensor_runs_the_days_of_new_files_once(settings):
         {"event_id": "e1", "occurred_at": "2026-03-01T10:00:00Z"},
         {"event_id": "e2", "occurred_at": "2026-03-03T23:30:00-02:00"},  # UTC: 2026-03-04
     ])
-    context = dg.build_sensor_context(cursor=None)
+    context = dg.build_sensor_context(cursor=None, resources={"flywheel": FlywheelResource()})
     result = landing_sensor(context)
     assert len(result.run_requests) == 1
     tags = result.run_requests[0].tags
     assert (tags[RANGE_START], tags[RANGE_END]) == ("2026-03-01", "2026-03-04")
-    again = landing_sensor(dg.build_sensor_context(cursor=result.cursor))
+    again = landing_sensor(dg.build_sensor_context(cursor=result.cursor, resources={"flywheel": FlywheelResource()}))
     assert isinstance(again, dg.SkipReason)
+
+
+def test_sensors_read_the_paths_of_the_configured_resource(settings, tmp_path):
+    """A FlywheelResource configured in Dagster with other paths than the environment's (which the
+    `settings` fixture sets) is what the sensors read: the landing sensor its landing folder, the
+    late-data sensor its store."""
+    other = FlywheelResource(landing=str(tmp_path / "other" / "landing"), store=str(tmp_path / "other" / "store"))
+    (tmp_path / "other" / "landing" / "events").mkdir(parents=True)
+    write_jsonl(tmp_path / "other" / "landing" / "events" / "b.jsonl", [{"event_id": "e1", "occurred_at": "2026-03-05T10:00:00Z"}])
+    result = landing_sensor(dg.build_sensor_context(cursor=None, resources={"flywheel": other}))
+    assert [(r.tags[RANGE_START], r.tags[RANGE_END]) for r in result.run_requests] == [("2026-03-05", "2026-03-05")]
+    from_env = landing_sensor(dg.build_sensor_context(cursor=None, resources={"flywheel": FlywheelResource()}))
+    assert isinstance(from_env, dg.SkipReason)  # the environment's landing folder is empty
+    changed_days.mark(Layout(tmp_path / "other" / "store"), [date(2026, 3, 2)])
+    with dg.DagsterInstance.ephemeral() as instance:
+        late = late_data_sensor(dg.build_sensor_context(instance=instance, resources={"flywheel": other}))
+        assert [(r.tags[RANGE_START], r.tags[RANGE_END]) for r in late.run_requests] == [("2026-03-02", "2026-03-02")]
+        from_env = late_data_sensor(dg.build_sensor_context(instance=instance, resources={"flywheel": FlywheelResource()}))
+        assert not from_env.run_requests  # nothing waits in the environment's store
 
 
 def test_flywheel_library_never_imports_dagster():

@@ -118,3 +118,34 @@ def test_the_view_answers_the_most_frequent_substitutions(tiny):
     rows = query(tiny, "SELECT scenario, before, after, sum(events) FROM failures.edit_patterns "
                        "WHERE kind = 'substitution' GROUP BY ALL ORDER BY 4 DESC, 1, 2 LIMIT 2")
     assert rows == [("support_de", "sie", "du", 2), ("refund", "refund", "credit", 1)]
+
+
+def test_the_asset_materialises_a_range_of_days_with_metadata(tiny):
+    import dagster as dg
+
+    from assets.failures import edit_patterns
+    from assets.jobs import range_tags
+    from assets.resources import FlywheelResource
+
+    resources = {"flywheel": FlywheelResource(landing=str(tiny.landing), store=str(tiny.store), db=str(tiny.db))}
+    result = dg.materialize([edit_patterns], resources=resources, tags=range_tags(D1, D2))
+    assert result.success
+    mats = result.asset_materializations_for_node("failures__edit_patterns")
+    assert sorted(m.partition for m in mats) == ["2026-03-01", "2026-03-02"]  # one run, both days
+    assert {m.metadata["dagster/row_count"].value for m in mats} == {6}
+    assert {m.metadata["top_substitutions_last_day"].value for m in mats} == {"no edited events"}  # D2 is empty
+    for day in (D1, D2):
+        assert Layout(tiny.store).table(EDIT_PATTERNS, day).exists()
+    assert query(tiny, "SELECT count(*) FROM failures.edit_patterns") == [(6,)]
+
+
+def test_the_cookbook_question_on_the_tiny_store(tiny):
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "cookbook.md").read_text()
+    (sql,) = re.findall(r"### 15\. Which words do reviewers always change\?\n.*?```sql\n(.*?)```", page, re.S)
+    build_edit_patterns(tiny, D1)
+    build_catalog(tiny)
+    assert query(tiny, sql) == [("refund", "refund", "credit", 1, 1.0), ("support_de", "sie", "du", 2, 0.5),
+                                ("support_de", "haben", "hast", 1, 0.25), ("support_de", "können", "kannst", 1, 0.25)]

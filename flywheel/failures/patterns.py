@@ -89,3 +89,19 @@ def build_edit_patterns(settings: Settings, day: date) -> pl.DataFrame:
     table = frame.to_arrow().cast(SCHEMA)
     write_parquet_atomic(table, Layout(settings.store).table(EDIT_PATTERNS, day))
     return frame
+
+
+def top_substitutions_markdown(frame: pl.DataFrame, top: int = 5) -> str:
+    """A Markdown table of each scenario's `top` most frequent substitutions in `frame` (rows of
+    `SCHEMA`, one day or several summed), most events first."""
+    subs = (frame.filter(pl.col("kind") == "substitution")
+            .group_by("scenario", "before", "after").agg(pl.col("events").sum())
+            .sort(["scenario", "events", "before", "after"], descending=[False, True, False, False])
+            .group_by("scenario", maintain_order=True).head(top))
+    if subs.height == 0:
+        return "no substitutions"
+    lines = ["| scenario | before | after | events |", "|---|---|---|---|"]
+    for r in subs.iter_rows(named=True):
+        cells = [str(r[c]).replace("|", "/") for c in ("scenario", "before", "after", "events")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
