@@ -1,6 +1,10 @@
 """Sensors: `landing_sensor` runs the days that new landing files hold; `late_data_sensor` runs
 the older event days whose inputs a landing sync changed (late interventions, late or corrected
-events), from the store's record of days to rebuild, and clears the days successful runs rebuilt."""
+events), from the store's record of days to rebuild, and clears the days successful runs rebuilt.
+
+Both read the landing folder and the store through the `flywheel` resource (`FlywheelResource`),
+the one the runs they ask for get: paths configured there in Dagster, not only in the
+environment, are the ones a sensor watches."""
 
 
 import hashlib
@@ -11,7 +15,7 @@ import dagster as dg
 
 from assets.jobs import REBUILD_VERSION, clear_rebuilt, nightly_job, range_tags, refresh_job, refresh_ranges, run_days_of
 from assets.partitions import FIRST_DAY
-from flywheel.config import Settings
+from assets.resources import FlywheelResource
 from flywheel.ingest import changed_days
 from flywheel.ingest.peek import is_regular_file, peek_days
 from flywheel.ingest.readers import Limits
@@ -32,11 +36,11 @@ _RANGE_KEY = "flywheel/rebuild_range"
            description="Watches the landing folder; new or changed files start a run over the event "
                        "days they hold (the run's landing sync records older event days whose "
                        "interventions arrived; late_data_sensor runs those).")
-def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+def landing_sensor(context: dg.SensorEvaluationContext, flywheel: FlywheelResource) -> dg.SensorResult | dg.SkipReason:
     """Compare landing files (size, mtime) with the cursor; ask for a run over the days they touch.
     Anything that is not a regular file (a named pipe) is skipped with a warning, never opened:
     the run refuses it."""
-    settings = Settings.from_env()
+    settings = flywheel.settings()
     seen: dict[str, list[int]] = json.loads(context.cursor) if context.cursor else {}
     current: dict[str, list[int]] = {}
     changed = []
@@ -73,7 +77,7 @@ def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.
                        "rebuilt since (late interventions for old events, late or corrected events "
                        "files), one run per range of consecutive days; on by default, since without it "
                        "late reviews never count.")
-def late_data_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+def late_data_sensor(context: dg.SensorEvaluationContext, flywheel: FlywheelResource) -> dg.SensorResult | dg.SkipReason:
     """Clear the days successful nightly runs rebuilt, and after a rebuild of older days ask for
     `refresh_windows` over the later days up to the newest decided one (their window figures and
     decisions, so the feed sees the late reviews); ask for a run over each range of consecutive
@@ -81,7 +85,7 @@ def late_data_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | d
     key holds the range, the newest version it was marked at and the failed attempts so far: a
     range is asked for once per change of its inputs, and again after a failure, up to
     `_ATTEMPTS` times (then it waits for an operator or a new change)."""
-    settings = Settings.from_env()
+    settings = flywheel.settings()
     layout = Layout(settings.store)
     instance = context.instance
     since = float(context.cursor) if context.cursor else 0.0

@@ -14,6 +14,9 @@ from assets.jobs import RANGE_END, RANGE_START
 from assets.resources import FlywheelResource
 from conftest import query, write_jsonl
 
+# what Definitions gives the sensors: the resource resolved from the environment the fixtures set
+SENSOR_RESOURCES = {"flywheel": FlywheelResource()}
+
 D = date(2026, 10, 1)  # an event day well in the past: `flywheel run` refuses today and later
 LATE = D + timedelta(days=26)  # inside FLYWHEEL_MAX_REVIEW_LAG_DAYS = 28
 
@@ -79,7 +82,7 @@ def dagster_night(settings, instance: dg.DagsterInstance, today: date, cursors: 
     for _ in range(5):
         before = len(launched)
         for sensor in defs.sensors:
-            result = sensor(dg.build_sensor_context(instance=instance, cursor=cursors.get(sensor.name)))
+            result = sensor(dg.build_sensor_context(instance=instance, cursor=cursors.get(sensor.name), resources=resources))
             if isinstance(result, dg.SensorResult) and result.cursor is not None:
                 cursors[sensor.name] = result.cursor
             for request in _requests(result):
@@ -265,7 +268,7 @@ def test_late_data_sensor_asks_once_per_change_and_clears_after_success(late_set
     changed_days.mark(layout, days[:2])
     changed_days.mark(layout, [days[2]])
     with dg.DagsterInstance.ephemeral() as instance:
-        result = late_data_sensor(dg.build_sensor_context(instance=instance))
+        result = late_data_sensor(dg.build_sensor_context(instance=instance, resources=SENSOR_RESOURCES))
         asked = [(r.tags[RANGE_START], r.tags[RANGE_END], r.run_key) for r in result.run_requests]
         assert asked == [(str(days[0]), str(days[1]), f"rebuild-{days[0]}-{days[1]}-v1-a0"),
                          (str(days[2]), str(days[2]), f"rebuild-{days[2]}-{days[2]}-v2-a0")]
@@ -274,12 +277,12 @@ def test_late_data_sensor_asks_once_per_change_and_clears_after_success(late_set
 
         create_run_for_test(instance, job_name="nightly", status=dg.DagsterRunStatus.STARTED,
                             tags=range_tags(days[0], days[1]))
-        result = late_data_sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor))
+        result = late_data_sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor, resources=SENSOR_RESOURCES))
         assert [r.tags[RANGE_START] for r in result.run_requests] == [str(days[2])]
         # a successful run over D..D+5 whose sync saw version 2 clears all three
         create_run_for_test(instance, job_name="nightly", status=dg.DagsterRunStatus.SUCCESS,
                             tags={**range_tags(days[0], days[2]), REBUILD_VERSION: "2"})
-        result = late_data_sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor))
+        result = late_data_sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor, resources=SENSOR_RESOURCES))
         assert result.run_requests in (None, [])
         assert changed_days.pending(layout).days == {}
 
@@ -295,7 +298,7 @@ def test_a_failed_rebuild_is_asked_for_again_up_to_three_times(late_settings):
     with dg.DagsterInstance.ephemeral() as instance:
         keys = []
         for attempt in range(4):
-            result = late_data_sensor(dg.build_sensor_context(instance=instance))
+            result = late_data_sensor(dg.build_sensor_context(instance=instance, resources=SENSOR_RESOURCES))
             requests = list(result.run_requests or [])
             keys.append([r.run_key for r in requests])
             for r in requests:  # the run fails (a blocking check, say)

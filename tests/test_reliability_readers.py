@@ -187,6 +187,7 @@ def test_a_named_pipe_in_the_landing_folder_does_not_hang_the_peek_or_the_sensor
     import dagster as dg
 
     from assets.jobs import RANGE_START
+    from assets.resources import FlywheelResource
     from assets.sensors import landing_sensor
 
     write_jsonl(settings.landing / "events" / "a.jsonl", [event(1)])
@@ -197,7 +198,7 @@ def test_a_named_pipe_in_the_landing_folder_does_not_hang_the_peek_or_the_sensor
     def look() -> None:
         got["peek"] = peek_days(fifo, "events")
         with dg.instance_for_test() as instance:
-            got["sensor"] = landing_sensor(dg.build_sensor_context(instance=instance))
+            got["sensor"] = landing_sensor(dg.build_sensor_context(instance=instance, resources={"flywheel": FlywheelResource()}))
 
     worker = threading.Thread(target=look, daemon=True)
     worker.start()
