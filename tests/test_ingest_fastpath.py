@@ -18,6 +18,7 @@ from flywheel.generate import generate
 from flywheel.ingest.bulk import validate_batch
 from flywheel.ingest.sync import sync_landing
 from flywheel.ingest.validate import validate_record
+from reference_ingest import sync_landing_reference
 from test_bad_input import _write, landing_files
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -37,9 +38,9 @@ def _store_contents(store: Path) -> dict[str, object]:
 
 def _both_ways(landing: Path, root: Path, workers: int = 1) -> tuple[dict[str, object], dict[str, object]]:
     got = []
-    for name, reference in (("fast", False), ("reference", True)):
+    for name, sync in (("fast", sync_landing), ("reference", sync_landing_reference)):
         s = Settings(landing=landing, store=root / name, db=root / f"{name}.duckdb")
-        sync_landing(s, workers=workers, reference=reference)
+        sync(s, workers=workers)
         got.append(_store_contents(s.store))
     return got[0], got[1]
 
@@ -50,10 +51,14 @@ def _assert_same(fast: dict[str, object], ref: dict[str, object]) -> None:
         assert fast[key] == ref[key], key
 
 
+# The generated days the first test stages both ways (every kind of bad record the generator makes).
+GENERATED = {"days": 5, "events_per_day": 1500, "seed": 11}
+
+
 def test_generated_days_with_every_kind_of_bad_record_stage_identically(tmp_path, monkeypatch):
     monkeypatch.setenv("FLYWHEEL_HASH_KEY", "fastpath-test")
     landing = tmp_path / "landing"
-    generate(landing, days=5, events_per_day=1500, seed=11, progress=False)
+    generate(landing, **GENERATED, progress=False)
     fast, ref = _both_ways(landing, tmp_path)
     quarantine = [rows for key, (_, rows) in ((k, v) for k, v in ref.items() if "quarantine" in k and isinstance(v, tuple))]
     assert sum(len(rows) for rows in quarantine) > 20  # the generator's malformed records are there
@@ -88,13 +93,17 @@ def _gz(data: bytes) -> bytes:
     return gzip.compress(data, mtime=0)
 
 
-def test_hand_made_corner_files_stage_identically(tmp_path, monkeypatch):
+def corner_limits(monkeypatch) -> None:
+    """The limits the corner files are read under: records of at most 400 bytes, read 128 bytes at a time."""
     import flywheel.ingest.batches as batches
     import flywheel.ingest.readers as readers
 
-    monkeypatch.setenv("FLYWHEEL_HASH_KEY", "fastpath-test")
     monkeypatch.setattr(readers, "MAX_RECORD_BYTES", 400)
     monkeypatch.setattr(batches, "READ_BYTES", 128)
+
+
+def write_corner_files(landing: Path) -> None:
+    """Write the hand-made corner files into the landing folder `landing`."""
     good = json.dumps({**_BASE, "output_text": "hé"}).encode()
     csv_rows = ("intervention_id,event_id,occurred_at,action,final_text,review_seconds\r\n"
                 "i1,e1,2026-03-01T10:00:00Z,accepted,,1.5\r\ni2,e1,2026-03-01T10:00:00Z,edited,\"a\nb\",x\r\n"
@@ -127,10 +136,16 @@ def test_hand_made_corner_files_stage_identically(tmp_path, monkeypatch):
                                         b"i8,e1,2026-03-01T10:00:00Z,nope,ann@x.example\n"
                                         b'i9,e1,2026-03-01T10:00:00Z,accepted,"b,ob",extra\ni10,e1\n'),
     }
-    landing = tmp_path / "landing"
     for rel, data in files.items():
         (landing / rel).parent.mkdir(parents=True, exist_ok=True)
         (landing / rel).write_bytes(data)
+
+
+def test_hand_made_corner_files_stage_identically(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLYWHEEL_HASH_KEY", "fastpath-test")
+    corner_limits(monkeypatch)
+    landing = tmp_path / "landing"
+    write_corner_files(landing)
     fast, ref = _both_ways(landing, tmp_path)
     _assert_same(fast, ref)
     manifests = [m for k, m in ref.items() if k.startswith("manifests/")]

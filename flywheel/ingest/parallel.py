@@ -5,7 +5,7 @@ process leaves a core idle. For a big JSON Lines file (`staging.PARALLEL_MIN_FIL
 in a sync with at least `staging.PARALLEL_MIN_BYTES` of JSON Lines to read) the main process
 decompresses the file and cuts it into blocks of whole lines (`batches.line_blocks`);
 worker processes turn each block into staged Arrow tables and quarantine rows
-(`staging.stage_chunk`, the same code the serial path runs); the main process takes the results
+(`chunk_stager.stage_chunk`, the same code the serial path runs); the main process takes the results
 back in block order and writes them. The output is therefore identical to the serial path's (held
 equal by `tests/test_ingest_fastpath.py`). At most `workers + 1` blocks (16 MB each) are in flight.
 Measured on a 1M-event day (2 cores, load ~3): 50 s wall in one process, 31.5 s with 2 workers.
@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import flywheel.ingest.readers as readers
-from flywheel.ingest.batches import line_blocks
+from flywheel.ingest.batches import jsonl_chunks, line_blocks
+from flywheel.ingest.chunk_stager import stage_chunk
 from flywheel.ingest.readers import Limits
 
 Piece = tuple[str, int, Any, list[dict[str, Any]]]  # kind, records read, staged table or None, quarantine rows
@@ -74,9 +75,6 @@ def stage_block(kind: str, first: int, block: bytes, long: frozenset[int], rel: 
                 limit: int) -> list[Piece]:
     """Worker side: the staged pieces of one block of lines (first line number `first`; `long`: the
     numbers of lines cut short, see `batches.line_blocks`)."""
-    from flywheel.ingest.batches import jsonl_chunks
-    from flywheel.ingest.staging import stage_chunk
-
     readers.MAX_RECORD_BYTES = limit  # a spawned worker does not see the parent's setting
     was = gc.isenabled()
     gc.disable()  # see sync._no_gc

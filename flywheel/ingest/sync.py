@@ -4,7 +4,7 @@
 whose size, modification time and SHA-256 match its manifest is skipped (already ingested); a new
 or changed file is read in batches (`staging`): valid records are staged as Parquet per day (events by their UTC
 event date, interventions by their UTC date) and every invalid record goes to the file's
-quarantine piece with its reason. Each file's manifest records what was read, so that
+quarantine piece with its reason. Each file's manifest (`ingest.manifest`) records what was read, so that
 `records read = staged + quarantined` per file, and later
 `staged = stored + duplicates + partition quarantine + pending`. Before a file's manifest is written,
 the event days whose inputs it changed are recorded as days to rebuild (`changed_days`).
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import json
 import logging
 import os
 from collections.abc import Iterator
@@ -36,27 +35,16 @@ from pathlib import Path
 from typing import Any
 
 from flywheel.config import Settings
-from flywheel.ingest.parallel import Workers
 from flywheel.ingest import changed_days, staging
 from flywheel.ingest.changed_days import file_changed_days
+from flywheel.ingest.manifest import FileResult, file_id, file_manifest, load_manifests, write_manifest
+from flywheel.ingest.parallel import Workers
 from flywheel.ingest.readers import KINDS, Limits, file_format
-from flywheel.ingest.reference import stage_file_reference
 from flywheel.ingest.staging import stage_file
-from flywheel.store import Layout, exclusive, write_bytes_atomic
+from flywheel.store import Layout, exclusive
 
 _SKIP_SUFFIXES = (".tmp", ".part", ".crdownload", ".partial")
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class FileResult:
-    """What one sync did with one landing file."""
-
-    path: str
-    status: str  # new, changed, unchanged, refused, vanished (gone before it was read), renamed
-    read: int = 0
-    staged: dict[str, int] = field(default_factory=dict)
-    quarantined: int = 0
 
 
 @dataclass
@@ -72,11 +60,6 @@ class SyncReport:
     @property
     def changed(self) -> list[FileResult]:
         return [f for f in self.files if f.status != "unchanged"]
-
-
-def file_id(relpath: str) -> str:
-    """A stable id for a landing path (relative to the landing folder)."""
-    return hashlib.blake2b(relpath.encode("utf-8", errors="surrogateescape"), digest_size=10).hexdigest()
 
 
 def discover(landing: Path) -> list[tuple[str, str, Path]]:
@@ -97,23 +80,13 @@ def discover(landing: Path) -> list[tuple[str, str, Path]]:
     return sorted(found, key=lambda item: item[1])
 
 
-def load_manifests(layout: Layout) -> dict[str, dict[str, Any]]:
-    """Every file manifest in the store, by file id."""
-    out: dict[str, dict[str, Any]] = {}
-    if layout.manifests.is_dir():
-        for path in layout.manifests.glob("*.json"):
-            out[path.stem] = json.loads(path.read_text())
-    return out
-
-
-def sync_landing(settings: Settings, workers: int | None = None, *, reference: bool = False) -> SyncReport:
+def sync_landing(settings: Settings, workers: int | None = None) -> SyncReport:
     """Stage every new or changed landing file; see the module docstring.
 
     Files are staged one after another, each streamed in batches (`staging.stage_file`). When
     there is enough JSON Lines to read (`staging.PARALLEL_MIN_BYTES`), large JSON Lines files are
     decoded by `workers` processes (default: up to 2, one per core; 1 keeps everything in this
-    process). `reference=True` stages record by record instead (`reference.stage_file_reference`),
-    the slow path the fast one is tested against.
+    process).
     """
     layout = Layout(settings.store)
     landing = settings.landing
@@ -147,7 +120,7 @@ def sync_landing(settings: Settings, workers: int | None = None, *, reference: b
             if refusal is None:
                 if old and old.get("sha256") == digest:
                     old.update(size=st.st_size, mtime_ns=st.st_mtime_ns)
-                    write_bytes_atomic(json.dumps(old, indent=1).encode(), layout.manifest(fid))
+                    write_manifest(layout, fid, old)
                     results.append(FileResult(rel, "unchanged"))
                     continue
                 if not old and digest in gone:
@@ -166,7 +139,7 @@ def sync_landing(settings: Settings, workers: int | None = None, *, reference: b
                 next_seq += 1
             jobs.append((len(results), {"store": str(layout.root), "kind": kind, "rel": rel, "path": str(path),
                                         "fid": fid, "seq": seq, "refusal": refusal, "digest": digest,
-                                        "size": size, "mtime_ns": mtime_ns, "old": old, "reference": reference,
+                                        "size": size, "mtime_ns": mtime_ns, "old": old,
                                         "lag": settings.max_review_lag_days,
                                         "limits": (settings.max_decompressed_bytes, settings.max_compression_ratio)}))
             results.append(None)
@@ -217,13 +190,11 @@ def _record_rename(layout: Layout, original: dict[str, Any], kind: str, rel: str
                    digest: str, st: os.stat_result) -> None:
     """Write the manifest of `rel`, a file with the same bytes as `original` (whose path has left the
     landing folder): nothing read from it, its records stay those of `original`."""
-    manifest = {"path": rel, "file_id": fid, "seq": seq, "folder": kind, "format": file_format(kind, rel),
-                "read": 0, "staged": {}, "quarantined": 0, "bad_file": None, "refused": None,
-                "event_days": [], "intervention_days": [], "renamed_from": original["path"],
-                "sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    manifest = {**file_manifest(kind, rel, rel, fid, seq, 0, {}, 0, None, None, [], []),
+                "renamed_from": original["path"], "sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
     log.info("landing file %s has the bytes of %s, which left the landing folder: a rename, not read again",
              rel, original["path"])
-    write_bytes_atomic(json.dumps(manifest, indent=1).encode(), layout.manifest(fid))
+    write_manifest(layout, fid, manifest)
 
 
 def _stage_job(job: dict[str, Any], pool: Workers | None) -> tuple[dict[str, Any] | None, FileResult, set[date]]:
@@ -236,8 +207,7 @@ def _stage_job(job: dict[str, Any], pool: Workers | None) -> tuple[dict[str, Any
     limits = Limits(*job["limits"])
     args = (layout, job["kind"], job["rel"], Path(job["path"]), fid, job["seq"], job["refusal"])
     try:
-        manifest, result = (stage_file_reference(*args, limits=limits) if job["reference"]
-                            else stage_file(*args, workers=pool, limits=limits))
+        manifest, result = stage_file(*args, workers=pool, limits=limits)
     except FileNotFoundError:
         if os.path.lexists(job["path"]):
             raise  # something else is missing
@@ -250,7 +220,7 @@ def _stage_job(job: dict[str, Any], pool: Workers | None) -> tuple[dict[str, Any
     # Marked before the manifest is written: a crash in between re-stages the file and marks again.
     changed = file_changed_days(layout, manifest, job["old"], job["lag"])
     changed_days.mark(layout, changed)
-    write_bytes_atomic(json.dumps(manifest, indent=1).encode(), layout.manifest(job["fid"]))
+    write_manifest(layout, job["fid"], manifest)
     return manifest, result, changed
 
 

@@ -1,10 +1,12 @@
-"""Stage one landing file record by record: the reference the fast path is held equal to.
+"""The per-record reference ingest: the test oracle the batch staging is held equal to.
 
-This is the sync's original staging: every record read by `readers.read_file` and checked by
-`validate.validate_record`, all rows held in memory and written at the end. It is slow (~35 µs a
-record) and memory-hungry, and is kept only as the definition of the right answer:
-`sync_landing(..., reference=True)` uses it, and `tests/test_ingest_fastpath.py` asserts that
-`staging.stage_file` writes exactly the same staged rows, quarantine and manifests.
+This is the sync's original staging, kept with the tests and not in the product: every record
+read by `readers.read_file` and checked by `validate.validate_record`, all rows held in memory and
+written at the end. It is slow (~35 µs a record) and memory-hungry, and is kept only as the
+definition of the right answer: `sync_landing_reference` runs the product's `sync_landing` with
+each file staged by `stage_file_reference` instead of `staging.stage_file`, and
+`tests/test_ingest_fastpath.py` asserts that both write exactly the same staged rows, quarantine
+and manifests.
 """
 
 from __future__ import annotations
@@ -12,22 +14,33 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import polars as pl
 import pyarrow as pa
 
-from flywheel.ingest.readers import BadFile, Limits, file_format, read_file
-from flywheel.ingest.validate import Problem, describe, primary_reason, validate_record
-from flywheel.privacy import hash_key, pseudonymise, pseudonymise_raw
+import flywheel.ingest.sync as sync
+from flywheel.config import Settings
+from flywheel.ingest.chunk_stager import bad_file_row, quarantine_row
+from flywheel.ingest.manifest import FileResult, file_manifest
+from flywheel.ingest.readers import BadFile, Limits, read_file
+from flywheel.ingest.validate import validate_record
+from flywheel.privacy import hash_key, pseudonymise
 from flywheel.schemas import QUARANTINE, STAGED
 from flywheel.store import Layout, write_parquet_atomic
 
 
-def stage_file_reference(layout: Layout, folder_kind: str, rel: str, path: Path, fid: str, seq: int,
-                         refusal: str | None, limits: Limits | None = None) -> tuple[dict[str, Any], Any]:
-    """Stage the file at `path` record by record; returns (manifest, FileResult) like `staging.stage_file`."""
-    from flywheel.ingest.sync import FileResult
+def sync_landing_reference(settings: Settings, workers: int | None = None) -> sync.SyncReport:
+    """`sync.sync_landing`, with every file staged record by record (`stage_file_reference`)."""
+    with mock.patch.object(sync, "stage_file", stage_file_reference):
+        return sync.sync_landing(settings, workers=workers)
 
+
+def stage_file_reference(layout: Layout, folder_kind: str, rel: str, path: Path, fid: str, seq: int,
+                         refusal: str | None, workers: Any = None,
+                         limits: Limits | None = None) -> tuple[dict[str, Any], FileResult]:
+    """Stage the file at `path` record by record; returns (manifest, FileResult) like
+    `staging.stage_file` (`workers` is ignored: everything is read in this process)."""
     rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
     quarantine: list[dict[str, Any]] = []
     read = 0
@@ -54,32 +67,16 @@ def stage_file_reference(layout: Layout, folder_kind: str, rel: str, path: Path,
         # Nothing from a bad file is kept but the file itself: one quarantine row, counted as one record.
         rows.clear()
         read = 1
-        kind = folder_kind if folder_kind != "otlp" else "events"
-        quarantine = [quarantine_row(kind, rel, None, [Problem("bad_file", bad)], None)]
+        quarantine = [bad_file_row(folder_kind, rel, bad)]
     days: dict[str, list[str]] = {"events": [], "interventions": []}
     for kind, kind_rows in rows.items():
         days[kind] = _write_staged(layout, kind, kind_rows, fid)
     if quarantine:
         write_parquet_atomic(pa.Table.from_pylist(quarantine, schema=QUARANTINE), layout.staged_quarantine(fid))
     staged = {kind: len(kind_rows) for kind, kind_rows in rows.items()}
-    manifest = {
-        "path": rel, "file_id": fid, "seq": seq, "folder": folder_kind,
-        "format": file_format(folder_kind, path.name), "read": read,
-        "staged": staged, "quarantined": len(quarantine), "bad_file": bad,
-        "refused": refusal, "event_days": days["events"], "intervention_days": days["interventions"],
-    }
+    manifest = file_manifest(folder_kind, rel, path.name, fid, seq, read, staged, len(quarantine), bad, refusal,
+                             days["events"], days["interventions"])
     return manifest, FileResult(rel, "new", read, staged, len(quarantine))
-
-
-def quarantine_row(kind: str, rel: str, line: int | None, problems: list[Problem], raw: str | None,
-                   key: bytes | None = None, reviewer_col: int | None = None) -> dict[str, Any]:
-    """One row of a file's quarantine piece; with `key`, the raw text's reviewer ids are replaced by
-    their pseudonyms, as in stored interventions (`privacy.pseudonymise_raw`; `reviewer_col`: the
-    reviewer_id column of a CSV row)."""
-    if key is not None:
-        raw = pseudonymise_raw(raw, key, reviewer_col)
-    return {"record_kind": kind, "source_file": rel, "source_line": line,
-            "reason_code": primary_reason(problems), "reason": describe(problems), "raw": raw}
 
 
 def _write_staged(layout: Layout, kind: str, rows: list[dict[str, Any]], fid: str) -> list[str]:
