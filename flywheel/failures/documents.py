@@ -24,6 +24,7 @@ import polars as pl
 
 from flywheel.config import Settings
 from flywheel.engine import connect
+from flywheel.failures.edits import edit_columns
 from flywheel.privacy import redact_series
 from flywheel.schemas import STORED
 from flywheel.sql import load_sql
@@ -35,8 +36,10 @@ NO_OUTPUT_STATUSES: tuple[str, ...] = ("error", "timeout")
 HEAVY = "heavy"
 # Reason codes that carry no information about what went wrong.
 GENERIC_REASONS: tuple[str, ...] = ("other", "others", "none", "n/a", "na", "unknown", "misc", "general")
-FIELDS: tuple[str, ...] = ("reason_text", "comment_text", "removed_words", "added_words", "draft_text",
-                           "status_text", "system_text")
+# The fields a featurizer hashes (`features.Featurizer.fields`), and every text field a document
+# has: removed_words and added_words are only hashed by model states saved before edit_text.
+FIELDS: tuple[str, ...] = ("reason_text", "comment_text", "draft_text", "status_text", "system_text", "edit_text")
+TEXT_FIELDS: tuple[str, ...] = (*FIELDS, "removed_words", "added_words")
 OUTCOMES_TABLE = "outcomes/event_outcomes"
 
 # Word tokens for the edit diff: runs of letters or digits (digits already written as 0).
@@ -46,7 +49,7 @@ DOCUMENT_SCHEMA: dict[str, pl.DataType] = {
     "event_id": pl.String(), "event_date": pl.Date(), "scenario": pl.String(), "model": pl.String(),
     "prompt_version": pl.String(), "status": pl.String(), "outcome": pl.String(), "edit_class": pl.String(),
     "reason_code": pl.String(), "comment": pl.String(), "final_intervention_id": pl.String(),
-    **{f: pl.String() for f in FIELDS}, "summary": pl.String(),
+    **{f: pl.String() for f in TEXT_FIELDS}, "edit_diff": pl.String(), "summary": pl.String(),
 }
 
 
@@ -76,7 +79,7 @@ def _norm(expr: pl.Expr) -> pl.Expr:
 
 
 # Free text that may carry personal data; redacted (on by default) before anything is derived from it.
-REDACTED: tuple[str, ...] = ("comment", "output_text", "final_text", "error_message")
+REDACTED: tuple[str, ...] = ("comment", "input_text", "output_text", "final_text", "error_message")
 
 
 def documents(raw: pl.DataFrame, redact: bool = True) -> pl.DataFrame:
@@ -94,11 +97,13 @@ def documents(raw: pl.DataFrame, redact: bool = True) -> pl.DataFrame:
         frame = frame.with_columns([redact_series(frame[c]) for c in REDACTED if c in frame.columns
                                     and frame.schema[c] == pl.String])
     for name, dtype in (("model", pl.String()), ("prompt_version", pl.String()), ("edit_class", pl.String()),
-                        ("final_intervention_id", pl.String()),
+                        ("final_intervention_id", pl.String()), ("input_text", pl.String()),
                         ("error_type", pl.String()), ("error_message", pl.String()),
                         ("failed_tools", pl.List(pl.String()))):
         if name not in frame.columns:
             frame = frame.with_columns(pl.lit(None, dtype=dtype).alias(name))
+    # The edit operations, on the redacted texts with their case (a casing-only edit is one).
+    frame = edit_columns(frame.with_columns(pl.col("output_text", "final_text", "input_text").cast(pl.String)))
     code = _norm(pl.col("reason_code")).str.strip_chars()
     out_words = _norm(pl.col("output_text")).str.extract_all(_WORD)
     fin_words = _norm(pl.col("final_text")).str.extract_all(_WORD)
@@ -122,16 +127,25 @@ def documents(raw: pl.DataFrame, redact: bool = True) -> pl.DataFrame:
         _norm(pl.col("output_text")).alias("draft_text"),
         pl.when(no_output).then(pl.lit("status_") + pl.col("status")).otherwise(pl.lit("")).alias("status_text"),
         _norm(system).str.strip_chars().str.replace_all(r"\s+", " ").alias("system_text"),
+        _edit_text(pl.col("edit_text")).alias("edit_text"),
+        pl.col("edit_diff").fill_null(""),
     )
     summary = pl.concat_str([
         _part("reason", pl.col("reason_code")), _part("comment", pl.col("comment")),
-        _part("removed", pl.col("removed_words").str.slice(0, 160)),
-        _part("added", pl.col("added_words").str.slice(0, 160)),
+        _part("edit", pl.col("edit_diff")),
         _part("status", pl.when(pl.col("status") != "ok").then(pl.col("status"))),
         _part("system", pl.col("system_text")), pl.lit("outcome: ") + pl.col("outcome"),
     ])
     out = frame.with_columns(summary.alias("summary"), pl.col("event_date").cast(pl.Date))
     return out.select(list(DOCUMENT_SCHEMA))
+
+
+def _edit_text(tokens: pl.Expr) -> pl.Expr:
+    """`edits.edit_tokens` text as a document field: digits as 0 in the edited spans
+    ("sub:000.00>0.00"), not in the length buckets ("len:added_5_12")."""
+    return tokens.fill_null("").str.split(" ").list.eval(
+        pl.when(pl.element().str.starts_with("len:")).then(pl.element())
+        .otherwise(pl.element().str.replace_all(r"\d", "0"))).list.join(" ")
 
 
 def _part(name: str, value: pl.Expr) -> pl.Expr:

@@ -21,12 +21,21 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, HashingVectorizer
 from sklearn.preprocessing import normalize
 
-from flywheel.failures.documents import FIELDS
+from flywheel.failures.documents import FIELDS, TEXT_FIELDS
 
 DEFAULT_WEIGHTS: dict[str, float] = {
-    "reason_text": 1.0, "comment_text": 1.0, "removed_words": 0.5, "added_words": 0.2, "draft_text": 0.5,
-    "status_text": 1.0, "system_text": 0.5,
+    "reason_text": 1.0, "comment_text": 1.0, "draft_text": 0.5, "status_text": 1.0, "system_text": 0.5,
+    "edit_text": 0.5,
 }
+# The weights of the fields only states saved before edit_text hash (their saved weights apply).
+LEGACY_WEIGHTS: dict[str, float] = {"removed_words": 0.5, "added_words": 0.2}
+# The fields a featurizer saved before it recorded its own (before edit_text existed): a state
+# written then keeps hashing these, so its centroids keep their width and meaning.
+LEGACY_FIELDS: tuple[str, ...] = ("reason_text", "comment_text", "removed_words", "added_words", "draft_text",
+                                  "status_text", "system_text")
+# Edit tokens ("sub:sie>du", "flag:numbers") are hashed whole, none dropped.
+EDIT_FIELDS: frozenset[str] = frozenset({"edit_text"})
+EDIT_TOKEN_PATTERN = r"\S+"
 TOKEN_PATTERN = r"(?u)\b[^\W\d_]\w+\b"  # words starting with a letter: "0000" or "00s" say nothing
 # scikit-learn's English stop words, less the ones that name what went wrong ("wrong amount",
 # "full card number", "model call", "system prompt", "empty reply", "billing").
@@ -37,40 +46,52 @@ STOP_WORDS: frozenset[str] = frozenset(ENGLISH_STOP_WORDS - {
 
 @dataclass(frozen=True)
 class Featurizer:
-    """How documents become vectors (hash width per field, field weights, comment n-grams).
+    """How documents become vectors (hash width per field, field weights, comment n-grams, and the
+    fields hashed, in order).
 
-    Part of a model's state: the same parameters must be used for as long as its clusters live.
+    Part of a model's state: the same parameters must be used for as long as its clusters live. A
+    state saved before `fields` was recorded hashes `LEGACY_FIELDS` (no edit_text) for good.
     """
 
     n_features: int = 2 ** 18
     weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     comment_ngrams: int = 2
+    fields: tuple[str, ...] = FIELDS
 
     @property
     def width(self) -> int:
         """Columns of a feature row (every field's hash block side by side)."""
-        return self.n_features * len(FIELDS)
+        return self.n_features * len(self.fields)
 
     def to_json(self) -> dict:
         """The parameters as a JSON-ready dict."""
-        return {"n_features": self.n_features, "weights": dict(self.weights), "comment_ngrams": self.comment_ngrams}
+        return {"n_features": self.n_features, "weights": dict(self.weights), "comment_ngrams": self.comment_ngrams,
+                "fields": list(self.fields)}
 
     @classmethod
     def from_json(cls, data: dict) -> "Featurizer":
-        """The featurizer `to_json` described."""
+        """The featurizer `to_json` described (`LEGACY_FIELDS` when it names no fields)."""
         weights = {k: float(v) for k, v in data["weights"].items()}
-        return cls(int(data["n_features"]), weights, int(data["comment_ngrams"]))
+        fields = tuple(data.get("fields", LEGACY_FIELDS))
+        unknown = [f for f in fields if f not in TEXT_FIELDS]
+        if unknown:
+            raise ValueError(f"the failure model state hashes fields this version does not make ({unknown}): "
+                             "rebuild the failure tables from the first night")
+        return cls(int(data["n_features"]), weights, int(data["comment_ngrams"]), fields)
 
     def transform(self, docs: pl.DataFrame) -> sp.csr_matrix:
-        """One unit-length float32 row per document (rows of an all-empty document are zero)."""
+        """One unit-length float32 row per document (rows of an all-empty document are zero), one
+        hash block per field of `fields`, in order; a field `docs` lacks counts as empty."""
         blocks = []
-        for name in FIELDS:
+        for name in self.fields:
             weight = float(self.weights.get(name, 0.0))
             ngrams = (1, self.comment_ngrams) if name == "comment_text" else (1, 1)
+            edit = name in EDIT_FIELDS
             vec = HashingVectorizer(n_features=self.n_features, alternate_sign=False, norm=None, lowercase=False,
-                                    token_pattern=TOKEN_PATTERN, stop_words=list(STOP_WORDS), ngram_range=ngrams,
+                                    token_pattern=EDIT_TOKEN_PATTERN if edit else TOKEN_PATTERN,
+                                    stop_words=None if edit else list(STOP_WORDS), ngram_range=ngrams,
                                     dtype=np.float32)
-            if weight == 0.0 or docs.height == 0:
+            if weight == 0.0 or docs.height == 0 or name not in docs.columns:
                 blocks.append(sp.csr_matrix((docs.height, self.n_features), dtype=np.float32))
                 continue
             # Each distinct text is hashed once (reason codes, statuses and error messages repeat a

@@ -69,10 +69,10 @@ import polars as pl
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
-from flywheel.failures.documents import FIELDS
+from flywheel.failures.documents import TEXT_FIELDS
 from flywheel.failures.features import Featurizer
 from flywheel.failures.fit import FitParams, Grouping, group
-from flywheel.failures.labels import ctfidf, label, merge_counts, term_counts, top_terms
+from flywheel.failures.labels import ctfidf, merge_counts, names, term_counts, top_terms, trait_counts
 
 EXISTING, FOUNDING, NEW, UNMATCHED = "existing", "founding", "new", "unmatched"
 MATCHES: tuple[str, ...] = (EXISTING, FOUNDING, NEW, UNMATCHED)
@@ -145,21 +145,23 @@ class Cluster:
     last_seen: date | None = None
     terms: dict[str, int] = field(default_factory=dict)
     top_terms: list[str] = field(default_factory=list)
-    label: str = "(no words)"
+    label: str = ""
     exemplars: list[dict] = field(default_factory=list)
+    traits: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         """The cluster as a JSON-ready dict."""
         return {"cluster_id": self.cluster_id, "born_date": self.born_date.isoformat(), "born_run": self.born_run,
                 "size": self.size, "last_seen": self.last_seen.isoformat() if self.last_seen else None,
-                "terms": self.terms, "top_terms": self.top_terms, "label": self.label, "exemplars": self.exemplars}
+                "terms": self.terms, "top_terms": self.top_terms, "label": self.label, "exemplars": self.exemplars,
+                "traits": self.traits}
 
     @classmethod
     def from_json(cls, d: dict) -> "Cluster":
-        """The cluster `to_json` described."""
+        """The cluster `to_json` described (a state written before traits were counted has none)."""
         return cls(int(d["cluster_id"]), date.fromisoformat(d["born_date"]), d["born_run"], int(d["size"]),
                    date.fromisoformat(d["last_seen"]) if d["last_seen"] else None, dict(d["terms"]),
-                   list(d["top_terms"]), d["label"], list(d["exemplars"]))
+                   list(d["top_terms"]), d["label"], list(d["exemplars"]), dict(d.get("traits", {})))
 
 
 @dataclass
@@ -360,8 +362,15 @@ def _split_novel(grouping: Grouping, Xf: sp.csr_matrix, is_today: np.ndarray, st
 
 def kept_schema() -> dict[str, pl.DataType]:
     """Columns of the documents a night keeps for the next nights' fits."""
-    return {"event_id": pl.String(), "event_date": pl.Date(), **{f: pl.String() for f in FIELDS},
+    return {"event_id": pl.String(), "event_date": pl.Date(), **{f: pl.String() for f in TEXT_FIELDS},
             "cluster_id": pl.Int64(), "rank": pl.Int64()}
+
+
+def conform_kept(kept: pl.DataFrame) -> pl.DataFrame:
+    """Kept documents in `kept_schema`; a field that a snapshot written before it existed lacks
+    (edit_text) is empty."""
+    missing = [pl.lit("", dtype=pl.String).alias(f) for f in TEXT_FIELDS if f not in kept.columns]
+    return kept.with_columns(missing).select(list(kept_schema())).cast(kept_schema())
 
 
 def advance(state: ModelState, docs: pl.DataFrame, day: date, run_id: str, config: FailureConfig | None = None,
@@ -391,15 +400,14 @@ def advance(state: ModelState, docs: pl.DataFrame, day: date, run_id: str, confi
     n = docs.height
     ids = docs["event_id"].to_list()
     ranks = stable_rank(ids, cfg.fit.seed)
-    kept_cols = list(kept_schema())
     if recent is None:
         recent = pl.DataFrame(schema=kept_schema())
-    recent = recent.select(kept_cols).cast(kept_schema())
+    recent = conform_kept(recent)
     recent = recent.filter(pl.col("event_date") < day)
     today_idx, recent = _fit_set(docs, ranks, recent, cfg)
     recent = recent.sort("event_date", "event_id")
     nf = recent.height
-    cols = ["event_id", *FIELDS]
+    cols = ["event_id", *TEXT_FIELDS]
     fit_docs = pl.concat([recent.select(cols), docs[today_idx].select(cols)])
     is_today = np.r_[np.zeros(nf, dtype=bool), np.ones(today_idx.size, dtype=bool)]
     past_ids = np.r_[recent["cluster_id"].fill_null(-1).to_numpy().astype(np.int64), np.full(today_idx.size, -1)]
@@ -488,7 +496,7 @@ def advance(state: ModelState, docs: pl.DataFrame, day: date, run_id: str, confi
         pl.lit(run_id, dtype=pl.String).alias("run_id"),
     ).with_columns(pl.when(pl.col("cluster_id") >= 0).then(pl.col("cluster_id")).alias("cluster_id"))
     keep = np.sort(np.argsort(ranks, kind="stable")[:cfg.keep_per_night]) if n else np.zeros(0, dtype=np.int64)
-    kept = docs[keep].select("event_id", pl.col("event_date").cast(pl.Date), *FIELDS).with_columns(
+    kept = docs[keep].select("event_id", pl.col("event_date").cast(pl.Date), *TEXT_FIELDS).with_columns(
         pl.Series("cluster_id", cid[keep], dtype=pl.Int64), pl.Series("rank", ranks[keep], dtype=pl.Int64),
     ).with_columns(pl.when(pl.col("cluster_id") >= 0).then(pl.col("cluster_id")).alias("cluster_id"))
     new_state = ModelState(feat, clusters, sums, next_id, day, run_id)
@@ -505,8 +513,11 @@ def _update_labels(clusters: list[Cluster], docs: pl.DataFrame, cluster_of: np.n
         by = pl.DataFrame({"i": assigned, "c": cluster_of[assigned], "r": ranks[assigned]}).sort("r", "i").with_columns(
             pl.int_range(pl.len()).over("c").alias("k")).filter(pl.col("k") < cfg.label_sample)
         rows[by["i"].to_numpy()] = by["c"].to_numpy()
-    for c, t in zip(clusters, term_counts(docs, rows, len(clusters))):
+    for c, t, tr in zip(clusters, term_counts(docs, rows, len(clusters)), trait_counts(docs, rows, len(clusters))):
         c.terms = merge_counts(c.terms, t, cfg.label_terms)
+        c.traits = merge_counts(c.traits, tr, cfg.label_terms)
     for c, w in zip(clusters, ctfidf([c.terms for c in clusters])):
         c.top_terms = top_terms(w, 5)
-        c.label = label(c.top_terms)
+    for c, name in zip(clusters, names([c.top_terms for c in clusters], [c.traits for c in clusters],
+                                       [c.cluster_id for c in clusters])):
+        c.label = name

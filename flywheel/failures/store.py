@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from flywheel.failures.model import ModelState, kept_schema
+from flywheel.failures.model import ModelState, conform_kept, kept_schema
 from flywheel.store import Layout, write_bytes_atomic
 
 _DAY_DIR = re.compile(r"^event_date=(\d{4}-\d{2}-\d{2})$")
@@ -80,7 +80,7 @@ class Snapshot:
             state = ModelState.from_bytes(z["state"].tobytes())
             kept = pl.read_parquet(io.BytesIO(z["kept"].tobytes()))
             meta = json.loads(z["meta"].tobytes()) if "meta" in z.files else {}
-        return cls(state, kept.cast(kept_schema()), dict(meta.get("basis", {})))
+        return cls(state, conform_kept(kept), dict(meta.get("basis", {})))
 
 
 def state_root(layout: Layout) -> Path:
@@ -167,7 +167,7 @@ def load_kept(layout: Layout, day: date) -> pl.DataFrame | None:
     if not path.exists():
         return None
     with np.load(io.BytesIO(path.read_bytes())) as z:
-        return pl.read_parquet(io.BytesIO(z["kept"].tobytes())).cast(kept_schema())
+        return conform_kept(pl.read_parquet(io.BytesIO(z["kept"].tobytes())))
 
 
 def recent_documents(layout: Layout, day: date, window_days: int) -> pl.DataFrame:

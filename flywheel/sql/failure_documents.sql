@@ -5,7 +5,7 @@
 SELECT
     o.event_id, o.event_date, o.occurred_at, o.scenario, o.model, o.prompt_version,
     o.status, o.outcome, o.edit_class, o.final_intervention_id, o.reason_code, o.comment,
-    e.output_text,
+    e.input_text, e.output_text,
     i.final_text,
     CASE WHEN json_valid(e.attributes) AND json_type(e.attributes) = 'OBJECT'
          THEN e.attributes ->> '$."error.type"' END AS error_type,
