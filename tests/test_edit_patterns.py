@@ -149,3 +149,17 @@ def test_the_cookbook_question_on_the_tiny_store(tiny):
     build_catalog(tiny)
     assert query(tiny, sql) == [("refund", "refund", "credit", 1, 1.0), ("support_de", "sie", "du", 2, 0.5),
                                 ("support_de", "haben", "hast", 1, 0.25), ("support_de", "können", "kannst", 1, 0.25)]
+
+
+def test_the_tables_page_section_is_what_the_database_says(tiny):
+    from pathlib import Path
+
+    from flywheel.analyst import tables_page
+
+    build_edit_patterns(tiny, D1)
+    build_catalog(tiny)
+    page = tables_page(tiny)
+    start = page.index("## `failures.edit_patterns`")
+    section = page[start:page.index("\n## ", start)]
+    committed = (Path(__file__).resolve().parents[1] / "docs" / "analyst-tables.md").read_text()
+    assert section in committed, "run: flywheel docs tables > docs/analyst-tables.md"

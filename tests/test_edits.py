@@ -3,6 +3,8 @@ the character-level diff of unsegmented scripts, phrases, the rendered diff and 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import polars as pl
 import pytest
 
@@ -37,6 +39,10 @@ def test_substitutions_pair_equal_lengths_and_keep_unequal_spans_whole():
     u = diff("Wir senden es morgen.", "Wir schicken es Ihnen morgen zu.")
     assert u.edits == (Edit("substitution", "senden", "schicken"), Edit("insertion", "", "ihnen"),
                        Edit("insertion", "", "zu"))
+    # unequal lengths: punctuation facing punctuation at an end is paired off first
+    assert diff("a b .", "c 。").edits == (Edit("substitution", "a b", "c"), Edit("substitution", ".", "。"))
+    assert diff("« a b", "„ c").edits == (Edit("substitution", "«", "„"), Edit("substitution", "a b", "c"))
+    assert diff("x , y", "z").edits == (Edit("substitution", "x , y", "z"),)  # no punctuation on the other side
     v = diff("Die Rechnung kommt.", "Die neue Gutschrift kommt.")
     assert v.edits == (Edit("substitution", "rechnung", "neue gutschrift"),)
     # without a source, a capitalised noun replaced by another counts as a name (see names below)
@@ -48,9 +54,14 @@ def test_omission_of_seven_words_is_an_insertion_and_a_length_bucket():
     assert s.edits == (Edit("insertion", "", "to your original card within five days"),)
     assert (s.tokens_added, s.tokens_removed, s.length_change) == (7, 0, 7)
     assert s.flags == ()
-    # a span longer than MAX_SPAN_TOKENS is no content token, only its length bucket
-    assert edit_tokens(s) == ["len:added_5_12"]
+    # a span longer than MAX_SPAN_TOKENS is no content token, only its size, beside the net length
+    assert edit_tokens(s) == ["len:inserted_5_12", "len:added_5_12"]
     assert describe("len:added_5_12") == "omission: 5-12 words added"
+    assert describe("len:inserted_5_12") == "human inserted a passage of 5-12 words (AI omitted it)"
+    # a long span replaced by one as long: no net change, still a token
+    rewrite = diff("we will look into the matter for you soon", "we will fix the refund of this order today")
+    assert rewrite.length_change == 0
+    assert "len:rewrote_5_12" in edit_tokens(rewrite)
 
 
 def test_short_insertion_and_deletion():
@@ -155,6 +166,10 @@ def test_chinese_is_compared_character_by_character():
     ("len:added_5_12", "omission: 5-12 words added"),
     ("len:removed_1", "addition: 1 word removed"),
     ("len:added_13_plus", "omission: 13+ words added"),
+    ("len:rewrote_5_12", "human rewrote a passage of 5-12 words"),
+    ("len:deleted_13_plus", "human deleted a passage of 13+ words (AI added it)"),
+    ("len:moved_5_12", "human moved a passage of 5-12 words"),
+    ("len:sideways_5_12", "len:sideways_5_12"),
     ("something", "something"),
     ("flag:nonsense", "flag:nonsense"),
 ])
@@ -213,3 +228,56 @@ def test_edit_columns_without_a_source_column_and_with_other_names():
         ["sub:hello>hallo sub:world>welt flag:rewrite"]
     empty = edit_columns(pl.DataFrame(schema={"output_text": pl.String, "final_text": pl.String}))
     assert empty.columns == ["output_text", "final_text", "edit_text", "edit_diff"] and empty.height == 0
+
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "mlqe-pe"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mlqe-pe"
+
+
+def _mlqe(path: Path) -> pl.DataFrame:
+    frame = pl.read_csv(path, separator="\t", infer_schema_length=0)
+    return edit_columns(frame, output="mt", final="post_edit", source="source")
+
+
+def _squeezed(column: str) -> pl.Expr:
+    return pl.col(column).str.replace_all(r"\s+", " ").str.strip_chars()
+
+
+@pytest.mark.parametrize("pair", ["ende", "enzh"])
+def test_real_post_edits_sample(pair):
+    """The 150-row MLQE-PE sample: rows shipped unchanged have no edit; rows that differ only in
+    spaces are whitespace-only and nothing else; every other edited row has some edit token."""
+    out = _mlqe(FIXTURES / f"mlqe_pe_{pair}_train.tsv")
+    same = out.filter(pl.col("mt") == pl.col("post_edit"))
+    assert (same["edit_text"] == "").all() and (same["edit_diff"] == "").all()
+    spaces = out.filter((_squeezed("mt") == _squeezed("post_edit")) & (pl.col("mt") != pl.col("post_edit")))
+    assert set(spaces["edit_text"]) <= {"flag:whitespace_only"}
+    edited = out.filter(pl.col("mt") != pl.col("post_edit"))
+    assert edited.height > 90 and (edited["edit_text"] != "").all()  # every change gives a token
+    changed = out.filter(_squeezed("mt") != _squeezed("post_edit"))
+    assert changed["edit_diff"].str.contains(r"\[-|\{\+").all()
+
+
+def test_real_post_edits_sample_zh_substitutions():
+    """In the en-zh sample the most frequent substitution is the full stop made full-width: 55 rows, of
+    the 57 whose draft ends with "." and final with "。" (counted with a suffix filter; in the other
+    two a bracketed name took the full stop's place)."""
+    out = _mlqe(FIXTURES / "mlqe_pe_enzh_train.tsv")
+    subs = out["edit_text"].str.split(" ").explode().to_frame("t").filter(pl.col("t").str.starts_with("sub:")).group_by("t").len().sort("len", descending=True)
+    assert subs.row(0) == ("sub:.>。", 55)
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason=f"the shared MLQE-PE data is not at {SHARED} (optional larger run)")
+def test_whole_shared_mlqe_pe():
+    """All 7,000 rows per pair: what ABOUT.md counts as shipped unchanged (after whitespace
+    normalisation) has no edit but whitespace-only; the top en-zh substitution is . -> 。 and the top
+    en-de one a German quotation mark."""
+    for pair, unchanged, top in (("ende", 2268, {'sub:">„', 'sub:">“'}), ("enzh", 532, {"sub:.>。"})):
+        out = _mlqe(SHARED / f"mlqe_pe_{pair}_train.tsv")
+        kept = out.filter(_squeezed("mt") == _squeezed("post_edit"))
+        assert kept.height == unchanged
+        assert set(kept["edit_text"]) <= {"", "flag:whitespace_only"}
+        assert (out.filter(pl.col("mt") != pl.col("post_edit"))["edit_text"] != "").all()
+        counts = (out["edit_text"].str.split(" ").explode().to_frame("t").filter(pl.col("t").str.starts_with("sub:"))
+                  .group_by("t").len().sort("len", descending=True))
+        assert counts["t"][0] in top

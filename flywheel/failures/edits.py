@@ -15,22 +15,23 @@ and a rewrite. `edit_tokens` turns the result into feature tokens ("sub:sie>du",
 
 Measured on MLQE-PE (`../shared/data/mlqe-pe`: 7,000 machine-translated sentences per pair, each
 post-edited by a professional) with `.venv/bin/python -m flywheel.failures.edits
-../shared/data/mlqe-pe/*.tsv --rows 100000` (2 cores shared with other work, load about 11,
+../shared/data/mlqe-pe/*.tsv --rows 100000` (2 cores shared with other work, load about 15,
 2026-12-06, so wall times are long against CPU times):
-- en-de: 4,727 of 7,000 rows edited (67.5%); of those, flags numbers 0.9%, dates 0.4%, names 15.3%,
-  urls 0.0%, code 0.1%, punctuation_only 2.1%, casing_only 0.3%, whitespace_only 0.0%,
-  copy_of_input 1.2%, rewrite 4.5%. Top substitutions: " -> „ (75), " -> “ (65), die -> der (53),
-  die -> den (39), der -> die (33), "," -> und (32), die -> das (29), den -> die (27), das -> die (19),
-  der -> des (16): quotes made German and articles put in the right case.
-- en-zh: 6,754 of 7,000 edited (96.5%); numbers 2.7%, dates 1.1%, names 29.3%, code 0.1%,
-  punctuation_only 4.1%, whitespace_only 4.5%, rewrite 16.0%. Top substitutions: . -> 。 (1,425),
-  , -> ， (724), " -> “ (192), " -> ” (184), 、 -> ， (58), 和 -> 与 (31), 把 -> 将 (31), ( -> （ (23),
-  , -> 、 (23), ? -> · (21): full-width punctuation first, then register (和 -> 与, 把 -> 将).
-- `edit_columns` on each file: 0.69 s (en-de) and 1.16 s (en-zh) for 7,000 rows; 100,000 rows
-  drawn from both files with replacement, every second one varied (63,535 distinct triples):
-  27.7 s wall, 10.7 s CPU (about 0.17 ms of CPU per distinct triple). With `--repeat 1000000` on the
-  en-de file (1,000,000 rows repeating its first 3,000, 2,064 of them edited): 2.5 s wall, 0.62 s CPU
-  (rows are matched to their triple by hash).
+- en-de: 4,732 of 7,000 rows edited (67.6%, every row whose post-edit differs from the MT); of
+  those, flags numbers 0.9%, dates 0.4%, names 15.3%, urls 0.0%, code 0.1%, punctuation_only 2.1%,
+  casing_only 0.3%, whitespace_only 0.0%, copy_of_input 1.2%, rewrite 4.5%. Top substitutions:
+  " -> „ (85), " -> “ (81), die -> der (53), die -> den (39), der -> die (33), "," -> und (32),
+  die -> das (29), den -> die (27), das -> die (19), der -> des (16): quotes made German and
+  articles put in the right case.
+- en-zh: 6,770 of 7,000 edited (96.7%); numbers 2.7%, dates 1.1%, names 29.3%, code 0.1%,
+  punctuation_only 4.0%, whitespace_only 4.5%, rewrite 16.0%. Top substitutions: . -> 。 (2,384),
+  , -> ， (1,065), " -> “ (302), " -> ” (290), 、 -> ， (102), " -> 《 (31), , -> （ (31), 和 -> 与 (31),
+  把 -> 将 (31), , -> 、 (30): full-width punctuation first, then register (和 -> 与, 把 -> 将).
+- `edit_columns` on each file: 1.28 s wall, 0.62 s CPU (en-de) and 2.59 s, 1.18 s CPU (en-zh) for
+  7,000 rows; 100,000 rows drawn from both files with replacement, every second one varied (63,535
+  distinct triples): 18.6 s wall, 9.4 s CPU (about 0.15 ms of CPU per distinct triple). With
+  `--repeat 1000000` on the en-de file (1,000,000 rows repeating its first 3,000, 2,064 of them
+  edited): 1.3 s wall, 0.62 s CPU (rows are matched to their triple by hash).
 "names" looks only at capitalised words of the source when there is one; without a source a
 capitalised word replaced by another counts, so German nouns do (see `_names_changed`).
 """
@@ -274,13 +275,41 @@ def _edits(a: list[str], b: list[str], regions: list[tuple[int, int, int, int]])
             out.append(Edit("deletion", _span(a[a0:a1]), ""))
         elif a1 == a0:
             out.append(Edit("insertion", "", _span(b[b0:b1])))
-        elif a1 - a0 == b1 - b0:
-            for x, y in zip(a[a0:a1], b[b0:b1]):
-                if x.lower() != y.lower():  # casing-only pairs are no substitution (see casing_only)
-                    out.append(Edit("substitution", x.lower(), y.lower()))
         else:
-            out.append(Edit("substitution", _span(a[a0:a1]), _span(b[b0:b1])))
+            out.extend(_replaced(a, b, a0, a1, b0, b1))
     return tuple(out)
+
+
+def _pairs(xs: list[str], ys: list[str]) -> list[Edit]:
+    # casing-only pairs are no substitution (see casing_only)
+    return [Edit("substitution", x.lower(), y.lower()) for x, y in zip(xs, ys) if x.lower() != y.lower()]
+
+
+def _replaced(a: list[str], b: list[str], a0: int, a1: int, b0: int, b1: int) -> list[Edit]:
+    """The edits of a region where a[a0:a1] was replaced by b[b0:b1] (both non-empty): token by token
+    when the lengths are equal; else punctuation facing punctuation at either end is paired off
+    first ("X Y ." -> "Z 。" is "." -> "。" and "x y" -> "z"), and what is left is one span for the
+    other (or a deletion or insertion when one side is used up)."""
+    if a1 - a0 == b1 - b0:
+        return _pairs(a[a0:a1], b[b0:b1])
+    head = 0
+    while a0 + head < a1 and b0 + head < b1 and _is_punct(a[a0 + head]) and _is_punct(b[b0 + head]):
+        head += 1
+    tail = 0
+    while (a1 - tail - 1 >= a0 + head and b1 - tail - 1 >= b0 + head
+           and _is_punct(a[a1 - tail - 1]) and _is_punct(b[b1 - tail - 1])):
+        tail += 1
+    out = _pairs(a[a0:a0 + head], b[b0:b0 + head])
+    m0, m1, n0, n1 = a0 + head, a1 - tail, b0 + head, b1 - tail
+    if m1 - m0 == n1 - n0:
+        out += _pairs(a[m0:m1], b[n0:n1])
+    elif m1 == m0:
+        out.append(Edit("insertion", "", _span(b[n0:n1])))
+    elif n1 == n0:
+        out.append(Edit("deletion", _span(a[m0:m1]), ""))
+    else:
+        out.append(Edit("substitution", _span(a[m0:m1]), _span(b[n0:n1])))
+    return out + _pairs(a[m1:a1], b[n1:b1])
 
 
 def diff(draft: str | None, final: str | None, source: str | None = None) -> EditSummary:
@@ -342,16 +371,22 @@ def _token_span(span: str) -> str:
 
 
 PATTERN_KINDS: tuple[str, ...] = ("substitution", "insertion", "deletion", "move", "flag", "length")
+# A span longer than MAX_SPAN_TOKENS is a length token by its kind: "len:rewrote_5_12".
+_LONG = {"substitution": "rewrote", "insertion": "inserted", "deletion": "deleted", "move": "moved"}
 
 
 def edit_patterns(summary: EditSummary) -> list[tuple[str, str, str, str]]:
     """`summary` as (token, kind, before, after), one per distinct `edit_tokens` token, in the same
     order: kind is one of `PATTERN_KINDS`; before/after are the spans (tokens joined by one space,
-    lower-cased) of an edit, the flag name and "" of a flag, "added" or "removed" and the bucket
-    ("5_12") of a length change."""
+    lower-cased) of an edit, the flag name and "" of a flag, and for a length token its direction
+    and bucket ("added", "5_12"): "added" / "removed" for the net length change, "rewrote",
+    "inserted", "deleted", "moved" for an edit whose span is longer than `MAX_SPAN_TOKENS`."""
     out: dict[str, tuple[str, str, str, str]] = {}
     for e in summary.edits:
-        if max(e.before.count(" ") + 1 if e.before else 0, e.after.count(" ") + 1 if e.after else 0) > MAX_SPAN_TOKENS:
+        size = max(e.before.count(" ") + 1 if e.before else 0, e.after.count(" ") + 1 if e.after else 0)
+        if size > MAX_SPAN_TOKENS:
+            what, bucket = _LONG[e.kind], _bucket(size)
+            out.setdefault(f"len:{what}_{bucket}", (f"len:{what}_{bucket}", "length", what, bucket))
             continue
         if e.kind == "substitution":
             token = f"sub:{_token_span(e.before)}>{_token_span(e.after)}"
@@ -371,9 +406,11 @@ def edit_patterns(summary: EditSummary) -> list[tuple[str, str, str, str]]:
 
 def edit_tokens(summary: EditSummary) -> list[str]:
     """`summary` as feature tokens, no spaces inside a token, each once, in this order: the edits
-    ("sub:sie>du", "ins:nicht", "del:bitte", "mov:heute"; multi-token spans joined with "_"; spans
-    longer than `MAX_SPAN_TOKENS` on either side are left out), the flags ("flag:numbers") and the
-    net length change as a bucket ("len:added_5_12", "len:removed_1"; none when it is 0)."""
+    ("sub:sie>du", "ins:nicht", "del:bitte", "mov:heute"; multi-token spans joined with "_"; an edit
+    with a span longer than `MAX_SPAN_TOKENS` is its size instead: "len:rewrote_5_12",
+    "len:inserted_13_plus", "len:deleted_5_12", "len:moved_5_12"), the flags ("flag:numbers") and
+    the net length change as a bucket ("len:added_5_12", "len:removed_1"; none when it is 0). A draft
+    and final that differ always give at least one token."""
     return [p[0] for p in edit_patterns(summary)]
 
 
@@ -422,10 +459,13 @@ def describe(token: str) -> str:
         words = {"1": "1 word", "2_4": "2-4 words", "5_12": "5-12 words", "13_plus": "13+ words"}.get(bucket)
         if words is None:
             return token
-        if direction == "added":
-            return f"omission: {words} added"
-        if direction == "removed":
-            return f"addition: {words} removed"
+        phrase = {"added": f"omission: {words} added", "removed": f"addition: {words} removed",
+                  "rewrote": f"human rewrote a passage of {words}",
+                  "inserted": f"human inserted a passage of {words} (AI omitted it)",
+                  "deleted": f"human deleted a passage of {words} (AI added it)",
+                  "moved": f"human moved a passage of {words}"}.get(direction)
+        if phrase is not None:
+            return phrase
     return token
 
 
