@@ -88,7 +88,9 @@ def test_move_is_a_deleted_span_reinserted_elsewhere():
     ("Es kostet 181,000 Dollar.", "Es kostet 181 000 Dollar.", ("punctuation_only",), None),
     ("Due on 2026-03-01.", "Due on 2026-03-02.", ("numbers", "dates"), ["sub:01>02", "flag:numbers", "flag:dates"]),
     ("We ship on 3 May.", "We ship on 4 May.", ("numbers", "dates"), None),
-    ("We ship in May.", "We ship in June.", ("dates",), ["sub:may>june", "flag:dates"]),
+    ("We ship in May 2026.", "We ship in June 2026.", ("dates",), ["sub:may>june", "flag:dates"]),
+    ("You may apply.", "You can apply.", (), ["sub:may>can"]),  # a month name needs a number beside it
+    ("We ship on May 3rd, 2026.", "We ship on May 4th, 2026.", ("numbers", "dates"), None),
     ("See https://example.com/a for details", "See https://example.com/b for details", ("urls",), None),
     ("Call get_user() first", "Call get_account() first", ("code",), ["sub:user>account", "flag:code"]),
     ("Set maxRetries to 3.", "Set maxRetry to 3.", ("code",), None),

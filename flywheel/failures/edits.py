@@ -115,7 +115,11 @@ _DATE = re.compile(
     r"\b\d{4}-\d{1,2}-\d{1,2}\b"                                    # 2026-03-01
     r"|\b\d{1,2}[./-]\d{1,2}[./-]\d{2,4}\b"                          # 01.03.2026, 3/1/26
     r"|\d+\s*年(?:\s*\d+\s*月)?(?:\s*\d+\s*日)?|\d+\s*月\s*\d+\s*日"  # 2026年3月1日
-    rf"|\b(?:\d{{1,2}}\.?\s+)?(?:{_MONTHS})\b\.?(?:\s+\d{{1,2}}(?:st|nd|rd|th)?,?)?(?:\s+\d{{4}})?",
+    # a month name counts with a number beside it ("3 May", "May 3rd, 2026", "May 2026"): alone it is
+    # too often a word ("you may", "Mars")
+    rf"|\b\d{{1,2}}\.?\s+(?:{_MONTHS})\b\.?(?:\s+\d{{4}})?"
+    rf"|\b(?:{_MONTHS})\b\.?\s+\d{{1,2}}(?:st|nd|rd|th)?\b,?(?:\s+\d{{4}})?"
+    rf"|\b(?:{_MONTHS})\b\.?\s+\d{{4}}\b",
     re.IGNORECASE)
 _CODE = re.compile(
     r"`[^`\n]+`"                                                     # `inline code`
