@@ -16,6 +16,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 
@@ -113,5 +114,40 @@ def test_the_sample_runs_through_the_whole_pipeline(sample_run):
         growth = mlqe.growth_warnings(con)
         assert growth.height == 6  # the growth signal, every scenario-day
         assert set(growth["severity"]) <= {"info", "warn"}
+    finally:
+        con.close()
+
+
+def test_the_sample_answers_which_words_reviewers_always_change(sample_run):
+    con = mlqe.connect(sample_run)
+    try:
+        top = mlqe.top_substitutions(con)
+    finally:
+        con.close()
+    assert top.filter(pl.col("scenario") == "translation_enzh").height == 10
+    first = top.filter(pl.col("scenario") == "translation_enzh").row(0, named=True)
+    # the MT model ends Chinese sentences with "." where translators write "。": 59 of the sample's
+    # edited en-zh rows have "." in mt and "。" in post_edit (56 as their last tokens)
+    assert (first["before"], first["after"]) == (".", "。") and 50 <= first["events"] <= 59
+    assert top.filter(pl.col("scenario") == "translation_ende").height == 10
+
+
+def _named_clusters_check(con: duckdb.DuckDBPyConnection) -> None:
+    """Every failing event is in a cluster, and the clusters' names are non-empty, not
+    '(no words)' and distinct."""
+    rows = con.sql("""SELECT a.event_id, a.cluster_id, c.label FROM failures.assignments a
+                      LEFT JOIN failures.clusters c USING (cluster_id)""").pl()
+    assert rows.height > 0
+    assert rows["cluster_id"].null_count() == 0, f"{rows['cluster_id'].null_count()} of {rows.height} failing " \
+                                                 "events fit no cluster"
+    labels = con.sql("SELECT label FROM failures.clusters").pl()["label"].to_list()
+    assert all(label and label.strip() and label != "(no words)" for label in labels), labels[:10]
+    assert len(labels) == len(set(labels)), sorted(x for x in labels if labels.count(x) > 1)[:10]
+
+
+def test_the_sample_every_failing_event_is_in_a_named_cluster(sample_run):
+    con = mlqe.connect(sample_run)
+    try:
+        _named_clusters_check(con)
     finally:
         con.close()

@@ -76,6 +76,24 @@ def test_the_sample_runs_through_the_pipeline_and_beats_chance(tmp_path):
     assert scores["nmi"] > scores["shuffled_nmi_max"], scores
 
 
+def test_the_oracle_scores_what_the_evidence_carries():
+    # evidence that names the category: held-out events are all classed right
+    words = {"Accuracy/Mistranslation": "falsch übersetzt", "Fluency/Grammar": "kasus fehler", "Style/Awkward": "holprig satz"}
+    cats = [c for c in words for _ in range(10)]
+    docs = pl.DataFrame({"comment_text": [f"{words[c]} nummer{i}" for i, c in enumerate(cats)], "category": cats,
+                         "top_category": [c.split("/")[0] for c in cats]})
+    scores = {r["labels"]: r for r in mqm.oracle(docs, ("comment_text",))}
+    assert scores["category"]["accuracy"] == 1.0 and scores["category"]["ami"] == pytest.approx(1.0)
+    assert scores["category"]["majority"] == pytest.approx(1 / 3)
+    # the same evidence for every category: nothing to learn, chance level
+    blind = docs.with_columns(pl.lit("der die das").alias("comment_text"))
+    scores = {r["labels"]: r for r in mqm.oracle(blind, ("comment_text",))}
+    assert scores["category"]["ami"] < 0.05 and scores["category"]["accuracy"] <= 0.4
+    assert mqm.ambiguity(docs)["events_with_repeated_text"] == 0
+    assert mqm.ambiguity(blind) == {"field": "comment_text", "events_with_repeated_text": 30,
+                                    "mixed_category": 1.0, "mixed_top_category": 1.0}
+
+
 @pytest.mark.skipif(not SHARED.exists(), reason=f"the shared MQM data is not at {SHARED} (optional larger run)")
 def test_the_whole_shared_data_beats_chance(tmp_path):
     settings = Settings(landing=tmp_path / "landing", store=tmp_path / "store", db=tmp_path / "flywheel.duckdb")

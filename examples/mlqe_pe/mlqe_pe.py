@@ -192,8 +192,8 @@ def growth_warnings(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
 
 
 def top_substitutions(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """The 10 most frequent substitutions per scenario over every day, from `failures.edit_patterns`
-    (the query in `top_substitutions.sql` beside this file)."""
+    """The 10 most frequent substitutions per scenario over the last 7 days, from
+    `failures.edit_patterns` (`top_substitutions.sql` beside this file: docs/cookbook.md's query)."""
     return con.sql((Path(__file__).parent / "top_substitutions.sql").read_text()).pl()
 
 
@@ -229,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             warnings = growth_warnings(con)
             print(warnings)
             print(f"growth warnings: {(warnings['severity'] == 'warn').sum()} of {warnings.height} scenario-days")
+            print(top_substitutions(con))
     finally:
         con.close()
     return 0
