@@ -75,7 +75,8 @@ def test_hand_computed_table(tiny):
     ]
     assert set(got["event_date"]) == {D1}
     assert got.filter(pl.col("token") == "sub:sie>du")["description"].to_list() == ["human replaced 'sie' with 'du'"]
-    assert got.filter(pl.col("token") == "ins:nicht")["description"].to_list() == ["human added 'nicht' (AI omitted it)"]
+    assert got.filter(pl.col("token") == "ins:nicht")["description"].to_list() == [
+        "human added 'nicht' (AI omitted it)"]
     stored = pq.read_table(Layout(tiny.store).table(EDIT_PATTERNS, D1))
     assert stored.schema.equals(SCHEMA)
     assert pl.from_arrow(stored).equals(got)

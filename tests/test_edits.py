@@ -265,7 +265,8 @@ def test_real_post_edits_sample_zh_substitutions():
     the 57 whose draft ends with "." and final with "。" (counted with a suffix filter; in the other
     two a bracketed name took the full stop's place)."""
     out = _mlqe(FIXTURES / "mlqe_pe_enzh_train.tsv")
-    subs = out["edit_text"].str.split(" ").explode().to_frame("t").filter(pl.col("t").str.starts_with("sub:")).group_by("t").len().sort("len", descending=True)
+    subs = (out["edit_text"].str.split(" ").explode().to_frame("t").filter(pl.col("t").str.starts_with("sub:"))
+            .group_by("t").len().sort("len", descending=True))
     assert subs.row(0) == ("sub:.>。", 55)
 
 

@@ -15,23 +15,26 @@ and a rewrite. `edit_tokens` turns the result into feature tokens ("sub:sie>du",
 
 Measured on MLQE-PE (`../shared/data/mlqe-pe`: 7,000 machine-translated sentences per pair, each
 post-edited by a professional) with `.venv/bin/python -m flywheel.failures.edits
-../shared/data/mlqe-pe/*.tsv --rows 100000` (2 cores shared with other work, load about 15,
-2026-12-06, so wall times are long against CPU times):
+../shared/data/mlqe-pe/*.tsv --rows 100000 --repeat 1000000` (2 cores shared with other work,
+load about 18, 2026-12-06, so wall times are long against CPU times):
 - en-de: 4,732 of 7,000 rows edited (67.6%, every row whose post-edit differs from the MT); of
-  those, flags numbers 0.9%, dates 0.4%, names 15.3%, urls 0.0%, code 0.1%, punctuation_only 2.1%,
+  those, flags numbers 0.9%, dates 0.3%, names 15.3%, urls 0.0%, code 0.1%, punctuation_only 2.1%,
   casing_only 0.3%, whitespace_only 0.0%, copy_of_input 1.2%, rewrite 4.5%. Top substitutions:
   " -> „ (85), " -> “ (81), die -> der (53), die -> den (39), der -> die (33), "," -> und (32),
   die -> das (29), den -> die (27), das -> die (19), der -> des (16): quotes made German and
   articles put in the right case.
-- en-zh: 6,770 of 7,000 edited (96.7%); numbers 2.7%, dates 1.1%, names 29.3%, code 0.1%,
+- en-zh: 6,770 of 7,000 edited (96.7%); numbers 2.7%, dates 0.9%, names 29.3%, code 0.1%,
   punctuation_only 4.0%, whitespace_only 4.5%, rewrite 16.0%. Top substitutions: . -> 。 (2,384),
   , -> ， (1,065), " -> “ (302), " -> ” (290), 、 -> ， (102), " -> 《 (31), , -> （ (31), 和 -> 与 (31),
   把 -> 将 (31), , -> 、 (30): full-width punctuation first, then register (和 -> 与, 把 -> 将).
-- `edit_columns` on each file: 1.28 s wall, 0.62 s CPU (en-de) and 2.59 s, 1.18 s CPU (en-zh) for
+- `edit_columns` on each file: 1.95 s wall, 0.72 s CPU (en-de) and 3.75 s, 1.44 s CPU (en-zh) for
   7,000 rows; 100,000 rows drawn from both files with replacement, every second one varied (63,535
-  distinct triples): 18.6 s wall, 9.4 s CPU (about 0.15 ms of CPU per distinct triple). With
-  `--repeat 1000000` on the en-de file (1,000,000 rows repeating its first 3,000, 2,064 of them
-  edited): 1.3 s wall, 0.62 s CPU (rows are matched to their triple by hash).
+  distinct triples): 21.9 s wall, 10.5 s CPU (about 0.17 ms of CPU per distinct triple);
+  `--repeat`: 1,000,000 rows repeating the first 3,000 of the en-de file (2,064 of them edited):
+  1.4 s wall, 0.61 s CPU (rows are matched to their triple by hash). On the 1,000,000 failing
+  events that `python -m flywheel.failures.benchmark scale` builds (its 3,064 generated failing
+  events repeated; 1,250 distinct changed triples), built the same way by a one-off script:
+  1.1 s CPU, 3.1 s wall under that load.
 "names" looks only at capitalised words of the source when there is one; without a source a
 capitalised word replaced by another counts, so German nouns do (see `_names_changed`).
 """
