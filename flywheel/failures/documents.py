@@ -2,17 +2,24 @@
 
 An event fails when its outcome is rejected, escalated or reverted, when it was edited with a
 heavy edit, or when its status is error, timeout or fallback (`FAILING_OUTCOMES`,
-`FAILING_STATUSES`). Its failure is described by separate fields (`FIELDS`), kept apart so the
-featurizer can weigh them: `reason_text` (the deciding intervention's reason code split into
-words; codes that say nothing, such as "other", are dropped), `comment_text`, `removed_words` and
-`added_words` (the words the human took out of the AI's draft and put in: set differences of word
-tokens between `output_text` and the deciding intervention's `final_text`, sorted), `draft_text`
-(the draft itself), `status_text` (error or timeout: no output and no review, so the status is the
-main evidence) and `system_text` (`error.type` and `error.message` from the attributes, tools that
-failed or were denied, a fallback). Every field is lower-cased with each digit written as 0, so
-amounts, ids and card numbers keep their shape but not their value. `summary` is the same evidence
-in one readable line (what exemplars show). The outcome itself is not a feature: the same failure
-is sometimes rejected and sometimes rewritten.
+`FAILING_STATUSES`). Its failure is described by separate fields (`FIELDS`, what the featurizer
+hashes), kept apart so the featurizer can weigh them: `reason_text` (the deciding intervention's
+reason code split into words; codes that say nothing, such as "other", are dropped),
+`comment_text`, `draft_text` (the draft itself), `status_text` (error or timeout: no output and no
+review, so the status is the main evidence), `system_text` (`error.type` and `error.message` from
+the attributes, tools that failed or were denied, a fallback) and `edit_text`: what the human
+changed between the AI's draft (`output_text`) and what they shipped (the deciding intervention's
+`final_text`), as the edit tokens of `edits.edit_tokens` ("sub:sie>du", "ins:nicht",
+"flag:numbers", "len:added_5_12"), computed on the redacted texts with their case and the event's
+`input_text` as the source (an output that copies it is flagged); "" when there is no final text
+or it equals the draft. `removed_words` and `added_words` (set differences of the word tokens of
+draft and final text, sorted) are still made for model states saved before edit_text existed,
+which hash them (`TEXT_FIELDS`); edit_text replaced them as features (measured in
+`features`). Every field is lower-cased with each digit written as 0 (in edit_text: in the edited
+spans, not in the length buckets), so amounts, ids and card numbers keep their shape but not their
+value. `edit_diff` is the readable diff ("[-Sie-]{+du+}", `edits.render_diff`) and `summary` the
+evidence in one readable line, the diff first where there is one (what exemplars show). The
+outcome itself is not a feature: the same failure is sometimes rejected and sometimes rewritten.
 """
 
 from __future__ import annotations
@@ -86,11 +93,12 @@ def documents(raw: pl.DataFrame, redact: bool = True) -> pl.DataFrame:
     """The text fields of each failing event (see the module docstring), from `failing_events` rows.
 
     Needs the columns event_id, event_date, scenario, status, outcome, reason_code, comment,
-    output_text and final_text; model, prompt_version, edit_class, error_type, error_message and
-    failed_tools are used when present. Returns the columns of `DOCUMENT_SCHEMA`, in input order.
-    With `redact` (the default), e-mail addresses, phone and card numbers in the free text
-    (`REDACTED`) are replaced by [EMAIL], [PHONE], [CARD] first (`flywheel.privacy.redact`), so
-    neither the features, the labels nor the exemplars' summaries hold them.
+    output_text and final_text; model, prompt_version, edit_class, input_text, error_type,
+    error_message and failed_tools are used when present. Returns the columns of
+    `DOCUMENT_SCHEMA`, in input order. With `redact` (the default), e-mail addresses, phone and
+    card numbers in the free text (`REDACTED`) are replaced by [EMAIL], [PHONE], [CARD] first
+    (`flywheel.privacy.redact`), so neither the features, the labels, the edits nor the
+    exemplars' summaries hold them.
     """
     frame = raw
     if redact:
@@ -102,12 +110,8 @@ def documents(raw: pl.DataFrame, redact: bool = True) -> pl.DataFrame:
                         ("failed_tools", pl.List(pl.String()))):
         if name not in frame.columns:
             frame = frame.with_columns(pl.lit(None, dtype=dtype).alias(name))
-    # The edit operations, on the redacted texts with their case (a casing-only edit is one).
-    frame = edit_columns(frame.with_columns(pl.col("output_text", "final_text", "input_text").cast(pl.String)))
+    frame = frame.with_columns(pl.col(*TEXTS).cast(pl.String))
     code = _norm(pl.col("reason_code")).str.strip_chars()
-    out_words = _norm(pl.col("output_text")).str.extract_all(_WORD)
-    fin_words = _norm(pl.col("final_text")).str.extract_all(_WORD)
-    changed = pl.col("final_text").is_not_null() & (pl.col("final_text") != pl.col("output_text").fill_null(""))
     # Errors and timeouts have no output and no review: their status is their main evidence. A
     # fallback served a canned reply that a reviewer usually judged: its status is one more detail.
     no_output = pl.col("status").is_in(list(NO_OUTPUT_STATUSES))
@@ -116,19 +120,14 @@ def documents(raw: pl.DataFrame, redact: bool = True) -> pl.DataFrame:
         pl.when(other_status).then(pl.lit("status_") + pl.col("status")).otherwise(pl.lit("")),
         pl.col("error_type").fill_null(""), pl.col("error_message").fill_null(""),
         pl.col("failed_tools").fill_null([]).list.join(" ")], separator=" ")
-    removed = out_words.list.set_difference(fin_words).list.sort().list.join(" ")
-    added = fin_words.list.set_difference(out_words).list.sort().list.join(" ")
+    frame = frame.join(_text_fields(frame.select(TEXTS).unique(maintain_order=True)), on=list(TEXTS), how="left",
+                       nulls_equal=True, maintain_order="left")
     frame = frame.with_columns(
         pl.when(code.is_in(list(GENERIC_REASONS))).then(pl.lit("")).otherwise(code.str.replace_all(r"[_\-/.]+", " "))
         .alias("reason_text"),
         _norm(pl.col("comment")).alias("comment_text"),
-        pl.when(changed).then(removed).otherwise(pl.lit("")).alias("removed_words"),
-        pl.when(changed).then(added).otherwise(pl.lit("")).alias("added_words"),
-        _norm(pl.col("output_text")).alias("draft_text"),
         pl.when(no_output).then(pl.lit("status_") + pl.col("status")).otherwise(pl.lit("")).alias("status_text"),
         _norm(system).str.strip_chars().str.replace_all(r"\s+", " ").alias("system_text"),
-        _edit_text(pl.col("edit_text")).alias("edit_text"),
-        pl.col("edit_diff").fill_null(""),
     )
     summary = pl.concat_str([
         _part("reason", pl.col("reason_code")), _part("comment", pl.col("comment")),
@@ -138,6 +137,27 @@ def documents(raw: pl.DataFrame, redact: bool = True) -> pl.DataFrame:
     ])
     out = frame.with_columns(summary.alias("summary"), pl.col("event_date").cast(pl.Date))
     return out.select(list(DOCUMENT_SCHEMA))
+
+
+TEXTS: tuple[str, ...] = ("output_text", "final_text", "input_text")
+def _text_fields(texts: pl.DataFrame) -> pl.DataFrame:
+    """Per distinct (output_text, final_text, input_text): draft_text, removed_words, added_words,
+    edit_text and edit_diff (each distinct triple once: real logs repeat drafts and edits a lot)."""
+    # The edit operations, on the redacted texts with their case (a casing-only edit is one).
+    texts = edit_columns(texts)
+    out_words = _norm(pl.col("output_text")).str.extract_all(_WORD)
+    fin_words = _norm(pl.col("final_text")).str.extract_all(_WORD)
+    changed = pl.col("final_text").is_not_null() & (pl.col("final_text") != pl.col("output_text").fill_null(""))
+    removed = out_words.list.set_difference(fin_words).list.sort().list.join(" ")
+    added = fin_words.list.set_difference(out_words).list.sort().list.join(" ")
+    return texts.select(
+        *TEXTS,
+        _norm(pl.col("output_text")).alias("draft_text"),
+        pl.when(changed).then(removed).otherwise(pl.lit("")).alias("removed_words"),
+        pl.when(changed).then(added).otherwise(pl.lit("")).alias("added_words"),
+        _edit_text(pl.col("edit_text")).alias("edit_text"),
+        pl.col("edit_diff").fill_null(""),
+    )
 
 
 def _edit_text(tokens: pl.Expr) -> pl.Expr:

@@ -13,8 +13,10 @@ joined):
    small new kind still hiding inside a big group is split off first (`_split_novel`).
 3. Assign: every failing event gets a row: its group's cluster, else the nearest group or
    cluster when close enough, else none (unmatched).
-4. Update: centroids (running sums of member vectors, pruned), sizes, names (`labels`,
-   c-TF-IDF), exemplars of the new clusters.
+4. Update: centroids (running sums of member vectors, pruned), sizes, names (`labels`: c-TF-IDF
+   over the accumulated counts of words and edit tokens, with what the events share as a fallback,
+   made distinct over every cluster known after the night), exemplars of the new clusters (their
+   summary shows the diff of draft and shipped text).
 
 Stable identity: a cluster keeps its id for as long as groups of its failures turn up. A night's
 new clusters take the next ids of the previous night's state (`ModelState.next_id`, which only
@@ -22,7 +24,8 @@ grows from night to night), in a fixed order (most events that night first), so 
 is a function of the previous night's state and the night's documents only: re-running a night,
 every night, or a night after a killed run gives every id and assignment a clean run gives. The
 featurizer is stateless (hashing) and its parameters are frozen into the state: features never
-drift.
+drift. A state saved before the featurizer recorded its fields keeps hashing the fields of then
+(`features.LEGACY_FIELDS`, no edit_text) for as long as its clusters live.
 
 Why this method: measured with `python -m flywheel.failures.benchmark compare` (the whole nightly
 process, once per fit method, against the failure modes the generator injected; an unmatched
@@ -108,8 +111,9 @@ class FailureConfig:
     - `first_resolution` (0.7): Louvain resolution of the very first night (no history yet to
       correct a merge of two modes, so it fits finer groups than the nights after); None: as others.
     - `centroid_terms` (2048): non-zero features kept per stored centroid.
-    - `label_terms` (300): term counts kept per cluster for its label; `label_sample` (500): events
-      per cluster and night whose terms are counted.
+    - `label_terms` (300): term counts kept per cluster for its label (and at most as many outcome,
+      status and scenario counts for its fallback name); `label_sample` (500): events per cluster
+      and night whose terms are counted.
     - `exemplars` (3): founding events kept per cluster as its examples.
     - `chunk_size` (50000): events featurized at a time (bounds memory on large nights).
     """
