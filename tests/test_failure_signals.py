@@ -39,39 +39,61 @@ def test_clustering_text_is_redacted_by_default():
 
 
 def _cluster_daily(rows: list[dict]) -> pl.DataFrame:
-    base = {"event_date": D1, "label": "x", "baseline_events": 0, "baseline_days": 7, "born_date": D1 - timedelta(days=9),
-            "growth_ratio": None}
+    base = {"event_date": D1, "label": "x", "baseline_events": 0, "baseline_days": 7, "born_date": D1 - timedelta(days=90),
+            "growth_ratio": None, "p_value": None, "q_value": None, "nights_seen": 9, "failures_before_birth": 0,
+            "dispersion": 1.0, "is_new": False, "is_growing": False}
     return pl.DataFrame([{**base, **r} for r in rows])
 
 
 def test_failure_growth_signal_hand_computed(tmp_path):
     layout = Layout(tmp_path / "store")
+    yesterday = D1 - timedelta(days=1)
     frame = _cluster_daily([
-        # scenario a: cluster 1 is new with 6 of 10 failures; cluster 2 grew but has only 3 events (< 5)
-        {"scenario": "a", "cluster_id": 1, "events": 6, "scenario_failures": 10, "share": 0.6, "baseline_failures": 40,
-         "baseline_share": 0.0, "is_new": True, "is_growing": True, "born_date": D1},
-        {"scenario": "a", "cluster_id": 2, "events": 3, "scenario_failures": 10, "share": 0.3, "baseline_failures": 40,
-         "baseline_share": 0.1, "is_new": False, "is_growing": False, "growth_ratio": 3.0},
-        {"scenario": "a", "cluster_id": 3, "events": 1, "scenario_failures": 10, "share": 0.1, "baseline_failures": 40,
-         "baseline_share": 0.9, "is_new": False, "is_growing": False, "growth_ratio": 0.1111},
-        # scenario b: steady
-        # scenario c: a new cluster, but no failures in the baseline window to be new against
-        {"scenario": "c", "cluster_id": 4, "events": 9, "scenario_failures": 9, "share": 1.0, "baseline_failures": 0,
-         "baseline_share": None, "is_new": True, "is_growing": False},
-        {"scenario": "b", "cluster_id": 3, "events": 20, "scenario_failures": 20, "share": 1.0, "baseline_failures": 90,
-         "baseline_share": 1.0, "is_new": False, "is_growing": False, "growth_ratio": 1.0},
+        # a: cluster 1 was born yesterday and persists (5+ events both nights): new; cluster 2 grew
+        # significantly but has only 3 events (< 5); cluster 3 shrank
+        {"scenario": "a", "cluster_id": 1, "events": 6, "scenario_failures": 10, "share": 0.6, "baseline_failures": 10,
+         "baseline_share": 0.5, "born_date": yesterday, "nights_seen": 2, "failures_before_birth": 40, "q_value": 0.9},
+        {"scenario": "a", "cluster_id": 2, "events": 3, "scenario_failures": 10, "share": 0.3, "baseline_failures": 50,
+         "baseline_share": 0.1, "q_value": 0.001},
+        {"scenario": "a", "cluster_id": 3, "events": 1, "scenario_failures": 10, "share": 0.1, "baseline_failures": 50,
+         "baseline_share": 0.9, "q_value": 1.0},
+        # b: clusters 5 and 6 grew significantly (q <= 0.05) by 2x or more; cluster 7 grew but not significantly
+        {"scenario": "b", "cluster_id": 5, "events": 12, "scenario_failures": 40, "share": 0.3, "baseline_failures": 200,
+         "baseline_share": 0.1, "q_value": 0.02},
+        {"scenario": "b", "cluster_id": 6, "events": 20, "scenario_failures": 40, "share": 0.5, "baseline_failures": 200,
+         "baseline_share": 0.2, "q_value": 0.03},
+        {"scenario": "b", "cluster_id": 7, "events": 8, "scenario_failures": 40, "share": 0.2, "baseline_failures": 200,
+         "baseline_share": 0.05, "q_value": 0.2},
+        # c: persists since yesterday, but the scenario had no failures before it: a store's first nights
+        {"scenario": "c", "cluster_id": 8, "events": 9, "scenario_failures": 9, "share": 1.0, "baseline_failures": 9,
+         "baseline_share": 1.0, "born_date": yesterday, "nights_seen": 2},
+        # d: founded tonight with 30 events: one night is not a failure mode yet
+        {"scenario": "d", "cluster_id": 9, "events": 30, "scenario_failures": 100, "share": 0.3, "baseline_failures": 0,
+         "baseline_share": None, "born_date": D1, "nights_seen": 1, "failures_before_birth": 700},
+        # e: a large scenario: 20% -> 23% is significant, but not the doubling that warns
+        {"scenario": "e", "cluster_id": 10, "events": 460, "scenario_failures": 2000, "share": 0.23,
+         "baseline_failures": 14000, "baseline_share": 0.2, "q_value": 1e-4},
     ])
     write_parquet_atomic(frame.to_arrow(), layout.table(CLUSTER_DAILY, D1))
     policy = load_policy()
-    assert policy.drift.failure_min_events == 5
+    d = policy.drift
+    assert (d.failure_min_events, d.failure_fdr_q, d.failure_min_ratio, d.failure_new_days, d.failure_new_nights) == (
+        5, 0.05, 2.0, 1, 2)
     rows = {r["scenario"]: r for r in failure_growth_rows(layout, policy, D1)}
     a, b = rows["a"], rows["b"]
-    assert (a["statistic"], a["current_value"], a["baseline_value"], a["effect"]) == (1.0, 0.6, 0.0, 0.6)
-    assert (a["current_n"], a["baseline_n"], a["direction"], a["threshold"]) == (10, 40, "worse", 1.0)
-    assert (b["statistic"], b["current_value"], b["current_n"], b["baseline_n"]) == (0.0, None, 20, 90)
-    assert _severity(dict(a), None, policy, {}) == "warn"
-    assert _severity(dict(b), None, policy, {}) == "info"
-    assert rows["c"]["statistic"] == 0.0 and _severity(dict(rows["c"]), None, policy, {}) == "info"
+    assert (a["statistic"], a["current_value"], a["baseline_value"], a["effect"]) == (1.0, 0.6, 0.5, 0.6 - 0.5)
+    assert (a["current_n"], a["baseline_n"], a["direction"], a["threshold"], a["p_value"]) == (10, 50, "worse", 1.0, None)
+    assert (b["statistic"], b["p_value"], b["current_value"], b["baseline_value"]) == (2.0, 0.02, 0.5, 0.2)
+    assert (b["current_n"], b["baseline_n"]) == (40, 200)
+    assert _severity(dict(a), None, policy, {}) == "warn" and _severity(dict(b), None, policy, {}) == "warn"
+    for quiet in ("c", "d", "e"):
+        r = rows[quiet]
+        assert (r["statistic"], r["p_value"], r["current_value"]) == (0.0, None, None), quiet
+        assert _severity(dict(r), None, policy, {}) == "info"
+    # the policy decides: at q 0.025 only cluster 5 of b is significant enough
+    strict = policy.model_copy(update={"drift": d.model_copy(update={"failure_fdr_q": 0.025})})
+    b = {r["scenario"]: r for r in failure_growth_rows(layout, strict, D1)}["b"]
+    assert (b["statistic"], b["p_value"], b["current_value"]) == (1.0, 0.02, 0.3)
     assert failure_growth_rows(layout, policy, D1 + timedelta(days=1)) == []  # no failure tables that day
 
 

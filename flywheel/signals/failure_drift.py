@@ -1,15 +1,25 @@
 """The failure-cluster growth signal: per scenario, the failure clusters (failures.cluster_daily)
-that are new or growing on the day.
+that are new or growing on the day, by the policy's rules.
+
+The flags are `growth.flags` applied to the stored statistics with the policy's values
+(`drift.failure_fdr_q`, `failure_min_events`, `failure_min_ratio`, `failure_new_days`,
+`failure_new_nights`): growing = the share's exact test against the baseline has a BH q-value
+(over every scenario and cluster of the night) at or below failure_fdr_q, with at least
+failure_min_events events and the share at least failure_min_ratio times the baseline's; new = born
+within failure_new_days before the day and seen with failure_min_events events on
+failure_new_nights nights, in a scenario that had failures before its birth.
 
 One `failure_cluster_growth` row per scenario with failing events that day (model and prompt
-version `*`): `statistic` = the number of clusters flagged new or growing with at least
-`drift.failure_min_events` events (and a baseline window with failures of the scenario: on
-the first nights every cluster is new, which says nothing), `threshold` = 1; `current_value` / `baseline_value` = the
-share of the scenario's failing events of the largest such cluster today / over the baseline
-window, `effect` their difference; `current_n` / `baseline_n` = the scenario's failing events
-today / over the baseline. Severity `warn` when any cluster is flagged (an emerging way of
-failing is worth a look but not, alone, a demotion), else `info`. Which clusters: query
-`failures.cluster_daily` for the day and scenario with is_new or is_growing.
+version `*`): `statistic` = the number of clusters flagged new or growing, `threshold` = 1;
+`p_value` = the smallest q-value of the clusters flagged growing (already adjusted over the night's
+clusters; null when none grows: a new cluster has no baseline to test against), so the row's own
+`q_value` in signals.drift is that adjusted once more with the night's other drift tests;
+`current_value` / `baseline_value` = the share of the scenario's failing events of the largest
+flagged cluster today / over its baseline, `effect` their difference; `current_n` / `baseline_n` =
+the scenario's failing events today / its largest baseline (the window). Severity `warn` when any
+cluster is flagged (an emerging way of failing is worth a look but not, alone, a demotion), else
+`info`. Which clusters: query `failures.cluster_daily` for the day and scenario with is_new or
+is_growing.
 """
 
 from __future__ import annotations
@@ -18,7 +28,7 @@ from datetime import date
 
 import polars as pl
 
-from flywheel.failures.growth import CLUSTER_DAILY
+from flywheel.failures.growth import CLUSTER_DAILY, flags
 from flywheel.signals.policy import Policy
 from flywheel.store import Layout
 
@@ -33,20 +43,21 @@ def failure_growth_rows(layout: Layout, policy: Policy, day: date) -> list[dict]
     frame = pl.read_parquet(path)
     if frame.height == 0:
         return []
-    need = policy.drift.failure_min_events
+    d = policy.drift
+    frame = flags(frame, day, fdr_q=d.failure_fdr_q, min_events=d.failure_min_events,
+                  growth_factor=d.failure_min_ratio, new_days=d.failure_new_days, new_nights=d.failure_new_nights)
     rows = []
     for (scenario,), part in frame.sort("scenario").group_by("scenario", maintain_order=True):
-        flagged = part.filter((pl.col("is_new") | pl.col("is_growing")) & (pl.col("events") >= need)
-                              & (pl.col("baseline_failures") > 0))
+        flagged = part.filter(pl.col("is_new") | pl.col("is_growing"))
         top = flagged.sort(["events", "cluster_id"], descending=[True, False]).head(1)
-        first = part.row(0, named=True)
         current = top["share"][0] if top.height else None
         baseline = top["baseline_share"][0] if top.height else None
+        growing_q = flagged.filter(pl.col("is_growing"))["q_value"]
         rows.append({
             "scenario": scenario, "model": "*", "prompt_version": "*", "signal": SIGNAL,
-            "statistic": float(flagged.height), "p_value": None, "threshold": 1.0,
-            "baseline_value": baseline, "current_value": current,
-            "baseline_n": int(first["baseline_failures"]), "current_n": int(first["scenario_failures"]),
+            "statistic": float(flagged.height), "p_value": growing_q.min() if growing_q.len() else None,
+            "threshold": 1.0, "baseline_value": baseline, "current_value": current,
+            "baseline_n": int(part["baseline_failures"].max() or 0), "current_n": int(part["scenario_failures"].max()),
             "effect": None if current is None else current - (baseline or 0.0),
             "direction": "worse" if flagged.height else None, "_kind": "failure",
         })

@@ -70,12 +70,23 @@ class Drift(_Strict):
     ece_warn_increase: float = Field(0.10, ge=0, description="ECE rise (current - baseline) that warns.")
     volume_ratio_warn: float = Field(2.0, gt=1, description="Current/baseline daily volume ratio (or its inverse) that warns.")
     failure_min_events: int = Field(5, ge=1, description="Events a new or growing failure cluster needs in a scenario "
-                                                          "on the day to warn.")
+                                                          "on the day to warn (and on each night it counts as seen).")
+    failure_fdr_q: float = Field(0.05, gt=0, lt=1, description="A failure cluster grows only when its share's exact test "
+                                 "against the baseline has a Benjamini-Hochberg q-value (over every scenario and cluster "
+                                 "of the night) at or below this.")
+    failure_min_ratio: float = Field(2.0, gt=1, description="...and its share is at least this many times its baseline "
+                                     "share: the smallest growth worth a warning, so large scenarios do not warn on small shifts.")
+    failure_new_days: int = Field(1, ge=0, description="A failure cluster may be new on the nights up to this many days "
+                                  "after its birth night.")
+    failure_new_nights: int = Field(2, ge=1, description="Nights (its birth night included) a new failure cluster must be "
+                                    "seen with failure_min_events events in the scenario: a one-night cluster never warns.")
 
     @model_validator(mode="after")
     def _shifts_in_range(self) -> "Drift":
         if any(not 0 < d < 1 for d in self.shifts):
             raise ValueError("drift.shifts must be between 0 and 1")
+        if self.failure_new_nights > self.failure_new_days + 1:
+            raise ValueError("drift.failure_new_nights must be at most failure_new_days + 1 (else nothing is ever new)")
         return self
 
 
