@@ -8,6 +8,12 @@ counts (light edits too, not only failing events); its edit is read with `flywhe
 per event. A row says how many of the scenario's edited events of the day show the pattern
 (`events`), out of how many were edited (`edited_events`): `share`. An event whose only change was
 redacted away counts as edited with no pattern.
+
+Measured with `.venv/bin/python -m flywheel.failures.patterns ../shared/data/mlqe-pe/*.tsv` (the
+11,502 edited MLQE-PE rows of both pairs as one day, one scenario per pair; 2 shared cores under
+load): 27,970 rows in 5.5 s wall, 2.4 s CPU; the most frequent substitutions are German quotation
+marks and article case for en-de (" -> „ 85, " -> “ 81, die -> der 53), full-width punctuation for
+en-zh (. -> 。 2,384, , -> ， 1,065).
 """
 
 from __future__ import annotations
@@ -20,8 +26,7 @@ import pyarrow as pa
 from flywheel.config import Settings
 from flywheel.engine import connect
 from flywheel.failures.documents import OUTCOMES_TABLE
-from flywheel.failures.edits import diff, distinct_changes, edit_patterns
-from flywheel.failures.edits import describe
+from flywheel.failures.edits import describe, diff, distinct_changes, edit_patterns
 from flywheel.privacy import redact_series
 from flywheel.schemas import STORED
 from flywheel.sql import load_sql
@@ -74,8 +79,9 @@ def edit_pattern_table(events: pl.DataFrame, redact: bool = True) -> pl.DataFram
     counted = (base.join(patterns, on="_k", how="inner")
                .group_by("event_date", "scenario", "kind", "before", "after", "token")
                .agg(pl.col("event_id").n_unique().alias("events")))
+    phrases = {t: describe(t) for t in counted["token"].unique().to_list()}
     out = (counted.join(edited, on=["event_date", "scenario"], how="left")
-           .with_columns(pl.col("token").map_elements(describe, return_dtype=pl.String).alias("description"),
+           .with_columns(pl.col("token").replace_strict(phrases, return_dtype=pl.String).alias("description"),
                          (pl.col("events") / pl.col("edited_events")).alias("share"))
            .sort(["event_date", "scenario", "events", "kind", "token"], descending=[False, False, True, False, False]))
     return pl.from_arrow(pa.Table.from_pylist([], schema=SCHEMA)).vstack(
@@ -105,3 +111,31 @@ def top_substitutions_markdown(frame: pl.DataFrame, top: int = 5) -> str:
         cells = [str(r[c]).replace("|", "/") for c in ("scenario", "before", "after", "events")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def mlqe_day(paths: list[str], day: date = date(2026, 3, 1)) -> pl.DataFrame:
+    """The edited rows of MLQE-PE TSV files (columns segment, source, mt, post_edit) as the events of
+    one day, in the shape `edit_pattern_table` reads; the scenario is the file's name."""
+    from pathlib import Path
+
+    frames = []
+    for path in paths:
+        name = Path(path).stem
+        frame = pl.read_csv(path, separator="\t", infer_schema_length=0)
+        frames.append(frame.filter(pl.col("mt") != pl.col("post_edit")).select(
+            (pl.lit(f"{name}-") + pl.col("segment")).alias("event_id"), pl.lit(day).alias("event_date"),
+            pl.lit(name).alias("scenario"), pl.col("source").alias("input_text"), pl.col("mt").alias("output_text"),
+            pl.col("post_edit").alias("final_text")))
+    return pl.concat(frames)
+
+
+if __name__ == "__main__":
+    import sys
+    import time
+
+    events = mlqe_day(sys.argv[1:])
+    t0, c0 = time.perf_counter(), time.process_time()
+    table = edit_pattern_table(events)
+    print(f"{events.height} edited events -> {table.height} rows in {time.perf_counter() - t0:.2f} s "
+          f"({time.process_time() - c0:.2f} s CPU)")
+    print(top_substitutions_markdown(table, top=10))
