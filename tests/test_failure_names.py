@@ -40,6 +40,9 @@ def test_edit_tokens_are_named_as_a_person_says_them():
     assert render("wrong amount") == "wrong amount"  # words stay words
     assert label(["flag:numbers", "sub:sie>du", "refund", "ins:nicht"]) == \
         "numbers changed / human replaced 'sie' with 'du' / refund"
+    # One net length change per direction: the second "added" bucket is skipped.
+    assert label(["len:added_2_4", "len:added_5_12", "len:removed_1", "flag:names"]) == \
+        "omission: 2-4 words added / addition: 1 word removed / names changed"
 
 
 def test_a_name_is_made_of_the_most_distinctive_edits_and_words():

@@ -9,8 +9,9 @@ temporary store, builds each night's failure documents, then runs the whole nigh
 `model.advance` per night, in memory) once per fit method and prints, over every failing event
 whose injected failure mode is known, the NMI and ARI of the clusters against the modes (an
 unmatched event counts as its own cluster), the clusters made, the night the emerging failure mode
-got its own cluster (relative to its first day), and the time. `scale` runs every night but the
-last, then a last night of `--docs` failing events made by repeating the generated ones under new
+got its own cluster (relative to its first day), the distinct non-empty cluster names (equal
+to the clusters when every cluster is named and no two share a name), and the time. `scale`
+runs every night but the last, then a last night of `--docs` failing events made by repeating the generated ones under new
 ids, from raw rows to written assignments, and prints its time and the process's peak memory.
 `reruns` builds every night in order in the store (`tables.build_failures`), then rebuilds every
 night again, and separately builds the second half of the nights before the first half followed
@@ -121,6 +122,7 @@ def compare(days: int, events_per_day: int, seed: int, work: Path, methods: list
             continue
         assignments, state, seconds = run_nights(docs, cfg)
         rows.append({"method": name, **agreement(assignments, modes), "clusters": len(state.clusters),
+                     "distinct_names": len({c.label for c in state.clusters if c.label}),
                      "emerging_delay_days": emerging_delay(assignments, modes, state,
                                                            truth["emerging_failure_mode"]["name"]),
                      "cpu_seconds": round(seconds, 1)})

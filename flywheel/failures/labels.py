@@ -132,9 +132,31 @@ def render(term: str) -> str:
     return describe(term) if is_edit_token(term) else term
 
 
+def _family(term: str) -> str:
+    """What a name says once: the direction of a net length change ("len:added" for every
+    "len:added_<bucket>"), any other term itself."""
+    return term.split("_", 1)[0] if term.startswith(("len:added_", "len:removed_")) else term
+
+
+def _name_terms(terms: list[str], n: int) -> list[str]:
+    """The first `n` terms a name says (see `label`), then the next one if any."""
+    taken: list[str] = []
+    families: set[str] = set()
+    for term in terms:
+        if _family(term) in families:
+            continue
+        taken.append(term)
+        families.add(_family(term))
+        if len(taken) == n + 1:
+            break
+    return taken
+
+
 def label(terms: list[str], n: int = NAME_TERMS) -> str:
-    """Its first `n` distinctive terms, rendered, joined with ' / ' ("" when there are none)."""
-    return " / ".join(render(t) for t in terms[:n])
+    """Its first `n` distinctive terms, rendered, joined with ' / ' ("" when there are none); a
+    net length change in the same direction as one already taken is skipped ("omission: 2-4 words
+    added / omission: 5-12 words added" says one thing twice)."""
+    return " / ".join(render(t) for t in _name_terms(terms, n)[:n])
 
 
 _OUTCOME_WORDS = {"edited": "heavily edited", "awaiting_review": "not reviewed", "accepted": "accepted"}
@@ -175,14 +197,16 @@ def names(terms: list[list[str]], traits: list[dict[str, int]], ids: list[int], 
 
     A cluster's name is `label(terms, n)`, or `fallback_name(traits)` when it has no term. While
     names collide, every cluster of a colliding name is told apart one step further: its next
-    distinctive term (`terms[n]`), then its main scenario in brackets, then "#id".
+    distinctive term (the one after those its name says), then its main scenario in brackets,
+    then "#id".
     """
     base = [label(t, n) or fallback_name(tr) for t, tr in zip(terms, traits)]
     steps: list[list[str]] = []
     for b, t, tr, cid in zip(base, terms, traits, ids):
         more = [b]
-        if len(t) > n:
-            more.append(f"{more[-1]} / {render(t[n])}")
+        said = _name_terms(t, n)
+        if len(said) > n:
+            more.append(f"{more[-1]} / {render(said[n])}")
         scenario = main_scenario(tr)
         if scenario and f"({scenario})" not in more[-1]:
             more.append(f"{more[-1]} ({scenario})")
