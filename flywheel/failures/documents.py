@@ -18,8 +18,9 @@ which hash them (`TEXT_FIELDS`); edit_text replaced them as features (measured i
 `features`). Every field is lower-cased with each digit written as 0 (in edit_text: in the edited
 spans, not in the length buckets), so amounts, ids and card numbers keep their shape but not their
 value. `edit_diff` is the readable diff ("[-Sie-]{+du+}", `edits.render_diff`) and `summary` the
-evidence in one readable line, the diff first where there is one (what exemplars show). The
-outcome itself is not a feature: the same failure is sometimes rejected and sometimes rewritten.
+evidence in one readable line: reason, comment, the diff, status, system, outcome (what
+exemplars show). The outcome itself is not a feature: the same failure is sometimes rejected and
+sometimes rewritten.
 """
 
 from __future__ import annotations

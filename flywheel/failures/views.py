@@ -24,9 +24,9 @@ def _cluster_columns() -> dict[str, str]:
         "terms": "Its five most distinctive terms, best first: words of reason codes, comments, statuses and system "
                  "messages, and edit tokens of what the human changed (\"sub:sie>du\", \"ins:nicht\", "
                  "\"flag:numbers\", \"len:added_5_12\"; digits written as 0 in edited spans).",
-        "exemplars": "A few founding events: event_id, event_date, summary of their evidence (the diff of draft and "
-                     "shipped text first, \"[-Sie-]{+du+}\", then reason, comment, status, system, outcome), "
-                     "cosine to the founding group.",
+        "exemplars": "A few founding events: event_id, event_date, summary of their evidence (reason, comment, the "
+                     "diff of draft and shipped text \"[-Sie-]{+du+}\", status, system, outcome), cosine to the "
+                     "founding group.",
         **_BIRTH,
         "size_total": "Failing events assigned to it up to and including this night.",
         "events": "Failing events assigned to it this night.",
