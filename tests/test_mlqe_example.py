@@ -50,7 +50,7 @@ def test_rows_become_one_event_and_one_review_each():
         "pair": ["ende"] * 3, "segment": [0, 1, 2], "source": ["Hello .", "Good day .", "Thank you ."],
         "mt": ["Hallo .", "Guten  Tag .", "Danke Ihnen ."], "post_edit": ["Hallo .", " Guten Tag . ", "Danke dir ."],
         "hter": [0.0, 0.0, 0.5], "model_logprob": [-0.5, 0.0, -2.0], "da_mean": [90.0, 95.0, 40.0]})
-    events, reviews = mlqe.events_and_reviews(rows, rows_per_day=2, start=date(2026, 3, 1))
+    events, reviews = mlqe.events_and_reviews(rows, rows_per_day=2, start=date(2026, 3, 1), shuffle=False)
     assert [e["scenario"] for e in events] == ["translation_ende"] * 3
     assert [e["output_text"] for e in events] == ["Hallo .", "Guten  Tag .", "Danke Ihnen ."]
     assert [e["input_text"] for e in events] == ["Hello .", "Good day .", "Thank you ."]
@@ -64,6 +64,11 @@ def test_rows_become_one_event_and_one_review_each():
     assert reviews[2]["final_text"] == "Danke dir ."
     assert [r["event_id"] for r in reviews] == [e["event_id"] for e in events]
     assert len({e["event_id"] for e in events}) == 3
+    # the default order is a fixed shuffle: a permutation that does not depend on the order given
+    order = mlqe.shuffled(rows)["segment"].to_list()
+    assert sorted(order) == [0, 1, 2] and mlqe.shuffled(rows.reverse())["segment"].to_list() == order
+    shuffled_events, _ = mlqe.events_and_reviews(rows, rows_per_day=2, start=date(2026, 3, 1))
+    assert [e["attributes"]["segment"] for e in shuffled_events] == order
 
 
 def test_the_sample_converts_as_checked_by_hand(tmp_path):
@@ -79,16 +84,21 @@ def test_the_sample_converts_as_checked_by_hand(tmp_path):
     assert [sum(r["action"] == "accepted" for r in reviews[p]) for p in reviews] == [47, 11]
     zh = {e["attributes"]["segment"]: (e, r) for e, r in zip(events["enzh"], reviews["enzh"])}
     event, review = zh[4]  # "基尔 吉奥 斯 还 在 ..." post-edited to "Kyrgios   还 赞助 ..."
-    assert event["scenario"] == "translation_enzh" and event["occurred_at"] == "2026-02-02T00:00:00Z"
+    assert event["scenario"] == "translation_enzh"
     assert math.isclose(event["confidence"], math.exp(-0.6139927506446838), abs_tol=1e-6)
     assert math.isclose(event["confidence"], 0.5412, abs_tol=1e-4)
     assert review["action"] == "edited" and review["final_text"].startswith("Kyrgios   还 赞助")
+    assert event["occurred_at"] == "2026-02-02T15:36:00Z"  # 40th of day 1 in the shuffled order: 39 * 24 min
     event, review = zh[96]  # post_edit differs from mt only in the spaces around "，"
     assert event["output_text"] != review.get("final_text") and review["action"] == "accepted"
     de = {e["attributes"]["segment"]: (e, r) for e, r in zip(events["ende"], reviews["ende"])}
-    assert de[194][1]["action"] == "accepted" and de[194][0]["occurred_at"] == "2026-02-02T00:48:00Z"
+    assert de[194][1]["action"] == "accepted" and de[194][0]["occurred_at"] == "2026-02-02T01:12:00Z"
     assert de[2790][1]["final_text"] == "Barnabas ' Verliebtheit in Kitty Soames , Folge 844 bis 885 ."
-    assert de[2790][0]["occurred_at"] == "2026-02-03T00:00:00Z"  # the 51st row: day 2
+    assert de[2790][0]["occurred_at"] == "2026-02-02T18:00:00Z"  # 46th of day 1: 45 * 24 min
+    # 50 rows a day: en-de accepted 13, 15, 19 on the three days, en-zh 4, 2, 5
+    per_day = [sum(r["action"] == "accepted" for e, r in zip(events[p], reviews[p]) if e["occurred_at"].startswith(d))
+               for p in ("ende", "enzh") for d in ("2026-02-02", "2026-02-03", "2026-02-04")]
+    assert per_day == [13, 15, 19, 4, 2, 5]
 
 
 @pytest.fixture(scope="module")

@@ -48,6 +48,7 @@ def test_annotations_become_one_event_and_one_review_per_rated_segment():
     a, b = sorted(zip(events, reviews), key=lambda er: er[0]["model"])
     assert a[0]["output_text"] == "Hallo, Welt" and a[0]["scenario"] == "translation_ende"
     assert a[1]["action"] == "rejected"  # a Major error
+    assert a[1]["final_text"] == "Welt"  # the stand-in fix: the translation with both error spans cut out
     assert a[1]["comment"] == "Hallo | comma | Komma"  # spans (punctuation by name) and the note, no category
     assert b[1]["action"] == "edited" and b[1]["final_text"] == "Hallo,"
     got = dict(zip(truth["event_id"], truth["category"]))

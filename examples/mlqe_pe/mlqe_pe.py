@@ -11,10 +11,13 @@ intervention per event: `accepted` when `post_edit` equals `mt` after whitespace
 (runs of whitespace as one space, ends stripped), else `edited` with `final_text` = `post_edit`.
 flywheel classes an edit heavy or light itself (normalised character Levenshtein distance at or
 above FLYWHEEL_HEAVY_EDIT_THRESHOLD, 0.3): heavy edits are the failing events the failure model
-clusters. There are no comments or reason codes. The data has no timestamps: each language pair is
-cut, in file order, into days of `rows_per_day` rows from START (the row at position i of its day
-runs at 00:00 + i * 72000 / rows_per_day seconds, so every event runs before 20:00), and its review
-comes an hour later, the same day.
+clusters. There are no comments or reason codes. The data has no timestamps: each language pair's
+rows are put in the order of a hash of (pair, segment), a fixed shuffle, and cut into days of
+`rows_per_day` rows from START (the row at position i of its day runs at 00:00 + i * 72000 /
+rows_per_day seconds, so every event runs before 20:00), and its review comes an hour later, the
+same day. The shuffle makes the days samples of one population, so that the data has no change in
+it: the files' own order is not random (en-zh's first 1,000 rows are easier than the rest), and
+`shuffle=False` keeps it.
 
 `run` is `flywheel run --from <first day> --to <last day>` in a child process with the landing
 folder, store, database and published feed under the work folder. `figures` reads back what the
@@ -79,14 +82,20 @@ def _stamp(at: datetime) -> str:
     return at.isoformat().replace("+00:00", "Z")
 
 
-def events_and_reviews(rows: pl.DataFrame, rows_per_day: int = ROWS_PER_DAY, start: date = START
-                       ) -> tuple[list[dict], list[dict]]:
+def shuffled(rows: pl.DataFrame) -> pl.DataFrame:
+    """`rows` in the order of the blake2b digest of (pair, segment): a fixed shuffle."""
+    keys = [_id(p, str(s)) for p, s in zip(rows["pair"].to_list(), rows["segment"].to_list())]
+    return rows.with_columns(pl.Series("_key", keys)).sort("_key").drop("_key")
+
+
+def events_and_reviews(rows: pl.DataFrame, rows_per_day: int = ROWS_PER_DAY, start: date = START,
+                       shuffle: bool = True) -> tuple[list[dict], list[dict]]:
     """The events and interventions of MLQE-PE rows (see the module docstring), each pair cut into
-    days of `rows_per_day` rows in the order given."""
+    days of `rows_per_day` rows, in `shuffled` order (or, without `shuffle`, in the order given)."""
     events, interventions = [], []
     step = 72000 / rows_per_day
     for (pair,), part in rows.group_by("pair", maintain_order=True):
-        for i, r in enumerate(part.iter_rows(named=True)):
+        for i, r in enumerate((shuffled(part) if shuffle else part).iter_rows(named=True)):
             day, slot = divmod(i, rows_per_day)
             at = datetime.combine(start + timedelta(days=day), datetime.min.time(), timezone.utc) \
                 + timedelta(seconds=int(slot * step))
@@ -107,14 +116,15 @@ def events_and_reviews(rows: pl.DataFrame, rows_per_day: int = ROWS_PER_DAY, sta
     return events, interventions
 
 
-def convert(paths: list[Path], landing: Path, rows_per_day: int = ROWS_PER_DAY, start: date = START) -> list[date]:
+def convert(paths: list[Path], landing: Path, rows_per_day: int = ROWS_PER_DAY, start: date = START,
+            shuffle: bool = True) -> list[date]:
     """Write the events and interventions of the MLQE-PE files into `landing` (JSON Lines, one file
     per pair and kind); returns the days they cover, ascending."""
     days: set[date] = set()
     for path in paths:
         rows = read_tsv(path)
         pair = rows["pair"][0]
-        events, interventions = events_and_reviews(rows, rows_per_day, start)
+        events, interventions = events_and_reviews(rows, rows_per_day, start, shuffle)
         days |= {date.fromisoformat(e["occurred_at"][:10]) for e in events}
         for kind, records in (("events", events), ("interventions", interventions)):
             folder = landing / kind
@@ -203,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/mlqe-pe")
     parser.add_argument("--work", type=Path, required=True, help="folder for the landing files, store and database")
     parser.add_argument("--rows-per-day", type=int, default=ROWS_PER_DAY)
+    parser.add_argument("--file-order", action="store_true", help="cut the days in file order, not shuffled")
     parser.add_argument("--write-sample", type=Path, default=None, metavar="FOLDER",
                         help="only copy --sample-rows rows of each file into FOLDER (the test fixture) and stop")
     parser.add_argument("--sample-rows", type=int, default=150)
@@ -215,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         for path in paths:
             write_sample(path, args.write_sample, args.sample_rows)
         return 0
-    days = convert(paths, args.work / "landing", args.rows_per_day)
+    days = convert(paths, args.work / "landing", args.rows_per_day, shuffle=not args.file_order)
     run(args.work, days[0], days[-1])
     con = connect(args.work)
     try:

@@ -11,8 +11,9 @@ when every error is Minor (or Neutral), `rejected` when one is Major or the segm
 spans (a span without letters or digits, such as a wrong comma, written as the names of its
 characters) and the rater's note; no reason code, and never the error category, which is kept
 aside as the truth to measure against (`truth_labels.parquet`: the category of each event's most
-severe error, first listed on ties). An edited event's `final_text` is the translation with its
-error spans cut out (the data holds no corrected text). The human references (`ref`, `refB`) are
+severe error, first listed on ties). An edited or rejected event's `final_text` is the translation
+with its error spans cut out (the data holds no corrected text; a rejected draft gets one too, so
+that flywheel can describe the edit of every failing event, not only of the heavily edited ones). The human references (`ref`, `refB`) are
 not AI output and are left out. There are no timestamps: each talk is one night (talks in file
 order from 2026-01-05, segment s at 00:00 + s minutes), the review an hour later.
 
@@ -78,7 +79,7 @@ def _id(*parts: str) -> str:
     return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).hexdigest()
 
 
-def events_and_reviews(rows: pl.DataFrame, rejected_final: bool = False) -> tuple[list[dict], list[dict], pl.DataFrame]:
+def events_and_reviews(rows: pl.DataFrame, rejected_final: bool = True) -> tuple[list[dict], list[dict], pl.DataFrame]:
     """The events, interventions and truth labels of the annotation rows (see the module docstring);
     with `rejected_final`, a rejected event's review carries the same stand-in `final_text` as an
     edited one's (the translation with its error spans cut out), so its edit can be described."""
@@ -127,7 +128,7 @@ def _stamp(at: datetime) -> str:
     return at.isoformat().replace("+00:00", "Z")
 
 
-def convert(paths: list[Path], landing: Path, rejected_final: bool = False) -> pl.DataFrame:
+def convert(paths: list[Path], landing: Path, rejected_final: bool = True) -> pl.DataFrame:
     """Write the events and interventions of the annotation files into `landing` (JSON Lines) and
     `truth_labels.parquet` beside them; returns the truth labels. `rejected_final`: see
     `events_and_reviews`."""
@@ -275,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2].parent / "shared/data/mqm-ted")
     parser.add_argument("--work", type=Path, required=True, help="folder for the landing files, store and database")
     parser.add_argument("--with-draft", action="store_true", help="keep the draft (translation) in the features")
+    parser.add_argument("--rejected-without-final", action="store_true",
+                        help="give rejected events no final_text (as before: only edited events have an edit)")
     parser.add_argument("--oracle", action="store_true",
                         help="also print what the evidence carries: a supervised classifier's cross-validated "
                              "scores, k-means on the same evidence, and how often identical evidence has two categories")
@@ -284,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no mqm_ted_*.tsv under {args.data}", file=sys.stderr)
         return 1
     settings = Settings(landing=args.work / "landing", store=args.work / "store", db=args.work / "flywheel.duckdb")
-    truth = convert(paths, settings.landing)
+    truth = convert(paths, settings.landing, rejected_final=not args.rejected_without_final)
     config = replace(MQM_CONFIG, featurizer=Featurizer()) if args.with_draft else MQM_CONFIG
     days = run(settings, config)
     with pl.Config(tbl_rows=40, tbl_cols=14, tbl_width_chars=200, fmt_str_lengths=70):
