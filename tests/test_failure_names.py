@@ -213,3 +213,21 @@ def test_a_state_hashing_a_field_this_version_does_not_make_is_refused_with_why(
     with pytest.raises(ValueError, match="sentiment_text.*rebuild the failure tables"):
         Featurizer.from_json(data)
     assert Featurizer.from_json(Featurizer().to_json()) == Featurizer()
+
+
+def test_a_cluster_keeps_its_name_while_the_terms_it_says_stay_among_its_five_best():
+    from flywheel.failures.documents import DOCUMENT_SCHEMA
+    from flywheel.failures.model import Cluster, _update_labels
+
+    none = pl.DataFrame(schema=DOCUMENT_SCHEMA)
+    # Cluster 1's terms, all its own (the same idf), rank by count: amount 5, refund 4, wrong 3, credit 2, late 1.
+    one = Cluster(1, D1, "r", terms={"amount": 5, "refund": 4, "wrong": 3, "credit": 2, "late": 1, "ninth": 1},
+                  name_terms=["wrong", "refund", "amount"], label="wrong / refund / amount")
+    two = Cluster(2, D1, "r", terms={"tone": 2})
+    _update_labels([one, two], none, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), FailureConfig())
+    assert one.top_terms == ["amount", "refund", "wrong", "credit", "late"]
+    assert one.label == "wrong / refund / amount"  # reordered, still its five best: kept
+    one.terms = {"amount": 5, "refund": 4, "credit": 3, "late": 3, "ninth": 3, "wrong": 1}
+    _update_labels([one, two], none, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), FailureConfig())
+    assert "wrong" not in one.top_terms and one.label == "amount / refund / credit"  # fell out: renamed
+    assert one.name_terms == ["amount", "refund", "credit"] and two.label == "tone"

@@ -355,11 +355,13 @@ SAMPLE_START = date(2026, 3, 1)
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory) -> tuple[Settings, dict, list[date]]:
     from flywheel.failures.benchmark import sample_store
+    from flywheel.failures.patterns import build_edit_patterns
 
     root = tmp_path_factory.mktemp("failures-sample")
     settings, truth, days = sample_store(root, days=14, events_per_day=2000, seed=9)
-    for day in days:
+    for day in days:  # as the nightly job: the failure tables and the edit patterns
         build_failures(settings, day, run_id=f"night-{day}")
+        build_edit_patterns(settings, day)
     return settings, truth, days
 
 

@@ -75,7 +75,7 @@ from sklearn.preprocessing import normalize
 from flywheel.failures.documents import TEXT_FIELDS
 from flywheel.failures.features import Featurizer
 from flywheel.failures.fit import FitParams, Grouping, group
-from flywheel.failures.labels import ctfidf, merge_counts, names, term_counts, top_terms, trait_counts
+from flywheel.failures.labels import ctfidf, merge_counts, name_terms, names, term_counts, top_terms, trait_counts
 
 EXISTING, FOUNDING, NEW, UNMATCHED = "existing", "founding", "new", "unmatched"
 MATCHES: tuple[str, ...] = (EXISTING, FOUNDING, NEW, UNMATCHED)
@@ -152,20 +152,23 @@ class Cluster:
     label: str = ""
     exemplars: list[dict] = field(default_factory=list)
     traits: dict[str, int] = field(default_factory=dict)
+    name_terms: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         """The cluster as a JSON-ready dict."""
         return {"cluster_id": self.cluster_id, "born_date": self.born_date.isoformat(), "born_run": self.born_run,
                 "size": self.size, "last_seen": self.last_seen.isoformat() if self.last_seen else None,
                 "terms": self.terms, "top_terms": self.top_terms, "label": self.label, "exemplars": self.exemplars,
-                "traits": self.traits}
+                "traits": self.traits, "name_terms": self.name_terms}
 
     @classmethod
     def from_json(cls, d: dict) -> "Cluster":
-        """The cluster `to_json` described (a state written before traits were counted has none)."""
+        """The cluster `to_json` described (a state written before names were made of edits has no
+        traits and no name terms)."""
         return cls(int(d["cluster_id"]), date.fromisoformat(d["born_date"]), d["born_run"], int(d["size"]),
                    date.fromisoformat(d["last_seen"]) if d["last_seen"] else None, dict(d["terms"]),
-                   list(d["top_terms"]), d["label"], list(d["exemplars"]), dict(d.get("traits", {})))
+                   list(d["top_terms"]), d["label"], list(d["exemplars"]), dict(d.get("traits", {})),
+                   list(d.get("name_terms", [])))
 
 
 @dataclass
@@ -510,7 +513,9 @@ def advance(state: ModelState, docs: pl.DataFrame, day: date, run_id: str, confi
 
 def _update_labels(clusters: list[Cluster], docs: pl.DataFrame, cluster_of: np.ndarray, ranks: np.ndarray,
                    cfg: FailureConfig) -> None:
-    """Add the night's term counts (a hash-ranked sample of each cluster's events) and rename every cluster."""
+    """Add the night's term counts (a hash-ranked sample of each cluster's events) and rename every
+    cluster. A cluster keeps the terms its name says while they are all still among its five most
+    distinctive (a reordering of near-equal terms does not rename it); names are then made distinct."""
     rows = np.full(docs.height, -1, dtype=np.int64)
     assigned = np.flatnonzero(cluster_of >= 0)
     if assigned.size:
@@ -520,8 +525,11 @@ def _update_labels(clusters: list[Cluster], docs: pl.DataFrame, cluster_of: np.n
     for c, t, tr in zip(clusters, term_counts(docs, rows, len(clusters)), trait_counts(docs, rows, len(clusters))):
         c.terms = merge_counts(c.terms, t, cfg.label_terms)
         c.traits = merge_counts(c.traits, tr, cfg.label_terms)
+    ranked = []
     for c, w in zip(clusters, ctfidf([c.terms for c in clusters])):
         c.top_terms = top_terms(w, 5)
-    for c, name in zip(clusters, names([c.top_terms for c in clusters], [c.traits for c in clusters],
-                                       [c.cluster_id for c in clusters])):
+        keep = bool(c.name_terms) and set(c.name_terms) <= set(c.top_terms)
+        ranked.append([*c.name_terms, *(t for t in c.top_terms if t not in c.name_terms)] if keep else c.top_terms)
+    for c, r, name in zip(clusters, ranked, names(ranked, [c.traits for c in clusters], [c.cluster_id for c in clusters])):
         c.label = name
+        c.name_terms = name_terms(r)
