@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from flywheel.config import Settings
 from flywheel.contracts import EVENT_FIELDS, INTERVENTION_FIELDS
+from flywheel.ingest.manifest import MANIFEST_COLUMNS
 from flywheel.schemas import DUPLICATES, QUARANTINE, STAGED, STORED
 from flywheel.sql import load_sql
 from flywheel.store import Layout, exclusive, write_bytes_atomic, write_parquet_atomic
@@ -127,14 +128,25 @@ def ingest_views() -> list[View]:
     ]
 
 
+# The ingest sources of the views (`{name}` slots) and the schema of each, for a source with no
+# file yet (read from an empty file of that schema, `_schema/<name>.parquet`).
+SOURCE_SCHEMAS = {
+    "events": STORED["events"], "interventions": STORED["interventions"],
+    "staged_events": STAGED["events"], "staged_interventions": STAGED["interventions"],
+    "staged_quarantine": QUARANTINE, "quarantine_events": QUARANTINE, "quarantine_interventions": QUARANTINE,
+    "duplicates_events": DUPLICATES, "duplicates_interventions": DUPLICATES,
+}
+
+
+def unaccounted_sources(sources: dict[str, str]) -> dict[str, str]:
+    """The `unaccounted_events` / `unaccounted_interventions` sources (staged records not yet
+    stored, dropped as duplicates or quarantined) over the ingest `sources`."""
+    return {f"unaccounted_{kind}": fill(load_sql("unaccounted_staged").replace("KIND", kind), sources)
+            for kind in ("events", "interventions")}
+
+
 def _sources(layout: Layout) -> dict[str, str]:
     """`{name}` slot -> a read_parquet(...) call over the matching files (or an empty typed template)."""
-    templates = {
-        "events": STORED["events"], "interventions": STORED["interventions"],
-        "staged_events": STAGED["events"], "staged_interventions": STAGED["interventions"],
-        "staged_quarantine": QUARANTINE, "quarantine_events": QUARANTINE, "quarantine_interventions": QUARANTINE,
-        "duplicates_events": DUPLICATES, "duplicates_interventions": DUPLICATES,
-    }
     root = layout.root.resolve()
     globs = {
         "events": layout.table_glob("events"),
@@ -152,7 +164,7 @@ def _sources(layout: Layout) -> dict[str, str]:
         if not glob.glob(pattern):
             template = root / "_schema" / f"{name}.parquet"
             if not template.exists():
-                write_parquet_atomic(pa.Table.from_pylist([], schema=templates[name]), template)
+                write_parquet_atomic(pa.Table.from_pylist([], schema=SOURCE_SCHEMAS[name]), template)
             pattern = str(template)
         out[name] = f"read_parquet({_literal(pattern)}, union_by_name = true, hive_partitioning = false)"
     manifests = str(root / "manifests" / "*.json")
@@ -160,7 +172,7 @@ def _sources(layout: Layout) -> dict[str, str]:
         manifests = str(root / "_schema" / "manifests.json")
         if not Path(manifests).exists():
             write_bytes_atomic(b"[]", Path(manifests))
-    out["manifests"] = f"read_json({_literal(manifests)}, columns = {_MANIFEST_COLUMNS})"
+    out["manifests"] = f"read_json({_literal(manifests)}, columns = {MANIFEST_COLUMNS})"
     approvals = root / "decisions" / "approvals.jsonl"
     if approvals.exists() and approvals.stat().st_size:
         out["approvals"] = (f"read_json({_literal(str(approvals))}, format = 'newline_delimited', "
@@ -168,8 +180,7 @@ def _sources(layout: Layout) -> dict[str, str]:
     else:
         out["approvals"] = "(SELECT " + ", ".join(
             f"CAST(NULL AS {t}) AS \"{c}\"" for c, t in _APPROVAL_TYPES) + " WHERE false)"
-    for kind in ("events", "interventions"):
-        out[f"unaccounted_{kind}"] = fill(load_sql("unaccounted_staged").replace("KIND", kind), out)
+    out.update(unaccounted_sources(out))
     return out
 
 
@@ -177,13 +188,6 @@ _APPROVAL_TYPES = (("decision_id", "VARCHAR"), ("verdict", "VARCHAR"), ("by", "V
                    ("kind", "VARCHAR"), ("scenario", "VARCHAR"), ("level", "VARCHAR"), ("previous_level", "VARCHAR"),
                    ("day", "DATE"), ("run_id", "VARCHAR"), ("at", "TIMESTAMPTZ"))
 _APPROVAL_COLUMNS = "{" + ", ".join(f"'{c}': '{t}'" for c, t in _APPROVAL_TYPES) + "}"
-
-_MANIFEST_COLUMNS = (
-    "{path: 'VARCHAR', file_id: 'VARCHAR', seq: 'BIGINT', folder: 'VARCHAR', format: 'VARCHAR', "
-    "sha256: 'VARCHAR', size: 'BIGINT', mtime_ns: 'BIGINT', read: 'BIGINT', "
-    "staged: 'STRUCT(events BIGINT, interventions BIGINT)', quarantined: 'BIGINT', bad_file: 'VARCHAR', "
-    "refused: 'VARCHAR', event_days: 'VARCHAR[]', intervention_days: 'VARCHAR[]'}"
-)
 
 
 def fill(sql: str, sources: dict[str, str], layout: Layout | None = None) -> str:

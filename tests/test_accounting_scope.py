@@ -8,9 +8,9 @@ from datetime import date
 import dagster as dg
 import polars as pl
 
-from assets.checks import accounting_result, run_file_accounts
+from assets.checks import accounting_result
 from conftest import run_pipeline, write_jsonl
-from flywheel.reconcile import file_accounts
+from flywheel.reconcile import file_accounts, run_file_accounts
 from flywheel.store import Layout, write_parquet_atomic
 from test_ingest import event, intervention
 
