@@ -130,3 +130,18 @@ def test_the_policy_holds_the_growth_parameters_and_refuses_a_new_rule_that_cann
     path.write_text("version: x\ndrift:\n  failure_min_ratio: 1.0\n")
     with pytest.raises(PolicyError, match="failure_min_ratio"):
         load_policy(path)
+
+
+def test_dispersion_in_a_young_store_counts_the_clusters_known_on_its_first_night(settings):
+    # Every cluster was born on the store's first night (as on any new deployment): their day-to-day
+    # swings are the dispersion, not one pooled category with nothing to compare.
+    d2, d1 = D - timedelta(days=2), D - timedelta(days=1)
+    born = {1: d2, 2: d2}
+    _write_night(settings, d2, [("s", 1, 10), ("s", 2, 10)], born)
+    _write_night(settings, d1, [("s", 1, 18), ("s", 2, 2)], born)
+    _write_night(settings, D, [("s", 1, 10), ("s", 2, 10)], born)
+    rows = {r["cluster_id"]: r for r in build_cluster_daily(settings, D).iter_rows(named=True)}
+    # shares 28/40 and 12/40; each night has 20: expected 14 and 6; (4^2/14 + 4^2/6) x 2 nights on 1 df
+    assert rows[2]["dispersion"] == pytest.approx(2 * (16 / 14 + 16 / 6))
+    # 10 of 20 against 12 of 40, each divided by 7.62 and rounded: 1 of 3 against 2 of 5
+    assert rows[2]["p_value"] == pytest.approx(_upper_tail(1, 3, 2, 5))

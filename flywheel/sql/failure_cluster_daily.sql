@@ -3,7 +3,7 @@
 -- [$base_start, $day); $clusters: the day's failures/clusters file (labels, birth).
 -- A cluster's baseline counts only the window's days since its birth (before it, its events could not
 -- join it). `dispersion`: the scenario's Pearson chi-square of day x cluster counts over the baseline
--- window per degree of freedom (clusters born inside the window pooled with the unmatched events).
+-- window per degree of freedom (clusters born after its first night there pooled with the unmatched events).
 WITH born AS (
     SELECT cluster_id, label, born_date FROM read_parquet($clusters)
 ), today AS (
@@ -36,10 +36,12 @@ WITH born AS (
         count(*) FILTER (WHERE c.events >= $min_events AND c.event_date >= b.born_date) AS nights_seen
     FROM base_cells c LEFT JOIN born b USING (cluster_id)
     WHERE c.cluster_id IS NOT NULL GROUP BY ALL
-), cat AS (  -- the categories of the dispersion estimate: clusters older than the window, the rest pooled
+), first_day AS (
+    SELECT scenario, min(event_date) AS first_day FROM base_day GROUP BY ALL
+), cat AS (  -- the dispersion's categories: clusters known on the scenario's first baseline night; the rest pooled
     SELECT c.scenario, c.event_date,
-        CASE WHEN b.born_date < $base_start THEN c.cluster_id ELSE -1 END AS k, sum(c.events) AS x
-    FROM base_cells c LEFT JOIN born b USING (cluster_id) GROUP BY ALL
+        CASE WHEN b.born_date <= f.first_day THEN c.cluster_id ELSE -1 END AS k, sum(c.events) AS x
+    FROM base_cells c JOIN first_day f USING (scenario) LEFT JOIN born b USING (cluster_id) GROUP BY ALL
 ), cat_total AS (
     SELECT scenario, k, sum(x) AS x FROM cat GROUP BY ALL
 ), scen_total AS (
