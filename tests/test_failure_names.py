@@ -8,6 +8,7 @@ import io
 import json
 import math
 from datetime import date, timedelta
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -231,3 +232,32 @@ def test_a_cluster_keeps_its_name_while_the_terms_it_says_stay_among_its_five_be
     _update_labels([one, two], none, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), FailureConfig())
     assert "wrong" not in one.top_terms and one.label == "amount / refund / credit"  # fell out: renamed
     assert one.name_terms == ["amount", "refund", "credit"] and two.label == "tone"
+
+
+# ----------------------------------------------------------------------------- real post-edits (MLQE-PE)
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "mlqe-pe"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mlqe-pe"
+
+
+def test_real_post_edits_without_comments_all_land_in_named_clusters_on_the_sample():
+    from flywheel.failures.benchmark import mlqe_pe_raw, run_nights
+
+    raw = mlqe_pe_raw(FIXTURE, rows_per_day=50)
+    assert raw.height == 116 and set(raw["scenario"]) == {"translation_ende", "translation_enzh"}
+    assignments, state, _ = run_nights(documents(raw), FailureConfig())
+    assert assignments["cluster_id"].null_count() == 0
+    labels = [c.label for c in state.clusters]
+    assert labels and all(labels) and len(set(labels)) == len(labels)
+    assert all("without a reason" not in name for name in labels)  # named by the edits, not the fallback
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason=f"{SHARED} is absent (the shared MLQE-PE files)")
+def test_real_post_edits_all_land_in_distinctly_named_clusters_on_the_whole_data():
+    from flywheel.failures.benchmark import real
+
+    per, clusters = real(SHARED)
+    assert per["scenario"].to_list() == ["translation_ende", "translation_enzh"]
+    assert per["failing"].to_list() == [1194, 3979] and per["unmatched"].to_list() == [0.0, 0.0]
+    names_ = clusters["name"].to_list()
+    assert all(names_) and len(set(names_)) == len(names_) and clusters["events"].sum() == 1194 + 3979

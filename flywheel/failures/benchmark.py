@@ -3,6 +3,7 @@
     python -m flywheel.failures.benchmark compare --days 14 --events-per-day 2000 --seed 9
     python -m flywheel.failures.benchmark scale --docs 1000000
     python -m flywheel.failures.benchmark reruns --days 14 --events-per-day 2000 --seed 9
+    python -m flywheel.failures.benchmark real --data ../shared/data/mlqe-pe
 
 `compare` generates sample data (`flywheel.generate`), ingests it and resolves its outcomes in a
 temporary store, builds each night's failure documents, then runs the whole nightly process (one
@@ -13,6 +14,10 @@ got its own cluster (relative to its first day), the distinct non-empty cluster 
 to the clusters when every cluster is named and no two share a name), and the time. `scale`
 runs every night but the last, then a last night of `--docs` failing events made by repeating the generated ones under new
 ids, from raw rows to written assignments, and prints its time and the process's peak memory.
+`real` runs the nightly process on real post-edited machine translation (MLQE-PE, `--data`: the
+heavy edits of each language pair, days of 1,000 rows; no comments, no reason codes, so the
+clusters and their names come from the edits alone) and prints per pair the failing events and
+the share unmatched, and every cluster's events and name.
 `reruns` builds every night in order in the store (`tables.build_failures`), then rebuilds every
 night again, and separately builds the second half of the nights before the first half followed
 by `tables.refresh_stale`; it prints, for each, the failing events whose cluster id differs from
@@ -164,6 +169,46 @@ def scale(n_docs: int, days: int, events_per_day: int, seed: int, work: Path, co
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
 
 
+def mlqe_pe_raw(data: Path, rows_per_day: int = 1000, heavy: float = 0.3, start: date = START) -> pl.DataFrame:
+    """MLQE-PE's heavily post-edited machine translations (`mlqe_pe_<pair>_train.tsv` in `data`) as
+    raw failing events: scenario `translation_<pair>`, input = source, output = `mt`, final text =
+    `post_edit` (runs of whitespace as one space), outcome edited, a heavy edit where the
+    normalised character Levenshtein distance is at least `heavy` (the pipeline's default
+    threshold); each pair cut in file order into days of `rows_per_day` rows from `start`."""
+    from flywheel.outcomes.resolve import edit_distances
+
+    frames = []
+    for path in sorted(data.glob("mlqe_pe_*_train.tsv")):
+        pair = path.stem.split("_")[2]
+        rows = pl.read_csv(path, separator="\t", quote_char=None, infer_schema=False).with_columns(
+            pl.col("mt", "post_edit").str.replace_all(r"\s+", " ").str.strip_chars())
+        chars, _ = edit_distances(rows["mt"].to_list(), rows["post_edit"].to_list())
+        rows = rows.with_columns(pl.Series("distance", chars), pl.int_range(pl.len()).alias("i"))
+        frames.append(rows.filter(pl.col("distance") >= heavy).select(
+            (pl.lit(f"{pair}-") + pl.col("segment")).alias("event_id"),
+            (pl.lit(start) + pl.duration(days=pl.col("i") // rows_per_day)).cast(pl.Date).alias("event_date"),
+            pl.lit(f"translation_{pair}").alias("scenario"), pl.lit("ok").alias("status"),
+            pl.lit("edited").alias("outcome"), pl.lit("heavy").alias("edit_class"),
+            pl.lit(None, dtype=pl.String).alias("reason_code"), pl.lit(None, dtype=pl.String).alias("comment"),
+            pl.col("source").alias("input_text"), pl.col("mt").alias("output_text"),
+            pl.col("post_edit").alias("final_text")))
+    if not frames:
+        raise FileNotFoundError(f"no mlqe_pe_<pair>_train.tsv in {data}")
+    return pl.concat(frames)
+
+
+def real(data: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The nightly process on MLQE-PE's heavy edits (`mlqe_pe_raw`: no comments, no reason codes):
+    per scenario the failing events and the share unmatched, and the clusters known after the last
+    night (id, events, name), largest first."""
+    assignments, state, _ = run_nights(documents(mlqe_pe_raw(data)), FailureConfig())
+    per = assignments.group_by("scenario").agg(pl.len().alias("failing"),
+                                               pl.col("cluster_id").is_null().mean().alias("unmatched")).sort("scenario")
+    clusters = pl.DataFrame([{"cluster_id": c.cluster_id, "events": c.size, "name": c.label} for c in state.clusters],
+                            schema={"cluster_id": pl.Int64, "events": pl.Int64, "name": pl.String})
+    return per, clusters.sort("events", "cluster_id", descending=[True, False])
+
+
 _TABLES = ("failures/assignments", "failures/clusters", "failures/cluster_history", "failures/cluster_daily")
 
 
@@ -222,7 +267,7 @@ def reruns(days: int, events_per_day: int, seed: int, work: Path) -> dict[str, d
 def main(argv: list[str] | None = None) -> int:
     """Command line: `compare`, `scale` or `reruns` (see the module docstring)."""
     parser = argparse.ArgumentParser(prog="python -m flywheel.failures.benchmark")
-    parser.add_argument("what", choices=("compare", "scale", "reruns"))
+    parser.add_argument("what", choices=("compare", "scale", "reruns", "real"))
     parser.add_argument("--days", type=int, default=14)
     parser.add_argument("--events-per-day", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=9)
@@ -230,12 +275,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="*", choices=METHODS, help="compare: only these fit methods")
     parser.add_argument("--cold", action="store_true", help="scale: the big night is the first night (no model yet)")
     parser.add_argument("--work", type=Path, default=None, help="folder for the generated store (default: temporary)")
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/mlqe-pe"),
+                        help="real: the folder of mlqe_pe_<pair>_train.tsv")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
         if args.what == "compare":
             with pl.Config(tbl_rows=20, tbl_cols=20, tbl_width_chars=200):
                 print(compare(args.days, args.events_per_day, args.seed, work, args.methods))
+        elif args.what == "real":
+            per, clusters = real(args.data)
+            with pl.Config(tbl_rows=100, fmt_str_lengths=160, tbl_width_chars=220):
+                print(per)
+                print(clusters)
+            names = clusters["name"].to_list()
+            print(f"clusters: {len(names)}, distinct non-empty names: {len({n for n in names if n})}")
         elif args.what == "reruns":
             for case, figures in reruns(args.days, args.events_per_day, args.seed, work).items():
                 print(f"{case}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))

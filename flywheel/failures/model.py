@@ -35,28 +35,32 @@ the emerging mode appears on day 10:
 
 | fit method | NMI | ARI | clusters | unmatched | emerging mode's cluster born | CPU s |
 |---|---|---|---|---|---|---|
-| louvain (chosen) | 0.841 | 0.796 | 18 | 0.1% | its first day | 3.7 |
+| louvain (chosen) | 0.848 | 0.810 | 16 | 0.0% | its first day | 3.0 |
 | diffusion: kNN random-walk smoothing, average-linkage cut | 0.846 | 0.773 | 11 | 0.7% | its first day | 121 |
 | agglomerative: average-linkage cut of cosine distances | 0.686 | 0.402 | 31 | 14.3% | its first day | 3.8 |
 | hdbscan on cosine distances | 0.619 | 0.285 | 10 | 14.8% | a day later | 2.5 |
 | kmeans on 100-dimension LSA, k by silhouette | 0.675 | 0.393 | 32 | 4.1% | its first day | 682 |
 
-24 days x 2,000 events, seed 7 (5,272 events): louvain NMI 0.828 / ARI 0.743 (6.4 s),
-agglomerative 0.701 / 0.435 (7.7 s), hdbscan 0.641 / 0.388 (6.0 s). Plain text similarity
+The louvain row is measured with the edit tokens as a feature (issue 15; before them: NMI 0.841,
+ARI 0.796, 18 clusters, 0.1% unmatched); the other rows before them. 24 days x 2,000 events,
+seed 7 (5,272 events): louvain NMI 0.835 / ARI 0.772 (5.5 s; 0.828 / 0.743 before the edit
+tokens), agglomerative 0.701 / 0.435 (7.7 s), hdbscan 0.641 / 0.388 (6.0 s). Plain text similarity
 (agglomerative, hdbscan, kmeans) splits a failure mode into the phrasings reviewers use for it, or
 leaves them unmatched; the graph joins them through shared neighbours. Diffusion over the same
 graph scores as well but costs 30 times more and makes coarser clusters. Over six generated data
-sets (seeds 3, 5, 7, 9, 11, 21; 14-24 days; 1,500-2,500 events a day) the chosen process scores
-NMI 0.81-0.85 and ARI 0.73-0.80, and gives the emerging mode its own cluster on its first day or
+sets (seeds 3, 5, 7, 9, 11, 21; 14-24 days; 1,500-2,500 events a day) the chosen process scored
+NMI 0.81-0.85 and ARI 0.73-0.80 before the edit tokens, and gives the emerging mode its own cluster on its first day or
 the day after. What it cannot separate are modes that reviewers describe alike (an omitted contract
 clause and missing information) and what the first night merged before there was history to tell
 them apart; a mode is split per scenario where its comments differ by scenario.
 
 Bounded cost: `python -m flywheel.failures.benchmark scale --docs 1000000` (a night of 1 M failing
 events made by repeating generated ones, from raw rows to written assignments, after 13 normal
-nights): 61 s wall, 47 s CPU (documents 16 s, model 45 s), peak resident memory 2.0 GB (0.5 GB
-before the night); 5,000 fitted, every event assigned (3.5% unmatched). The same night as the very
-first (`--cold`): 71 s wall, 48 s CPU, 2.0 GB, 41 clusters founded, 5.9% unmatched.
+nights; 2 cores, load average 2.7): 20.9 s wall, 20.9 s CPU (documents 14.3 s: their text fields
+once per distinct draft, final and source text; model 6.3 s), peak resident memory 1.8 GB (0.5 GB
+before the night); 5,000 fitted, every event assigned (3.3% unmatched). Before the edit tokens, on
+the same machine a minute later: 26.3 s wall, 28.9 s CPU, 2.2 GB. The same night as the very first
+(`--cold`): 22.3 s wall, 20.5 s CPU, 1.8 GB, 43 clusters founded, 5.1% unmatched.
 """
 
 from __future__ import annotations
