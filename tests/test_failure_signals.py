@@ -95,6 +95,11 @@ def test_failure_growth_signal_hand_computed(tmp_path):
     b = {r["scenario"]: r for r in failure_growth_rows(layout, strict, D1)}["b"]
     assert (b["statistic"], b["p_value"], b["current_value"]) == (1.0, 0.02, 0.3)
     assert failure_growth_rows(layout, policy, D1 + timedelta(days=1)) == []  # no failure tables that day
+    # a day built before the growth tests existed (flags of the old rule, no q-values): flags nothing
+    old = frame.drop("p_value", "q_value", "nights_seen", "failures_before_birth", "dispersion").with_columns(
+        is_new=True, is_growing=True)
+    write_parquet_atomic(old.to_arrow(), layout.table(CLUSTER_DAILY, D1))
+    assert [r["statistic"] for r in failure_growth_rows(layout, policy, D1)] == [0.0] * 5
 
 
 def test_the_emerging_failure_mode_raises_the_growth_warning(sample_with_changes):

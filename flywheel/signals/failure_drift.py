@@ -19,7 +19,8 @@ flagged cluster today / over its baseline, `effect` their difference; `current_n
 the scenario's failing events today / its largest baseline (the window). Severity `warn` when any
 cluster is flagged (an emerging way of failing is worth a look but not, alone, a demotion), else
 `info`. Which clusters: query `failures.cluster_daily` for the day and scenario with is_new or
-is_growing.
+is_growing. A day whose cluster_daily was built before these tests existed (no q_value) flags
+nothing until its failure tables are rebuilt.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from flywheel.signals.policy import Policy
 from flywheel.store import Layout
 
 SIGNAL = "failure_cluster_growth"
+_TESTS = {"q_value": pl.Float64, "nights_seen": pl.Int64, "failures_before_birth": pl.Int64}
 
 
 def failure_growth_rows(layout: Layout, policy: Policy, day: date) -> list[dict]:
@@ -43,6 +45,8 @@ def failure_growth_rows(layout: Layout, policy: Policy, day: date) -> list[dict]
     frame = pl.read_parquet(path)
     if frame.height == 0:
         return []
+    # a day built before issue 15 has no tests: nothing on it is flagged until its failures are rebuilt
+    frame = frame.with_columns([pl.lit(None, dtype=t).alias(c) for c, t in _TESTS.items() if c not in frame.columns])
     d = policy.drift
     frame = flags(frame, day, fdr_q=d.failure_fdr_q, min_events=d.failure_min_events,
                   growth_factor=d.failure_min_ratio, new_days=d.failure_new_days, new_nights=d.failure_new_nights)
