@@ -101,6 +101,9 @@ def test_the_whole_shared_data_beats_chance(tmp_path):
     truth = mqm.convert(sorted(SHARED.glob("mqm_ted_*.tsv")), settings.landing)
     mqm.run(settings)
     scores = {r["labels"]: r for r in mqm.evaluate(settings, truth, shuffles=20).iter_rows(named=True)}
-    assert scores["category"]["events"] > 3000
-    assert scores["category"]["nmi"] > scores["category"]["shuffled_nmi_max"]
-    assert scores["category"]["ami"] > 0.03
+    assert scores["category"]["events"] == 4091
+    for labels in ("category", "top_category"):
+        assert scores[labels]["nmi"] > scores[labels]["shuffled_nmi_max"], scores[labels]
+        assert scores[labels]["ami"] > scores[labels]["shuffled_ami_max"], scores[labels]
+    # examples/mqm/README.md: 0.081 and 0.043 with the edit features (0.067 and 0.037 before them)
+    assert scores["category"]["ami"] > 0.07 and scores["top_category"]["ami"] > 0.04, scores

@@ -207,6 +207,43 @@ def top_substitutions(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     return con.sql((Path(__file__).parent / "top_substitutions.sql").read_text()).pl()
 
 
+def homogeneity(work: Path) -> pl.DataFrame:
+    """Is there change in the data, apart from the model's nightly refits? Every day's failing
+    events assigned to the nearest cluster of the last night's model, held fixed; per scenario,
+    the chi-square test of homogeneity of the day x cluster counts (clusters with at least 5
+    events), over every day and over the days after the first: chi-square per degree of freedom
+    (about 1 when the days are samples of one population) and p."""
+    import numpy as np
+    from scipy.stats import chi2_contingency
+
+    from flywheel.config import Settings
+    from flywheel.failures.documents import day_documents
+    from flywheel.failures.store import load_snapshot, snapshot_days
+    from flywheel.store import Layout
+
+    settings = Settings(landing=work / "landing", store=work / "store", db=work / "flywheel.duckdb")
+    layout = Layout(settings.store)
+    days = snapshot_days(layout)
+    state = load_snapshot(layout, days[-1]).state
+    centroids, ids = state.centroids(), np.array(state.ids())
+    parts = []
+    for day in days:
+        docs = day_documents(settings, day)
+        nearest = (state.featurizer.transform(docs) @ centroids.T).toarray().argmax(axis=1)
+        parts.append(pl.DataFrame({"scenario": docs["scenario"], "day": [day] * docs.height, "cluster": ids[nearest]}))
+    assigned = pl.concat(parts)
+    rows = []
+    for (scenario,), part in assigned.group_by("scenario", maintain_order=True):
+        table = part.group_by("day", "cluster").len().pivot(on="cluster", index="day", values="len").fill_null(0).sort("day")
+        for which, sub in (("all days", table), ("after the first", table.filter(pl.col("day") > days[0]))):
+            counts = sub.drop("day").to_numpy()
+            counts = counts[:, counts.sum(axis=0) >= 5]
+            chi2, p, dof, _ = chi2_contingency(counts)
+            rows.append({"scenario": scenario, "days": which, "clusters": counts.shape[1],
+                         "chi2_per_dof": chi2 / dof, "p_value": p})
+    return pl.DataFrame(rows).sort("scenario", "days")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: convert the shared data, run the pipeline, print the README's figures."""
     parser = argparse.ArgumentParser(prog="examples/mlqe_pe/mlqe_pe.py")
@@ -214,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, required=True, help="folder for the landing files, store and database")
     parser.add_argument("--rows-per-day", type=int, default=ROWS_PER_DAY)
     parser.add_argument("--file-order", action="store_true", help="cut the days in file order, not shuffled")
+    parser.add_argument("--homogeneity", action="store_true",
+                        help="also test the days for change with the last night's model held fixed")
     parser.add_argument("--write-sample", type=Path, default=None, metavar="FOLDER",
                         help="only copy --sample-rows rows of each file into FOLDER (the test fixture) and stop")
     parser.add_argument("--sample-rows", type=int, default=150)
@@ -241,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
             print(warnings)
             print(f"growth warnings: {(warnings['severity'] == 'warn').sum()} of {warnings.height} scenario-days")
             print(top_substitutions(con))
+            if args.homogeneity:
+                print(homogeneity(args.work))
     finally:
         con.close()
     return 0
