@@ -20,8 +20,9 @@ it: the files' own order is not random (en-zh's first 1,000 rows are easier than
 `shuffle=False` keeps it.
 
 `run` is `flywheel run --from <first day> --to <last day>` in a child process with the landing
-folder, store, database and published feed under the work folder. `figures` reads back what the
-README shows: outcomes per pair and day, the clusters, the unmatched share and the growth warnings.
+folder, store, database and published feed under the work folder. `outcome_rates`, `unmatched`,
+`clusters`, `growth_warnings` and `top_substitutions` read back what the README shows from the
+analysts' database; `homogeneity` tests the days for change with the last night's model held fixed.
 """
 
 from __future__ import annotations
@@ -244,6 +245,35 @@ def homogeneity(work: Path) -> pl.DataFrame:
     return pl.DataFrame(rows).sort("scenario", "days")
 
 
+def name_coverage(work: Path, terms: int = 3) -> pl.DataFrame:
+    """How much of each cluster its name describes: per cluster (after the last night), scenario
+    and each of its first `terms` distinctive terms (the name is made from them), the share of the
+    cluster's events in the scenario whose own edit (`edit_text` of their failure document) has
+    that term."""
+    from flywheel.config import Settings
+    from flywheel.failures.documents import day_documents
+    from flywheel.failures.store import snapshot_days
+    from flywheel.store import Layout
+
+    settings = Settings(landing=work / "landing", store=work / "store", db=work / "flywheel.duckdb")
+    docs = pl.concat([day_documents(settings, day).select("event_id", "edit_text")
+                      for day in snapshot_days(Layout(settings.store))])
+    con = connect(work)
+    try:
+        assigned = con.sql("SELECT event_id, scenario, cluster_id FROM failures.assignments").pl()
+        named = con.sql("SELECT cluster_id, label, terms FROM failures.clusters").pl()
+    finally:
+        con.close()
+    events = assigned.join(docs, on="event_id").join(named, on="cluster_id").with_columns(
+        pl.col("edit_text").str.split(" ").alias("tokens"))
+    rows = []
+    for (cluster_id, scenario), part in events.group_by("cluster_id", "scenario", maintain_order=True):
+        for rank, term in enumerate(part["terms"][0][:terms], start=1):
+            rows.append({"cluster_id": cluster_id, "scenario": scenario, "events": part.height, "rank": rank,
+                         "term": term, "share_with_term": float(part["tokens"].list.contains(term).mean())})
+    return pl.DataFrame(rows).sort("cluster_id", "scenario", "rank")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: convert the shared data, run the pipeline, print the README's figures."""
     parser = argparse.ArgumentParser(prog="examples/mlqe_pe/mlqe_pe.py")
@@ -253,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--file-order", action="store_true", help="cut the days in file order, not shuffled")
     parser.add_argument("--homogeneity", action="store_true",
                         help="also test the days for change with the last night's model held fixed")
+    parser.add_argument("--name-coverage", action="store_true",
+                        help="also print how many of each cluster's events have the terms of its name")
     parser.add_argument("--write-sample", type=Path, default=None, metavar="FOLDER",
                         help="only copy --sample-rows rows of each file into FOLDER (the test fixture) and stop")
     parser.add_argument("--sample-rows", type=int, default=150)
@@ -282,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
             print(top_substitutions(con))
             if args.homogeneity:
                 print(homogeneity(args.work))
+            if args.name_coverage:
+                print(name_coverage(args.work))
     finally:
         con.close()
     return 0
