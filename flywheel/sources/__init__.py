@@ -140,6 +140,8 @@ class Sources(_Strict):
 
     version: Literal[1]
     otlp: OtlpSource
+    # Pulled sources (langfuse, ...): validated per source by flywheel.sources.verdicts.pull_config.
+    pull: dict[str, Any] = {}
 
 
 def default_path() -> Any:
