@@ -108,6 +108,18 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--no-approve", action="store_true", help="assume no promotion is approved (default: all are)")
     bt.add_argument("--json", action="store_true", help="print the comparison as JSON")
     bt.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    pl = sub.add_parser("pull", help="pull AI calls and human verdicts from an observability tool into the landing folder",
+                        description="Read a source's records since its high-water mark (minus the overlap window; "
+                                    "annotations minus the lookback), land the new ones as contract JSON Lines under "
+                                    "<landing>/events/SOURCE and <landing>/interventions/SOURCE, quarantine what cannot "
+                                    "be mapped, and print fetched = landed + duplicates + quarantined. The mapping is "
+                                    "the sources file's pull.SOURCE section (FLYWHEEL_SOURCES; docs/sources.md). "
+                                    "Then `flywheel run` stores and computes them.")
+    pl.add_argument("source", choices=("langfuse",), help="langfuse: files of its public API's JSON list responses")
+    pl.add_argument("--from", dest="folder", type=Path, required=True,
+                    help="folder of the source's JSON files (GET /api/public/traces, observations, scores pages)")
+    pl.add_argument("--full", action="store_true", help="ignore the high-water mark (what was landed is still skipped)")
     return parser
 
 
@@ -133,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             return _sql(args)
         if args.command == "status":
             return _status(args)
+        if args.command == "pull":
+            return _pull(args)
         if args.command == "docs":
             from flywheel.analyst import tables_page
 
@@ -142,6 +156,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"flywheel: error: {exc}", file=sys.stderr)
         return 2
     return 2  # pragma: no cover - argparse requires a command
+
+
+def _pull(args: argparse.Namespace) -> int:
+    from flywheel.sources import SourcesError
+    from flywheel.sources.langfuse import LangfuseFiles
+    from flywheel.sources.pull import pull
+    from flywheel.sources.verdicts import pull_config
+
+    settings = Settings.from_env()
+    try:
+        config = pull_config(args.source)
+    except SourcesError as exc:
+        print(f"flywheel: error: {exc}", file=sys.stderr)
+        return 2
+    report = pull(settings, LangfuseFiles(args.folder, config), config, full=args.full)
+    print("\n".join(report.lines()))
+    return 0
 
 
 def _generate(args: argparse.Namespace) -> int:
