@@ -34,7 +34,7 @@ cluster mixes with no change, 0.1% of scenario-nights flagged with multinomial s
 over-dispersed ones (36% and 63% by the rule before); a new mode of 7.2% of the failures flagged the
 night after its first at 400 and 2,000 failing events a day (never at 50: under 5 events a night).
 On generated pipeline data with no change, 2 and 6 of 300 scenario-nights warned (36 and 39 before);
-on MLQE-PE (examples/mlqe_pe), 0 of 14 (9 before).
+on MLQE-PE (examples/mlqe_pe, shuffled days), 0 of 14 (8 before).
 """
 
 from __future__ import annotations
