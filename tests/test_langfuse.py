@@ -195,9 +195,27 @@ def test_pulled_records_are_stored_and_their_outcomes_computed(settings: Setting
         ("9a1f0c3b2d4e5f60", "refund_request", "refund-reply:3", "ok"),
     ]
     assert query(settings, "SELECT count(*) FROM ingest.interventions") == [(3,)]
+    # the pull's quarantine hides reviewers behind the pseudonyms stored interventions carry
+    [(ana,)] = query(settings, "SELECT reviewer_id FROM ingest.interventions WHERE event_id = '9a1f0c3b2d4e5f60'")
+    assert ana.startswith("r_") and _quarantined(settings)["score-review-5"]["raw"]["authorUserId"] == ana
     assert query(settings, "SELECT event_id, outcome FROM outcomes.event_outcomes ORDER BY event_id") == [
         ("1b2c3d4e5f607182", "escalated"),
         ("2c3d4e5f60718293", "rejected"),
         ("3d4e5f6071829304", "awaiting_review"),
         ("9a1f0c3b2d4e5f60", "edited"),
     ]
+
+
+def test_the_command_refuses_a_bad_pull_section_and_a_missing_folder(settings: Settings, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture) -> None:
+    from assets.cli import main
+
+    assert main(["pull", "langfuse", "--from", str(tmp_path / "nowhere")]) == 2
+    assert "no such folder of Langfuse API responses" in capsys.readouterr().err
+    bad = tmp_path / "sources.yaml"
+    bad.write_text("version: 1\npull:\n  langfuse:\n    annotators: ANNOTATION\n")
+    monkeypatch.setenv("FLYWHEEL_SOURCES", str(bad))
+    assert main(["pull", "langfuse", "--from", str(FIXTURES)]) == 2
+    assert "pull.langfuse.annotators: Input should be a valid list" in capsys.readouterr().err
+    assert not (settings.landing / "events" / "langfuse").exists()
