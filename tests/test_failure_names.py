@@ -39,6 +39,7 @@ def test_edit_tokens_are_named_as_a_person_says_them():
     assert render("flag:numbers") == "numbers changed"
     assert render("len:added_5_12") == "omission: 5-12 words added"
     assert render("wrong amount") == "wrong amount"  # words stay words
+    assert render("len:same") == "length unchanged"  # documents' own bucket for an edit of the same length
     assert label(["flag:numbers", "sub:sie>du", "refund", "ins:nicht"]) == \
         "numbers changed / human replaced 'sie' with 'du' / refund"
     # One net length change per direction: the second "added" bucket is skipped.
@@ -115,8 +116,10 @@ def test_documents_carry_the_edit_tokens_and_the_diff_of_the_redacted_texts():
         {"event_id": "a", "event_date": D1, "input_text": "You get 120 euros back, mail me at ann@example.com",
          "output_text": "Sie bekommen 120 Euro zurück", "final_text": "Du bekommst 90 Euro zurück, an ann@example.com"},
         {"event_id": "b", "event_date": D1, "outcome": "rejected", "output_text": "Sie bekommen 120 Euro zurück"},
+        {"event_id": "c", "event_date": D1, "output_text": "Sie sind dran", "final_text": "du bist dran"},
     ])
-    a, b = frame.row(0, named=True), frame.row(1, named=True)
+    a, b, c = frame.row(0, named=True), frame.row(1, named=True), frame.row(2, named=True)
+    assert c["edit_text"].split()[-1] == "len:same" and "len:same" not in a["edit_text"]  # 3 words stay 3
     tokens = a["edit_text"].split()
     assert "flag:numbers" in tokens
     assert any(t.startswith("len:added_") for t in tokens)  # 4 words became 7
@@ -131,8 +134,10 @@ def test_documents_carry_the_edit_tokens_and_the_diff_of_the_redacted_texts():
 
 # ----------------------------------------------------------------------------- the model names its clusters
 
-DU = [("Können Sie mir helfen", "Kannst du mir helfen"), ("Sie haben recht", "du hast recht"),
-      ("Wissen Sie das", "Weißt du das"), ("Sie sind dran", "du bist dran"), ("Haben Sie Zeit", "Hast du Zeit")]
+# Three of the register edits also shorten the draft: every edit that keeps the length shares
+# "len:same", and on a first night of 30 events two small modes that both keep it merged.
+DU = [("Können Sie mir bitte helfen", "Kannst du mir helfen"), ("Sie haben recht", "du hast recht"),
+      ("Wissen Sie das schon", "Weißt du das"), ("Sie sind jetzt dran", "du bist dran"), ("Haben Sie Zeit", "Hast du Zeit")]
 NUM = [("Es kostet 12 Euro", "Es kostet 15 Euro"), ("Er kam 1999 an", "Er kam 2001 an"),
        ("Nur 3 Tage", "Nur 4 Tage"), ("Seite 10 lesen", "Seite 12 lesen"), ("Um 8 Uhr", "Um 9 Uhr")]
 
@@ -244,7 +249,7 @@ def test_real_post_edits_without_comments_all_land_in_named_clusters_on_the_samp
     from flywheel.failures.benchmark import mlqe_pe_raw, run_nights
 
     raw = mlqe_pe_raw(FIXTURE, rows_per_day=50)
-    assert raw.height == 116 and set(raw["scenario"]) == {"translation_ende", "translation_enzh"}
+    assert raw.height == 125 and set(raw["scenario"]) == {"translation_ende", "translation_enzh"}
     assignments, state, _ = run_nights(documents(raw), FailureConfig())
     assert assignments["cluster_id"].null_count() == 0
     labels = [c.label for c in state.clusters]
@@ -258,6 +263,6 @@ def test_real_post_edits_all_land_in_distinctly_named_clusters_on_the_whole_data
 
     per, clusters = real(SHARED)
     assert per["scenario"].to_list() == ["translation_ende", "translation_enzh"]
-    assert per["failing"].to_list() == [1194, 3979] and per["unmatched"].to_list() == [0.0, 0.0]
+    assert per["failing"].to_list() == [1194, 4510] and per["unmatched"].to_list() == [0.0, 0.0]
     names_ = clusters["name"].to_list()
-    assert all(names_) and len(set(names_)) == len(names_) and clusters["events"].sum() == 1194 + 3979
+    assert all(names_) and len(set(names_)) == len(names_) and clusters["events"].sum() == 1194 + 4510

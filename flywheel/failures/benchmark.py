@@ -171,20 +171,22 @@ def scale(n_docs: int, days: int, events_per_day: int, seed: int, work: Path, co
 
 def mlqe_pe_raw(data: Path, rows_per_day: int = 1000, heavy: float = 0.3, start: date = START) -> pl.DataFrame:
     """MLQE-PE's heavily post-edited machine translations (`mlqe_pe_<pair>_train.tsv` in `data`) as
-    raw failing events: scenario `translation_<pair>`, input = source, output = `mt`, final text =
-    `post_edit` (runs of whitespace as one space), outcome edited, a heavy edit where the
-    normalised character Levenshtein distance is at least `heavy` (the pipeline's default
-    threshold); each pair cut in file order into days of `rows_per_day` rows from `start`."""
+    raw failing events, as examples/mlqe_pe converts them: scenario `translation_<pair>`, input =
+    source, output = `mt`, final text = `post_edit`, outcome edited where the two differ after
+    whitespace normalisation, a heavy edit where their normalised character Levenshtein distance is
+    at least `heavy` (the pipeline's default threshold); each pair cut in file order into days of
+    `rows_per_day` rows from `start`."""
     from flywheel.outcomes.resolve import edit_distances
 
     frames = []
     for path in sorted(data.glob("mlqe_pe_*_train.tsv")):
         pair = path.stem.split("_")[2]
-        rows = pl.read_csv(path, separator="\t", quote_char=None, infer_schema=False).with_columns(
-            pl.col("mt", "post_edit").str.replace_all(r"\s+", " ").str.strip_chars())
+        rows = pl.read_csv(path, separator="\t", quote_char=None, infer_schema=False)
         chars, _ = edit_distances(rows["mt"].to_list(), rows["post_edit"].to_list())
+        same = pl.col("mt").str.replace_all(r"\s+", " ").str.strip_chars() == \
+            pl.col("post_edit").str.replace_all(r"\s+", " ").str.strip_chars()
         rows = rows.with_columns(pl.Series("distance", chars), pl.int_range(pl.len()).alias("i"))
-        frames.append(rows.filter(pl.col("distance") >= heavy).select(
+        frames.append(rows.filter((pl.col("distance") >= heavy) & ~same).select(
             (pl.lit(f"{pair}-") + pl.col("segment")).alias("event_id"),
             (pl.lit(start) + pl.duration(days=pl.col("i") // rows_per_day)).cast(pl.Date).alias("event_date"),
             pl.lit(f"translation_{pair}").alias("scenario"), pl.lit("ok").alias("status"),

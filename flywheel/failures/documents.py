@@ -11,8 +11,10 @@ the attributes, tools that failed or were denied, a fallback) and `edit_text`: w
 changed between the AI's draft (`output_text`) and what they shipped (the deciding intervention's
 `final_text`), as the edit tokens of `edits.edit_tokens` ("sub:sie>du", "ins:nicht",
 "flag:numbers", "len:added_5_12"), computed on the redacted texts with their case and the event's
-`input_text` as the source (an output that copies it is flagged); "" when there is no final text
-or it equals the draft. `removed_words` and `added_words` (set differences of the word tokens of
+`input_text` as the source (an output that copies it is flagged), and "len:same" where the edit
+kept the length (the tokens have no bucket for that: without it an edit whose spans are all its
+own shares nothing: 3 of MLQE-PE's 5,704 heavy edits fit no cluster in examples/mlqe_pe); "" when there is no
+final text or it equals the draft. `removed_words` and `added_words` (set differences of the word tokens of
 draft and final text, sorted) are still made for model states saved before edit_text existed,
 which hash them (`TEXT_FIELDS`); edit_text replaced them as features (measured in
 `features`). Every field is lower-cased with each digit written as 0 (in edit_text: in the edited
@@ -161,12 +163,19 @@ def _text_fields(texts: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+SAME_LENGTH = "len:same"
+
+
 def _edit_text(tokens: pl.Expr) -> pl.Expr:
     """`edits.edit_tokens` text as a document field: digits as 0 in the edited spans
-    ("sub:000.00>0.00"), not in the length buckets ("len:added_5_12")."""
-    return tokens.fill_null("").str.split(" ").list.eval(
+    ("sub:000.00>0.00"), not in the length buckets ("len:added_5_12"); an edit that left the
+    length as it was, which the tokens give no bucket, gets `SAME_LENGTH`, so that an edit whose
+    spans are all its own still shares a feature with edits like it."""
+    text = tokens.fill_null("").str.split(" ").list.eval(
         pl.when(pl.element().str.starts_with("len:")).then(pl.element())
         .otherwise(pl.element().str.replace_all(r"\d", "0"))).list.join(" ")
+    same = (text != "") & ~text.str.contains(r"(^| )len:(added|removed)_")
+    return pl.when(same).then(text + pl.lit(" " + SAME_LENGTH)).otherwise(text)
 
 
 def _part(name: str, value: pl.Expr) -> pl.Expr:

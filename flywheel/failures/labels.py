@@ -30,6 +30,7 @@ import polars as pl
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer
 
+from flywheel.failures.documents import SAME_LENGTH
 from flywheel.failures.edits import describe
 from flywheel.failures.features import EDIT_TOKEN_PATTERN, STOP_WORDS, TOKEN_PATTERN
 
@@ -133,6 +134,8 @@ def is_edit_token(term: str) -> bool:
 
 def render(term: str) -> str:
     """A term as a name shows it: an edit token in words (`edits.describe`), words as they are."""
+    if term == SAME_LENGTH:
+        return "length unchanged"
     return describe(term) if is_edit_token(term) else term
 
 
@@ -179,8 +182,8 @@ def _ranked(traits: dict[str, int], kind: str) -> list[tuple[str, int]]:
 def fallback_name(traits: dict[str, int]) -> str:
     """A name from what a cluster's events share, for a cluster with no distinctive term: its
     outcome (the two commonest when none has 80%), its failed status when most events have one,
-    its scenario when most events are in it: "rejected without a reason (refund_request)",
-    "not reviewed without a reason, status timeout (several scenarios)"."""
+    its scenario when at least half its events are in it: "rejected without a reason
+    (refund_request)", "not reviewed without a reason, status timeout (several scenarios)"."""
     outcomes = _ranked(traits, "outcome")
     total = sum(n for _, n in outcomes)
     if not total:
