@@ -84,10 +84,13 @@ def test_the_whole_nightly_job_on_sample_data_passes_every_check(settings):
     failures = {m.asset_key.to_user_string(): m.materialization.metadata for m in result.get_asset_materialization_events()
                 if m.asset_key.path[0] == "failures"}
     assert set(failures) == {"failures/assignments", "failures/clusters", "failures/cluster_history",
-                             "failures/cluster_daily"}
+                             "failures/cluster_daily", "failures/edit_patterns"}
     top = failures["failures/cluster_daily"]["top_clusters_last_day"].value
     assert top.startswith("| scenario | cluster | label | events | share | growth | flag |")
     assert top.count("\n") >= 4  # header, rule and at least one row per scenario with failures
+    patterns = failures["failures/edit_patterns"]
+    assert patterns["dagster/row_count"].value > 0  # the sample's reviewers edit drafts every day
+    assert patterns["top_substitutions_last_day"].value.startswith("|")
     assigned = failures["failures/assignments"]["dagster/row_count"].value
     assert assigned > 0 and assigned == sum(failures["failures/assignments"]["matched_as"].value.values())
 
