@@ -56,10 +56,10 @@ them apart; a mode is split per scenario where its comments differ by scenario.
 
 Bounded cost: `python -m flywheel.failures.benchmark scale --docs 1000000` (a night of 1 M failing
 events made by repeating generated ones, from raw rows to written assignments, after 13 normal
-nights; 2 cores, load average 2.7): 20.9 s wall, 20.9 s CPU (documents 14.3 s: their text fields
-once per distinct draft, final and source text; model 6.3 s), peak resident memory 1.8 GB (0.5 GB
+nights; 2 cores, load average 2.8): 20.2 s wall, 21.4 s CPU (documents 14.1 s: their text fields
+once per distinct draft, final and source text; model 5.9 s), peak resident memory 1.8 GB (0.5 GB
 before the night); 5,000 fitted, every event assigned (3.3% unmatched). Before the edit tokens, on
-the same machine a minute later: 26.3 s wall, 28.9 s CPU, 2.2 GB. The same night as the very first
+the same machine at load 2.6: 26.3 s wall, 28.9 s CPU, 2.2 GB. The same night as the very first
 (`--cold`): 22.3 s wall, 20.5 s CPU, 1.8 GB, 43 clusters founded, 5.1% unmatched.
 """
 
