@@ -10,7 +10,7 @@ SEED   ?= 7
 DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 demo ui: export DAGSTER_HOME := $(DAGSTER_HOME)
 
-.PHONY: install demo test ui clean lock bench bench-quick bench-decisions
+.PHONY: install demo test ui clean lock bench bench-quick bench-decisions servers
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The servers the source tests drive, each in its own venv .venv-<server> (their pins conflict with
+# the main venv's): made once by scripts/server-venvs.sh, which says why when it cannot.
+SERVERS ?= phoenix
+servers:
+	bash scripts/server-venvs.sh $(SERVERS)
 
 $(DAGSTER_HOME)/dagster.yaml:
 	mkdir -p $(DAGSTER_HOME)
@@ -30,12 +36,17 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 
 # The browser tests need Chromium: installed here when possible (scripts/ensure-browser.sh), else
 # skipped with one line saying why. FLYWHEEL_REQUIRE_BROWSER=1 (set by .ci/run) makes a missing browser fail.
+# The same for the server venvs (make servers): FLYWHEEL_REQUIRE_SERVERS=1 (.ci/run) makes a missing one fail.
 test: install
 	@skip="$${FLYWHEEL_SKIP_BROWSER:-}"; [ "$${FLYWHEEL_REQUIRE_BROWSER:-}" = 1 ] && skip=""; \
 	if [ "$$skip" != 1 ] && ! bash scripts/ensure-browser.sh; then \
 	    if [ "$${FLYWHEEL_REQUIRE_BROWSER:-}" = 1 ]; then echo "make test: FLYWHEEL_REQUIRE_BROWSER=1 and no browser" >&2; exit 1; fi; \
 	    echo "make test: no Chromium on this machine and it cannot be installed here: the browser tests (tests/test_browser.py) are skipped"; \
 	    skip=1; \
+	fi; \
+	if ! bash scripts/server-venvs.sh $(SERVERS); then \
+	    if [ "$${FLYWHEEL_REQUIRE_SERVERS:-}" = 1 ]; then echo "make test: FLYWHEEL_REQUIRE_SERVERS=1 and a server venv is missing" >&2; exit 1; fi; \
+	    echo "make test: a server venv (.venv-<server>) cannot be installed here: the tests that drive that server are skipped"; \
 	fi; \
 	FLYWHEEL_SKIP_BROWSER="$$skip" $(BIN)/python -m pytest -q
 
