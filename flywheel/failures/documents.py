@@ -18,8 +18,8 @@ final text or it equals the draft. `removed_words` and `added_words` (set differ
 draft and final text, sorted) are still made for model states saved before edit_text existed,
 which hash them (`TEXT_FIELDS`); edit_text replaced them as features (measured in
 `features`). Every field is lower-cased with each digit written as 0 (in edit_text: in the edited
-spans, not in the length buckets), so amounts, ids and card numbers keep their shape but not their
-value. `edit_diff` is the readable diff ("[-Sie-]{+du+}", `edits.render_diff`) and `summary` the
+spans, not in the length buckets; a number replaced by one of the same shape is left to
+flag:numbers), so amounts, ids and card numbers keep their shape but not their value. `edit_diff` is the readable diff ("[-Sie-]{+du+}", `edits.render_diff`) and `summary` the
 evidence in one readable line: reason, comment, the diff, status, system, outcome (what
 exemplars show). The outcome itself is not a feature: the same failure is sometimes rejected and
 sometimes rewritten.
@@ -171,9 +171,12 @@ def _edit_text(tokens: pl.Expr) -> pl.Expr:
     ("sub:000.00>0.00"), not in the length buckets ("len:added_5_12"); an edit that left the
     length as it was, which the tokens give no bucket, gets `SAME_LENGTH`, so that an edit whose
     spans are all its own still shares a feature with edits like it."""
-    text = tokens.fill_null("").str.split(" ").list.eval(
-        pl.when(pl.element().str.starts_with("len:")).then(pl.element())
-        .otherwise(pl.element().str.replace_all(r"\d", "0"))).list.join(" ")
+    masked = pl.when(pl.element().str.starts_with("len:")).then(pl.element()) \
+        .otherwise(pl.element().str.replace_all(r"\d", "0"))
+    # A number replaced by one of the same shape ("sub:12>15" -> "sub:00>00") says no more than
+    # flag:numbers, which it comes with: dropped.
+    same_shape = masked.str.extract(r"^sub:([^>]*)>", 1) == masked.str.extract(r"^sub:[^>]*>(.*)$", 1)
+    text = tokens.fill_null("").str.split(" ").list.eval(masked.filter(~same_shape.fill_null(False))).list.join(" ")
     same = (text != "") & ~text.str.contains(r"(^| )len:(added|removed)_")
     return pl.when(same).then(text + pl.lit(" " + SAME_LENGTH)).otherwise(text)
 
