@@ -116,9 +116,16 @@ def build_parser() -> argparse.ArgumentParser:
                                     "be mapped, and print fetched = landed + duplicates + quarantined. The mapping is "
                                     "the sources file's pull.SOURCE section (FLYWHEEL_SOURCES; docs/sources.md). "
                                     "Then `flywheel run` stores and computes them.")
-    pl.add_argument("source", choices=("langfuse",), help="langfuse: files of its public API's JSON list responses")
-    pl.add_argument("--from", dest="folder", type=Path, required=True,
-                    help="folder of the source's JSON files (GET /api/public/traces, observations, scores pages)")
+    pl.add_argument("source", choices=("langfuse", "mlflow"),
+                    help="langfuse: files of its public API's JSON list responses; "
+                         "mlflow: an MLflow tracking server's traces and assessments")
+    pl.add_argument("--from", dest="folder", type=Path, default=None,
+                    help="langfuse (required): folder of the source's JSON files (GET /api/public/traces, "
+                         "observations, scores pages)")
+    pl.add_argument("--tracking-uri", default=None,
+                    help="mlflow: the tracking server (default: pull.mlflow.tracking_uri, else MLFLOW_TRACKING_URI)")
+    pl.add_argument("--experiment", action="append", default=None,
+                    help="mlflow: an experiment name to pull (repeatable; default: pull.mlflow.experiments)")
     pl.add_argument("--full", action="store_true", help="ignore the high-water mark (what was landed is still skipped)")
     return parser
 
@@ -166,11 +173,20 @@ def _pull(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     try:
-        config = pull_config(args.source)
+        if args.source == "mlflow":
+            from flywheel.sources.mlflow import MlflowServer, mlflow_config
+
+            config = mlflow_config()
+            source = MlflowServer(config, args.tracking_uri, args.experiment)
+        else:
+            config = pull_config(args.source)
+            if args.folder is None:
+                raise ValueError(f"flywheel pull {args.source} needs --from DIR")
+            source = LangfuseFiles(args.folder, config)
     except SourcesError as exc:
         print(f"flywheel: error: {exc}", file=sys.stderr)
         return 2
-    report = pull(settings, LangfuseFiles(args.folder, config), config, full=args.full)
+    report = pull(settings, source, config, full=args.full)
     print("\n".join(report.lines()))
     return 0
 
