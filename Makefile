@@ -22,7 +22,7 @@ install: $(STAMP)
 
 # The servers the source tests drive, each in its own venv .venv-<server> (their pins conflict with
 # the main venv's): made once by scripts/server-venvs.sh, which says why when it cannot.
-SERVERS ?= phoenix
+SERVERS ?= phoenix mlflow
 servers:
 	bash scripts/server-venvs.sh $(SERVERS)
 

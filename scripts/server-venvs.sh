@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Make sure the servers the source tests drive have their own venvs: .venv-<server> at the repo root.
 #
-# Usage: scripts/server-venvs.sh SERVER...   (phoenix; no argument: every server listed below)
+# Usage: scripts/server-venvs.sh SERVER...   (phoenix, mlflow; no argument: every server listed below)
 # Each server runs from its own venv because its dependencies conflict with the main venv's pins
 # (arize-phoenix needs graphql-core 3.3 and protobuf 7, dagster needs graphql-core < 3.3 and
-# protobuf < 7). A venv is made once, with the pinned requirement below, and marked done by
+# protobuf < 7; mlflow needs pyarrow < 26, the main venv pins pyarrow 26). A venv is made once,
+# with the pinned requirement below, and marked done by
 # .venv-<server>/.installed (holding the requirement), so a second call does nothing and a changed
 # pin reinstalls. Quiet: pip's output goes to .venv-<server>/install.log. Exit 0 when every venv
 # named is ready; exit 1 with one line per server saying why otherwise. `make test` then skips
@@ -17,16 +18,18 @@ PYTHON="${PYTHON:-python3}"
 requirement() {
     case "$1" in
         phoenix) echo "arize-phoenix==20.26.1" ;;
+        mlflow) echo "mlflow==3.17.2" ;;  # pinned: an unpinned mlflow backtracks for minutes
         *) return 1 ;;
     esac
 }
 program() {
     case "$1" in
         phoenix) echo "phoenix" ;;
+        mlflow) echo "mlflow" ;;
         *) return 1 ;;
     esac
 }
-ALL="phoenix"
+ALL="phoenix mlflow"
 
 ready() {  # ready SERVER: the venv is installed with today's pin
     local venv=".venv-$1"

@@ -147,6 +147,13 @@ def _ns_iso(ns: Any) -> str | None:
     return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _ms_iso(t: datetime) -> str:
+    """A time as RFC 3339 UTC with milliseconds (MLflow's precision), the same text however the
+    server wrote it (`.100Z` or `.1Z`, no fraction at a whole second)."""
+    t = t.astimezone(timezone.utc)
+    return f"{t:%Y-%m-%dT%H:%M:%S}.{t.microsecond // 1000:03d}Z"
+
+
 def _text(value: Any) -> str | None:
     """The text of a span's inputs or outputs: a string as it is; chat messages (`messages`, or a
     list of them): the last message's content; an OpenAI-style response: the first choice's message
@@ -476,15 +483,16 @@ class MlflowServer:
     def _assessment(self, a: dict[str, Any], trace: _Trace) -> Pulled:
         by_id = {x["assessment_id"]: x for x in trace.info.get("assessments") or [] if x.get("assessment_id")}
         record_id = _root(a, by_id)
-        when = a.get("last_update_time") or a.get("create_time")
-        at = parse_time(when)
+        raw_when = a.get("last_update_time") or a.get("create_time")
+        at = parse_time(raw_when)
+        when = _ms_iso(at) if at is not None else None
         version = when or _canonical_hash(a)
 
         def bad(reason: str, detail: str) -> Pulled:
             return Pulled("interventions", record_id, str(version), at, reason=reason, detail=detail, raw=a)
 
         if at is None:
-            return bad("bad_timestamp", f"last_update_time {when!r} is not RFC 3339")
+            return bad("bad_timestamp", f"last_update_time {raw_when!r} is not RFC 3339")
         if a.get("valid") is False:
             return bad("invalid_assessment", f"assessment {a['assessment_id']} is marked not valid")
         event_id, reason, detail = trace.event_of(a)
@@ -492,6 +500,7 @@ class MlflowServer:
             return bad(reason, detail)
         value_type, value = assessment_value(a)
         source = a.get("source") or {}
+        assert when is not None
         annotation = Annotation(record_id=record_id, version=when, event_id=event_id, occurred_at=when,
                                 name=str(a.get("assessment_name") or ""), annotator=str(source.get("source_type") or ""),
                                 value_type=value_type, value=value, reviewer_id=source.get("source_id") or None,

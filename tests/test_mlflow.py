@@ -1,0 +1,322 @@
+"""MLflow Tracing as a pulled source (flywheel/sources/mlflow.py), against a real `mlflow server`.
+
+A session fixture starts `mlflow server` from .venv-mlflow (scripts/server-venvs.sh mlflow) on
+127.0.0.1 with a SQLite backend in a temporary folder; a writer run with that venv's own mlflow
+client logs traces (CHAT_MODEL and LLM spans, an error, a trace with no model span) and
+assessments (human feedback, a human expectation, an LLM judge's feedback, an unknown label), and
+later overrides a verdict. The tests pull, check the landed events and interventions field by
+field against what the mlflow client itself reads back, re-pull (nothing lands), pull the
+override (a new version of its record), check the quarantine's reasons and that the counts
+reconcile, then store everything with the pipeline. Without .venv-mlflow the tests skip with one
+line saying why; with FLYWHEEL_REQUIRE_SERVERS=1 (CI) they fail instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flywheel.config import Settings
+from flywheel.sources import load_sources
+from flywheel.sources.mlflow import MlflowServer, mlflow_config
+from flywheel.sources.pull import pull, source_dir
+from tests.conftest import query, run_outcomes, run_pipeline
+
+ROOT = Path(__file__).parents[1]
+VENV = ROOT / ".venv-mlflow"
+EXPERIMENT = "flywheel-test"
+START_TIMEOUT_S = 180.0  # the server starts in 6-50 s here; the machine is often loaded
+
+# Run by .venv-mlflow's python: `seed` logs the traces and assessments, `more` overrides the first
+# trace's verdict and logs a fifth trace; both print what the mlflow client reads back.
+WRITER = r'''
+import json, sys
+import mlflow
+from mlflow.entities import AssessmentSource, AssessmentSourceType, SpanType
+
+uri, experiment, phase, prior = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+mlflow.set_tracking_uri(uri)
+mlflow.set_experiment(experiment)
+HUMAN = AssessmentSource(source_type=AssessmentSourceType.HUMAN, source_id="ana@example.com")
+BO = AssessmentSource(source_type=AssessmentSourceType.HUMAN, source_id="bo@example.com")
+JUDGE = AssessmentSource(source_type=AssessmentSourceType.LLM_JUDGE, source_id="gpt-judge")
+
+def call(question, answer, tags, span_type=SpanType.CHAT_MODEL, fail=False, model_span=True):
+    @mlflow.trace(name="support_agent", span_type=SpanType.AGENT)
+    def run():
+        mlflow.update_current_trace(tags=tags)
+        if not model_span:
+            with mlflow.start_span(name="lookup_order", span_type=SpanType.TOOL) as span:
+                span.set_inputs({"order": 7}); span.set_outputs({"status": "shipped"})
+            return "shipped"
+        with mlflow.start_span(name="chat gpt-4o-mini", span_type=span_type) as span:
+            span.set_inputs({"messages": [{"role": "system", "content": "be brief"},
+                                          {"role": "user", "content": question}]})
+            span.set_attributes({"gen_ai.request.model": "gpt-4o-mini", "gen_ai.usage.input_tokens": 12,
+                                 "gen_ai.usage.output_tokens": 30, "confidence": 0.8})
+            if fail:
+                raise RuntimeError("upstream timeout")
+            span.set_outputs({"choices": [{"message": {"role": "assistant", "content": answer}}]})
+        return answer
+    try:
+        run()
+    except RuntimeError:
+        pass
+    return mlflow.get_last_active_trace_id()
+
+if phase == "seed":
+    t1 = call("Where is my refund?", "It was sent.", {"scenario": "refund", "prompt_version": "v3",
+                                                    "autonomy_level": "gated"})
+    t2 = call("Refund 20 EUR?", "Maybe.", {"scenario": "refund"}, span_type=SpanType.LLM)
+    t3 = call("Why this charge?", None, {"scenario": "billing"}, fail=True)
+    t4 = call("Where is order 7?", None, {"scenario": "orders"}, model_span=False)
+    mlflow.log_feedback(trace_id=t1, name="review", value="accepted", source=HUMAN, rationale="fine")
+    mlflow.log_expectation(trace_id=t2, name="expected_response", value="Your refund of 20 EUR is on its way.",
+                           source=HUMAN)
+    mlflow.log_feedback(trace_id=t3, name="review", value="rejected", source=JUDGE)
+    mlflow.log_feedback(trace_id=t3, name="review", value="maybe", source=HUMAN)
+    mlflow.log_feedback(trace_id=t4, name="review", value="accepted", source=HUMAN)
+    ids = [t1, t2, t3, t4]
+else:
+    t1 = prior["traces"][0]["trace_id"]
+    first = next(a for a in prior["traces"][0]["assessments"] if a["name"] == "review")
+    mlflow.override_feedback(trace_id=t1, assessment_id=first["assessment_id"], value="reverted",
+                             rationale="rolled back", source=BO)
+    t5 = call("Cancel my order", "Cancelled.", {"scenario": "orders"})
+    mlflow.log_feedback(trace_id=t5, name="review", value="escalated", source=HUMAN)
+    ids = [t1, t5]
+
+out = []
+for tid in ids:
+    trace = mlflow.get_trace(tid)
+    out.append({
+        "trace_id": tid, "request_time_ms": trace.info.request_time,
+        "spans": [{"span_id": s.span_id, "name": s.name, "span_type": s.span_type,
+                   "start_ns": s.start_time_ns, "end_ns": s.end_time_ns} for s in trace.data.spans],
+        "assessments": [{"assessment_id": a.assessment_id, "name": a.name, "valid": a.valid,
+                         "overrides": a.overrides, "last_update_time_ms": a.last_update_time_ms}
+                        for a in trace.info.assessments]})
+print(json.dumps({"traces": out}))
+'''
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _missing(why: str) -> None:
+    if os.environ.get("FLYWHEEL_REQUIRE_SERVERS") == "1":
+        pytest.fail(f"FLYWHEEL_REQUIRE_SERVERS=1 and {why}")
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A running `mlflow server` (SQLite backend, artifacts in tmp) on a free port; stopped after."""
+    program = VENV / "bin" / "mlflow"
+    if not program.exists():
+        _missing(f"{program} is missing: run scripts/server-venvs.sh mlflow (or make servers) to test the MLflow pull")
+    work = tmp_path_factory.mktemp("mlflow-server")
+    port = _free_port()
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
+           # no huey job runner: 2 processes and ~570 MB instead of 10 and ~2.7 GB (tracing works without it)
+           "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    log = (work / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [str(program), "server", "--backend-store-uri", f"sqlite:///{work / 'mlflow.db'}",
+         "--artifacts-destination", str(work / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=5) as r:
+                    if r.read().strip() == b"OK":
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = (work / "server.log").read_text(errors="replace")[-2000:]
+                pytest.fail(f"mlflow server did not start (exit {proc.poll()}) within {START_TIMEOUT_S:.0f} s:\n{tail}")
+            time.sleep(0.5)
+        yield uri
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        except ProcessLookupError:
+            pass
+        log.close()
+
+
+def _write(uri: str, phase: str, prior: dict[str, Any] | None, tmp: Path, experiment: str = EXPERIMENT) -> dict[str, Any]:
+    script = tmp / "writer.py"
+    script.write_text(WRITER)
+    env = {**os.environ, "MLFLOW_ENABLE_ASYNC_TRACE_LOGGING": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    done = subprocess.run([str(VENV / "bin" / "python"), str(script), uri, experiment, phase, json.dumps(prior or {})],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def seeded(mlflow_uri: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The first four traces and their assessments, as the mlflow client reads them back."""
+    return _write(mlflow_uri, "seed", None, tmp_path_factory.mktemp("writer"))
+
+
+def _jsonl(folder: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for p in sorted(folder.glob("*.jsonl")) for line in p.read_text().splitlines()]
+
+
+def _iso_ns(ns: int) -> str:
+    t = datetime.fromtimestamp(ns // 10**9, timezone.utc).replace(microsecond=(ns % 10**9) // 1000)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms // 1000, timezone.utc).replace(microsecond=ms % 1000 * 1000)
+
+
+def _iso_ms(ms: int) -> str:
+    return f"{_ms(ms):%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
+
+
+def _model_span(trace: dict[str, Any]) -> dict[str, Any]:
+    [span] = [s for s in trace["spans"] if s["span_type"] in ("LLM", "CHAT_MODEL")]
+    return span
+
+
+def test_pull_incremental_idempotent_and_stored(mlflow_uri: str, seeded: dict[str, Any], settings: Settings,
+                                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    t1, t2, t3, t4 = seeded["traces"]
+    config = mlflow_config(load_sources(None))
+    source = MlflowServer(config, mlflow_uri, [EXPERIMENT], page_size=2)  # 2 a page: 4 traces make 2 pages
+
+    # --- first pull: three model spans are events; five assessments, two of them mappable ------
+    report = pull(settings, source, config)
+    assert report.reconciles()
+    assert (report.fetched["events"], report.landed["events"]) == (3, 3)
+    assert (report.fetched["interventions"], report.landed["interventions"], report.quarantined["interventions"]) \
+        == (5, 2, 3)
+    assert dict(report.reasons) == {"not_human": 1, "unknown_label": 1, "no_event_for_target": 1}
+    # the high-water mark: the start of the latest trace that gave an event (t4 has no model span)
+    assert report.hwm_after == _ms(t3["request_time_ms"]).isoformat().replace("+00:00", "Z")
+    events = {r["event_id"]: r for r in _jsonl(settings.landing / "events" / "mlflow")}
+    s1, s2, s3 = _model_span(t1), _model_span(t2), _model_span(t3)
+    assert set(events) == {s1["span_id"], s2["span_id"], s3["span_id"]}
+    e1 = events[s1["span_id"]]
+    assert e1 == {
+        "event_id": s1["span_id"], "occurred_at": _iso_ns(s1["start_ns"]), "scenario": "refund",
+        "model": "gpt-4o-mini", "prompt_version": "v3", "confidence": 0.8, "autonomy_level": "gated",
+        "status": "ok", "input_text": "Where is my refund?", "output_text": "It was sent.",
+        "latency_ms": (s1["end_ns"] - s1["start_ns"]) / 1e6, "input_tokens": 12, "output_tokens": 30,
+        "trace_id": t1["trace_id"],
+        "attributes": e1["attributes"],
+    }
+    assert {k: v for k, v in e1["attributes"]["mlflow"].items() if k != "cost"} == {  # cost: the server's price table
+        "span_name": "chat gpt-4o-mini", "span_type": "CHAT_MODEL", "trace_state": "OK",
+        "trace_name": "support_agent", "experiment_id": "1"}
+    e2, e3 = events[s2["span_id"]], events[s3["span_id"]]
+    assert (e2["scenario"], e2["autonomy_level"], e2["attributes"]["mlflow"]["span_type"], "prompt_version" in e2) \
+        == ("refund", "assist", "LLM", False)
+    assert (e3["scenario"], e3["status"], e3["input_text"], "output_text" in e3) == \
+        ("billing", "error", "Why this charge?", False)
+    assert e3["attributes"]["mlflow"]["status_message"] == "RuntimeError: upstream timeout"
+
+    interventions = {r["event_id"]: r for r in _jsonl(settings.landing / "interventions" / "mlflow")}
+    [a1] = t1["assessments"]
+    [a2] = t2["assessments"]
+    when1, when2 = _iso_ms(a1["last_update_time_ms"]), _iso_ms(a2["last_update_time_ms"])
+    assert interventions == {
+        s1["span_id"]: {"intervention_id": f"{a1['assessment_id']}@{when1}", "event_id": s1["span_id"],
+                        "occurred_at": when1, "action": "accepted", "reviewer_id": "ana@example.com",
+                        "comment": "fine"},
+        s2["span_id"]: {"intervention_id": f"{a2['assessment_id']}@{when2}", "event_id": s2["span_id"],
+                        "occurred_at": when2, "action": "edited",
+                        "final_text": "Your refund of 20 EUR is on its way.", "reviewer_id": "ana@example.com"},
+    }
+    quarantine = {r["record_id"]: r for r in _jsonl(source_dir(settings, "mlflow") / "quarantine")}
+    judge, maybe = sorted(t3["assessments"], key=lambda a: a["last_update_time_ms"])
+    [orphan] = t4["assessments"]
+    assert {k: (v["reason"], v["kind"]) for k, v in quarantine.items()} == {
+        judge["assessment_id"]: ("not_human", "interventions"),
+        maybe["assessment_id"]: ("unknown_label", "interventions"),
+        orphan["assessment_id"]: ("no_event_for_target", "interventions")}
+    assert quarantine[judge["assessment_id"]]["raw"]["source"]["source_type"] == "LLM_JUDGE"
+    assert quarantine[maybe["assessment_id"]]["raw"]["source"]["source_id"].startswith("r_")  # pseudonymised
+
+    # --- a second pull lands nothing: every record is a duplicate ------------------------------
+    again = pull(settings, source, config)
+    assert again.reconciles() and again.files == []
+    assert (sum(again.landed.values()), sum(again.quarantined.values())) == (0, 0)
+    assert (again.duplicates["events"], again.duplicates["interventions"]) == (3, 5)
+
+    # --- a corrected verdict (override) and a new trace: each lands once ------------------------
+    more = _write(mlflow_uri, "more", seeded, tmp_path)
+    t1b, t5 = more["traces"]
+    old, new = sorted(t1b["assessments"], key=lambda a: a["last_update_time_ms"])
+    assert (old["valid"], new["overrides"]) == (False, a1["assessment_id"])
+    third = pull(settings, source, config)
+    assert third.reconciles()
+    assert (third.landed["events"], third.duplicates["events"]) == (1, 3)
+    assert (third.landed["interventions"], third.duplicates["interventions"], third.quarantined["interventions"]) \
+        == (2, 4, 0)
+    interventions = _jsonl(settings.landing / "interventions" / "mlflow")
+    when_new = _iso_ms(new["last_update_time_ms"])
+    # the override is a new version of the first verdict's record: same record id, a later version
+    assert {"intervention_id": f"{a1['assessment_id']}@{when_new}", "event_id": s1["span_id"],
+            "occurred_at": when_new, "action": "reverted", "reviewer_id": "bo@example.com",
+            "comment": "rolled back"} in interventions
+    s5 = _model_span(t5)
+    assert [r["action"] for r in interventions if r["event_id"] == s5["span_id"]] == ["escalated"]
+    assert len(interventions) == 4
+
+    # --- `flywheel run`'s pipeline stores them, and the outcomes follow the verdicts ------------
+    day = datetime.fromtimestamp(t1["request_time_ms"] / 1000, timezone.utc).date()
+    run_pipeline(settings)
+    run_outcomes(settings, sorted({day, datetime.fromtimestamp(t5["request_time_ms"] / 1000, timezone.utc).date()}))
+    assert query(settings, "SELECT count(*) FROM ingest.quarantine") == [(0,)]
+    assert query(settings, "SELECT count(*) FROM ingest.events") == [(4,)]
+    assert query(settings, "SELECT count(*) FROM ingest.interventions") == [(4,)]
+    outcomes = dict(query(settings, "SELECT event_id, outcome FROM outcomes.event_outcomes"))
+    assert outcomes == {s1["span_id"]: "reverted", s2["span_id"]: "edited", s3["span_id"]: "awaiting_review",
+                        s5["span_id"]: "escalated"}
+
+
+def test_the_command_pulls_and_names_a_missing_experiment(mlflow_uri: str, settings: Settings, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    from assets.cli import main
+
+    _write(mlflow_uri, "seed", None, tmp_path, experiment="flywheel-cli")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
+    assert main(["pull", "mlflow", "--experiment", "no-such-experiment"]) == 2
+    assert "has no experiment named 'no-such-experiment'" in capsys.readouterr().err
+    assert main(["pull", "mlflow", "--experiment", "flywheel-cli"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("mlflow: high-water mark (none) -> ")
+    assert "  events: fetched 3 = landed 3 + duplicates 0 + quarantined 0\n" in out
+    assert "  interventions: fetched 5 = landed 2 + duplicates 0 + quarantined 3\n" in out
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert main(["pull", "mlflow", "--experiment", "flywheel-cli"]) == 2
+    assert "MLFLOW_TRACKING_URI" in capsys.readouterr().err
