@@ -320,3 +320,41 @@ def test_the_command_pulls_and_names_a_missing_experiment(mlflow_uri: str, setti
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     assert main(["pull", "mlflow", "--experiment", "flywheel-cli"]) == 2
     assert "MLFLOW_TRACKING_URI" in capsys.readouterr().err
+
+
+def test_values_times_and_keys_read_without_a_server(tmp_path: Path, settings: Settings,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    """What needs no server: assessment values by type, one version text however the server wrote
+    the time, nested attribute keys, OTLP-JSON values, and the refusals of a bad section or URI."""
+    from assets.cli import main
+    from flywheel.sources.mlflow import _ms_iso, any_value, assessment_value, nest, span_hex
+    from flywheel.sources.pull import parse_time
+
+    assert [assessment_value(a) for a in (
+        {"feedback": {"value": "edited"}}, {"feedback": {"value": True}}, {"feedback": {"value": 4}},
+        {"feedback": {"error": {"error_code": "TIMEOUT"}}}, {"expectation": {"value": "The fix."}},
+        {"expectation": {"value": ["fact a", "fact b"]}})] == [
+        ("label", "edited"), ("boolean", True), ("score", 4.0), ("text", None), ("correction", "The fix."),
+        ("text", '["fact a", "fact b"]')]
+    assert {_ms_iso(parse_time(t)) for t in ("2026-12-06T06:33:15.1Z", "2026-12-06T06:33:15.100Z",
+                                              "2026-12-06T06:33:15.100000+00:00")} == {"2026-12-06T06:33:15.100Z"}
+    assert _ms_iso(parse_time("2026-12-06T06:33:15Z")) == "2026-12-06T06:33:15.000Z"
+    assert nest({"gen_ai.request.model": "m", "gen_ai.system": "openai", "confidence": 0.8, "a": 1, "a.b": 2}) == {
+        "gen_ai": {"request": {"model": "m"}, "system": "openai"}, "confidence": 0.8, "a": 1}
+    assert any_value({"kvlist_value": {"values": [{"key": "n", "value": {"int_value": "12"}},
+                                                  {"key": "xs", "value": {"array_value": {"values": [
+                                                      {"double_value": 0.5}, {"bool_value": False}]}}}]}}) \
+        == {"n": 12, "xs": [0.5, False]}
+    assert (span_hex("FPxutKEcHR8="), span_hex("14fc6eb4a11c1d1f"), span_hex("not an id")) == \
+        ("14fc6eb4a11c1d1f", "14fc6eb4a11c1d1f", None)
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")
+    assert main(["pull", "mlflow"]) == 2
+    assert "is not an http(s) server" in capsys.readouterr().err
+    bad = tmp_path / "sources.yaml"
+    bad.write_text("version: 1\npull:\n  mlflow:\n    experiments: support-bot\n")
+    monkeypatch.setenv("FLYWHEEL_SOURCES", str(bad))
+    assert main(["pull", "mlflow"]) == 2
+    assert "pull.mlflow.experiments: Input should be a valid list" in capsys.readouterr().err
+    assert not (settings.landing / "events" / "mlflow").exists()
