@@ -116,9 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
                                     "be mapped, and print fetched = landed + duplicates + quarantined. The mapping is "
                                     "the sources file's pull.SOURCE section (FLYWHEEL_SOURCES; docs/sources.md). "
                                     "Then `flywheel run` stores and computes them.")
-    pl.add_argument("source", choices=("langfuse", "mlflow"),
+    pl.add_argument("source", choices=("langfuse", "mlflow", "phoenix"),
                     help="langfuse: files of its public API's JSON list responses; "
-                         "mlflow: an MLflow tracking server's traces and assessments")
+                         "mlflow: an MLflow tracking server's traces and assessments; "
+                         "phoenix: an Arize Phoenix server's LLM spans and span annotations")
     pl.add_argument("--from", dest="folder", type=Path, default=None,
                     help="langfuse (required): folder of the source's JSON files (GET /api/public/traces, "
                          "observations, scores pages)")
@@ -173,7 +174,12 @@ def _pull(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     try:
-        if args.source == "mlflow":
+        if args.source == "phoenix":
+            from flywheel.sources.phoenix import PhoenixServer, phoenix_config
+
+            config = phoenix_config()
+            source = PhoenixServer(settings, config)
+        elif args.source == "mlflow":
             from flywheel.sources.mlflow import MlflowServer, mlflow_config
 
             config = mlflow_config()

@@ -13,12 +13,16 @@ from assets.resources import FlywheelResource
 from assets.signals import decision_feed, decisions
 from assets.schedules import nightly_schedule
 from assets.sensors import landing_sensor, late_data_sensor
+from assets.sources import source_definitions
+
+# Pulled sources whose server the sources file names (none by default): assets sources/<name>.
+source_assets, source_jobs, source_schedules = source_definitions()
 
 defs = dg.Definitions(
     assets=[landing_files, events, interventions, event_outcomes, daily_rates, rolling_rates, recovery, calibration,
-            failure_clusters, edit_patterns, decisions, decision_feed, report],
-    jobs=[nightly_job, refresh_job],
-    schedules=[nightly_schedule],
+            failure_clusters, edit_patterns, decisions, decision_feed, report, *source_assets],
+    jobs=[nightly_job, refresh_job, *source_jobs],
+    schedules=[nightly_schedule, *source_schedules],
     sensors=[landing_sensor, late_data_sensor],
     resources={"flywheel": FlywheelResource()},
 )

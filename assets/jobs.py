@@ -22,7 +22,8 @@ REBUILD_VERSION = "flywheel/rebuild_version"
 
 nightly_job = dg.define_asset_job(
     "nightly",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.keys(dg.AssetKey(["landing", "files"])),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.keys(dg.AssetKey(["landing", "files"]))
+    - dg.AssetSelection.groups("sources"),  # pulled sources run on their own (assets/sources.py)
     partitions_def=daily,
     description="Everything the nightly run materialises, for one event day or a range of days.",
 )

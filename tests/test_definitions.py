@@ -118,3 +118,23 @@ def test_flywheel_library_never_imports_dagster():
     assert json.loads(proc.stdout) == []
     offenders = [p for p in (ROOT / "flywheel").rglob("*.py") if "import dagster" in p.read_text() or "from dagster" in p.read_text()]
     assert offenders == []
+
+
+def test_pulled_sources_are_assets_only_when_the_sources_file_names_their_server(tmp_path):
+    from assets.sources import configured, source_definitions
+    from flywheel.sources import load_sources
+
+    assert configured(load_sources(None)) == []  # the shipped default reaches for no server
+    assert source_definitions(load_sources(None)) == ([], [], [])
+    path = tmp_path / "sources.yaml"
+    path.write_text("version: 1\npull:\n  phoenix:\n    url: http://127.0.0.1:6006\n")
+    assets, jobs, schedules = source_definitions(load_sources(path))
+    assert [a.key.to_user_string() for a in assets] == ["sources/phoenix"]
+    assert [j.name for j in jobs] == ["pull_sources"] and [s.name for s in schedules] == ["pull_schedule"]
+    with_sources = dg.Definitions(assets=[*defs.assets, *assets], jobs=[*defs.jobs, *jobs],
+                                  schedules=[*defs.schedules, *schedules], sensors=defs.sensors,
+                                  resources={"flywheel": FlywheelResource()})
+    nightly = with_sources.resolve_job_def("nightly").asset_layer.executable_asset_keys
+    assert dg.AssetKey(["sources", "phoenix"]) not in nightly and dg.AssetKey(["ingest", "events"]) in nightly
+    assert with_sources.resolve_job_def("pull_sources").asset_layer.executable_asset_keys == {
+        dg.AssetKey(["sources", "phoenix"])}

@@ -358,3 +358,69 @@ def test_values_times_and_keys_read_without_a_server(tmp_path: Path, settings: S
     assert main(["pull", "mlflow"]) == 2
     assert "pull.mlflow.experiments: Input should be a valid list" in capsys.readouterr().err
     assert not (settings.landing / "events" / "mlflow").exists()
+
+
+def _kv(key: str, value: Any) -> Any:
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+    if isinstance(value, float):
+        return KeyValue(key=key, value=AnyValue(double_value=value))
+    if isinstance(value, int):
+        return KeyValue(key=key, value=AnyValue(int_value=value))
+    return KeyValue(key=key, value=AnyValue(string_value=value))
+
+
+def test_openinference_spans_sent_over_otlp_map_too(mlflow_uri: str, settings: Settings) -> None:
+    """An OpenInference-instrumented app exporting OTLP to MLflow (`POST /v1/traces` with the
+    experiment header): the LLM spans become events through the default candidates (metadata
+    scenario, else the root agent span's `agent.name`; `llm.model_name`, `input.value`,
+    `llm.token_count.*`, `llm.prompt_template.version`)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+    create = urllib.request.Request(f"{mlflow_uri}/api/2.0/mlflow/experiments/create", method="POST",
+                                    data=json.dumps({"name": "flywheel-otlp"}).encode(),
+                                    headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(create, timeout=60) as r:
+        experiment_id = json.load(r)["experiment_id"]
+    t0 = 1_796_000_000_000_000_000  # 2026-11-30T00:53:20Z
+    trace_id, root_id, first_id, second_id = bytes(range(16)), b"\x01" * 8, b"\x02" * 8, b"\x03" * 8
+    common = {"openinference.span.kind": "LLM", "llm.model_name": "gpt-4o-mini", "input.value": "Where is my refund?"}
+    spans = [
+        Span(trace_id=trace_id, span_id=root_id, name="agent", start_time_unix_nano=t0, end_time_unix_nano=t0 + 900_000_000,
+             attributes=[_kv("openinference.span.kind", "AGENT"), _kv("agent.name", "refund-agent")]),
+        Span(trace_id=trace_id, span_id=first_id, parent_span_id=root_id, name="ChatCompletion",
+             start_time_unix_nano=t0 + 1_000, end_time_unix_nano=t0 + 250_001_000,
+             attributes=[_kv(k, v) for k, v in {**common, "output.value": "It was sent.", "llm.token_count.prompt": 10,
+                                               "llm.token_count.completion": 20, "llm.prompt_template.version": "v7",
+                                               "metadata": json.dumps({"scenario": "refund", "confidence": 0.9})}.items()]),
+        Span(trace_id=trace_id, span_id=second_id, parent_span_id=root_id, name="ChatCompletion",
+             start_time_unix_nano=t0 + 300_000_000, end_time_unix_nano=t0 + 800_000_000,
+             status={"code": 2, "message": "rate limited"}, attributes=[_kv(k, v) for k, v in common.items()]),
+    ]
+    body = ExportTraceServiceRequest(resource_spans=[ResourceSpans(
+        resource={"attributes": [_kv("service.name", "support-bot")]},
+        scope_spans=[ScopeSpans(scope={"name": "openinference"}, spans=spans)])]).SerializeToString()
+    send = urllib.request.Request(f"{mlflow_uri}/v1/traces", data=body, method="POST",
+                                  headers={"Content-Type": "application/x-protobuf", "x-mlflow-experiment-id": experiment_id})
+    with urllib.request.urlopen(send, timeout=60) as r:
+        assert r.status == 200
+
+    config = mlflow_config(load_sources(None))
+    source = MlflowServer(config, mlflow_uri, ["flywheel-otlp"])
+    deadline = time.monotonic() + 60  # ingestion may lag the response; poll
+    while not list(source.traces(None)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    report = pull(settings, source, config)
+    assert (report.landed["events"], report.reconciles()) == (2, True)
+    events = {r["event_id"]: r for r in _jsonl(settings.landing / "events" / "mlflow")}
+    first, second = events[first_id.hex()], events[second_id.hex()]
+    assert {k: v for k, v in first.items() if k != "attributes"} == {
+        "event_id": first_id.hex(), "occurred_at": "2026-11-30T00:53:20.000001Z", "scenario": "refund",
+        "model": "gpt-4o-mini", "prompt_version": "v7", "confidence": 0.9, "autonomy_level": "assist", "status": "ok",
+        "input_text": "Where is my refund?", "output_text": "It was sent.", "latency_ms": 250.0,
+        "input_tokens": 10, "output_tokens": 20, "trace_id": "tr-" + trace_id.hex()}
+    assert first["attributes"]["mlflow"]["span_type"] == "LLM"
+    assert {k: second.get(k) for k in ("scenario", "status", "latency_ms", "output_text", "prompt_version")} == {
+        "scenario": "refund-agent", "status": "error", "latency_ms": 500.0, "output_text": None, "prompt_version": None}
+    assert report.hwm_after == "2026-11-30T00:53:20Z"

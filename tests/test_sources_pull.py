@@ -228,5 +228,5 @@ def test_a_user_file_merges_over_the_shipped_pull_section(tmp_path: Path) -> Non
     config = pull_config("langfuse", load_sources(path))
     assert config.annotators == ["ANNOTATION", "API"] and config.overlap == timedelta(hours=3)
     assert config.annotation_lookback == timedelta(days=14) and config.event_types == ["GENERATION"]
-    with pytest.raises(SourcesError, match="no pull.phoenix section"):
-        pull_config("phoenix", load_sources(path))
+    with pytest.raises(SourcesError, match="no pull.nosuch section"):
+        pull_config("nosuch", load_sources(path))

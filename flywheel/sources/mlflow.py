@@ -253,12 +253,19 @@ def trace_context(info: dict[str, Any]) -> dict[str, Any]:
             "tags": nest(tags), "metadata": nest(metadata)}
 
 
-def map_span(span: dict[str, Any], info: dict[str, Any], config: PullSource) -> dict[str, Any]:
-    """The AI audit event of an LLM/CHAT_MODEL span of a trace; fields the candidates find nothing
-    for are left out (the landing sync quarantines the event when they are required)."""
+def _span_context(span: dict[str, Any] | None) -> dict[str, Any]:
+    if span is None:
+        return {}
+    return {"name": span["name"], "type": span["span_type"], "attributes": nest(span["attributes"])}
+
+
+def map_span(span: dict[str, Any], info: dict[str, Any], config: PullSource,
+             root: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The AI audit event of an LLM/CHAT_MODEL span of a trace (`root`: the trace's root span, where
+    agent frameworks name the agent); fields the candidates find nothing for are left out (the
+    landing sync quarantines the event when they are required)."""
     attrs = span["attributes"]
-    context = {"span": {"name": span["name"], "type": span["span_type"], "attributes": nest(attrs)},
-               "trace": trace_context(info)}
+    context = {"span": _span_context(span), "root": _span_context(root), "trace": trace_context(info)}
     event: dict[str, Any] = {"event_id": span["span_id"], "occurred_at": _ns_iso(span["start_ns"])}
     fields = mapped_fields(context, config.fields)
     if "confidence" in fields:
@@ -329,6 +336,8 @@ class _Trace:
         self.info = info
         self.spans = {s["span_id"]: s for s in spans if s["span_id"]}
         self.events = [s for s in self.spans.values() if s["span_type"] in event_types]
+        roots = [s for s in self.spans.values() if s["parent_id"] not in self.spans]
+        self.root = min(roots, key=lambda s: (int(s["start_ns"] or 0), s["span_id"])) if roots else None
         self.children: dict[str, list[str]] = {}
         for s in self.spans.values():
             if s["parent_id"]:
@@ -460,7 +469,7 @@ class MlflowServer:
             at = parse_time(info.get("request_time"))
             if window.events_since is None or (at is not None and at >= window.events_since):
                 for span in trace.events:
-                    record = map_span(span, info, self.config)
+                    record = map_span(span, info, self.config, trace.root)
                     yield Pulled("events", span["span_id"], _canonical_hash(record), at, record=record)
             for a in self._assessments(info, window):
                 yield self._assessment(a, trace)
