@@ -161,3 +161,25 @@ def test_the_sample_every_failing_event_is_in_a_named_cluster(sample_run):
         _named_clusters_check(con)
     finally:
         con.close()
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason=f"the shared MLQE-PE data is not at {SHARED} (optional larger run)")
+def test_the_whole_shared_data_meets_the_issue(tmp_path):
+    days = mlqe.convert(sorted(SHARED.glob("mlqe_pe_*_train.tsv")), tmp_path / "landing")
+    assert len(days) == 7
+    mlqe.run(tmp_path, days[0], days[-1])
+    con = mlqe.connect(tmp_path)
+    try:
+        assert con.sql("SELECT count(*) FROM outcomes.event_outcomes").fetchall() == [(14000,)]
+        _named_clusters_check(con)
+        growth = mlqe.growth_warnings(con)
+        assert growth.height == 14
+        warned = int((growth["severity"] == "warn").sum())
+        assert warned <= 0.05 * growth.height, f"growth warnings on {warned} of {growth.height} scenario-days"
+        top = mlqe.top_substitutions(con)
+        assert set(top["scenario"]) == {"translation_ende", "translation_enzh"}
+        for (_,), part in top.group_by("scenario"):
+            assert part.height == 10 and part["events"].is_sorted(descending=True)
+            assert (part["before"] != part["after"]).all()
+    finally:
+        con.close()
