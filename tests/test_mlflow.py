@@ -424,3 +424,59 @@ def test_openinference_spans_sent_over_otlp_map_too(mlflow_uri: str, settings: S
     assert {k: second.get(k) for k in ("scenario", "status", "latency_ms", "output_text", "prompt_version")} == {
         "scenario": "refund-agent", "status": "error", "latency_ms": 500.0, "output_text": None, "prompt_version": None}
     assert report.hwm_after == "2026-11-30T00:53:20Z"
+
+
+class _Recorded(MlflowServer):
+    """The server's answers replayed: the REST shapes as mlflow 3.17.2 returned them here."""
+
+    def __init__(self, traces: list[dict[str, Any]], spans: dict[str, list[dict[str, Any]]]) -> None:
+        super().__init__(mlflow_config(load_sources(None)), "http://127.0.0.1:9", ["e"])
+        self.recorded, self.recorded_spans = traces, spans
+        self.asked: list[list[str]] = []
+
+    def _call(self, method: str, path: str, body: Any = None, query: list[tuple[str, str]] | None = None) -> Any:
+        if path.endswith("get-by-name"):
+            return {"experiment": {"experiment_id": "1"}}
+        if path.endswith("traces/search"):
+            return {"traces": self.recorded}
+        ids = [v for _, v in query or []]
+        self.asked.append(ids)
+        return {"traces": [{"trace_info": {"trace_id": i}, "spans": self.recorded_spans[i]} for i in ids]}
+
+
+def _recorded_span(span_id: str, kind: str, parent: str | None = None) -> dict[str, Any]:
+    import base64
+
+    span = {"trace_id": "lCLbvV7Lis0oi/1yd45O7w==", "span_id": base64.b64encode(bytes.fromhex(span_id)).decode(),
+            "name": kind.lower(), "start_time_unix_nano": 1796538795084685783, "end_time_unix_nano": 1796538795085817369,
+            "attributes": [{"key": "mlflow.spanType", "value": {"string_value": kind}},
+                           {"key": "mlflow.llm.model", "value": {"string_value": "gpt-4o-mini"}}],
+            "status": {"code": "STATUS_CODE_OK"}}
+    if parent:
+        span["parent_span_id"] = base64.b64encode(bytes.fromhex(parent)).decode()
+    return span
+
+
+def test_in_progress_traces_wait_and_span_assessments_find_their_event(settings: Settings) -> None:
+    """A trace still IN_PROGRESS is left for a later pull (its spans are not all in); an assessment
+    on the agent span goes to the model span under it, one on a span not in the trace is
+    quarantined `span_not_found`."""
+    human = {"source_type": "HUMAN", "source_id": "ana@example.com"}
+    done = {"trace_id": "tr-1", "request_time": "2026-12-06T06:33:15.084Z", "state": "OK",
+            "tags": {"scenario": "refund"}, "assessments": [
+                {"assessment_id": "a-1", "assessment_name": "review", "source": human, "span_id": "1111111111111111",
+                 "last_update_time": "2026-12-06T06:34:00.5Z", "feedback": {"value": "rejected"}, "valid": True},
+                {"assessment_id": "a-2", "assessment_name": "review", "source": human, "span_id": "9999999999999999",
+                 "last_update_time": "2026-12-06T06:34:01Z", "feedback": {"value": "accepted"}, "valid": True}]}
+    running = {"trace_id": "tr-2", "request_time": "2026-12-06T06:33:16Z", "state": "IN_PROGRESS",
+               "tags": {"scenario": "refund"}}
+    source = _Recorded([done, running], {"tr-1": [_recorded_span("1111111111111111", "AGENT"),
+                                                  _recorded_span("2222222222222222", "CHAT_MODEL", "1111111111111111")]})
+    report = pull(settings, source, source.config)
+    assert source.asked == [["tr-1"]]
+    assert (report.landed["events"], report.landed["interventions"], dict(report.reasons)) == \
+        (1, 1, {"span_not_found": 1})
+    [intervention] = _jsonl(settings.landing / "interventions" / "mlflow")
+    assert intervention == {"intervention_id": "a-1@2026-12-06T06:34:00.500Z", "event_id": "2222222222222222",
+                            "occurred_at": "2026-12-06T06:34:00.500Z", "action": "rejected",
+                            "reviewer_id": "ana@example.com"}
