@@ -480,3 +480,21 @@ def test_in_progress_traces_wait_and_span_assessments_find_their_event(settings:
     assert intervention == {"intervention_id": "a-1@2026-12-06T06:34:00.500Z", "event_id": "2222222222222222",
                             "occurred_at": "2026-12-06T06:34:00.500Z", "action": "rejected",
                             "reviewer_id": "ana@example.com"}
+
+
+def test_credentials_come_only_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flywheel.sources import SourcesError
+    from flywheel.sources.mlflow import _auth_headers
+
+    for name in ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    assert _auth_headers() == {}
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "ana")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "s3cret")
+    assert _auth_headers() == {"Authorization": "Basic YW5hOnMzY3JldA=="}  # base64("ana:s3cret")
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "tok")
+    assert _auth_headers() == {"Authorization": "Bearer tok"}
+    bad = tmp_path / "sources.yaml"
+    bad.write_text("version: 1\npull:\n  mlflow:\n    tracking_uri: http://127.0.0.1:5000\n    token: tok\n")
+    with pytest.raises(SourcesError, match="pull.mlflow.token: Extra inputs are not permitted"):
+        mlflow_config(load_sources(bad))
