@@ -256,12 +256,13 @@ class PhoenixServer:
     name = NAME
 
     def __init__(self, settings: Settings, config: PhoenixSection, url: str | None = None,
-                 api_key: str | None = None) -> None:
+                 api_key: str | None = None, page_size: int = SPAN_PAGE) -> None:
         self.settings = settings
         self.config = config
         self.url = url or base_url(config)
         self.api_key = api_key if api_key is not None else os.environ.get(KEY_ENV) or None
         self.project = config.project
+        self.page_size = page_size  # rows a request (the server's cursor pages through the rest)
 
     # -- HTTP ----------------------------------------------------------------------------------
     def _get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -290,7 +291,8 @@ class PhoenixServer:
         """The project's event spans (span_kind in event_types), in the order asked."""
         project = urllib.parse.quote(self.project, safe="")
         return self._pages(f"/v1/projects/{project}/spans",
-                           {"sort": sort, "order": order, "limit": SPAN_PAGE, "span_kind": list(self.config.event_types),
+                           {"sort": sort, "order": order, "limit": self.page_size,
+                            "span_kind": list(self.config.event_types),
                             "start_time": start_time.isoformat() if start_time is not None else None})
 
     def annotations(self, span_ids: list[str]) -> Iterator[dict[str, Any]]:
@@ -298,7 +300,7 @@ class PhoenixServer:
         project = urllib.parse.quote(self.project, safe="")
         for i in range(0, len(span_ids), IDS_PER_CALL):
             yield from self._pages(f"/v1/projects/{project}/span_annotations",
-                                   {"span_ids": span_ids[i:i + IDS_PER_CALL], "limit": SPAN_PAGE})
+                                   {"span_ids": span_ids[i:i + IDS_PER_CALL], "limit": self.page_size})
 
     # -- Source --------------------------------------------------------------------------------
     def fetch(self, window: Window) -> Iterator[Pulled]:
