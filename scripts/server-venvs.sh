@@ -10,6 +10,7 @@
 # pin reinstalls. Quiet: pip's output goes to .venv-<server>/install.log. Exit 0 when every venv
 # named is ready; exit 1 with one line per server saying why otherwise. `make test` then skips
 # that server's tests, unless FLYWHEEL_REQUIRE_SERVERS=1 (CI), where a missing server fails the run.
+# FLYWHEEL_SERVERS_INSTALL=0 never installs anything (as FLYWHEEL_BROWSER_INSTALL=0 for the browser).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 PYTHON="${PYTHON:-python3}"
@@ -45,6 +46,11 @@ for server in ${@:-$ALL}; do
     fi
     ready "$server" && continue
     venv=".venv-$server"
+    if [ "${FLYWHEEL_SERVERS_INSTALL:-1}" = 0 ]; then
+        echo "server-venvs: $venv is missing (FLYWHEEL_SERVERS_INSTALL=0: not installing $req)" >&2
+        status=1
+        continue
+    fi
     rm -f "$venv/.installed"
     if ! { [ -x "$venv/bin/python" ] || "$PYTHON" -m venv "$venv" >/dev/null 2>&1; }; then
         echo "server-venvs: $PYTHON -m venv $venv failed: the $server tests need it" >&2

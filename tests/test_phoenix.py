@@ -364,3 +364,14 @@ def test_the_server_venv_script_names_an_unknown_server_and_make_test_requires_s
     ci = subprocess.run(args, env={**env, "FLYWHEEL_REQUIRE_SERVERS": "1"}, capture_output=True, text=True, timeout=60)
     assert ci.returncode != 0 and "pytest ran" not in ci.stdout
     assert "FLYWHEEL_REQUIRE_SERVERS=1 and a server venv is missing" in ci.stderr
+
+
+def test_the_server_venv_script_installs_nothing_when_told_not_to(tmp_path: Path) -> None:
+    (tmp_path / "scripts").mkdir()
+    script = shutil.copy(ROOT / "scripts" / "server-venvs.sh", tmp_path / "scripts" / "server-venvs.sh")
+    env = {**os.environ, "FLYWHEEL_SERVERS_INSTALL": "0"}
+    done = subprocess.run(["bash", str(script), "phoenix"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip() == ("server-venvs: .venv-phoenix is missing (FLYWHEEL_SERVERS_INSTALL=0: "
+                                   "not installing arize-phoenix==20.26.1)")
+    assert not (tmp_path / ".venv-phoenix").exists()
