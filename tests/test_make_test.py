@@ -26,7 +26,8 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make
 def _env(tmp_path: Path, browser: bool, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLYWHEEL_")}
     exe = "/bin/true" if browser else str(tmp_path / "no-such-chromium")
-    env.update(FLYWHEEL_CHROMIUM=exe, FLYWHEEL_CHROMEDRIVER=exe, FLYWHEEL_BROWSER_INSTALL="0", **extra)
+    env.update(FLYWHEEL_CHROMIUM=exe, FLYWHEEL_CHROMEDRIVER=exe, FLYWHEEL_BROWSER_INSTALL="0",
+               FLYWHEEL_SERVERS_INSTALL="0", **extra)
     return env
 
 
