@@ -195,7 +195,7 @@ def _load(path: str | None, size: int, mtime_ns: int) -> Sources:
     try:
         return Sources.model_validate(doc)
     except ValidationError as exc:
-        raise SourcesError(f"{where} is not valid:\n{_describe(exc)}") from None
+        raise SourcesError(f"{where} is not valid:\n{describe_errors(exc)}") from None
 
 
 def _read_yaml(text: str, where: str) -> dict[str, Any]:
@@ -220,7 +220,7 @@ def _merge(base: Any, over: Any) -> Any:
     return over
 
 
-def _describe(exc: ValidationError) -> str:
+def describe_errors(exc: ValidationError) -> str:
     """One line per problem: its place in the file (otlp.fields.scenario[1]) and what is wrong."""
     lines = []
     for err in exc.errors():

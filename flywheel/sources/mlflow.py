@@ -33,7 +33,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from flywheel.sources import Sources, SourcesError, _describe, sources_from_env
+from flywheel.sources import Sources, SourcesError, describe_errors, sources_from_env
 from flywheel.sources.pull import Pulled, Window, parse_time
 from flywheel.sources.verdicts import Annotation, PullSource, mapped_fields, to_intervention
 
@@ -64,7 +64,7 @@ def mlflow_config(sources: Sources | None = None) -> MlflowPull:
     try:
         return MlflowPull.model_validate(section)
     except ValidationError as exc:
-        text = _describe(exc).replace("\n  ", f"\n  pull.{NAME}.").replace("  ", f"  pull.{NAME}.", 1)
+        text = describe_errors(exc).replace("\n  ", f"\n  pull.{NAME}.").replace("  ", f"  pull.{NAME}.", 1)
         raise SourcesError(f"the sources file's pull.{NAME} section is not valid:\n{text}") from None
 
 

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from flywheel.contracts import ACTIONS, AUTONOMY_LEVELS
-from flywheel.sources import SourcesError, Sources, _describe, sources_from_env
+from flywheel.sources import SourcesError, Sources, describe_errors, sources_from_env
 
 Action = Literal["accepted", "edited", "rejected", "escalated", "reverted"]
 assert set(ACTIONS) == set(Action.__args__)  # type: ignore[attr-defined]
@@ -162,7 +162,7 @@ def pull_config(source: str, sources: Sources | None = None) -> PullSource:
     try:
         return PullSource.model_validate(section)
     except ValidationError as exc:
-        text = _describe(exc).replace("\n  ", f"\n  pull.{source}.").replace("  ", f"  pull.{source}.", 1)
+        text = describe_errors(exc).replace("\n  ", f"\n  pull.{source}.").replace("  ", f"  pull.{source}.", 1)
         raise SourcesError(f"the sources file's pull.{source} section is not valid:\n{text}") from None
 
 
