@@ -508,7 +508,7 @@ def test_a_bad_sources_file_stops_the_sync_and_quarantines_nothing(settings: Any
 
 def test_protobuf_file_lands_like_its_json_form(settings: Any) -> None:
     doc = _with_review(_doc((SUPPORT, [_plain_chat()])))
-    (settings.landing / "otlp" / "traces.json").write_bytes(_framed(_proto(doc)))
+    (settings.landing / "otlp" / "traces.pb").write_bytes(_framed(_proto(doc)))  # as the file exporter writes it
     run_pipeline(settings)
     assert query(settings, "SELECT count(*) FROM ingest.quarantine") == [(0,)]
     assert query(settings, "SELECT event_id, scenario, model, autonomy_level, input_tokens FROM ingest.events") == [

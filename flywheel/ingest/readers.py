@@ -189,7 +189,7 @@ def file_format(folder_kind: str, name: str) -> str | None:
     lower = name.lower()
     base = lower[:-3] if lower.endswith(".gz") else lower
     if folder_kind == "otlp":
-        return "otlp" if base.endswith(".json") else None
+        return "otlp" if base.endswith((".json", ".pb", ".binpb")) else None  # protobuf: flywheel.otlp tells by the bytes
     if base.endswith((".jsonl", ".ndjson", ".json")):
         return "jsonl"
     if base.endswith(".csv"):
