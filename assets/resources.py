@@ -13,8 +13,8 @@ class FlywheelResource(dg.ConfigurableResource):
     """Paths of the landing folder, the store, the analysts' database and the policy file.
 
     Each field left unset falls back to its environment variable (FLYWHEEL_LANDING, FLYWHEEL_STORE,
-    FLYWHEEL_DB, FLYWHEEL_POLICY), then to the laptop default under ./data (policy/policy.yaml);
-    see flywheel.config. Every step of a run validates the policy before it starts, so a bad policy
+    FLYWHEEL_DB, FLYWHEEL_POLICY), then to the laptop default under ./data (for the policy, the one
+    shipped in the package, flywheel/policy/policy.yaml); see flywheel.config. Every step of a run validates the policy before it starts, so a bad policy
     fails the run's first step, not the decisions step after the night's work.
     """
 

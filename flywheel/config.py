@@ -6,7 +6,7 @@
 | FLYWHEEL_STORE | data/store | the system of record: Parquet partitioned by date, manifests, staging |
 | FLYWHEEL_DB | data/flywheel.duckdb | the DuckDB database analysts open (views over the store, documented); a file, never a directory |
 | FLYWHEEL_PUBLISH | data/publish | where the decision feed the AI product reads is published |
-| FLYWHEEL_POLICY | policy/policy.yaml | the autonomy policy file |
+| FLYWHEEL_POLICY | flywheel/policy/policy.yaml (in the package; policy/policy.yaml links to it) | the autonomy policy file |
 | FLYWHEEL_MAX_REVIEW_LAG_DAYS | 28 | how long after its event an intervention is looked for (the nightly run rebuilds exactly the event days whose inputs changed, however late: see flywheel/ingest/changed_days.py) |
 | FLYWHEEL_HEAVY_EDIT_THRESHOLD | 0.3 | normalised character edit distance at or above which an edit is heavy |
 | FLYWHEEL_CALIBRATION_WINDOW_DAYS | 28 | days of events (ending at the day) that calibration looks at |

@@ -28,7 +28,7 @@ TABLE = "signals/decisions"
 
 
 def policy_for(settings: Settings) -> Policy:
-    """The policy in force: FLYWHEEL_POLICY, else the repository's policy/policy.yaml."""
+    """The policy in force: FLYWHEEL_POLICY, else the package's flywheel/policy/policy.yaml."""
     return load_policy(settings.policy)
 
 

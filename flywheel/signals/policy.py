@@ -1,6 +1,8 @@
 """The autonomy policy: a versioned, validated policy file plus the code in this package.
 
-The file (YAML or JSON; default `policy/policy.yaml`, or FLYWHEEL_POLICY) holds the targets,
+The file (YAML or JSON; FLYWHEEL_POLICY, else the default `flywheel/policy/policy.yaml`, package
+data read with importlib.resources, which `policy/policy.yaml` at the top of the repository links
+to) holds the targets,
 limits, windows and per-scenario overrides. `load_policy` fails with a `PolicyError` that names
 the offending field (e.g. `promotion.accept_target: must be <= 1`), never with a traceback.
 """
@@ -9,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -18,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from flywheel.contracts import AUTONOMY_LEVELS
 
 Level = Literal["shadow", "assist", "gated", "autonomous"]
-DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "policy" / "policy.yaml"
+DEFAULT_POLICY: Traversable = files("flywheel") / "policy" / "policy.yaml"
 
 
 class PolicyError(ValueError):
@@ -161,8 +165,8 @@ class Policy(_Strict):
 
 
 def load_policy(path: Path | None = None) -> Policy:
-    """Read and validate the policy file at `path` (default: the repository's policy/policy.yaml)."""
-    path = Path(path) if path else DEFAULT_POLICY
+    """Read and validate the policy file at `path` (default: the package's flywheel/policy/policy.yaml)."""
+    path: Path | Traversable = Path(path) if path else DEFAULT_POLICY
     try:
         text = path.read_text()
     except OSError as exc:
