@@ -204,7 +204,7 @@ def read_file(path: Path, folder_kind: str, limits: Limits | None = None) -> Ite
     file may expand only within `limits`."""
     fmt = file_format(folder_kind, path.name)
     if fmt is None:
-        raise BadFile(f"unsupported file type {path.name!r}: expected .jsonl, .jsonl.gz, .csv, .parquet (or .json in otlp/)")
+        raise BadFile(f"unsupported file type {path.name!r}: expected .jsonl, .jsonl.gz, .csv, .parquet (or .json, .pb, .binpb in otlp/, optionally .gz)")
     if fmt == "parquet":
         yield from _read_parquet(path, folder_kind)
         return
@@ -373,7 +373,7 @@ def _read_otlp(data: bytes) -> Iterator[RawRecord]:
     try:
         events, interventions = parse_otlp(data)
     except ValueError as exc:
-        raise BadFile(f"not OTLP JSON: {exc}") from None
+        raise BadFile(f"not OTLP (JSON or protobuf): {exc}") from None
     for kind, records in (("events", events), ("interventions", interventions)):
         for rec in records:
             problem = Problem("invalid_json", rec.error) if rec.error else None
