@@ -5,6 +5,7 @@ spans landing end to end without being quarantined."""
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -515,3 +516,13 @@ def test_protobuf_file_lands_like_its_json_form(settings: Any) -> None:
         (f"{TRACE}-00f067aa0ba902b7", "support-bot", "gpt-4o-mini", "assist", 120)]
     assert query(settings, "SELECT intervention_id, event_id, action FROM ingest.interventions") == [
         ("i1", f"{TRACE}-00f067aa0ba902b7", "accepted")]
+
+
+def test_the_landing_sensor_sees_the_days_of_a_protobuf_file(tmp_path: Path) -> None:
+    """peek_days (what the landing sensor runs days for) reads a length-prefixed protobuf file's
+    days too; it found none before (its look-up only searched JSON field names)."""
+    from flywheel.ingest.peek import peek_days
+
+    path = tmp_path / "traces.pb"
+    path.write_bytes(_framed(_proto(_with_review(_doc((SUPPORT, [_plain_chat()]))))))
+    assert peek_days(path, "otlp") == {date(2025, 3, 1)}

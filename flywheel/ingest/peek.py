@@ -56,13 +56,23 @@ def _peek(path: Path, folder_kind: str, limits: Limits | None) -> set[date]:
     if fmt == "jsonl":
         return _dates(m.decode("utf-8", "replace") for m in _matches(_JSON_TS, path, limits))
     if fmt == "otlp":
-        return {datetime.fromtimestamp(int(n) / 1e9, tz=timezone.utc).date() for n in _matches(_OTLP_NANOS, path, limits)}
+        found = {datetime.fromtimestamp(int(n) / 1e9, tz=timezone.utc).date() for n in _matches(_OTLP_NANOS, path, limits)}
+        return found or _protobuf_days(path, limits)
     if fmt == "csv":
         text = io.TextIOWrapper(io.BufferedReader(readers.BlockStream(readers.decompressed_blocks(path, limits)), 1 << 20),
                                 encoding="utf-8", errors="replace", newline="")
         rows = csv.DictReader(readers.BoundedLines(text, readers.MAX_RECORD_BYTES))
         return _dates(row.get("occurred_at") for row in rows)
     return set()
+
+
+def _protobuf_days(path: Path, limits: Limits | None) -> set[date]:
+    """The days of an OTLP protobuf file (no JSON field names to find): decoded whole, within the
+    size cap the sync reads OTLP files with (`readers.MAX_DOCUMENT_BYTES`)."""
+    from flywheel.otlp import parse_otlp
+
+    events, interventions = parse_otlp(readers.read_whole_file(path, limits, readers.MAX_DOCUMENT_BYTES))
+    return _dates(r.record.get("occurred_at") for r in events + interventions if isinstance(r.record, dict))
 
 
 def _matches(pattern: re.Pattern[bytes], path: Path, limits: Limits | None) -> set[bytes]:
