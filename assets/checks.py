@@ -1,4 +1,4 @@
-"""Asset checks: one factory turns each Great Expectations suite in expectations/ into a blocking
+"""Asset checks: one factory turns each Great Expectations suite in flywheel/expectations/ into a blocking
 check spec and its result; and the accounting check (records read = stored + duplicates +
 quarantined + pending, per landing file).
 
@@ -20,7 +20,7 @@ def gx_spec(asset_key: dg.AssetKey, suite: str) -> dg.AssetCheckSpec:
     """The check spec of GX suite `suite` on `asset_key`."""
     return dg.AssetCheckSpec(
         name=f"gx_{suite}", asset=asset_key, blocking=True,
-        description=f"Great Expectations suite expectations/{suite}.json (error rows block downstream assets).",
+        description=f"Great Expectations suite flywheel/expectations/{suite}.json (error rows block downstream assets).",
     )
 
 

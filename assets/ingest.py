@@ -32,7 +32,7 @@ LANDING = dg.AssetKey(["landing", "files"])
 landing_files = dg.AssetSpec(
     LANDING, group_name="ingest", kinds={"file"},
     description="Files producers drop into the landing folder: events/, interventions/ (JSON Lines, "
-                "gzip, CSV, Parquet) and otlp/ (OpenTelemetry GenAI spans as OTLP JSON).",
+                "gzip, CSV, Parquet) and otlp/ (OpenTelemetry GenAI and OpenInference spans as OTLP JSON or protobuf).",
 )
 
 

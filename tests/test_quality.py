@@ -1,4 +1,4 @@
-"""Tests of the data-quality gates: the GX suites in expectations/ and flywheel/quality.py.
+"""Tests of the data-quality gates: the GX suites in flywheel/expectations/ and flywheel/quality.py.
 
 The suites' value sets are checked against the enums of flywheel/contracts.py and their column
 sets against the stored schemas of flywheel/schemas.py, so neither can drift. Small clean frames

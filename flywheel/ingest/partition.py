@@ -62,10 +62,10 @@ def build_events(settings: Settings, day: date) -> PartitionResult:
     with shared(layout.lock("staging")):
         folder = layout.staged("events", day, "x").parent
         files = sorted(str(p) for p in folder.glob("*.parquet")) if folder.is_dir() else []
-        con = connect(settings)  # under FLYWHEEL_DUCKDB_MEMORY: a large day spills
-        _load_staged(con, "events", files)
-        con.execute("ALTER TABLE staged ADD COLUMN event_occurred_at TIMESTAMPTZ")
-        return _resolve(con, layout, "events", "event_id", day, before_event_sql=None)
+        with connect(settings) as con:  # under FLYWHEEL_DUCKDB_MEMORY: a large day spills; closed on return
+            _load_staged(con, "events", files)
+            con.execute("ALTER TABLE staged ADD COLUMN event_occurred_at TIMESTAMPTZ")
+            return _resolve(con, layout, "events", "event_id", day, before_event_sql=None)
 
 
 def build_interventions(settings: Settings, day: date) -> PartitionResult:
@@ -80,25 +80,25 @@ def build_interventions(settings: Settings, day: date) -> PartitionResult:
             folder = layout.staged("interventions", d, "x").parent
             if folder.is_dir():
                 files.extend(sorted(str(p) for p in folder.glob("*.parquet")))
-        con = connect(settings)  # under FLYWHEEL_DUCKDB_MEMORY: a large day spills
-        events_file = layout.table("events", day)
-        if events_file.exists():
-            con.execute("CREATE TEMP TABLE day_events AS SELECT event_id, occurred_at FROM read_parquet(?)",
-                        [str(events_file)])
-        else:
-            con.execute("CREATE TEMP TABLE day_events (event_id VARCHAR, occurred_at TIMESTAMPTZ)")
-        # Join while reading: of the ~30 days of staged interventions in the window only those whose
-        # event is in this day are kept, so the rest are never materialised.
-        join = """SELECT s.* REPLACE (CAST(? AS DATE) AS event_date), e.occurred_at AS event_occurred_at
-                  FROM {source} s JOIN day_events e USING (event_id)"""
-        if files:
-            source = "read_parquet(?, union_by_name = true, hive_partitioning = false)"
-            con.execute("CREATE TEMP TABLE staged AS " + join.format(source=source), [day, files])
-        else:
-            _load_staged(con, "interventions", files)
-            con.execute("CREATE OR REPLACE TEMP TABLE staged AS " + join.format(source="staged"), [day])
-        return _resolve(con, layout, "interventions", "intervention_id", day,
-                        before_event_sql=CLOCK_SKEW_TOLERANCE.total_seconds())
+        with connect(settings) as con:  # under FLYWHEEL_DUCKDB_MEMORY: a large day spills; closed on return
+            events_file = layout.table("events", day)
+            if events_file.exists():
+                con.execute("CREATE TEMP TABLE day_events AS SELECT event_id, occurred_at FROM read_parquet(?)",
+                            [str(events_file)])
+            else:
+                con.execute("CREATE TEMP TABLE day_events (event_id VARCHAR, occurred_at TIMESTAMPTZ)")
+            # Join while reading: of the ~30 days of staged interventions in the window only those whose
+            # event is in this day are kept, so the rest are never materialised.
+            join = """SELECT s.* REPLACE (CAST(? AS DATE) AS event_date), e.occurred_at AS event_occurred_at
+                      FROM {source} s JOIN day_events e USING (event_id)"""
+            if files:
+                source = "read_parquet(?, union_by_name = true, hive_partitioning = false)"
+                con.execute("CREATE TEMP TABLE staged AS " + join.format(source=source), [day, files])
+            else:
+                _load_staged(con, "interventions", files)
+                con.execute("CREATE OR REPLACE TEMP TABLE staged AS " + join.format(source="staged"), [day])
+            return _resolve(con, layout, "interventions", "intervention_id", day,
+                            before_event_sql=CLOCK_SKEW_TOLERANCE.total_seconds())
 
 
 def _load_staged(con: duckdb.DuckDBPyConnection, kind: str, files: list[str]) -> None:
