@@ -29,10 +29,27 @@ _SPEC = dict(group_name="failures", kinds={"duckdb", "parquet", "scikitlearn"}, 
 TOP_PER_SCENARIO = 3
 
 
-def top_clusters_markdown(frame: pl.DataFrame, top: int = TOP_PER_SCENARIO) -> str:
-    """A Markdown table of each scenario's `top` failure clusters of one day, largest first."""
+# The Dagster UI shows Markdown metadata inline only below 1,000 characters (else behind a
+# "[Show Markdown]" button): the table is fitted under it.
+INLINE_MARKDOWN = 999
+
+
+def top_clusters_markdown(frame: pl.DataFrame, top: int = TOP_PER_SCENARIO, limit: int = INLINE_MARKDOWN) -> str:
+    """A Markdown table of each scenario's `top` failure clusters of one day, largest first, within
+    `limit` characters: fewer clusters per scenario first, then labels shortened (to 48, then 24
+    characters), so that the names stay readable."""
     if frame.height == 0:
         return "no failing events"
+    text = ""
+    for width in (None, 48, 24):
+        for n in range(top, 0, -1):
+            text = _clusters_table(frame, n, width)
+            if len(text) <= limit:
+                return text
+    return text
+
+
+def _clusters_table(frame: pl.DataFrame, top: int, width: int | None) -> str:
     ranked = (frame.filter(pl.col("events") > 0)
               .sort(["scenario", "events", "cluster_id"], descending=[False, True, False])
               .group_by("scenario", maintain_order=True).head(top))
@@ -41,6 +58,8 @@ def top_clusters_markdown(frame: pl.DataFrame, top: int = TOP_PER_SCENARIO) -> s
         growth = "" if r["growth_ratio"] is None else f"{r['growth_ratio']:.1f}x"
         flag = "new" if r["is_new"] else "growing" if r["is_growing"] else ""
         label = (r["label"] or "").replace("|", "/")
+        if width is not None and len(label) > width:
+            label = label[:width - 1].rstrip() + "…"
         lines.append(f"| {r['scenario']} | {r['cluster_id']} | {label} | {r['events']} | {100 * r['share']:.1f}% | "
                      f"{growth} | {flag} |")
     return "\n".join(lines)

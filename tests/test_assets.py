@@ -123,3 +123,21 @@ def test_rate_bounds_check_finds_rates_outside_their_intervals():
     assert rates_out_of_bounds(frame) == {}
     broken = frame.with_columns(pl.lit(1.2).alias("error_rate"))
     assert rates_out_of_bounds(broken) == {"error_rate": 2, "error_rate outside its interval": 2}
+
+
+def test_the_top_clusters_table_fits_inline_in_the_dagster_ui():
+    """Dagster shows Markdown metadata inline only below 1,000 characters; with long cluster names
+    the table shows fewer clusters per scenario, then shorter names, never dropping a scenario."""
+    from assets.failures import INLINE_MARKDOWN, top_clusters_markdown
+
+    long_name = "omission: 5-12 words added / human replaced 'Sie' with 'du' / numbers changed"
+    rows = [{"scenario": f"scenario_{s}", "cluster_id": c, "label": f"{long_name} #{c}", "events": 10 - c,
+             "share": 0.1, "growth_ratio": None, "is_new": False, "is_growing": False}
+            for s in range(6) for c in range(3)]
+    frame = pl.DataFrame(rows)
+    full = top_clusters_markdown(frame, limit=100_000)
+    assert full.count("\n") == 1 + 18 and len(full) > INLINE_MARKDOWN  # every cluster, too long inline
+    fitted = top_clusters_markdown(frame)
+    assert len(fitted) <= INLINE_MARKDOWN
+    assert fitted.count("\n") == 1 + 6  # one (the largest) cluster per scenario
+    assert all(f"| scenario_{s} | 0 | {long_name} #0 |" in fitted for s in range(6))  # names whole
