@@ -121,8 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "mlflow: an MLflow tracking server's traces and assessments; "
                          "phoenix: an Arize Phoenix server's LLM spans and span annotations")
     pl.add_argument("--from", dest="folder", type=Path, default=None,
-                    help="langfuse (required): folder of the source's JSON files (GET /api/public/traces, "
-                         "observations, scores pages)")
+                    help="langfuse: folder of the source's JSON files (GET /api/public/traces, "
+                         "observations, scores pages; default: pull.langfuse.folder)")
     pl.add_argument("--tracking-uri", default=None,
                     help="mlflow: the tracking server (default: pull.mlflow.tracking_uri, else MLFLOW_TRACKING_URI)")
     pl.add_argument("--experiment", action="append", default=None,
@@ -186,9 +186,11 @@ def _pull(args: argparse.Namespace) -> int:
             source = MlflowServer(config, args.tracking_uri, args.experiment)
         else:
             config = pull_config(args.source)
-            if args.folder is None:
-                raise ValueError(f"flywheel pull {args.source} needs --from DIR")
-            source = LangfuseFiles(args.folder, config)
+            folder = args.folder if args.folder is not None else config.folder
+            if folder is None:
+                raise ValueError(f"flywheel pull {args.source} needs --from DIR (or pull.{args.source}.folder "
+                                 "in the sources file)")
+            source = LangfuseFiles(folder, config)
     except SourcesError as exc:
         print(f"flywheel: error: {exc}", file=sys.stderr)
         return 2

@@ -1,7 +1,8 @@
 """Pulled sources as Dagster assets: `sources/<name>` pulls a server into the landing folder.
 
 One asset per pulled source whose section in the sources file names its server (`pull.phoenix.url`,
-`pull.mlflow.tracking_uri`): the shipped default names none, so a default install has no such asset
+`pull.mlflow.tracking_uri`) or, for Langfuse's files, its folder (`pull.langfuse.folder`): the
+shipped default names none, so a default install has no such asset
 and never reaches for a server. Each asset runs `flywheel.sources.pull.pull` (the same as `flywheel
 pull SOURCE`) and reports its reconciled counts; the files it lands are picked up by
 `landing_sensor` like any other landing file. `pull_sources` (a job) materialises them all, every
@@ -35,10 +36,19 @@ def _mlflow(settings: Settings, sources: Sources) -> tuple[Any, Any]:
     return MlflowServer(config), config
 
 
-# Per pulled source: the key of its section that names its server, and how to build it.
+def _langfuse(settings: Settings, sources: Sources) -> tuple[Any, Any]:
+    from flywheel.sources.langfuse import LangfuseFiles
+    from flywheel.sources.verdicts import pull_config
+
+    config = pull_config("langfuse", sources)
+    return LangfuseFiles(config.folder, config), config
+
+
+# Per pulled source: the key of its section that names its server (or folder), and how to build it.
 SERVERS: dict[str, tuple[str, Callable[[Settings, Sources], tuple[Any, Any]]]] = {
     "phoenix": ("url", _phoenix),
     "mlflow": ("tracking_uri", _mlflow),
+    "langfuse": ("folder", _langfuse),
 }
 
 

@@ -219,3 +219,29 @@ def test_the_command_refuses_a_bad_pull_section_and_a_missing_folder(settings: S
     assert main(["pull", "langfuse", "--from", str(FIXTURES)]) == 2
     assert "pull.langfuse.annotators: Input should be a valid list" in capsys.readouterr().err
     assert not (settings.landing / "events" / "langfuse").exists()
+
+
+def test_a_configured_folder_makes_langfuse_a_dagster_asset(settings: Settings, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """With pull.langfuse.folder in the sources file, `sources/langfuse` pulls that folder (and
+    `flywheel pull langfuse` needs no --from); the default file names no folder: no asset."""
+    import dagster as dg
+
+    from assets.cli import main
+    from assets.resources import FlywheelResource
+    from assets.sources import configured, source_definitions
+
+    assert "langfuse" not in configured(load_sources(None))
+    sources_file = tmp_path / "sources.yaml"
+    sources_file.write_text(f"pull:\n  langfuse:\n    folder: {FIXTURES}\n")
+    monkeypatch.setenv("FLYWHEEL_SOURCES", str(sources_file))
+    assets, _, _ = source_definitions(load_sources(sources_file))
+    assert [a.key.to_user_string() for a in assets] == ["sources/langfuse"]
+    result = dg.materialize(assets, resources={"flywheel": FlywheelResource()}, instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    [mat] = result.asset_materializations_for_node("sources__langfuse")
+    meta = {k: v.value for k, v in mat.metadata.items() if k.startswith(("fetched", "landed", "quarantined"))}
+    assert meta == {"fetched_events": 5, "landed_events": 4, "quarantined_events": 1,
+                    "fetched_interventions": 11, "landed_interventions": 3, "quarantined_interventions": 8}
+    assert len(_landed(settings, "events")) == 4
+    assert main(["pull", "langfuse"]) == 0  # the folder from the file; everything already landed

@@ -18,6 +18,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
@@ -141,6 +142,7 @@ class PullSource(_Strict):
 
     overlap: timedelta = timedelta(hours=1)
     annotation_lookback: timedelta = timedelta(days=14)
+    folder: Path | None = None  # a file-based source (langfuse): where its JSON files are; `--from` overrides
     event_types: list[str]
     annotators: list[str]
     fields: PullFields
