@@ -18,7 +18,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -328,7 +327,8 @@ def test_values_times_and_keys_read_without_a_server(tmp_path: Path, settings: S
     """What needs no server: assessment values by type, one version text however the server wrote
     the time, nested attribute keys, OTLP-JSON values, and the refusals of a bad section or URI."""
     from assets.cli import main
-    from flywheel.sources.mlflow import _ms_iso, any_value, assessment_value, nest, span_hex
+    from flywheel.sources.mlflow import _ms_iso, any_value, assessment_value, span_hex
+    from flywheel.sources.verdicts import nest_dotted as nest
     from flywheel.sources.pull import parse_time
 
     assert [assessment_value(a) for a in (

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from flywheel.sources.pull import Pulled, Window, parse_time
-from flywheel.sources.verdicts import Annotation, PullSource, mapped_fields, to_intervention
+from flywheel.sources.verdicts import Annotation, PullSource, as_number, mapped_fields, to_intervention
 
 NAME = "langfuse"
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -118,14 +118,6 @@ def _tokens(obs: dict[str, Any], key: str) -> int | None:
     return None
 
 
-def _number(value: Any) -> Any:
-    """A metadata number sent as text (the v2 API returns metadata values as strings) as a float."""
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
 
 
 def map_observation(obs: dict[str, Any], trace: dict[str, Any] | None, config: PullSource) -> dict[str, Any]:
@@ -137,7 +129,7 @@ def map_observation(obs: dict[str, Any], trace: dict[str, Any] | None, config: P
     event: dict[str, Any] = {"event_id": obs["id"], "occurred_at": obs["startTime"]}
     fields = mapped_fields(context, config.fields)
     if "confidence" in fields:
-        fields["confidence"] = _number(fields["confidence"])
+        fields["confidence"] = as_number(fields["confidence"])
     if "prompt_version" in fields and not isinstance(fields["prompt_version"], str):
         fields["prompt_version"] = str(fields["prompt_version"])
     event.update(fields)

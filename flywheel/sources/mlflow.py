@@ -31,11 +31,11 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
-from pydantic import ValidationError
 
-from flywheel.sources import Sources, SourcesError, describe_errors, sources_from_env
+from flywheel.sources import Sources
 from flywheel.sources.pull import Pulled, Window, parse_time
-from flywheel.sources.verdicts import Annotation, PullSource, mapped_fields, to_intervention
+from flywheel.sources.verdicts import (Annotation, PullSource, as_number, mapped_fields, nest_dotted, pull_config,
+                                      to_intervention)
 
 NAME = "mlflow"
 PAGE_SIZE = 100      # traces per search request
@@ -57,15 +57,7 @@ class MlflowPull(PullSource):
 def mlflow_config(sources: Sources | None = None) -> MlflowPull:
     """The validated `pull.mlflow` section (as `flywheel.sources.verdicts.pull_config`, with the
     server keys); SourcesError naming every problem by its place."""
-    sources = sources if sources is not None else sources_from_env()
-    section = (sources.pull or {}).get(NAME)
-    if section is None:
-        raise SourcesError(f"the sources file has no pull.{NAME} section (docs/sources.md)")
-    try:
-        return MlflowPull.model_validate(section)
-    except ValidationError as exc:
-        text = describe_errors(exc).replace("\n  ", f"\n  pull.{NAME}.").replace("  ", f"  pull.{NAME}.", 1)
-        raise SourcesError(f"the sources file's pull.{NAME} section is not valid:\n{text}") from None
+    return pull_config(NAME, sources, MlflowPull)  # type: ignore[return-value]
 
 
 def tracking_uri(config: MlflowPull, override: str | None = None) -> str:
@@ -109,20 +101,6 @@ def any_value(v: Any) -> Any:
     return val  # string_value, bool_value, bytes_value (base64 text)
 
 
-def nest(flat: dict[str, Any]) -> dict[str, Any]:
-    """Dotted keys as nested dicts (`gen_ai.request.model` -> gen_ai -> request -> model), so the
-    sources file's dotted paths reach them; a key that collides with another's prefix keeps the first."""
-    out: dict[str, Any] = {}
-    for key in sorted(flat, key=lambda k: (k.count("."), k)):
-        node, parts = out, key.split(".")
-        for part in parts[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                break
-            node = child
-        else:
-            node.setdefault(parts[-1], flat[key])
-    return out
 
 
 def span_hex(value: Any) -> str | None:
@@ -191,14 +169,6 @@ def _canonical_hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
-def _number(value: Any) -> Any:
-    """A confidence given as text (tags and metadata are strings in MLflow) as a float."""
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
 
 
 # --- spans and traces -----------------------------------------------------------------------------
@@ -250,13 +220,13 @@ def trace_context(info: dict[str, Any]) -> dict[str, Any]:
     nested), `trace.name` (its `mlflow.traceName` tag), `trace.state`, `trace.id`."""
     tags, metadata = info.get("tags") or {}, info.get("trace_metadata") or {}
     return {"id": info.get("trace_id"), "name": tags.get("mlflow.traceName"), "state": info.get("state"),
-            "tags": nest(tags), "metadata": nest(metadata)}
+            "tags": nest_dotted(tags), "metadata": nest_dotted(metadata)}
 
 
 def _span_context(span: dict[str, Any] | None) -> dict[str, Any]:
     if span is None:
         return {}
-    return {"name": span["name"], "type": span["span_type"], "attributes": nest(span["attributes"])}
+    return {"name": span["name"], "type": span["span_type"], "attributes": nest_dotted(span["attributes"])}
 
 
 def map_span(span: dict[str, Any], info: dict[str, Any], config: PullSource,
@@ -269,7 +239,7 @@ def map_span(span: dict[str, Any], info: dict[str, Any], config: PullSource,
     event: dict[str, Any] = {"event_id": span["span_id"], "occurred_at": _ns_iso(span["start_ns"])}
     fields = mapped_fields(context, config.fields)
     if "confidence" in fields:
-        fields["confidence"] = _number(fields["confidence"])
+        fields["confidence"] = as_number(fields["confidence"])
     for key in ("prompt_version", "scenario", "model"):
         if key in fields and not isinstance(fields[key], str):
             fields[key] = str(fields[key])

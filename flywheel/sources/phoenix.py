@@ -35,13 +35,14 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from pydantic import ValidationError, field_validator
+from pydantic import field_validator
 
 from flywheel.config import Settings
 from flywheel.otlp import OI_SPAN_KIND, parse_otlp
-from flywheel.sources import OtlpFields, OtlpSource, Sources, SourcesError, sources_from_env
+from flywheel.sources import OtlpFields, OtlpSource, Sources, SourcesError
 from flywheel.sources.pull import Pulled, Window, load_state, parse_time
-from flywheel.sources.verdicts import Annotation, PullSource, mapped_fields, to_intervention
+from flywheel.sources.verdicts import (Annotation, PullSource, as_number, mapped_fields, nest_dotted, pull_config,
+                                      to_intervention)
 
 NAME = "phoenix"
 URL_ENV = "PHOENIX_COLLECTOR_ENDPOINT"
@@ -70,15 +71,7 @@ class PhoenixSection(PullSource):
 def phoenix_config(sources: Sources | None = None) -> PhoenixSection:
     """The validated `pull.phoenix` section (default: the file FLYWHEEL_SOURCES names, merged over
     the shipped default); SourcesError naming every problem by its place otherwise."""
-    sources = sources if sources is not None else sources_from_env()
-    section = (sources.pull or {}).get(NAME)
-    if section is None:
-        raise SourcesError(f"the sources file has no pull.{NAME} section (docs/sources.md)")
-    try:
-        return PhoenixSection.model_validate(section)
-    except ValidationError as exc:
-        text = "\n".join(f"  pull.{NAME}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise SourcesError(f"the sources file's pull.{NAME} section is not valid:\n{text}") from None
+    return pull_config(NAME, sources, PhoenixSection)  # type: ignore[return-value]
 
 
 def base_url(config: PhoenixSection, environ: dict[str, str] | None = None) -> str:
@@ -92,21 +85,6 @@ def base_url(config: PhoenixSection, environ: dict[str, str] | None = None) -> s
     return url.removesuffix("/v1/traces")
 
 
-def nested(flat: dict[str, Any]) -> dict[str, Any]:
-    """Phoenix's flat dotted attribute keys (`gen_ai.agent.name`) as nested objects, so that a
-    candidate's dotted path finds them; a key that is both a value and a prefix keeps the value."""
-    out: dict[str, Any] = {}
-    for key in sorted(flat, key=lambda k: k.count(".")):
-        parts = key.split(".")
-        node = out
-        for part in parts[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                break
-            node = child
-        else:
-            node.setdefault(parts[-1], flat[key])
-    return out
 
 
 def event_id_of(span: dict[str, Any]) -> str:
@@ -115,13 +93,6 @@ def event_id_of(span: dict[str, Any]) -> str:
     return f"{ctx.get('trace_id')}-{ctx.get('span_id')}"
 
 
-def _number(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
 
 
 def _any_value(value: Any) -> dict[str, Any]:
@@ -187,11 +158,11 @@ def map_span(span: dict[str, Any], project: str, config: PullSource) -> tuple[di
     if not events or events[0].record is None:
         return None, events[0].error or "not an OTLP span" if events else "not an event span"
     event = dict(events[0].record)
-    context = {"span": span, "attributes": nested(span.get("attributes") or {}), "project": {"name": project}}
+    context = {"span": span, "attributes": nest_dotted(span.get("attributes") or {}), "project": {"name": project}}
     for key, value in mapped_fields(context, config.fields).items():
         event.setdefault(key, value)
     if "confidence" in event:
-        event["confidence"] = _number(event["confidence"])
+        event["confidence"] = as_number(event["confidence"])
     for key in ("scenario", "model", "prompt_version"):
         if key in event and not isinstance(event[key], str):
             event[key] = str(event[key])

@@ -154,15 +154,16 @@ class PullSource(_Strict):
         return parse_duration(v)
 
 
-def pull_config(source: str, sources: Sources | None = None) -> PullSource:
+def pull_config(source: str, sources: Sources | None = None, model: type[PullSource] = PullSource) -> PullSource:
     """The validated `pull.<source>` section of `sources` (default: the file FLYWHEEL_SOURCES names,
-    merged over the shipped default). Raises SourcesError naming every problem by its place."""
+    merged over the shipped default), as `model` (a source with keys of its own subclasses
+    PullSource). Raises SourcesError naming every problem by its place."""
     sources = sources if sources is not None else sources_from_env()
     section = (sources.pull or {}).get(source)
     if section is None:
         raise SourcesError(f"the sources file has no pull.{source} section (docs/sources.md)")
     try:
-        return PullSource.model_validate(section)
+        return model.model_validate(section)
     except ValidationError as exc:
         text = describe_errors(exc).replace("\n  ", f"\n  pull.{source}.").replace("  ", f"  pull.{source}.", 1)
         raise SourcesError(f"the sources file's pull.{source} section is not valid:\n{text}") from None
@@ -273,3 +274,31 @@ def to_intervention(a: Annotation, source: PullSource) -> tuple[dict[str, Any] |
     if a.comment:
         out["comment"] = a.comment
     return out, "", ""
+
+
+def as_number(value: Any) -> Any:
+    """A number sent as text (metadata, tags and span attributes often are strings) as a float;
+    anything else as it is (the contract's validator judges it)."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def nest_dotted(flat: dict[str, Any]) -> dict[str, Any]:
+    """Flat dotted keys as nested dicts (`gen_ai.request.model` -> gen_ai -> request -> model), so
+    a field candidate's dotted path reaches them; a key that is both a value and another key's
+    prefix keeps the value."""
+    out: dict[str, Any] = {}
+    for key in sorted(flat, key=lambda k: (k.count("."), k)):
+        node, parts = out, key.split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                break
+            node = child
+        else:
+            node.setdefault(parts[-1], flat[key])
+    return out
