@@ -241,7 +241,8 @@ def run_days(settings: Settings, first: date | None, last: date | None, quiet: b
     from assets.partitions import FIRST_DAY
     from assets.resources import FlywheelResource
     from flywheel.ingest import changed_days
-    from flywheel.ingest.sync import load_manifests, sync_landing
+    from flywheel.ingest.manifest import load_manifests
+    from flywheel.ingest.sync import sync_landing
     from flywheel.store import Layout
 
     report = sync_landing(settings)
