@@ -999,11 +999,13 @@ def _export_end(start: int | None, latency_ms: Any) -> int | None:
 
 def _kv(key: str, value: Any) -> dict[str, Any]:
     """One OTLP attribute {key, value: AnyValue}."""
-    return {"key": key, "value": _encode_value(value)}
+    return {"key": key, "value": encode_value(value)}
 
 
-def _encode_value(value: Any) -> dict[str, Any]:
-    """A JSON-like Python value as an OTLP AnyValue (None as the empty AnyValue)."""
+def encode_value(value: Any) -> dict[str, Any]:
+    """A JSON-like Python value as an OTLP AnyValue (None as the empty AnyValue): what `export_otlp`
+    writes, and how a pulled source (flywheel.sources.phoenix) turns a server's span attributes into
+    OTLP JSON for `parse_otlp`."""
     if value is None:
         return {}
     if isinstance(value, bool):
@@ -1017,7 +1019,7 @@ def _encode_value(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         return {"stringValue": value}
     if isinstance(value, (list, tuple)):
-        return {"arrayValue": {"values": [_encode_value(v) for v in value]}}
+        return {"arrayValue": {"values": [encode_value(v) for v in value]}}
     if isinstance(value, dict):
         return {"kvlistValue": {"values": [_kv(str(k), v) for k, v in value.items()]}}
     if isinstance(value, datetime):

@@ -38,7 +38,7 @@ from typing import Any
 from pydantic import field_validator
 
 from flywheel.config import Settings
-from flywheel.otlp import OI_SPAN_KIND, parse_otlp
+from flywheel.otlp import OI_SPAN_KIND, encode_value, parse_otlp
 from flywheel.sources import OtlpFields, OtlpSource, Sources, SourcesError
 from flywheel.sources.pull import Pulled, Window, load_state, parse_time
 from flywheel.sources.verdicts import (Annotation, PullSource, as_number, mapped_fields, nest_dotted, pull_config,
@@ -85,31 +85,10 @@ def base_url(config: PhoenixSection, environ: dict[str, str] | None = None) -> s
     return url.removesuffix("/v1/traces")
 
 
-
-
 def event_id_of(span: dict[str, Any]) -> str:
     """The event id of a span: `<trace id>-<span id>`, as flywheel.otlp names an OTLP span's event."""
     ctx = span.get("context") or {}
     return f"{ctx.get('trace_id')}-{ctx.get('span_id')}"
-
-
-
-
-def _any_value(value: Any) -> dict[str, Any]:
-    """An attribute value in OTLP JSON's AnyValue form."""
-    if isinstance(value, bool):
-        return {"boolValue": value}
-    if isinstance(value, int):
-        return {"intValue": str(value)}
-    if isinstance(value, float):
-        return {"doubleValue": value}
-    if isinstance(value, str):
-        return {"stringValue": value}
-    if isinstance(value, list):
-        return {"arrayValue": {"values": [_any_value(v) for v in value]}}
-    if isinstance(value, dict):
-        return {"kvlistValue": {"values": [{"key": k, "value": _any_value(v)} for k, v in value.items()]}}
-    return {"stringValue": json.dumps(value)}
 
 
 def _unix_nanos(value: Any) -> str | None:
@@ -126,9 +105,9 @@ def as_otlp(span: dict[str, Any]) -> dict[str, Any]:
         "traceId": ctx.get("trace_id"), "spanId": ctx.get("span_id"), "name": span.get("name"),
         "startTimeUnixNano": _unix_nanos(span.get("start_time")), "endTimeUnixNano": _unix_nanos(span.get("end_time")),
         "status": {"code": _STATUS.get(str(span.get("status_code")), 0), "message": span.get("status_message") or ""},
-        "attributes": [{"key": k, "value": _any_value(v)} for k, v in attrs.items() if v is not None],
+        "attributes": [{"key": k, "value": encode_value(v)} for k, v in attrs.items() if v is not None],
         "events": [{"name": e.get("name"), "timeUnixNano": _unix_nanos(e.get("timestamp")),
-                    "attributes": [{"key": k, "value": _any_value(v)} for k, v in (e.get("attributes") or {}).items()
+                    "attributes": [{"key": k, "value": encode_value(v)} for k, v in (e.get("attributes") or {}).items()
                                    if v is not None]}
                    for e in span.get("events") or [] if isinstance(e, dict)],
     }
