@@ -37,6 +37,7 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 # The browser tests need Chromium: installed here when possible (scripts/ensure-browser.sh), else
 # skipped with one line saying why. FLYWHEEL_REQUIRE_BROWSER=1 (set by .ci/run) makes a missing browser fail.
 # The same for the server venvs (make servers): FLYWHEEL_REQUIRE_SERVERS=1 (.ci/run) makes a missing one fail.
+# And for the deployment tests' servers (PostgreSQL, Redis, SeaweedFS: scripts/deploy-servers.sh).
 test: install
 	@skip="$${FLYWHEEL_SKIP_BROWSER:-}"; [ "$${FLYWHEEL_REQUIRE_BROWSER:-}" = 1 ] && skip=""; \
 	if [ "$$skip" != 1 ] && ! bash scripts/ensure-browser.sh; then \
@@ -47,6 +48,10 @@ test: install
 	if ! bash scripts/server-venvs.sh $(SERVERS); then \
 	    if [ "$${FLYWHEEL_REQUIRE_SERVERS:-}" = 1 ]; then echo "make test: FLYWHEEL_REQUIRE_SERVERS=1 and a server venv is missing" >&2; exit 1; fi; \
 	    echo "make test: a server venv (.venv-<server>) cannot be installed here: the tests that drive that server are skipped"; \
+	fi; \
+	if ! bash scripts/deploy-servers.sh; then \
+	    if [ "$${FLYWHEEL_REQUIRE_SERVERS:-}" = 1 ]; then echo "make test: FLYWHEEL_REQUIRE_SERVERS=1 and a deployment server is missing" >&2; exit 1; fi; \
+	    echo "make test: PostgreSQL, Redis or SeaweedFS cannot be installed here: the deployment tests (tests/test_deploy*.py) are skipped"; \
 	fi; \
 	FLYWHEEL_SKIP_BROWSER="$$skip" $(BIN)/python -m pytest -q
 
