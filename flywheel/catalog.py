@@ -19,7 +19,6 @@ import glob
 import hashlib
 import json
 import os
-import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ from flywheel.config import Settings
 from flywheel.contracts import EVENT_FIELDS, INTERVENTION_FIELDS
 from flywheel.ingest.manifest import MANIFEST_COLUMNS
 from flywheel.schemas import DUPLICATES, QUARANTINE, STAGED, STORED
-from flywheel.sql import load_sql
+from flywheel.sql import load_sql, render, slots, sql_file
 from flywheel.store import Layout, exclusive, write_bytes_atomic, write_parquet_atomic
 
 _SOURCE_DOCS = {
@@ -141,7 +140,9 @@ SOURCE_SCHEMAS = {
 def unaccounted_sources(sources: dict[str, str]) -> dict[str, str]:
     """The `unaccounted_events` / `unaccounted_interventions` sources (staged records not yet
     stored, dropped as duplicates or quarantined) over the ingest `sources`."""
-    return {f"unaccounted_{kind}": fill(load_sql("unaccounted_staged").replace("KIND", kind), sources)
+    return {f"unaccounted_{kind}": sql_file("unaccounted_staged", staged=sources[f"staged_{kind}"], stored=sources[kind],
+                                            duplicates=sources[f"duplicates_{kind}"],
+                                            quarantine=sources[f"quarantine_{kind}"])
             for kind in ("events", "interventions")}
 
 
@@ -191,28 +192,21 @@ _APPROVAL_COLUMNS = "{" + ", ".join(f"'{c}': '{t}'" for c, t in _APPROVAL_TYPES)
 
 
 def fill(sql: str, sources: dict[str, str], layout: Layout | None = None) -> str:
-    """Replace each `{name}` slot of `sql` that names a source, and each `{table:<name>}` slot with
-    a read of that stored table's day files (no rows when there are none); leave every other brace."""
-    def slot(m: re.Match[str]) -> str:
-        name = m.group(1)
-        if name.startswith("glob:") and layout is not None:
-            pattern = str(layout.root.resolve() / name[len("glob:"):])
+    """`sql` rendered by `flywheel.sql.render`: each `{name}` slot with the source of that name, each
+    `{table:<path>}` slot with a read of that stored table's day files, each `{glob:<pattern>}` slot
+    with a read of the store's files matching it (no rows when there are none: `table:`/`glob:` need
+    a `layout`). A slot that is none of these is left unfilled, so render raises `SlotError`."""
+    def source(name: str) -> str | None:
+        form, _, rest = name.partition(":")
+        if rest and form in ("table", "glob") and layout is not None:
+            pattern = layout.table_glob(rest) if form == "table" else str(layout.root.resolve() / rest)
             if glob.glob(pattern):
                 return f"read_parquet({_literal(pattern)}, union_by_name = true, hive_partitioning = false)"
             return "(SELECT NULL AS not_built_yet WHERE false)"
-        if name.startswith("jsonl:") and layout is not None:
-            path = layout.root.resolve() / name[len("jsonl:"):]
-            if path.exists() and path.stat().st_size:
-                return f"read_json({_literal(str(path))}, format = 'newline_delimited')"
-            return "(SELECT NULL AS not_built_yet WHERE false)"
-        if name.startswith("table:") and layout is not None:
-            pattern = layout.table_glob(name[len("table:"):])
-            if glob.glob(pattern):
-                return f"read_parquet({_literal(pattern)}, union_by_name = true, hive_partitioning = false)"
-            return "(SELECT NULL AS not_built_yet WHERE false)"
-        return sources.get(name, m.group(0))
+        return sources.get(name)
 
-    return re.sub(r"\{([\w:/*.=-]+)\}", slot, sql)
+    values = {name: source(name) for name in slots(sql)}
+    return render(sql, {name: value for name, value in values.items() if value is not None})
 
 
 def _literal(text: str) -> str:

@@ -25,7 +25,7 @@ from flywheel.config import Settings
 from flywheel.contracts import CLOCK_SKEW_TOLERANCE, CONTRACTS
 from flywheel.engine import connect
 from flywheel.schemas import DUPLICATES, QUARANTINE, STORED
-from flywheel.sql import load_sql
+from flywheel.sql import sql_file
 from flywheel.store import Layout, shared, write_batches_atomic, write_parquet_atomic
 
 
@@ -87,16 +87,12 @@ def build_interventions(settings: Settings, day: date) -> PartitionResult:
                             [str(events_file)])
             else:
                 con.execute("CREATE TEMP TABLE day_events (event_id VARCHAR, occurred_at TIMESTAMPTZ)")
-            # Join while reading: of the ~30 days of staged interventions in the window only those whose
-            # event is in this day are kept, so the rest are never materialised.
-            join = """SELECT s.* REPLACE (CAST(? AS DATE) AS event_date), e.occurred_at AS event_occurred_at
-                      FROM {source} s JOIN day_events e USING (event_id)"""
             if files:
                 source = "read_parquet(?, union_by_name = true, hive_partitioning = false)"
-                con.execute("CREATE TEMP TABLE staged AS " + join.format(source=source), [day, files])
+                con.execute(sql_file("staged_interventions", source=source), [day, files])
             else:
                 _load_staged(con, "interventions", files)
-                con.execute("CREATE OR REPLACE TEMP TABLE staged AS " + join.format(source="staged"), [day])
+                con.execute(sql_file("staged_interventions", source="staged"), [day])
             return _resolve(con, layout, "interventions", "intervention_id", day,
                             before_event_sql=CLOCK_SKEW_TOLERANCE.total_seconds())
 
@@ -113,32 +109,18 @@ def _load_staged(con: duckdb.DuckDBPyConnection, kind: str, files: list[str]) ->
 
 def _resolve(con: duckdb.DuckDBPyConnection, layout: Layout, kind: str, id_col: str, day: date,
              before_event_sql: float | None) -> PartitionResult:
-    # Rank on the key columns only (a narrow copy of `staged` with its row id), not on every text
-    # column: the window sort then moves ~100 bytes a row instead of ~1 KB. The full rows are
-    # joined back by row id only where they are needed.
-    con.execute("ALTER TABLE staged RENAME TO staged_all")
-    con.execute(f"""CREATE TEMP TABLE staged AS SELECT rowid AS _rid, "{id_col}", occurred_at, event_occurred_at,
-                    record_hash, ingest_seq, source_file, source_line FROM staged_all""")
-    con.execute(load_sql("rank_duplicates").replace("{id}", id_col))
+    con.execute(sql_file("rank_duplicates", id=id_col))
     if before_event_sql is not None:
-        con.execute("""
-            UPDATE ranked SET verdict = 'before_event'
-            WHERE verdict = 'keep' AND occurred_at < event_occurred_at - to_seconds(?)""", [before_event_sql])
-    con.execute("""CREATE TEMP VIEW ranked_rows AS
-                   SELECT a.*, r.rn, r.first_hash, r.first_file, r.first_line, r.verdict
-                   FROM ranked r JOIN staged_all a ON a.rowid = r._rid""")
+        con.execute(sql_file("before_event"), [before_event_sql])
     staged = con.sql("SELECT count(*) FROM ranked").fetchall()[0][0]
-    dups = con.sql(load_sql("duplicate_rows").replace("{id}", id_col), params=[kind]).to_arrow_table()
-    raw_columns = ", ".join(f.name for f in CONTRACTS[kind])
-    conflict_sql = load_sql("conflict_rows").replace("{id}", id_col).replace("{raw_columns}", raw_columns)
-    conflict_sql = conflict_sql.replace("FROM ranked\n", "FROM ranked_rows\n")
-    quarantine = con.sql(conflict_sql, params=[kind]).to_arrow_table()
+    dups = con.sql(sql_file("duplicate_rows", id=id_col), params=[kind]).to_arrow_table()
+    raw_columns = ", ".join(f'"{f.name}"' for f in CONTRACTS[kind])
+    quarantine = con.sql(sql_file("conflict_rows", id=id_col, raw_columns=raw_columns), params=[kind]).to_arrow_table()
     sources = tuple(r[0] for r in con.sql("SELECT DISTINCT source_file FROM ranked ORDER BY 1").fetchall())
     write_parquet_atomic(dups.cast(DUPLICATES), layout.table(f"duplicates/{kind}", day))
     write_parquet_atomic(quarantine.cast(QUARANTINE), layout.table(f"quarantine/{kind}", day))
     columns = ", ".join(f'a."{name}"' for name in STORED[kind].names)
-    stored = con.sql(f"""SELECT {columns} FROM ranked r JOIN staged_all a ON a.rowid = r._rid
-                         WHERE r.verdict = 'keep' ORDER BY a.occurred_at, a."{id_col}" """)
+    stored = con.sql(sql_file("stored_rows", columns=columns, id=id_col))
     n_stored = write_batches_atomic(stored.to_arrow_reader(_BATCH_ROWS), STORED[kind], layout.table(kind, day))
     return PartitionResult(kind, day, staged, n_stored, dups.num_rows, quarantine.num_rows, sources)
 

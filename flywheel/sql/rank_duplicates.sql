@@ -1,6 +1,9 @@
 -- Rank the staged copies of each id: the first copy seen (earliest file, then path, then line)
 -- is kept; a later copy with the same content hash is an exact duplicate, a later copy with
--- different content a conflict.
+-- different content a conflict. Ranks on the key columns only (with `staged`'s row id), not on
+-- every text column: the window sort then moves ~100 bytes a row instead of ~1 KB; the full rows
+-- are joined back by row id only where they are needed.
+-- Slots: `id`, the id column of the record kind.
 CREATE OR REPLACE TEMP TABLE ranked AS
 SELECT *,
     CASE WHEN rn = 1 THEN 'keep' WHEN record_hash = first_hash THEN 'duplicate' ELSE 'conflict' END AS verdict
@@ -10,7 +13,11 @@ FROM (
         first_value(record_hash) OVER w AS first_hash,
         first_value(source_file) OVER w AS first_file,
         first_value(source_line) OVER w AS first_line
-    FROM staged
-    WINDOW w AS (PARTITION BY {id} ORDER BY ingest_seq, source_file, source_line
+    FROM (
+        SELECT rowid AS _rid, "{id}", occurred_at, event_occurred_at, record_hash, ingest_seq,
+               source_file, source_line
+        FROM staged
+    )
+    WINDOW w AS (PARTITION BY "{id}" ORDER BY ingest_seq, source_file, source_line
                  ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 );
