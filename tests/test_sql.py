@@ -53,7 +53,7 @@ def test_a_file_without_slots_takes_none() -> None:
 
 
 def test_the_sql_files_are_package_data() -> None:
-    assert {"rank_duplicates", "conflict_rows", "unaccounted_staged"} <= set(SQL_FILES)
+    assert {"rank_duplicates", "conflict_rows", "unaccounted_staged", "calibration_window"} <= set(SQL_FILES)
 
 
 @pytest.mark.parametrize("name", SQL_FILES)

@@ -28,22 +28,13 @@ from flywheel.config import Settings
 from flywheel.engine import connect
 from flywheel.outcomes.resolve import REVIEWED, TABLE as OUTCOMES_TABLE
 from flywheel.signals.policy import Policy, load_policy
+from flywheel.sql import sql_file
 from flywheel.stats import brier_score, expected_calibration_error, gate_threshold, reliability_bins, roc_auc
 from flywheel.store import Layout, write_parquet_atomic
 
 TABLE = "outcomes/calibration"
 BINS = "outcomes/reliability_bins"
 ALL_MODELS = "*"
-
-_WINDOW_SQL = """
-SELECT scenario, model, confidence, outcome IN ({reviewed}) AS reviewed, outcome = 'accepted' AS accepted,
-       CASE WHEN autonomy_level = 'autonomous' OR (autonomy_level = 'gated' AND confidence >= decision_gate)
-            THEN 'audit' ELSE 'review' END AS stratum,
-       count(*) AS n
-FROM read_parquet($files, union_by_name = true)
-GROUP BY ALL
-ORDER BY scenario, model, confidence, reviewed, accepted, stratum  -- a fixed order: float sums do not depend on file order
-"""
 
 
 def calibrate(frame: pl.DataFrame, target: float, bins: int, delta: float = 0.05) -> tuple[list[dict], list[dict]]:
@@ -108,9 +99,8 @@ def build_calibration(settings: Settings, day: date, policy: Policy | None = Non
     files = [str(p) for p in (layout.table(OUTCOMES_TABLE, day - timedelta(days=i)) for i in range(window)) if p.exists()]
     if not layout.table(OUTCOMES_TABLE, day).exists():
         raise ValueError(f"the outcomes of {day} must be built before its calibration")
-    sql = _WINDOW_SQL.replace("{reviewed}", ", ".join(f"'{o}'" for o in REVIEWED))
     with connect(settings) as con:
-        events = con.sql(sql, params={"files": files}).pl()
+        events = con.sql(sql_file("calibration_window"), params={"files": files, "reviewed": list(REVIEWED)}).pl()
     meta = {"window_end": day, "window_start": day - timedelta(days=window - 1)}
     cal_rows, bin_rows = [], []
     groups = [(key, part) for key, part in events.partition_by(["scenario", "model"], as_dict=True).items()] if events.height else []
