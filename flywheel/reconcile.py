@@ -19,10 +19,10 @@ from typing import Any
 import duckdb
 
 from flywheel.analyst import connect_read_only
-from flywheel.catalog import SOURCE_SCHEMAS, fill, unaccounted_sources
+from flywheel.catalog import SOURCE_SCHEMAS, unaccounted_sources
 from flywheel.config import Settings
 from flywheel.ingest.manifest import MANIFEST_COLUMNS, file_id
-from flywheel.sql import load_sql
+from flywheel.sql import load_sql, render, slots
 from flywheel.store import Layout
 
 
@@ -110,7 +110,8 @@ def run_file_accounts(settings: Settings, paths: list[str]) -> list[dict[str, An
         params[name] = found or [str(layout.empty_table(name, schema).resolve())]
         sources[name] = _scoped_source(name)
     sources.update(unaccounted_sources(sources))
-    sql = fill(load_sql("file_reconciliation_view"), sources)
+    template = load_sql("file_reconciliation_view")
+    sql = render(template, {name: sources[name] for name in slots(template) if name in sources})
     used = set(re.findall(r"\$(\w+)", sql))
     con = duckdb.connect(":memory:")
     try:
