@@ -38,7 +38,7 @@ import polars as pl
 from flywheel.config import Settings
 from flywheel.engine import connect
 from flywheel.outcomes.rates import DAILY
-from flywheel.outcomes.resolve import TABLE as OUTCOMES_TABLE
+from flywheel.outcomes.resolve import REVIEWED, TABLE as OUTCOMES_TABLE
 from flywheel.signals.failure_drift import failure_growth_rows
 from flywheel.signals.policy import Policy
 from flywheel.signals.sequential import monitor_rate
@@ -262,26 +262,14 @@ def _distribution_rows(con, layout: Layout, w: dict, policy: Policy) -> list[dic
     return rows
 
 
-_REVIEWED = "('accepted', 'edited', 'rejected', 'escalated', 'reverted')"
-
-
 def _window_samples(con, files: list[str], current_start: date) -> dict[str, dict[bool, dict]]:
     """Per scenario and window (is_current): the event count, the non-null confidences, the
     non-null input lengths, and the confidences and accepted-as-is flags (0/1) of the reviewed
     events with a confidence, as numpy arrays in a fixed order (sorted), from counts of distinct
     values rather than every event: reading and moving the events was most of the cost."""
     params = {"files": files, "cs": current_start}
-    conf = con.sql(f"""
-        SELECT scenario, event_date >= CAST($cs AS DATE) AS is_current, confidence, count(*) AS n,
-               count(*) FILTER (WHERE outcome IN {_REVIEWED}) AS n_reviewed,
-               count(*) FILTER (WHERE outcome = 'accepted') AS n_accepted
-        FROM read_parquet($files, union_by_name = true)
-        GROUP BY ALL ORDER BY ALL""", params=params).pl()
-    chars = con.sql("""
-        SELECT scenario, event_date >= CAST($cs AS DATE) AS is_current, input_chars, count(*) AS n
-        FROM read_parquet($files, union_by_name = true)
-        WHERE input_chars IS NOT NULL
-        GROUP BY ALL ORDER BY ALL""", params=params).pl()
+    conf = con.sql(load_sql("drift_confidence_counts"), params={**params, "reviewed": list(REVIEWED)}).pl()
+    chars = con.sql(load_sql("drift_input_chars"), params=params).pl()
     empty = {"events": 0, "confidence": np.array([], float), "input_chars": np.array([], np.int64),
              "reviewed_confidence": np.array([], float), "reviewed_accepted": np.array([], float)}
     out: dict[str, dict[bool, dict]] = {}
