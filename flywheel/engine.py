@@ -25,6 +25,6 @@ def connect(settings: Settings) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
     weakref.finalize(con, shutil.rmtree, spill, True)
     con.execute("SET TimeZone = 'UTC'")
-    con.execute(f"SET memory_limit = '{settings.duckdb_memory}'")  # checked by Settings.from_env
-    con.execute(f"SET temp_directory = '{spill.replace(chr(39), chr(39) * 2)}'")
+    con.execute("SET memory_limit = ?", [settings.duckdb_memory])  # checked by Settings.from_env
+    con.execute("SET temp_directory = ?", [spill])
     return con

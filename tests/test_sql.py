@@ -64,3 +64,16 @@ def test_every_sql_file_has_only_known_slots_and_parses_once_rendered(name: str)
     rendered = render(text, {s: "t" if s not in {"columns", "raw_columns"} else "c" for s in found})
     assert not slots(rendered)
     duckdb.extract_statements(rendered)  # parses: no half-rendered text
+
+
+def test_engine_settings_are_bound_values(tmp_path) -> None:
+    """engine.connect binds its memory limit and spill folder (a store path with a quote in it)."""
+    from flywheel.config import Settings
+    from flywheel.engine import connect
+
+    settings = Settings(landing=tmp_path / "landing", store=tmp_path / "it's store", db=tmp_path / "db.duckdb",
+                        duckdb_memory="1GB")
+    with connect(settings) as con:
+        limit, spill = con.sql("SELECT current_setting('memory_limit'), current_setting('temp_directory')").fetchall()[0]
+    assert limit == "953.6 MiB"  # 1 GB = 10^9 bytes
+    assert spill.startswith(str(tmp_path / "it's store" / "_tmp" / "duckdb"))
