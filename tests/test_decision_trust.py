@@ -92,7 +92,7 @@ def _decide_all(s, days: list[date]) -> list[pl.DataFrame]:
 # 1. A backfill rewinds the live feed ---------------------------------------------------------
 
 def test_rerunning_an_old_day_through_the_nightly_job_never_rewinds_the_feed(s):
-    from assets.cli import run_days
+    from assets.runner import run_days
 
     days = _store(s, 5, {"good": {"n": 40, "accept_share": 0.97}})
     run_days(s, days[0], days[-1], quiet=True, progress=False)

@@ -37,7 +37,7 @@ def _day(day: date, n: int = 30) -> tuple[list, list]:
 def test_every_table_keeps_its_schema_on_empty_days(settings, monkeypatch):
     from dataclasses import replace
 
-    from assets.cli import run_days
+    from assets.runner import run_days
 
     s = replace(settings, policy=settings.landing.parent / "policy.yaml", publish=settings.landing.parent / "publish")
     s.policy.write_text(POLICY)

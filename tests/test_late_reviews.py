@@ -129,7 +129,7 @@ def _mtimes(settings, days: list[date]) -> dict:
 
 
 def test_flywheel_run_rebuilds_exactly_the_days_whose_inputs_changed(late_settings):
-    from assets.cli import run_days
+    from assets.runner import run_days
     from flywheel.ingest import changed_days
     from flywheel.store import Layout
 
@@ -162,7 +162,7 @@ def test_flywheel_run_rebuilds_exactly_the_days_whose_inputs_changed(late_settin
 
 
 def test_an_intervention_whose_event_never_arrives_marks_no_day(late_settings):
-    from assets.cli import run_days
+    from assets.runner import run_days
     from flywheel.ingest import changed_days
     from flywheel.store import Layout
 

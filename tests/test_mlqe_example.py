@@ -9,31 +9,20 @@ frequent substitutions per language pair" in SQL."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from datetime import date
-from pathlib import Path
 
 import duckdb
 import polars as pl
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURE = ROOT / "tests" / "fixtures" / "mlqe-pe"
-SHARED = ROOT.parent / "shared" / "data" / "mlqe-pe"
+from worked_examples import FIXTURES, SHARED_DATA, load_example
 
+FIXTURE = FIXTURES / "mlqe-pe"
+SHARED = SHARED_DATA / "mlqe-pe"
 
-def _example():
-    spec = importlib.util.spec_from_file_location("mlqe_pe_example", ROOT / "examples" / "mlqe_pe" / "mlqe_pe.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["mlqe_pe_example"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-mlqe = _example()
+mlqe = load_example("mlqe_pe")
 
 
 def test_the_sample_keeps_its_licence():

@@ -4,31 +4,19 @@ the whole shared data when it is there."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import polars as pl
 import pytest
 
 from flywheel.config import Settings
 from flywheel.store import Layout
+from worked_examples import FIXTURES, SHARED_DATA, load_example
 
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURE = ROOT / "tests" / "fixtures" / "mqm"
-SHARED = ROOT.parent / "shared" / "data" / "mqm-ted"
+FIXTURE = FIXTURES / "mqm"
+SHARED = SHARED_DATA / "mqm-ted"
 
-
-def _example():
-    spec = importlib.util.spec_from_file_location("mqm_example", ROOT / "examples" / "mqm" / "mqm.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["mqm_example"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-mqm = _example()
+mqm = load_example("mqm")
 
 
 def test_the_sample_keeps_its_licence():

@@ -53,7 +53,7 @@ def test_an_unset_dagster_home_is_said(settings: Settings, monkeypatch: pytest.M
 _OPEN = """
 import sys
 sys.path.insert(0, sys.argv[1])
-from assets.cli import _instance
+from assets.runner import dagster_instance as _instance
 with _instance() as instance:
     instance.get_runs(limit=1)
 print("opened")

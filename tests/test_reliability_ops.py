@@ -178,7 +178,7 @@ def test_an_analyst_holding_the_database_read_write_never_fails_the_night(
 
     import duckdb
 
-    from assets.cli import run_days
+    from assets.runner import run_days
     from conftest import write_jsonl
 
     settings = replace(settings, publish=tmp_path / "publish")

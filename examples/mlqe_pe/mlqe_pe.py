@@ -28,8 +28,6 @@ analysts' database; `homogeneity` tests the days for change with the last night'
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import math
 import os
 import subprocess
@@ -39,6 +37,9 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # examples/: what the examples share
+from landing_files import stable_id, stamp, write_landing  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 START = date(2026, 2, 2)
@@ -62,7 +63,7 @@ def write_sample(path: Path, folder: Path, rows: int) -> pl.DataFrame:
     spread over the whole file); returns them."""
     frame = pl.read_csv(path, separator="\t", quote_char=None, infer_schema=False)
     pair = path.stem.split("_")[2]
-    keys = [_id(pair, segment) for segment in frame["segment"].to_list()]
+    keys = [stable_id(pair, segment) for segment in frame["segment"].to_list()]
     chosen = frame.with_columns(pl.Series("key", keys)).with_row_index("row") \
         .sort("key").head(rows).sort("row").drop("row", "key")
     folder.mkdir(parents=True, exist_ok=True)
@@ -75,17 +76,9 @@ def normalise(text: str) -> str:
     return " ".join(text.split())
 
 
-def _id(*parts: str) -> str:
-    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).hexdigest()
-
-
-def _stamp(at: datetime) -> str:
-    return at.isoformat().replace("+00:00", "Z")
-
-
 def shuffled(rows: pl.DataFrame) -> pl.DataFrame:
     """`rows` in the order of the blake2b digest of (pair, segment): a fixed shuffle."""
-    keys = [_id(p, str(s)) for p, s in zip(rows["pair"].to_list(), rows["segment"].to_list())]
+    keys = [stable_id(p, str(s)) for p, s in zip(rows["pair"].to_list(), rows["segment"].to_list())]
     return rows.with_columns(pl.Series("_key", keys)).sort("_key").drop("_key")
 
 
@@ -100,14 +93,14 @@ def events_and_reviews(rows: pl.DataFrame, rows_per_day: int = ROWS_PER_DAY, sta
             day, slot = divmod(i, rows_per_day)
             at = datetime.combine(start + timedelta(days=day), datetime.min.time(), timezone.utc) \
                 + timedelta(seconds=int(slot * step))
-            event_id = "mlqe_" + _id(pair, str(r["segment"]))
-            events.append({"event_id": event_id, "occurred_at": _stamp(at), "scenario": f"translation_{pair}",
+            event_id = "mlqe_" + stable_id(pair, str(r["segment"]))
+            events.append({"event_id": event_id, "occurred_at": stamp(at), "scenario": f"translation_{pair}",
                            "model": f"mlqe-pe-{pair}", "prompt_version": "wiki", "autonomy_level": "assist",
                            "input_text": r["source"], "output_text": r["mt"],
                            "confidence": round(math.exp(r["model_logprob"]), 6), "status": "ok",
                            "attributes": {"segment": r["segment"]}})
             review = {"intervention_id": "iv_" + event_id[5:], "event_id": event_id,
-                      "occurred_at": _stamp(at + timedelta(hours=1)), "reviewer_id": f"translator_{pair}"}
+                      "occurred_at": stamp(at + timedelta(hours=1)), "reviewer_id": f"translator_{pair}"}
             if normalise(r["post_edit"]) == normalise(r["mt"]):
                 review["action"] = "accepted"
             else:
@@ -128,11 +121,7 @@ def convert(paths: list[Path], landing: Path, rows_per_day: int = ROWS_PER_DAY, 
         events, interventions = events_and_reviews(rows, rows_per_day, start, shuffle)
         days |= {date.fromisoformat(e["occurred_at"][:10]) for e in events}
         for kind, records in (("events", events), ("interventions", interventions)):
-            folder = landing / kind
-            folder.mkdir(parents=True, exist_ok=True)
-            with open(folder / f"mlqe-pe-{pair}-{kind}.jsonl", "w", encoding="utf-8") as fh:
-                for r in records:
-                    fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+            write_landing(landing, kind, f"mlqe-pe-{pair}-{kind}", records)
     return sorted(days)
 
 

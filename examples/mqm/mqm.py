@@ -17,16 +17,16 @@ that flywheel can describe the edit of every failing event, not only of the heav
 not AI output and are left out. There are no timestamps: each talk is one night (talks in file
 order from 2026-01-05, segment s at 00:00 + s minutes), the review an hour later.
 
-`evaluate` runs the pipeline (ingest, outcomes, the failure model night by night) and measures the
-clusters of the failing events against the categories: NMI, and the NMI of the same clusters
-against randomly permuted categories (mean and maximum over `shuffles` permutations).
+`run` runs the pipeline: ingest and outcomes as `flywheel run` does (the nightly job's assets of those
+groups, `assets.runner.run_days`), then the failure model night by night with this example's
+configuration. `evaluate` measures the clusters of the failing events against the categories: NMI,
+and the NMI of the same clusters against randomly permuted categories (mean and maximum over
+`shuffles` permutations).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import re
 import sys
 import unicodedata
@@ -38,13 +38,16 @@ import numpy as np
 import polars as pl
 from sklearn.metrics import adjusted_mutual_info_score, normalized_mutual_info_score
 
+from assets.runner import run_days
 from flywheel.config import Settings
 from flywheel.failures import build_failures
 from flywheel.failures.documents import day_documents
 from flywheel.failures.features import DEFAULT_WEIGHTS, Featurizer
 from flywheel.failures.model import FailureConfig
-from flywheel.outcomes.ingest_days import ingest_and_resolve
 from flywheel.store import Layout
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # examples/: what the examples share
+from landing_files import stable_id, stamp, write_landing  # noqa: E402
 
 START = date(2026, 1, 5)
 REFERENCES = ("ref", "refB")
@@ -75,10 +78,6 @@ def span_text(span: str) -> str:
     return " ".join(unicodedata.name(ch, "symbol").lower() for ch in span if not ch.isspace())
 
 
-def _id(*parts: str) -> str:
-    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).hexdigest()
-
-
 def events_and_reviews(rows: pl.DataFrame, rejected_final: bool = True) -> tuple[list[dict], list[dict], pl.DataFrame]:
     """The events, interventions and truth labels of the annotation rows (see the module docstring);
     with `rejected_final`, a rejected event's review carries the same stand-in `final_text` as an
@@ -99,15 +98,15 @@ def events_and_reviews(rows: pl.DataFrame, rejected_final: bool = True) -> tuple
         action = "accepted" if not errors else "rejected" if max(rank) >= 3 else "edited"
         spans = [m.group(1) for r in errors for m in SPAN.finditer(r["target"])]
         evidence = [span_text(x) for x in spans] + [r["comment"] for r in errors if r["comment"]]
-        event_id = "mqm_" + _id(pair, system, doc, seg, rater)
+        event_id = "mqm_" + stable_id(pair, system, doc, seg, rater)
         at = datetime.combine(START + timedelta(days=int(first["night"])), datetime.min.time(), timezone.utc) \
             + timedelta(minutes=int(seg))
-        events.append({"event_id": event_id, "occurred_at": _stamp(at), "scenario": f"translation_{pair}",
+        events.append({"event_id": event_id, "occurred_at": stamp(at), "scenario": f"translation_{pair}",
                        "model": system, "prompt_version": "wmt21", "autonomy_level": "assist",
                        "input_text": first["source"], "output_text": output, "status": "ok",
                        "attributes": {"talk": doc, "segment": int(seg), "rater": rater}})
         review = {"intervention_id": "iv_" + event_id[4:], "event_id": event_id,
-                  "occurred_at": _stamp(at + timedelta(hours=1)), "action": action, "reviewer_id": rater}
+                  "occurred_at": stamp(at + timedelta(hours=1)), "action": action, "reviewer_id": rater}
         if evidence:
             review["comment"] = " | ".join(evidence)
         if action == "edited" or (action == "rejected" and rejected_final):
@@ -124,10 +123,6 @@ def events_and_reviews(rows: pl.DataFrame, rejected_final: bool = True) -> tuple
     return events, interventions, pl.DataFrame(truth, schema=schema)
 
 
-def _stamp(at: datetime) -> str:
-    return at.isoformat().replace("+00:00", "Z")
-
-
 def convert(paths: list[Path], landing: Path, rejected_final: bool = True) -> pl.DataFrame:
     """Write the events and interventions of the annotation files into `landing` (JSON Lines) and
     `truth_labels.parquet` beside them; returns the truth labels. `rejected_final`: see
@@ -135,18 +130,17 @@ def convert(paths: list[Path], landing: Path, rejected_final: bool = True) -> pl
     rows = pl.concat([read_tsv(p) for p in paths])
     events, interventions, truth = events_and_reviews(rows, rejected_final)
     for kind, records in (("events", events), ("interventions", interventions)):
-        folder = landing / kind
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / f"mqm-{kind}.jsonl", "w", encoding="utf-8") as fh:
-            for r in records:
-                fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+        write_landing(landing, kind, f"mqm-{kind}", records)
     truth.write_parquet(landing / "truth_labels.parquet")
     return truth
 
 
 def run(settings: Settings, config: FailureConfig = MQM_CONFIG) -> list[date]:
-    """Ingest the landing folder, resolve outcomes and build the failure tables night by night."""
-    days = ingest_and_resolve(settings)
+    """Ingest the landing folder and resolve outcomes as `flywheel run` does (the nightly job's
+    ingest and outcomes assets, `assets.runner.run_days`), then build the failure tables night by
+    night with `config` (the job's failures asset would use the model's defaults); returns the days."""
+    ran = run_days(settings, None, None, quiet=True, progress=False, groups=("ingest", "outcomes"))
+    days = ran.days if ran else []
     for day in days:
         build_failures(settings, day, run_id=f"mqm-{day}", config=config)
     return days

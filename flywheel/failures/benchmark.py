@@ -51,13 +51,22 @@ START = date(2026, 3, 1)
 
 def sample_store(root: Path, days: int, events_per_day: int, seed: int) -> tuple[Settings, dict, list[date]]:
     """Generate sample data under `root`, ingest it and resolve its outcomes; returns the settings,
-    the truth and the event days."""
+    the truth and the event days. Only what the failure model starts from is built, with the
+    library's own steps (the stored events and interventions, each event's outcome), day by day:
+    this measures the model, not the pipeline (that runs through `assets.runner.run_days`)."""
     from flywheel.generate import generate
-    from flywheel.outcomes.ingest_days import ingest_and_resolve
+    from flywheel.ingest.partition import build_events, build_interventions
+    from flywheel.ingest.sync import sync_landing
+    from flywheel.outcomes.resolve import build_event_outcomes
 
     settings = Settings(landing=root / "landing", store=root / "store", db=root / "flywheel.duckdb")
     truth = generate(settings.landing, days=days, events_per_day=events_per_day, seed=seed, start=START, progress=False)
-    return settings, truth, ingest_and_resolve(settings)
+    event_days = sorted(sync_landing(settings).event_days)
+    for day in event_days:
+        build_events(settings, day)
+        build_interventions(settings, day)
+        build_event_outcomes(settings, day)
+    return settings, truth, event_days
 
 
 def labelled_raw(settings: Settings, event_days: list[date]) -> pl.DataFrame:
