@@ -9,7 +9,8 @@ connection sees the new one. The nightly run itself reads the views in memory (`
 never the file, so an analyst holding it read-write does not fail the night either. The file holds
 nothing but these views: a table an analyst creates in it is dropped when it is next rebuilt, so
 analysts keep their own objects in a database of their own that ATTACHes this one READ_ONLY (README,
-docs/cookbook.md). Paths are written into the view definitions as quoted literals
+docs/cookbook.md). The views, their documentation and the tables they read are declared in the table
+registry, flywheel.tables. Paths are written into the view definitions as quoted literals
 because DDL takes no bound parameters; they come from configuration, never from input data.
 """
 
@@ -20,121 +21,16 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
 from flywheel.config import Settings
-from flywheel.contracts import EVENT_FIELDS, INTERVENTION_FIELDS
 from flywheel.ingest.manifest import MANIFEST_COLUMNS
-from flywheel.schemas import DUPLICATES, QUARANTINE, STAGED, STORED
-from flywheel.sql import load_sql, render, slots, sql_file
+from flywheel.sql import render, slots, sql_file
 from flywheel.store import Layout, exclusive, write_bytes_atomic, write_parquet_atomic
-
-_SOURCE_DOCS = {
-    "event_date": "The UTC date of the event (the partition key).",
-    "source_file": "The landing file the record came from, relative to the landing folder.",
-    "source_line": "The record's line in that file (CSV: the row's last line; Parquet: row number; OTLP: span ordinal).",
-    "record_hash": "Digest of the record's normalised content; equal hashes mean exact duplicates.",
-}
-
-
-@dataclass(frozen=True)
-class View:
-    """One analyst-facing view: its SQL body (with `{name}` slots for sources) and its docs."""
-
-    schema: str
-    name: str
-    description: str
-    sql: str
-    columns: dict[str, str] = field(default_factory=dict)
-
-
-def _contract_docs(fields: tuple) -> dict[str, str]:
-    return {f.name: f.description for f in fields}
-
-
-def views() -> list[View]:
-    """Every view of the catalog, in creation order."""
-    from flywheel.failures.views import failure_views
-    from flywheel.outcomes.views import outcome_views
-    from flywheel.signals.views import signal_views
-
-    return ingest_views() + outcome_views() + failure_views() + signal_views()
-
-
-def ingest_views() -> list[View]:
-    """The views of the `ingest` schema."""
-    return [
-        View("ingest", "events", "AI audit events as stored: one row per AI invocation, deduplicated, UTC.",
-             "SELECT * FROM {events}",
-             {**_contract_docs(EVENT_FIELDS),
-              "decision_path": "How the product acted on the output, as JSON text.",
-              "attributes": "Anything else the producer sent, as JSON text (unknown top-level fields land here too).",
-              "tool_calls": "Tools called: list of {name, status (ok/error/denied), arguments as JSON text}.",
-              **_SOURCE_DOCS}),
-        View("ingest", "interventions",
-             "Human interventions as stored, each attached to its event's day; one row per intervention.",
-             "SELECT * FROM {interventions}",
-             {**_contract_docs(INTERVENTION_FIELDS),
-              "event_date": "The UTC date of the intervention's event (the partition key).",
-              **{k: v for k, v in _SOURCE_DOCS.items() if k != "event_date"}}),
-        View("ingest", "quarantine",
-             "Every input record that was not stored, with why: rejected at read time or while building a day.",
-             "SELECT *, 'read' AS stage FROM {staged_quarantine} "
-             "UNION ALL BY NAME SELECT *, 'partition' AS stage FROM {quarantine_events} "
-             "UNION ALL BY NAME SELECT *, 'partition' AS stage FROM {quarantine_interventions}",
-             {"record_kind": "events or interventions.",
-              "source_file": "The landing file, relative to the landing folder.",
-              "source_line": "Line (or row, or span) in that file; null for a whole bad file.",
-              "reason_code": "Why, as a code (see the README's quarantine reasons).",
-              "reason": "Why, in words, listing every problem found.",
-              "raw": "The record as it came in (for partition-stage rows: as normalised).",
-              "stage": "read: rejected while reading the file; partition: while building a day."}),
-        View("ingest", "duplicates", "Exact duplicate records dropped, each pointing at the copy that was kept.",
-             "SELECT * FROM {duplicates_events} UNION ALL BY NAME SELECT * FROM {duplicates_interventions}",
-             {"record_kind": "events or interventions.", "record_id": "The duplicated id.",
-              "source_file": "Where the dropped copy came from.", "source_line": "Its line.",
-              "kept_file": "Where the kept copy came from.", "kept_line": "Its line."}),
-        View("ingest", "landing_files", "Every landing file read, with what was read from it.",
-             load_sql("landing_files_view"),
-             {"path": "Path relative to the landing folder.", "file_id": "Stable id of the path.",
-              "folder": "events, interventions or otlp.", "size_bytes": "File size when last read.",
-              "event_days": "UTC days of the valid events read from it.",
-              "intervention_days": "UTC days of the valid interventions read from it.",
-              "seq": "Order in which files were first seen; earlier files win duplicate ids.",
-              "format": "jsonl, csv, parquet or otlp.", "sha256": "Content digest when last read.",
-              "records_read": "Records read (a whole bad file counts as one).",
-              "staged_events": "Valid events read.", "staged_interventions": "Valid interventions read.",
-              "quarantined_at_read": "Records rejected while reading.",
-              "bad_file": "Why the whole file was rejected, if it was."}),
-        View("ingest", "pending_interventions",
-             "Valid interventions whose event has not been stored yet; they join when it arrives.",
-             load_sql("pending_interventions_view"),
-             {"intervention_id": "The intervention.", "event_id": "The event it waits for.",
-              "occurred_at": "When the human acted (UTC).", "action": "What the human did.",
-              "source_file": "Its landing file.", "source_line": "Its line."}),
-        View("ingest", "file_reconciliation",
-             "Per landing file: records read = stored + duplicates + quarantined + pending.",
-             load_sql("file_reconciliation_view"),
-             {"path": "Landing file.", "records_read": "Records read.",
-              "stored": "Stored as events or interventions.", "duplicates": "Exact duplicates dropped.",
-              "quarantined": "Quarantined, at read or partition time.",
-              "pending": "Valid but not stored yet: interventions waiting for their event, or days not built yet.",
-              "balanced": "records_read = stored + duplicates + quarantined + pending."}),
-    ]
-
-
-# The ingest sources of the views (`{name}` slots) and the schema of each, for a source with no
-# file yet (read from an empty file of that schema, `_schema/<name>.parquet`).
-SOURCE_SCHEMAS = {
-    "events": STORED["events"], "interventions": STORED["interventions"],
-    "staged_events": STAGED["events"], "staged_interventions": STAGED["interventions"],
-    "staged_quarantine": QUARANTINE, "quarantine_events": QUARANTINE, "quarantine_interventions": QUARANTINE,
-    "duplicates_events": DUPLICATES, "duplicates_interventions": DUPLICATES,
-}
+from flywheel.tables import SOURCE_SCHEMAS, TABLES, View, views
 
 
 def unaccounted_sources(sources: dict[str, str]) -> dict[str, str]:
@@ -149,17 +45,7 @@ def unaccounted_sources(sources: dict[str, str]) -> dict[str, str]:
 def _sources(layout: Layout) -> dict[str, str]:
     """`{name}` slot -> a read_parquet(...) call over the matching files (or an empty typed template)."""
     root = layout.root.resolve()
-    globs = {
-        "events": layout.table_glob("events"),
-        "interventions": layout.table_glob("interventions"),
-        "staged_events": str(root / "staging" / "events" / "*" / "*.parquet"),
-        "staged_interventions": str(root / "staging" / "interventions" / "*" / "*.parquet"),
-        "staged_quarantine": str(root / "staging" / "quarantine" / "*.parquet"),
-        "quarantine_events": layout.table_glob("quarantine/events"),
-        "quarantine_interventions": layout.table_glob("quarantine/interventions"),
-        "duplicates_events": layout.table_glob("duplicates/events"),
-        "duplicates_interventions": layout.table_glob("duplicates/interventions"),
-    }
+    globs = {t.slot: str(root / t.files) if t.files else layout.table_glob(t.path) for t in TABLES if t.slot}
     out: dict[str, str] = {}
     for name, pattern in globs.items():
         if not glob.glob(pattern):

@@ -21,7 +21,7 @@ from flywheel.failures.fit import FitParams
 from flywheel.failures.labels import ctfidf, label, top_terms
 from flywheel.failures.model import ASSIGNMENT_SCHEMA, FailureConfig, ModelState, advance
 from flywheel.failures.store import is_stale, load_snapshot, snapshot_meta, snapshot_path
-from flywheel.failures.views import failure_views
+from flywheel.tables import views
 from flywheel.outcomes.resolve import build_event_outcomes
 from flywheel.store import Layout, write_parquet_atomic
 
@@ -459,10 +459,10 @@ def test_failure_views_document_every_column(sample):
     settings, _, days = sample
     layout = Layout(settings.store)
     con = duckdb.connect()
-    for view in failure_views():
+    for view in views("failures"):
         columns = [c[0] for c in con.sql(fill(view.sql, {}, layout)).description]
         assert sorted(columns) == sorted(view.columns), view.name
-    clusters = next(v for v in failure_views() if v.name == "clusters")
+    clusters = next(v for v in views("failures") if v.name == "clusters")
     assert clusters.sql.count("{table:failures/clusters}") == 1
     nights = con.sql(f"SELECT DISTINCT event_date FROM ({fill(clusters.sql, {}, layout)})").fetchall()
     assert nights == [(max(days),)]  # the latest snapshot only
@@ -471,5 +471,5 @@ def test_failure_views_document_every_column(sample):
 def test_failure_views_are_valid_before_any_night_is_built(settings):
     layout = Layout(settings.store)
     con = duckdb.connect()
-    for view in failure_views():
+    for view in views("failures"):
         assert con.sql(fill(view.sql, {}, layout)).fetchall() == [], view.name

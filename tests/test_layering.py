@@ -17,16 +17,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("flywheel", "assets")
 
-# Imports known to close an import cycle, as (importer, imported). The catalog <-> views loop
-# (catalog.views() imports each domain's views; each domain's views module imports `View` from
-# the catalog) ends when `View` moves to a module of its own (issue 17, "a table lives in four
-# places": the table registry, flywheel/tables.py). To fix by whoever does the table registry,
-# with the owners of flywheel/failures/ (issue 15) for failures/views.py.
-KNOWN_CYCLE_IMPORTS: frozenset[tuple[str, str]] = frozenset({
-    ("flywheel.outcomes.views", "flywheel.catalog"),
-    ("flywheel.signals.views", "flywheel.catalog"),
-    ("flywheel.failures.views", "flywheel.catalog"),
-})
+# Imports known to close an import cycle, as (importer, imported). None now: the last one, the
+# catalog <-> {outcomes,signals,failures}/views loop, ended when `View` and every view moved to the
+# table registry (flywheel/tables.py), which imports no module that builds or reads a table.
+KNOWN_CYCLE_IMPORTS: frozenset[tuple[str, str]] = frozenset()
 
 # Private names known to be taken across modules, as (importer, "module._name"). None now.
 KNOWN_PRIVATE_IMPORTS: frozenset[tuple[str, str]] = frozenset()

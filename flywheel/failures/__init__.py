@@ -4,7 +4,7 @@ or fails outright, clustered night by night with stable ids, named, and followed
 Build a day in order with `build_failures(settings, day)` (or the four steps one by one:
 `build_failure_assignments`, `build_clusters`, `build_cluster_history`, `build_cluster_daily`),
 then `refresh_stale(settings)` to rebuild the later nights that continued from an earlier build
-of it; `failure_views()` documents the analysts' views. See `model` for the method and its measurements.
+of it; `flywheel.tables` documents the analysts' views of them. See `model` for the method and its measurements.
 """
 
 from flywheel.failures.growth import build_cluster_daily
