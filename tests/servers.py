@@ -111,8 +111,9 @@ class Postgres:
                 cur.execute(f'CREATE DATABASE "{name}"')
         finally:
             con.close()
+        # SQLAlchemy 2.1 reads a bare postgresql:// with psycopg 3; dagster-postgres brings psycopg2
         return {"hostname": self.host, "port": self.port, "username": self.user, "password": "flywheel",
-                "db_name": name}
+                "db_name": name, "scheme": "postgresql+psycopg2"}
 
 
 @pytest.fixture(scope="session")
@@ -274,6 +275,7 @@ def celery_workers(names: list[str], config_yaml: Path, env: dict[str, str], wor
     program = BIN / "dagster-celery"
     if not program.exists():
         missing("dagster-celery is not installed (pip install -e '.[test]')")
+    env = {**env, "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}"}  # dagster-celery starts `celery` from the PATH
     workers: list[Worker] = []
     try:
         for name in names:

