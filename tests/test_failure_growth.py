@@ -145,3 +145,22 @@ def test_dispersion_in_a_young_store_counts_the_clusters_known_on_its_first_nigh
     assert rows[2]["dispersion"] == pytest.approx(2 * (16 / 14 + 16 / 6))
     # 10 of 20 against 12 of 40, each divided by 7.62 and rounded: 1 of 3 against 2 of 5
     assert rows[2]["p_value"] == pytest.approx(_upper_tail(1, 3, 2, 5))
+
+
+def test_the_stored_flags_follow_the_policy_growth_rules(settings, tmp_path):
+    """cluster_daily's is_growing is the configured policy's (drift.failure_min_ratio), not a default."""
+    import dataclasses
+
+    born = {1: OLD, 2: OLD}
+    for k in (1, 2, 3):
+        _write_night(settings, D - timedelta(days=k), [("s", 1, 30), ("s", 2, 2)], born)
+    _write_night(settings, D, [("s", 1, 30), ("s", 2, 20)], born)
+    grown = build_cluster_daily(settings, D).filter(pl.col("cluster_id") == 2).row(0, named=True)
+    # 20 of 50 today against 6 of 96 in the baseline: a share 6.4 times the baseline's
+    assert grown["growth_ratio"] == pytest.approx((20 / 50) / (6 / 96)) and grown["is_growing"] is True
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: x\ndrift:\n  failure_min_ratio: 7.0\n")
+    strict = dataclasses.replace(settings, policy=policy)
+    assert build_cluster_daily(strict, D).filter(pl.col("cluster_id") == 2)["is_growing"].to_list() == [False]
+    policy.write_text("version: x\ndrift:\n  failure_min_ratio: 6.0\n")
+    assert build_cluster_daily(strict, D).filter(pl.col("cluster_id") == 2)["is_growing"].to_list() == [True]

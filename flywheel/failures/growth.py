@@ -26,8 +26,8 @@ cluster that fitted no known one persists: born within the last `new_days` days 
 at least `min_events` events in the scenario on at least `new_nights` nights since its birth
 (`nights_seen`, D included, and D one of them), and the scenario had failing events in the window
 before its birth (on a store's first nights every cluster is born; that says nothing). A one-night
-cluster founded by the clusterer never warns. The defaults are the policy's (`drift.failure_*`);
-the `failure_cluster_growth` signal applies the policy's values to the stored columns.
+cluster founded by the clusterer never warns. The parameters are the configured policy's
+(`drift.failure_*`, `growth_rules`), which the `failure_cluster_growth` signal applies too.
 
 Measured (`python -m bench.failure_growth --seeds 12 --days 40`, BENCHMARKS.md): on simulated
 cluster mixes with no change, 0.1% of scenario-nights flagged with multinomial shares and 1.5% with
@@ -49,6 +49,7 @@ from scipy import stats
 from flywheel.config import Settings
 from flywheel.engine import connect
 from flywheel.failures.model import ASSIGNMENT_SCHEMA
+from flywheel.signals.policy import Policy, load_policy
 from flywheel.signals.stattests import benjamini_hochberg
 from flywheel.sql import load_sql
 from flywheel.store import Layout, write_parquet_atomic
@@ -110,14 +111,25 @@ def flags(frame: pl.DataFrame, day: date, fdr_q: float = 0.05, min_events: int =
     return frame.with_columns(is_new=new.fill_null(False), is_growing=growing.fill_null(False))
 
 
-def cluster_daily(settings: Settings, day: date, baseline_days: int = 7, new_days: int = 1,
-                  growth_factor: float = 2.0, min_events: int = 5, fdr_q: float = 0.05,
-                  new_nights: int = 2) -> pl.DataFrame:
+def growth_rules(policy: Policy) -> dict[str, float | int]:
+    """The keyword arguments of `flags` that `policy.drift` sets: when a cluster is growing
+    (`failure_fdr_q`, `failure_min_events`, `failure_min_ratio`) and when it is new
+    (`failure_new_days`, `failure_new_nights`)."""
+    d = policy.drift
+    return {"fdr_q": d.failure_fdr_q, "min_events": d.failure_min_events, "growth_factor": d.failure_min_ratio,
+            "new_days": d.failure_new_days, "new_nights": d.failure_new_nights}
+
+
+def cluster_daily(settings: Settings, day: date, baseline_days: int = 7, policy: Policy | None = None,
+                  **rules: float) -> pl.DataFrame:
     """The per-scenario cluster figures of `day` (see the module docstring), not yet written.
 
-    Assumes `failures/assignments` and `failures/clusters` of `day` are built; the baseline reads
-    whichever assignment partitions of the window exist.
+    `baseline_days`: days before `day` the baseline is taken over. The flags follow `policy`
+    (default: the one `settings.policy` names; see `growth_rules`); `rules` (keywords of `flags`)
+    override single values. Assumes `failures/assignments` and `failures/clusters` of `day` are
+    built; the baseline reads whichever assignment partitions of the window exist.
     """
+    rules = {**growth_rules(policy or load_policy(settings.policy)), **rules}
     layout = Layout(settings.store)
     today = layout.table(ASSIGNMENTS, day)
     clusters = layout.table(CLUSTERS, day)
@@ -127,29 +139,24 @@ def cluster_daily(settings: Settings, day: date, baseline_days: int = 7, new_day
     start = day - timedelta(days=baseline_days)
     baseline = [str(p) for p in (layout.table(ASSIGNMENTS, start + timedelta(days=i)) for i in range(baseline_days))
                 if p.exists()] or [str(layout.empty_table(ASSIGNMENTS, pl.DataFrame(schema=ASSIGNMENT_SCHEMA).to_arrow().schema))]
-    con = connect(settings)
-    try:
+    with connect(settings) as con:
         counts = con.sql(load_sql("failure_cluster_daily"), params={
             "today": str(today), "baseline": baseline, "clusters": str(clusters), "day": day, "base_start": start,
-            "min_events": min_events}).pl()
-    finally:
-        con.close()
-    out = flags(with_tests(counts), day, fdr_q, min_events, growth_factor, new_days, new_nights)
+            "min_events": rules["min_events"]}).pl()
+    out = flags(with_tests(counts), day, **rules)  # type: ignore[arg-type]
     return out.select(COLUMNS)
 
 
-def build_cluster_daily(settings: Settings, day: date, baseline_days: int = 7, new_days: int = 1,
-                        growth_factor: float = 2.0, min_events: int = 5, fdr_q: float = 0.05,
-                        new_nights: int = 2) -> pl.DataFrame:
+def build_cluster_daily(settings: Settings, day: date, baseline_days: int = 7, policy: Policy | None = None,
+                        **rules: float) -> pl.DataFrame:
     """Compute and store `failures/cluster_daily` of `day` (replacing the day's file); returns it.
 
-    `baseline_days` (7): days before `day` the baseline is taken over; `fdr_q` (0.05), `min_events`
-    (5) and `growth_factor` (2.0, the smallest share ratio that counts): when a cluster is growing;
-    `new_days` (1) and `new_nights` (2): when it is new (module docstring). The defaults are the
-    policy's `drift.failure_fdr_q`, `failure_min_events`, `failure_min_ratio`, `failure_new_days`,
-    `failure_new_nights`.
+    `baseline_days` (7): days before `day` the baseline is taken over. Whether a cluster is new or
+    growing follows `policy`'s `drift.failure_*` (default: the policy `settings.policy` names), so
+    the stored flags are the ones the `failure_cluster_growth` signal raises; `rules` (keywords of
+    `flags`: `fdr_q`, `min_events`, `growth_factor`, `new_days`, `new_nights`) override single values.
     """
-    frame = cluster_daily(settings, day, baseline_days, new_days, growth_factor, min_events, fdr_q, new_nights)
+    frame = cluster_daily(settings, day, baseline_days, policy, **rules)
     table: pa.Table = frame.to_arrow()
     write_parquet_atomic(table, Layout(settings.store).table(CLUSTER_DAILY, day))
     return frame

@@ -148,39 +148,34 @@ def build_cluster_history(settings: Settings, day: date) -> pl.DataFrame:
     return frame
 
 
-def _night(settings: Settings, layout: Layout, day: date, run: str, cfg: FailureConfig,
-           growth: dict[str, float | int]) -> dict[str, pl.DataFrame]:
+def _night(settings: Settings, layout: Layout, day: date, run: str, cfg: FailureConfig) -> dict[str, pl.DataFrame]:
     """Build night `day`'s four tables, then its snapshot (call under the failures lock). The
     snapshot is written last, so a night killed half-way keeps its earlier snapshot: its re-run,
-    or `refresh_stale`, builds it again."""
+    or `refresh_stale`, builds it again. Whether a cluster is new or growing follows the policy
+    `settings.policy` names (`growth.build_cluster_daily`)."""
     result, built_from = _advance(layout, day_documents(settings, day), day, run, cfg)
     write_parquet_atomic(result.assignments.to_arrow(), layout.table(ASSIGNMENTS, day))
     clusters = clusters_frame(result.state, result.assignments, day)
     write_parquet_atomic(clusters.to_arrow(), layout.table(CLUSTERS, day))
     history = history_frame(result.state, result.assignments, day)
     write_parquet_atomic(history.to_arrow(), layout.table(HISTORY, day))
-    daily = build_cluster_daily(settings, day, **growth)  # type: ignore[arg-type]
+    daily = build_cluster_daily(settings, day)
     save_snapshot(layout, day, Snapshot(result.state, result.kept, built_from))
     return {ASSIGNMENTS: result.assignments, CLUSTERS: clusters, HISTORY: history, CLUSTER_DAILY: daily}
 
 
-def build_failures(settings: Settings, day: date, run_id: str | None = None, config: FailureConfig | None = None,
-                   baseline_days: int = 7, new_days: int = 1, growth_factor: float = 2.0,
-                   min_events: int = 5) -> dict[str, pl.DataFrame]:
+def build_failures(settings: Settings, day: date, run_id: str | None = None,
+                   config: FailureConfig | None = None) -> dict[str, pl.DataFrame]:
     """Build every failure table of `day` in order, under the store's `failures` lock (a night is
     never interleaved with another process's); returns them by table name. The nights after
     `day` that continued from an earlier build of it are then stale: `refresh_stale` rebuilds them."""
     cfg = config or FailureConfig()
     layout = Layout(settings.store)
-    growth = {"baseline_days": baseline_days, "new_days": new_days, "growth_factor": growth_factor,
-              "min_events": min_events}
     with exclusive(layout.lock(LOCK)):
-        return _night(settings, layout, day, run_id or f"adhoc-{uuid.uuid4().hex[:12]}", cfg, growth)
+        return _night(settings, layout, day, run_id or f"adhoc-{uuid.uuid4().hex[:12]}", cfg)
 
 
-def refresh_stale(settings: Settings, run_id: str | None = None, config: FailureConfig | None = None,
-                  baseline_days: int = 7, new_days: int = 1, growth_factor: float = 2.0,
-                  min_events: int = 5) -> list[date]:
+def refresh_stale(settings: Settings, run_id: str | None = None, config: FailureConfig | None = None) -> list[date]:
     """Rebuild, in order, every built night that is stale (`store.is_stale`: an earlier night it
     continued from was rebuilt with another result, or built after it, by this run or another);
     returns the nights rebuilt. Afterwards every night's tables are what building every night in
@@ -188,13 +183,11 @@ def refresh_stale(settings: Settings, run_id: str | None = None, config: Failure
     earlier nights are unchanged is only checked (a few small reads), not rebuilt."""
     cfg = config or FailureConfig()
     layout = Layout(settings.store)
-    growth = {"baseline_days": baseline_days, "new_days": new_days, "growth_factor": growth_factor,
-              "min_events": min_events}
     run = run_id or f"adhoc-{uuid.uuid4().hex[:12]}"
     rebuilt = []
     with exclusive(layout.lock(LOCK)):
         for day in snapshot_days(layout):
             if is_stale(layout, day, cfg.window_days):
-                _night(settings, layout, day, run, cfg, growth)
+                _night(settings, layout, day, run, cfg)
                 rebuilt.append(day)
     return rebuilt

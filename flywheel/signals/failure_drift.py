@@ -29,7 +29,7 @@ from datetime import date
 
 import polars as pl
 
-from flywheel.failures.growth import CLUSTER_DAILY, flags
+from flywheel.failures.growth import CLUSTER_DAILY, flags, growth_rules
 from flywheel.signals.policy import Policy
 from flywheel.store import Layout
 
@@ -47,9 +47,7 @@ def failure_growth_rows(layout: Layout, policy: Policy, day: date) -> list[dict]
         return []
     # a day built before issue 15 has no tests: nothing on it is flagged until its failures are rebuilt
     frame = frame.with_columns([pl.lit(None, dtype=t).alias(c) for c, t in _TESTS.items() if c not in frame.columns])
-    d = policy.drift
-    frame = flags(frame, day, fdr_q=d.failure_fdr_q, min_events=d.failure_min_events,
-                  growth_factor=d.failure_min_ratio, new_days=d.failure_new_days, new_nights=d.failure_new_nights)
+    frame = flags(frame, day, **growth_rules(policy))  # type: ignore[arg-type]
     rows = []
     for (scenario,), part in frame.sort("scenario").group_by("scenario", maintain_order=True):
         flagged = part.filter(pl.col("is_new") | pl.col("is_growing"))
