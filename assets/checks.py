@@ -1,17 +1,27 @@
-"""Asset checks: one factory turns each Great Expectations suite in flywheel/expectations/ into a blocking
-check spec and its result; and the accounting check (records read = stored + duplicates +
-quarantined + pending, per landing file).
+"""Every asset check of the nightly job, as a spec and a result per kind; what each checks is
+computed in flywheel/:
+
+* `gx_*`: one factory turns each Great Expectations suite in flywheel/expectations/ into a blocking
+  check (`flywheel.quality`, run on the partitions just written);
+* `records_accounted_for`: records read = stored + duplicates + quarantined + pending, per landing
+  file (`flywheel.reconcile`);
+* `rates_within_bounds`, `counts_reconcile`: the outcome marts' invariants
+  (`flywheel.outcomes.invariants`).
 
 Checks are declared on the asset (`check_specs`) and evaluated inside it, because the asset knows
-which days it just wrote; a failed ERROR check stops everything downstream in the run.
+which days it just wrote; a failed ERROR check stops everything downstream in the run. (Records
+that break their contract are not checks: the landing sync quarantines them, flywheel.ingest.validate.)
 """
 
 from __future__ import annotations
+
+from datetime import date
 
 import dagster as dg
 import polars as pl
 
 from flywheel.config import Settings
+from flywheel.outcomes.invariants import count_mismatches, rates_out_of_bounds
 from flywheel.quality import validate
 from flywheel.reconcile import checked_file_accounts
 
@@ -66,3 +76,26 @@ def accounting_result(asset_key: dg.AssetKey, settings: Settings, paths: list[st
         metadata={"files": dg.MetadataValue.int(len(rows)), "unbalanced": dg.MetadataValue.int(len(bad)),
                   "accounts": dg.MetadataValue.md(table)},
     )
+
+
+def mart_specs(asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    """The check specs of the daily outcome mart's invariants on `asset_key`."""
+    return [
+        dg.AssetCheckSpec("rates_within_bounds", asset=asset_key, blocking=True,
+                          description="Every rate and interval bound lies in [0, 1], and each rate within its interval."),
+        dg.AssetCheckSpec("counts_reconcile", asset=asset_key, blocking=True,
+                          description="Per day: stored events = resolved outcomes = events counted by the mart."),
+    ]
+
+
+def mart_results(asset_key: dg.AssetKey, settings: Settings, frame: pl.DataFrame,
+                 days: list[date]) -> list[dg.AssetCheckResult]:
+    """The results of `mart_specs` for the daily mart rows `frame` of `days`."""
+    bad = rates_out_of_bounds(frame)
+    mismatches = count_mismatches(settings, days)
+    return [
+        dg.AssetCheckResult(check_name="rates_within_bounds", asset_key=asset_key, passed=not bad,
+                            metadata={"violations": dg.MetadataValue.json(bad)}),
+        dg.AssetCheckResult(check_name="counts_reconcile", asset_key=asset_key, passed=not mismatches,
+                            metadata={"mismatched_days": dg.MetadataValue.json(mismatches)}),
+    ]

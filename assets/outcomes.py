@@ -6,12 +6,12 @@ from collections import Counter
 import dagster as dg
 import polars as pl
 
+from assets.checks import mart_results, mart_specs
 from assets.ingest import INTERVENTIONS
 from assets.partitions import daily, one_run, partition_days
 from assets.resources import FlywheelResource
 from flywheel.catalog import build_catalog
 from flywheel.outcomes.calibration import build_calibration
-from flywheel.outcomes.checks import count_mismatches, rates_out_of_bounds
 from flywheel.outcomes.rates import build_daily_rates, build_rolling_rates
 from flywheel.outcomes.recovery import build_recovery
 from flywheel.outcomes.resolve import build_event_outcomes
@@ -61,12 +61,7 @@ def event_outcomes(context: dg.AssetExecutionContext, flywheel: FlywheelResource
     })
 
 
-@dg.asset(key=DAILY_RATES, deps=[EVENT_OUTCOMES], **_COMMON, check_specs=[
-    dg.AssetCheckSpec("rates_within_bounds", asset=DAILY_RATES, blocking=True,
-                      description="Every rate and interval bound lies in [0, 1], and each rate within its interval."),
-    dg.AssetCheckSpec("counts_reconcile", asset=DAILY_RATES, blocking=True,
-                      description="Per day: stored events = resolved outcomes = events counted by the mart."),
-])
+@dg.asset(key=DAILY_RATES, deps=[EVENT_OUTCOMES], **_COMMON, check_specs=mart_specs(DAILY_RATES))
 def daily_rates(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -> dg.MaterializeResult:
     """Per scenario x model x prompt version x autonomy level x day: outcome counts and rates with
     95% Wilson intervals, intervention frequency, edit magnitude, review time, error / timeout /
@@ -76,19 +71,13 @@ def daily_rates(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -
     frames = [build_daily_rates(settings, d) for d in days]
     build_catalog(settings)
     frame = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
-    bad = rates_out_of_bounds(frame)
-    mismatches = count_mismatches(settings, days)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(frame.height),
             "last_day": dg.MetadataValue.text(days[-1].isoformat() if days else ""),
             "rates_last_day": dg.MetadataValue.md(rates_markdown(frames[-1]) if frames else "no days"),
         },
-        check_results=[
-            dg.AssetCheckResult(check_name="rates_within_bounds", passed=not bad, metadata={"violations": dg.MetadataValue.json(bad)}),
-            dg.AssetCheckResult(check_name="counts_reconcile", passed=not mismatches,
-                                metadata={"mismatched_days": dg.MetadataValue.json(mismatches)}),
-        ],
+        check_results=mart_results(DAILY_RATES, settings, frame, days),
     )
 
 

@@ -114,7 +114,7 @@ def test_the_whole_nightly_job_on_sample_data_passes_every_check(settings):
 
 
 def test_rate_bounds_check_finds_rates_outside_their_intervals():
-    from flywheel.outcomes.checks import rates_out_of_bounds
+    from flywheel.outcomes.invariants import rates_out_of_bounds
     from flywheel.outcomes.rates import with_rates
 
     frame = with_rates(pl.DataFrame({name: [4, 0] for name in ["accepted", "edited", "rejected", "escalated", "reverted",

@@ -10,13 +10,13 @@ import pytest
 
 from conftest import run_outcomes, run_pipeline, write_jsonl
 from flywheel import engine
-from flywheel.outcomes import checks, calibration, rates
-from flywheel.outcomes.checks import count_mismatches
+from flywheel.outcomes import calibration, invariants, rates
+from flywheel.outcomes.invariants import count_mismatches
 from flywheel.signals import autonomy, backtest, drift, recommend
 from flywheel.signals.backtest import measure, replay
 from flywheel.signals.decide import decide_day, policy_for
 
-MODULES = (rates, calibration, checks, autonomy, recommend, drift, backtest)
+MODULES = (rates, calibration, invariants, autonomy, recommend, drift, backtest)
 DAYS = [date(2026, 3, 1), date(2026, 3, 2)]
 
 

@@ -1,4 +1,6 @@
-"""Invariants of the outcome marts, as plain functions the Dagster checks call."""
+"""Invariants of the outcome marts: rates within [0, 1] and within their intervals, and per day the
+same event count in the stored events, the resolved outcomes and the daily mart. Plain functions;
+the daily-rates asset reports them as its blocking checks (assets/checks.py)."""
 
 from __future__ import annotations
 
