@@ -4,7 +4,7 @@ SPEC is a JSON object with `mode`:
 
 - `generate`: `flywheel.generate.generate(landing, days, events_per_day, seed, start)`.
 - `nightly`: the nightly Dagster job exactly as `flywheel run --from FIRST --to LAST` runs it
-  (`assets.cli.run_days`, in-process, against the instance at $DAGSTER_HOME), with the landing
+  (`assets.runner.run_days`, in-process, against the instance at $DAGSTER_HOME), with the landing
   sync timed, a few library functions timed where they are called (checks, catalog rebuilds),
   and, with `profile`, the whole run under cProfile. After the run: per-step start/end times and
   the assets each step materialised, from the Dagster event log of every run it started (a
@@ -14,6 +14,11 @@ SPEC is a JSON object with `mode`:
   (`flywheel.failures.benchmark.scale`).
 - `floor`: the engine floor, bench/engine_floor.sql over the day's stored Parquet partitions,
   repeated; compared with the day's outcomes/event_outcomes counts.
+- `landing_floor`: the engine floor over the landing files, bench/landing_floor.sql over `files`
+  (one DuckDB reader per file), repeated, with CPU time; compared with the stored outcomes of the
+  same events (not timed).
+- `pandas`: the pandas notebook (bench/notebook.py) over `files`, once, its imports included.
+- `importtime`: `python -X importtime` of what a run imports, summed per top-level package.
 
 The parent measures wall time from spawn and peak memory with os.wait4; this process writes
 `t_end` (epoch seconds when the measured work ended) so that the bookkeeping after it is not counted.
@@ -36,8 +41,12 @@ TIMED = (
     "flywheel.catalog:build_catalog",
     "assets.checks:gx_result",
     "assets.checks:accounting_result",
-    "flywheel.outcomes.checks:rates_out_of_bounds",
-    "flywheel.outcomes.checks:count_mismatches",
+    "flywheel.outcomes.invariants:rates_out_of_bounds",
+    "flywheel.outcomes.invariants:count_mismatches",
+    "flywheel.ingest.manifest:load_manifests",
+    "assets.runner:dagster_instance",
+    "assets.runner:fail_dead_runs",
+    "dagster:JobDefinition.execute_in_process",  # a method: wrapped on the class
 )
 
 FLOOR_SQL = Path(__file__).with_name("engine_floor.sql")
@@ -94,14 +103,18 @@ def _instrument(names: tuple[str, ...]) -> dict[str, list[float]]:
     timings: dict[str, list[float]] = {}
     for name in names:
         module_name, func_name = name.split(":")
+        owner_name, _, method = func_name.rpartition(".")
         try:
             module = importlib.import_module(module_name)
-            original = getattr(module, func_name)
+            owner = getattr(module, owner_name) if owner_name else module
+            original = getattr(owner, method)
         except (ImportError, AttributeError):
             continue
         calls = timings.setdefault(name, [])
+        starts = timings.setdefault(name + "@start", [])
 
-        def wrapper(*args, __original=original, __calls=calls, **kwargs):
+        def wrapper(*args, __original=original, __calls=calls, __starts=starts, **kwargs):
+            __starts.append(time.time())
             t0 = time.perf_counter()
             try:
                 return __original(*args, **kwargs)
@@ -109,7 +122,10 @@ def _instrument(names: tuple[str, ...]) -> dict[str, list[float]]:
                 __calls.append(time.perf_counter() - t0)
 
         functools.update_wrapper(wrapper, original)
-        _replace_everywhere(original, wrapper)
+        if owner_name:
+            setattr(owner, method, wrapper)
+        else:
+            _replace_everywhere(original, wrapper)
     return timings
 
 
@@ -158,7 +174,10 @@ def _nightly(spec: dict) -> dict:
     t0 = time.perf_counter()
     import dagster as dg
 
-    from assets.cli import run_days
+    try:
+        from assets.runner import run_days
+    except ImportError:  # before the runner had its own module
+        from assets.cli import run_days
     from assets.definitions import defs  # noqa: F401  (loads every asset module before instrumenting)
     from flywheel.config import Settings
 
@@ -193,7 +212,8 @@ def _nightly(spec: dict) -> dict:
     out: dict = {"t_start": T_START, "t_ready": t_ready, "t_end": t_end, "imports_seconds": t_imports,
                  "run_days_seconds": run_days_seconds, "error": error, "serial_sync": serial,
                  "ran": [ran[0].isoformat(), ran[1].isoformat()] if ran else None,
-                 "timed": {k: {"calls": len(v), "seconds": sum(v), "each": v} for k, v in timings.items()}}
+                 "timed": {k: {"calls": len(v), "seconds": sum(v), "each": v, "starts": timings[k + "@start"]}
+                           for k, v in timings.items() if not k.endswith("@start")}}
     if profiler is not None:
         profiler.dump_stats(spec["profile"])
     out.update(_run_record(dg, since=t_ready))
@@ -334,6 +354,160 @@ def _floor(spec: dict) -> dict:
             "matches_pipeline": None if pipeline is None else [tuple(r) for r in rows] == [tuple(r) for r in pipeline]}
 
 
+LANDING_FLOOR_SQL = Path(__file__).with_name("landing_floor.sql")
+_TEXT_COLUMNS = {
+    "events": ("event_id", "scenario", "autonomy_level", "confidence", "output_text", "decision_path"),
+    "interventions": ("intervention_id", "event_id", "occurred_at", "action", "final_text"),
+}
+_CSV_HEADERS = {  # every field of a landing CSV file, in the contract's order
+    "events": ("event_id", "occurred_at", "scenario", "model", "prompt_version", "autonomy_level", "input_text",
+               "output_text", "confidence", "status", "latency_ms", "input_tokens", "output_tokens", "tool_calls",
+               "decision_path", "trace_id", "attributes"),
+    "interventions": ("intervention_id", "event_id", "occurred_at", "action", "reviewer_id", "final_text",
+                      "reason_code", "comment", "review_seconds"),
+}
+
+
+def _reader(path: Path, fam: str, param: str) -> str:
+    """One DuckDB reader call over a landing file, its needed fields as text (decision_path as JSON)."""
+    wanted = _TEXT_COLUMNS[fam]
+    name = path.name
+    if name.endswith((".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")):
+        cols = ", ".join(f"'{c}': '{'JSON' if c == 'decision_path' else 'VARCHAR'}'" for c in wanted)
+        return f"SELECT * FROM read_ndjson(${param}, columns = {{{cols}}}, ignore_errors = true)"
+    if name.endswith(".csv"):
+        cols = ", ".join(f"'{c}': 'VARCHAR'" for c in _CSV_HEADERS[fam])
+        return (f"SELECT {', '.join(wanted)} FROM read_csv(${param}, header = true, columns = {{{cols}}}, "
+                "ignore_errors = true)")
+    if name.endswith(".parquet"):
+        return f"SELECT {', '.join(f'CAST({c} AS VARCHAR) AS {c}' for c in wanted)} FROM read_parquet(${param})"
+    raise ValueError(f"unsupported landing file: {path}")
+
+
+def landing_floor_sql(files: list[Path]) -> tuple[str, dict[str, str]]:
+    """bench/landing_floor.sql with one reader per file (UNION ALL BY NAME), and its parameters."""
+    from bench.notebook import family
+
+    parts: dict[str, list[str]] = {"events": [], "interventions": []}
+    params: dict[str, str] = {}
+    for i, path in enumerate(sorted(files)):
+        fam = family(path)
+        params[f"f{i}"] = str(path)
+        parts[fam].append(_reader(path, fam, f"f{i}"))
+    if not parts["events"]:
+        raise ValueError("no events file among the landing files")
+    if not parts["interventions"]:  # an empty relation of the same shape
+        parts["interventions"].append("SELECT " + ", ".join(f"NULL::VARCHAR AS {c}" for c in _TEXT_COLUMNS["interventions"])
+                                      + " WHERE false")
+    sql = LANDING_FLOOR_SQL.read_text()
+    for fam in ("events", "interventions"):
+        sql = sql.replace("{" + fam + "}", "\n    UNION ALL BY NAME\n    ".join(parts[fam]))
+    return sql, params
+
+
+def _cpu() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _pipeline_counts(store: Path, sql: str, params: dict) -> list[tuple] | None:
+    """The pipeline's stored outcome counts per scenario for the events in the landing files (not timed)."""
+    import duckdb
+
+    outcomes = sorted((store / "outcomes" / "event_outcomes").glob("event_date=*/data.parquet"))
+    if not outcomes:
+        return None
+    import re
+
+    events = sql.split("), iv_raw AS (")[0].split("WITH ev_raw AS (", 1)[1]
+    used = set(re.findall(r"\$(f\d+)\b", events))
+    con = duckdb.connect(":memory:")
+    rows = con.sql("SELECT o.scenario, o.outcome, count(*) FROM read_parquet($outcomes) o "
+                   f"SEMI JOIN ({events}) e USING (event_id) GROUP BY ALL ORDER BY ALL",
+                   params={**{k: v for k, v in params.items() if k in used},
+                           "outcomes": [str(p) for p in outcomes]}).fetchall()
+    con.close()
+    return [tuple(r) for r in rows]
+
+
+def _compare(rows: list[tuple], pipeline: list[tuple] | None) -> dict:
+    """How far the baseline's (scenario, outcome, n) rows are from the pipeline's."""
+    if pipeline is None:
+        return {"matches_pipeline": None}
+    a = {(s, o): n for s, o, n in rows}
+    b = {(s, o): n for s, o, n in pipeline}
+    diff = sum(abs(a.get(k, 0) - b.get(k, 0)) for k in set(a) | set(b))
+    return {"matches_pipeline": diff == 0, "pipeline_events": int(sum(b.values())), "count_difference": int(diff)}
+
+
+def _landing_floor(spec: dict) -> dict:
+    """bench/landing_floor.sql over the day's landing files, repeated on fresh in-memory connections."""
+    import duckdb
+
+    files = [Path(f) for f in spec["files"]]
+    sql, params = landing_floor_sql(files)
+    times, cpus, rows = [], [], []
+    for _ in range(spec.get("repeat", 3)):
+        t0, c0 = time.perf_counter(), _cpu()
+        con = duckdb.connect(":memory:")
+        con.execute("SET TimeZone = 'UTC'")
+        rows = con.sql(sql, params=params).fetchall()
+        con.close()
+        times.append(time.perf_counter() - t0)
+        cpus.append(_cpu() - c0)
+    t_end = time.time()
+    rows = [tuple(r) for r in rows]
+    out = {"t_end": t_end, "seconds": times, "cpu": cpus, "events": int(sum(r[2] for r in rows)), "groups": len(rows),
+           "files": [str(f) for f in files], "bytes": sum(f.stat().st_size for f in files)}
+    if spec.get("store"):
+        out.update(_compare(rows, _pipeline_counts(Path(spec["store"]), sql, params)))
+    return out
+
+
+def _pandas(spec: dict) -> dict:
+    """The pandas notebook (bench/notebook.py) over the day's landing files, imports included."""
+    t0, c0 = time.perf_counter(), _cpu()
+    from bench.notebook import notebook
+
+    t1 = time.perf_counter()
+    files = [Path(f) for f in spec["files"]]
+    counts = notebook(files)
+    seconds, cpu = time.perf_counter() - t0, _cpu() - c0
+    t_end = time.time()
+    rows = [(s, o, int(n)) for s, o, n in counts[["scenario", "outcome", "n"]].itertuples(index=False)]
+    out = {"t_end": t_end, "seconds": seconds, "import_seconds": t1 - t0, "cpu": cpu, "events": int(sum(r[2] for r in rows)),
+           "groups": len(rows), "wilson_bounded": bool(((counts["share_lo"] <= counts["share"])
+                                                        & (counts["share"] <= counts["share_hi"])).all())}
+    if spec.get("store"):
+        sql, params = landing_floor_sql(files)
+        out.update(_compare(rows, _pipeline_counts(Path(spec["store"]), sql, params)))
+    return out
+
+
+def _importtime(spec: dict) -> dict:
+    """`python -X importtime -c "import dagster, assets.definitions, assets.cli"` (what a run imports): the
+    import time of each top-level package, the sum of its modules' own ("self") times."""
+    import os
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", "import dagster, assets.definitions, assets.cli"],
+                          cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    packages: dict[str, float] = {}
+    for line in proc.stderr.splitlines():
+        if not line.startswith("import time:") or line.count("|") != 2:
+            continue
+        own, _, name = line[len("import time:"):].split("|")
+        if not own.strip().isdigit():
+            continue
+        top = name.strip().split(".")[0]
+        packages[top] = packages.get(top, 0.0) + int(own) / 1e6
+    return {"t_end": time.time(), "packages": packages, "total": sum(packages.values()),
+            "error": None if proc.returncode == 0 else proc.stderr[-2000:]}
+
+
 def _failures(spec: dict) -> dict:
     """The failure model's night of `docs` failing events (flywheel.failures.benchmark.scale)."""
     import tempfile
@@ -350,7 +524,8 @@ def main(argv: list[str]) -> int:
     spec = json.loads(Path(argv[0]).read_text())
     mode = spec["mode"]
     result = {"generate": _generate, "nightly": _nightly, "floor": _floor, "runinfo": _runinfo,
-              "failures": _failures}[mode](spec)
+              "failures": _failures, "landing_floor": _landing_floor, "pandas": _pandas,
+              "importtime": _importtime}[mode](spec)
     Path(argv[1]).write_text(json.dumps(result, indent=1, default=str))
     return 1 if result.get("error") else 0
 
