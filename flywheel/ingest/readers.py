@@ -23,6 +23,7 @@ import csv
 import gzip
 import io
 import os
+import re
 import stat
 import zlib
 from collections.abc import Iterator
@@ -115,17 +116,18 @@ class BlockStream(io.RawIOBase):
     """A readable binary stream over byte blocks (`decompressed_blocks`), so CSV is decoded and parsed as it streams."""
 
     def __init__(self, blocks: Iterator[bytes]):
-        self._blocks, self._buf = blocks, b""
+        self._blocks, self._buf = blocks, memoryview(b"")
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, out: Any) -> int:
+        # A view, not a slice of the bytes: slicing copied the rest of a 16 MB block on every 1 MB read.
         while not self._buf:
             block = next(self._blocks, None)
             if block is None:
                 return 0
-            self._buf = block
+            self._buf = memoryview(block)
         n = min(len(out), len(self._buf))
         out[:n] = self._buf[:n]
         self._buf = self._buf[n:]
@@ -145,24 +147,50 @@ def _expanded_size(path: Path, limits: Limits | None) -> int | None:
 
 
 class BoundedLines:
-    """The lines of a text stream (newline="" semantics), as csv.reader reads them, each read with
-    a bound: a line longer than `limit` characters raises BadFile after at most `limit` + 1 are read."""
+    """The lines of a text stream (newline="" semantics: a line ends at \n, \r\n or \r, kept), as
+    csv.reader reads them, each read with a bound: a line longer than `limit` characters raises
+    BadFile, after at most `limit` + `size` characters of it are read.
 
-    def __init__(self, stream: Any, limit: int):
-        self.stream, self.limit, self.number = stream, limit, 0
+    The stream is read `size` characters at a time and cut into lines by one regular expression,
+    so csv.reader pulls its lines from a generator instead of calling readline once a line."""
 
-    def __iter__(self) -> "BoundedLines":
-        return self
+    def __init__(self, stream: Any, limit: int, size: int = 1 << 20):
+        self.stream, self.limit, self.size, self.number = stream, limit, size, 0
 
-    def __next__(self) -> str:
-        line = self.stream.readline(self.limit + 1)
-        if not line:
-            raise StopIteration
+    def __iter__(self) -> Iterator[str]:
+        limit, read, size = self.limit, self.stream.read, self.size
+        carry = ""
+        while True:
+            chunk = read(size)
+            if not chunk:
+                if carry:
+                    self.number += 1
+                    yield carry
+                return
+            buf = carry + chunk if carry else chunk
+            # Whole lines only: up to the last \n, or the last \r unless it ends the chunk (its \n
+            # may begin the next one). The pattern then never fails a match, so never rescans.
+            end = max(buf.rfind("\n"), buf.rfind("\r", 0, len(buf) - 1)) + 1
+            lines = _LINE.findall(buf, 0, end) if end else []
+            carry = buf[end:]
+            if lines and max(map(len, lines)) > limit:
+                for line in lines:
+                    self._check(line)  # raises at the long line, after the lines before it
+                    yield line
+            else:
+                self.number += len(lines)
+                yield from lines
+            if len(carry) > limit:
+                self._check(carry)
+
+    def _check(self, line: str) -> None:
         self.number += 1
         if len(line) > self.limit:
             raise BadFile(f"CSV line {self.number} is longer than the record limit of {self.limit} bytes; "
                           "a CSV record cannot be skipped, so the file is refused")
-        return line
+
+
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)")
 
 
 @dataclass(frozen=True)
@@ -273,8 +301,18 @@ def read_jsonl(data: bytes, kind: str) -> Iterator[RawRecord]:
 
 
 def has_surrogates(cells: list[str]) -> bool:
-    """Whether any CSV cell holds a byte that was not UTF-8 (decoded as a surrogate escape)."""
-    return any(any("\udc80" <= ch <= "\udcff" for ch in cell) for cell in cells if not cell.isascii())
+    """Whether any CSV cell holds a byte that was not UTF-8 (decoded as a surrogate escape).
+
+    Text decoded from bytes with errors="surrogateescape" holds no surrogate but those escapes
+    (U+DC80-U+DCFF), so a strict UTF-8 encode fails exactly when one is there (in C, not a loop
+    over characters)."""
+    for cell in cells:
+        if not cell.isascii():
+            try:
+                cell.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+    return False
 
 
 def csv_header(reader) -> list[str] | None:
