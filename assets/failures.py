@@ -3,27 +3,26 @@ and cluster_daily, built day by day in ascending order (each night continues the
 nights before it), as one step so the four tables of a day are always from the same night; then
 the later nights that continued from an earlier build of these days are rebuilt
 (`flywheel.failures.refresh_stale`). Beside them, outcomes/event_outcomes -> failures/edit_patterns:
-what the humans changed in the drafts, per day and scenario."""
+what the humans changed in the drafts, per day and scenario. Their keys are the table registry's
+(flywheel.tables); each step ends by republishing the analysts' catalog, as every asset that writes
+a table does."""
 
 import dagster as dg
 import polars as pl
 
 from assets.outcomes import EVENT_OUTCOMES
-from assets.partitions import daily, one_run, partition_days
+from assets.partitions import daily_partitions, one_run, partition_days
 from assets.resources import FlywheelResource
+from flywheel import tables
 from flywheel.catalog import build_catalog
 from flywheel.failures import build_failures, refresh_stale
-from flywheel.failures.growth import ASSIGNMENTS as ASSIGNMENTS_TABLE
-from flywheel.failures.growth import CLUSTER_DAILY as DAILY_TABLE
-from flywheel.failures.growth import CLUSTERS as CLUSTERS_TABLE
 from flywheel.failures.patterns import build_edit_patterns, top_substitutions_markdown
-from flywheel.failures.tables import HISTORY as HISTORY_TABLE
 
-ASSIGNMENTS = dg.AssetKey(["failures", "assignments"])
-CLUSTERS = dg.AssetKey(["failures", "clusters"])
-HISTORY = dg.AssetKey(["failures", "cluster_history"])
-CLUSTER_DAILY = dg.AssetKey(["failures", "cluster_daily"])
-EDIT_PATTERNS = dg.AssetKey(["failures", "edit_patterns"])
+ASSIGNMENTS = dg.AssetKey(tables.ASSIGNMENTS.asset_key)
+CLUSTERS = dg.AssetKey(tables.CLUSTERS.asset_key)
+CLUSTER_HISTORY = dg.AssetKey(tables.CLUSTER_HISTORY.asset_key)
+CLUSTER_DAILY = dg.AssetKey(tables.CLUSTER_DAILY.asset_key)
+EDIT_PATTERNS = dg.AssetKey(tables.EDIT_PATTERNS.asset_key)
 
 _SPEC = dict(group_name="failures", kinds={"duckdb", "parquet", "scikitlearn"}, owners=["team:flywheel"])
 TOP_PER_SCENARIO = 3
@@ -70,62 +69,68 @@ def _clusters_table(frame: pl.DataFrame, top: int, width: int | None) -> str:
         dg.AssetSpec(ASSIGNMENTS, deps=[EVENT_OUTCOMES], **_SPEC,
                      description="Each failing event (rejected, escalated, reverted, heavily edited; error, timeout, "
                                  "fallback) with the failure cluster it joined and how; personal data redacted from "
-                                 "the text before it is featurised. Queried as `failures.assignments`."),
+                                 "the text before it is featurised. Queried as `failures.assignments`. "
+                                 "The step ends by republishing the analysts' catalog (a no-op unless a view changed)."),
         dg.AssetSpec(CLUSTERS, deps=[ASSIGNMENTS], **_SPEC,
                      description="Every failure cluster known after the night: stable id, label of distinctive terms, "
                                  "exemplar events, birth, size. Queried as `failures.clusters` (latest) and "
-                                 "`failures.cluster_snapshots`."),
-        dg.AssetSpec(HISTORY, deps=[ASSIGNMENTS], **_SPEC,
+                                 "`failures.cluster_snapshots`. "
+                                 "The step ends by republishing the analysts' catalog (a no-op unless a view changed)."),
+        dg.AssetSpec(CLUSTER_HISTORY, deps=[ASSIGNMENTS], **_SPEC,
                      description="Per night and cluster: born or matched, and how its events were matched; the events "
-                                 "that fit no cluster. Queried as `failures.cluster_history`."),
+                                 "that fit no cluster. Queried as `failures.cluster_history`. "
+                                 "The step ends by republishing the analysts' catalog (a no-op unless a view changed)."),
         dg.AssetSpec(CLUSTER_DAILY, deps=[ASSIGNMENTS, CLUSTERS], **_SPEC,
                      description="Per day, scenario and cluster: events, share, growth against the baseline window, "
-                                 "new and growing flags. Queried as `failures.cluster_daily`."),
+                                 "new and growing flags. Queried as `failures.cluster_daily`. The step ends by republishing "
+                                 "the analysts' catalog (a no-op unless a view changed)."),
     ],
-    partitions_def=daily, backfill_policy=one_run,
+    partitions_def=daily_partitions, backfill_policy=one_run,
 )
 def failure_clusters(context: dg.AssetExecutionContext, flywheel: FlywheelResource):
-    """Assign each day's failing events to failure clusters, in day order, and derive the tables."""
+    """Assign each day's failing events to failure clusters, in day order, and derive the tables.
+    Ends by republishing the analysts' catalog (`build_catalog`: a no-op unless a view changed)."""
     settings = flywheel.settings()
     built = []
     for day in partition_days(context):
         built.append(build_failures(settings, day, run_id=context.run_id))
-        context.log.info(f"failures {day}: {built[-1][ASSIGNMENTS_TABLE].height} failing events")
+        context.log.info(f"failures {day}: {built[-1][tables.ASSIGNMENTS.path].height} failing events")
     refreshed = refresh_stale(settings, run_id=context.run_id)
     if refreshed:
         context.log.info(f"failures: rebuilt {len(refreshed)} later night(s) that continued from an earlier build: "
                          f"{refreshed[0]} .. {refreshed[-1]}")
     build_catalog(settings)
     last = built[-1] if built else {}
-    assigned = sum(b[ASSIGNMENTS_TABLE].height for b in built)
-    matched = (pl.concat([b[ASSIGNMENTS_TABLE].select("matched_as") for b in built]).group_by("matched_as").len()
+    assigned = sum(b[tables.ASSIGNMENTS.path].height for b in built)
+    matched = (pl.concat([b[tables.ASSIGNMENTS.path].select("matched_as") for b in built]).group_by("matched_as").len()
                if built else pl.DataFrame({"matched_as": [], "len": []}))
     yield dg.MaterializeResult(asset_key=ASSIGNMENTS, metadata={
         "dagster/row_count": dg.MetadataValue.int(assigned),
         "later_nights_rebuilt": dg.MetadataValue.int(len(refreshed)),
         "matched_as": dg.MetadataValue.json({r["matched_as"]: r["len"] for r in matched.iter_rows(named=True)})})
-    clusters = last.get(CLUSTERS_TABLE, pl.DataFrame())
+    clusters = last.get(tables.CLUSTERS.path, pl.DataFrame())
     yield dg.MaterializeResult(asset_key=CLUSTERS, metadata={
         "dagster/row_count": dg.MetadataValue.int(clusters.height),
         "new_last_day": dg.MetadataValue.int(int(clusters["is_new"].sum()) if clusters.height else 0)})
-    history = last.get(HISTORY_TABLE, pl.DataFrame())
-    yield dg.MaterializeResult(asset_key=HISTORY, metadata={
-        "dagster/row_count": dg.MetadataValue.int(sum(b[HISTORY_TABLE].height for b in built)),
+    history = last.get(tables.CLUSTER_HISTORY.path, pl.DataFrame())
+    yield dg.MaterializeResult(asset_key=CLUSTER_HISTORY, metadata={
+        "dagster/row_count": dg.MetadataValue.int(sum(b[tables.CLUSTER_HISTORY.path].height for b in built)),
         "born_last_day": dg.MetadataValue.int(int(history["born"].sum()) if history.height else 0)})
-    cd = last.get(DAILY_TABLE, pl.DataFrame())
+    cd = last.get(tables.CLUSTER_DAILY.path, pl.DataFrame())
     flagged = cd.filter(pl.col("is_new") | pl.col("is_growing")).height if cd.height else 0
     yield dg.MaterializeResult(asset_key=CLUSTER_DAILY, metadata={
-        "dagster/row_count": dg.MetadataValue.int(sum(b[DAILY_TABLE].height for b in built)),
+        "dagster/row_count": dg.MetadataValue.int(sum(b[tables.CLUSTER_DAILY.path].height for b in built)),
         "flagged_last_day": dg.MetadataValue.int(flagged),
         "top_clusters_last_day": dg.MetadataValue.md(top_clusters_markdown(cd))})
 
 
 @dg.asset(key=EDIT_PATTERNS, deps=[EVENT_OUTCOMES], group_name="failures", kinds={"duckdb", "parquet", "polars"},
-          owners=["team:flywheel"], partitions_def=daily, backfill_policy=one_run)
+          owners=["team:flywheel"], partitions_def=daily_partitions, backfill_policy=one_run)
 def edit_patterns(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -> dg.MaterializeResult:
     """Per day and scenario, what the humans changed in the AI's drafts (substitutions, insertions,
     deletions, moves, flags, length changes) and in how many of the edited events; every event whose
-    final text differs from its draft counts, text redacted first. Queried as `failures.edit_patterns`."""
+    final text differs from its draft counts, text redacted first. Queried as `failures.edit_patterns`.
+    Ends by republishing the analysts' catalog (`build_catalog`: a no-op unless a view changed)."""
     settings = flywheel.settings()
     frames = [build_edit_patterns(settings, day) for day in partition_days(context)]
     build_catalog(settings)

@@ -16,8 +16,9 @@ import polars as pl
 
 from assets.checks import accounting_result, accounting_spec, gx_result, gx_spec
 from assets.jobs import REBUILD_VERSION
-from assets.partitions import daily, one_run, partition_days
+from assets.partitions import daily_partitions, one_run, partition_days
 from assets.resources import FlywheelResource
+from flywheel import tables
 from flywheel.catalog import build_catalog
 from flywheel.ingest import changed_days
 from flywheel.ingest.partition import PartitionResult, build_events, build_interventions
@@ -26,8 +27,8 @@ from flywheel.ingest.sync import SyncReport, sync_landing
 from flywheel.quality import read_for_suite
 from flywheel.store import Layout
 
-EVENTS = dg.AssetKey(["ingest", "events"])
-INTERVENTIONS = dg.AssetKey(["ingest", "interventions"])
+EVENTS = dg.AssetKey(tables.EVENTS.asset_key)
+INTERVENTIONS = dg.AssetKey(tables.INTERVENTIONS.asset_key)
 LANDING = dg.AssetKey(["landing", "files"])
 
 landing_files = dg.AssetSpec(
@@ -65,7 +66,7 @@ def _summary(results: list[PartitionResult]) -> dict[str, dg.MetadataValue]:
 
 
 @dg.asset(
-    key=EVENTS, deps=[LANDING], partitions_def=daily, backfill_policy=one_run, group_name="ingest",
+    key=EVENTS, deps=[LANDING], partitions_def=daily_partitions, backfill_policy=one_run, group_name="ingest",
     kinds={"duckdb", "parquet"}, owners=["team:flywheel"],
     check_specs=[gx_spec(EVENTS, "events"), gx_spec(EVENTS, "quarantine")],
 )
@@ -73,7 +74,8 @@ def events(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -> dg.
     """AI audit events, one row per invocation, deduplicated, stored as Parquet per event day
     (UTC) and queried as `ingest.events`. Reads new and changed landing files first (each file once);
     invalid records go to `ingest.quarantine` with their reason. Days whose inputs the read changed
-    are recorded for rebuilding; those outside this run are run by `late_data_sensor`."""
+    are recorded for rebuilding; those outside this run are run by `late_data_sensor`. Ends by
+    republishing the analysts' catalog (`build_catalog`: a no-op unless a view changed)."""
     settings = flywheel.settings()
     layout = Layout(settings.store)
     report = sync_landing(settings)
@@ -86,7 +88,7 @@ def events(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -> dg.
     build_catalog(settings)
     for r in report.changed:
         context.log.info(f"read {r.path}: {r.read} records, {r.quarantined} quarantined ({r.status})")
-    quarantine = pl.concat([_read_days(layout, "quarantine/events", days), _read_quarantine(layout, report)],
+    quarantine = pl.concat([_read_days(layout, tables.QUARANTINE_EVENTS.path, days), _read_quarantine(layout, report)],
                            how="diagonal_relaxed")
     reasons = Counter(quarantine["reason_code"].to_list()) if quarantine.height else Counter()
     metadata = _summary(results)
@@ -114,14 +116,15 @@ def _read_quarantine(layout: Layout, report: SyncReport) -> pl.DataFrame:
 
 
 @dg.asset(
-    key=INTERVENTIONS, deps=[EVENTS], partitions_def=daily, backfill_policy=one_run, group_name="ingest",
+    key=INTERVENTIONS, deps=[EVENTS], partitions_def=daily_partitions, backfill_policy=one_run, group_name="ingest",
     kinds={"duckdb", "parquet"}, owners=["team:flywheel"],
     check_specs=[gx_spec(INTERVENTIONS, "interventions"), accounting_spec(INTERVENTIONS)],
 )
 def interventions(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -> dg.MaterializeResult:
     """Human interventions (accepted, edited, rejected, escalated, reverted), attached to their
     event's day and queried as `ingest.interventions`. Interventions whose event has not arrived
-    wait in `ingest.pending_interventions` and join when it does."""
+    wait in `ingest.pending_interventions` and join when it does.
+    Ends by republishing the analysts' catalog (`build_catalog`: a no-op unless a view changed)."""
     settings = flywheel.settings()
     layout = Layout(settings.store)
     days = partition_days(context)
@@ -139,7 +142,7 @@ def interventions(context: dg.AssetExecutionContext, flywheel: FlywheelResource)
 
 
 def _event_sources(layout: Layout, day) -> list[str]:
-    path = layout.table("events", day)
+    path = layout.table(tables.EVENTS.path, day)
     if not path.exists():
         return []
     return pl.read_parquet(path, columns=["source_file"])["source_file"].unique().to_list()

@@ -8,7 +8,8 @@ from datetime import date
 
 import dagster as dg
 
-from assets.partitions import daily
+from assets.partitions import daily_partitions
+from flywheel import tables
 from flywheel.config import Settings
 from flywheel.ingest import changed_days
 from flywheel.signals.feed import decided_days
@@ -24,7 +25,7 @@ nightly_job = dg.define_asset_job(
     "nightly",
     selection=dg.AssetSelection.all() - dg.AssetSelection.keys(dg.AssetKey(["landing", "files"]))
     - dg.AssetSelection.groups("sources"),  # pulled sources run on their own (assets/sources.py)
-    partitions_def=daily,
+    partitions_def=daily_partitions,
     description="Everything the nightly run materialises, for one event day or a range of days.",
 )
 
@@ -32,15 +33,14 @@ nightly_job = dg.define_asset_job(
 # What a day's figures over a window are built from: when an older day was rebuilt (late reviews),
 # the later days whose windows hold it are refreshed with this job, in ascending order, so their
 # rolling rates, calibration, drift, gates and decisions (and the feed of the newest day) see it.
-WINDOW_ASSETS = [dg.AssetKey(["outcomes", "rolling_rates"]), dg.AssetKey(["outcomes", "calibration"]),
-                 dg.AssetKey(["outcomes", "reliability_bins"]), dg.AssetKey(["signals", "drift"]),
-                 dg.AssetKey(["signals", "gate_evaluations"]), dg.AssetKey(["signals", "decisions"]),
+WINDOW_ASSETS = [*(dg.AssetKey(t.asset_key) for t in (tables.ROLLING_RATES, tables.CALIBRATION, tables.RELIABILITY_BINS,
+                                                       tables.DRIFT, tables.GATE_EVALUATIONS, tables.DECISIONS)),
                  dg.AssetKey(["publish", "decision_feed"]), dg.AssetKey(["publish", "report"])]
 
 refresh_job = dg.define_asset_job(
     "refresh_windows",
     selection=dg.AssetSelection.keys(*WINDOW_ASSETS),
-    partitions_def=daily,
+    partitions_def=daily_partitions,
     description="The window figures and decisions of the days after a rebuilt older day (late reviews), "
                 "in ascending order; the day partitions themselves are not rebuilt.",
 )
@@ -61,7 +61,7 @@ def range_tags(first: date, last: date) -> dict[str, str]:
 def run_days_of(tags: Mapping[str, str]) -> list[date]:
     """The event days a nightly run covers, from its tags (a range, or one partition)."""
     if tags.get(RANGE_START) and tags.get(RANGE_END):
-        keys = daily.get_partition_keys_in_range(dg.PartitionKeyRange(tags[RANGE_START], tags[RANGE_END]))
+        keys = daily_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(tags[RANGE_START], tags[RANGE_END]))
     else:
         keys = [tags["dagster/partition"]] if tags.get("dagster/partition") else []
     return [date.fromisoformat(k) for k in keys]

@@ -1,5 +1,7 @@
 """Outcome assets: ingest/interventions -> outcomes/event_outcomes -> daily and rolling marts,
-recovery, and calibration with its reliability bins. Daily by event date, like ingestion."""
+recovery, and calibration with its reliability bins. Daily by event date, like ingestion. Their keys
+are the table registry's (flywheel.tables); each step ends by republishing the analysts' catalog, as
+every asset that writes a table does."""
 
 from collections import Counter
 
@@ -8,22 +10,23 @@ import polars as pl
 
 from assets.checks import mart_results, mart_specs
 from assets.ingest import INTERVENTIONS
-from assets.partitions import daily, one_run, partition_days
+from assets.partitions import daily_partitions, one_run, partition_days
 from assets.resources import FlywheelResource
+from flywheel import tables
 from flywheel.catalog import build_catalog
 from flywheel.outcomes.calibration import build_calibration
 from flywheel.outcomes.rates import build_daily_rates, build_rolling_rates
 from flywheel.outcomes.recovery import build_recovery
 from flywheel.outcomes.resolve import build_event_outcomes
 
-EVENT_OUTCOMES = dg.AssetKey(["outcomes", "event_outcomes"])
-DAILY_RATES = dg.AssetKey(["outcomes", "daily_rates"])
-ROLLING_RATES = dg.AssetKey(["outcomes", "rolling_rates"])
-RECOVERY = dg.AssetKey(["outcomes", "recovery"])
-CALIBRATION = dg.AssetKey(["outcomes", "calibration"])
-RELIABILITY = dg.AssetKey(["outcomes", "reliability_bins"])
+EVENT_OUTCOMES = dg.AssetKey(tables.EVENT_OUTCOMES.asset_key)
+DAILY_RATES = dg.AssetKey(tables.DAILY_RATES.asset_key)
+ROLLING_RATES = dg.AssetKey(tables.ROLLING_RATES.asset_key)
+RECOVERY = dg.AssetKey(tables.RECOVERY.asset_key)
+CALIBRATION = dg.AssetKey(tables.CALIBRATION.asset_key)
+RELIABILITY_BINS = dg.AssetKey(tables.RELIABILITY_BINS.asset_key)
 
-_COMMON = dict(partitions_def=daily, backfill_policy=one_run, group_name="outcomes",
+_COMMON = dict(partitions_def=daily_partitions, backfill_policy=one_run, group_name="outcomes",
                kinds={"duckdb", "parquet", "polars"}, owners=["team:flywheel"])
 
 
@@ -49,7 +52,8 @@ def rates_markdown(frame: pl.DataFrame) -> str:
 def event_outcomes(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -> dg.MaterializeResult:
     """Each event's resolved outcome: the latest intervention wins (ties: the more severe action);
     accepted with a changed text counts as edited; unreviewed events are awaiting review or acted
-    alone; edit magnitude as normalised edit distances. Queried as `outcomes.event_outcomes`."""
+    alone; edit magnitude as normalised edit distances. Queried as `outcomes.event_outcomes`.
+    Ends by republishing the analysts' catalog (`build_catalog`: a no-op unless a view changed)."""
     settings = flywheel.settings()
     counts: Counter[str] = Counter()
     for day in partition_days(context):
@@ -65,7 +69,8 @@ def event_outcomes(context: dg.AssetExecutionContext, flywheel: FlywheelResource
 def daily_rates(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -> dg.MaterializeResult:
     """Per scenario x model x prompt version x autonomy level x day: outcome counts and rates with
     95% Wilson intervals, intervention frequency, edit magnitude, review time, error / timeout /
-    fallback rates, latency and tokens. Queried as `outcomes.daily_rates`."""
+    fallback rates, latency and tokens. Queried as `outcomes.daily_rates`.
+    Ends by republishing the analysts' catalog (`build_catalog`: a no-op unless a view changed)."""
     settings = flywheel.settings()
     days = partition_days(context)
     frames = [build_daily_rates(settings, d) for d in days]
@@ -84,7 +89,8 @@ def daily_rates(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -
 @dg.asset(key=ROLLING_RATES, deps=[DAILY_RATES], **_COMMON)
 def rolling_rates(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -> dg.MaterializeResult:
     """7- and 28-day windows per scenario ending at each day, summed from the daily marts (never
-    from raw events), with Wilson intervals. Queried as `outcomes.rolling_rates`."""
+    from raw events), with Wilson intervals. Queried as `outcomes.rolling_rates`.
+    Ends by republishing the analysts' catalog (`build_catalog`: a no-op unless a view changed)."""
     settings = flywheel.settings()
     frames = [build_rolling_rates(settings, d) for d in partition_days(context)]
     build_catalog(settings)
@@ -94,7 +100,8 @@ def rolling_rates(context: dg.AssetExecutionContext, flywheel: FlywheelResource)
 @dg.asset(key=RECOVERY, deps=[EVENT_OUTCOMES], **_COMMON)
 def recovery(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -> dg.MaterializeResult:
     """Per scenario and day: runs of failures (error, timeout, reverted) and the time until the
-    next successful event, mean and max. Queried as `outcomes.recovery`."""
+    next successful event, mean and max. Queried as `outcomes.recovery`.
+    Ends by republishing the analysts' catalog (`build_catalog`: a no-op unless a view changed)."""
     settings = flywheel.settings()
     frames = [build_recovery(settings, d) for d in partition_days(context)]
     build_catalog(settings)
@@ -110,15 +117,18 @@ def recovery(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -> d
         dg.AssetSpec(CALIBRATION, deps=[EVENT_OUTCOMES], group_name="outcomes", kinds={"duckdb", "parquet"},
                      owners=["team:flywheel"],
                      description="Per scenario x model over the calibration window: ECE, Brier, ROC AUC and the "
-                                 "recommended confidence gate with its coverage. Queried as `outcomes.calibration`."),
-        dg.AssetSpec(RELIABILITY, deps=[EVENT_OUTCOMES], group_name="outcomes", kinds={"duckdb", "parquet"},
+                                 "recommended confidence gate with its coverage. Queried as `outcomes.calibration`. "
+                                 "The step ends by republishing the analysts' catalog (a no-op unless a view changed)."),
+        dg.AssetSpec(RELIABILITY_BINS, deps=[EVENT_OUTCOMES], group_name="outcomes", kinds={"duckdb", "parquet"},
                      owners=["team:flywheel"],
-                     description="Equal-count reliability bins behind the calibration. Queried as `outcomes.reliability_bins`."),
+                     description="Equal-count reliability bins behind the calibration. Queried as `outcomes.reliability_bins`. "
+                                 "The step ends by republishing the analysts' catalog (a no-op unless a view changed)."),
     ],
-    partitions_def=daily, backfill_policy=one_run,
+    partitions_def=daily_partitions, backfill_policy=one_run,
 )
 def calibration(context: dg.AssetExecutionContext, flywheel: FlywheelResource):
-    """Calibration and reliability bins for each day of the run."""
+    """Calibration and reliability bins for each day of the run. Ends by republishing the
+    analysts' catalog (`build_catalog`: a no-op unless a view changed)."""
     settings = flywheel.settings()
     results = [build_calibration(settings, d) for d in partition_days(context)]
     build_catalog(settings)
@@ -132,5 +142,5 @@ def calibration(context: dg.AssetExecutionContext, flywheel: FlywheelResource):
     yield dg.MaterializeResult(asset_key=CALIBRATION, metadata={
         "dagster/row_count": dg.MetadataValue.int(sum(c.height for c, _ in results)),
         "gates_last_day": dg.MetadataValue.md(table)})
-    yield dg.MaterializeResult(asset_key=RELIABILITY, metadata={
+    yield dg.MaterializeResult(asset_key=RELIABILITY_BINS, metadata={
         "dagster/row_count": dg.MetadataValue.int(sum(b.height for _, b in results))})

@@ -9,7 +9,7 @@ import dagster as dg
 # Data before this date cannot be addressed as a partition; the CLI says so clearly.
 FIRST_DAY = "2024-01-01"
 
-daily = dg.DailyPartitionsDefinition(start_date=FIRST_DAY, timezone="UTC")
+daily_partitions = dg.DailyPartitionsDefinition(start_date=FIRST_DAY, timezone="UTC")
 
 # A backfill of many days runs as one process that walks its days in order, instead of one
 # Dagster run (and one Python start-up) per day.

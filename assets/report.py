@@ -3,8 +3,8 @@
 import dagster as dg
 
 from assets.failures import CLUSTER_DAILY, CLUSTERS
-from assets.outcomes import CALIBRATION, DAILY_RATES, RELIABILITY
-from assets.partitions import daily, one_run
+from assets.outcomes import CALIBRATION, DAILY_RATES, RELIABILITY_BINS
+from assets.partitions import daily_partitions, one_run
 from assets.resources import FlywheelResource
 from assets.signals import DECISIONS
 from flywheel.report import publish_report, report_summary
@@ -12,7 +12,7 @@ from flywheel.report import publish_report, report_summary
 REPORT = dg.AssetKey(["publish", "report"])
 
 
-@dg.asset(key=REPORT, deps=[DECISIONS, DAILY_RATES, CALIBRATION, RELIABILITY, CLUSTERS, CLUSTER_DAILY], partitions_def=daily,
+@dg.asset(key=REPORT, deps=[DECISIONS, DAILY_RATES, CALIBRATION, RELIABILITY_BINS, CLUSTERS, CLUSTER_DAILY], partitions_def=daily_partitions,
           backfill_policy=one_run, group_name="publish", kinds={"html"}, owners=["team:flywheel"])
 def report(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -> dg.MaterializeResult:
     """The nightly report people read instead of querying: every scenario's state, outcome rates

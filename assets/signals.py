@@ -1,20 +1,23 @@
 """Signal and publish assets: drift, promotion gates and decisions per day (with the append-only
-decision log and automatic fail-safe demotions), then the decision feed the AI product reads."""
+decision log and automatic fail-safe demotions), then the decision feed the AI product reads.
+Their keys are the table registry's (flywheel.tables); the decisions step ends by republishing the
+analysts' catalog, as every asset that writes a table does."""
 
 import dagster as dg
 import polars as pl
 
 from assets.failures import CLUSTER_DAILY
 from assets.outcomes import CALIBRATION, DAILY_RATES, EVENT_OUTCOMES
-from assets.partitions import daily, one_run, partition_days
+from assets.partitions import daily_partitions, one_run, partition_days
 from assets.resources import FlywheelResource
+from flywheel import tables
 from flywheel.catalog import build_catalog
 from flywheel.signals.decide import decide_day, policy_for
 from flywheel.signals.feed import pending, publish_feed
 
-DRIFT = dg.AssetKey(["signals", "drift"])
-GATES = dg.AssetKey(["signals", "gate_evaluations"])
-DECISIONS = dg.AssetKey(["signals", "decisions"])
+DRIFT = dg.AssetKey(tables.DRIFT.asset_key)
+GATE_EVALUATIONS = dg.AssetKey(tables.GATE_EVALUATIONS.asset_key)
+DECISIONS = dg.AssetKey(tables.DECISIONS.asset_key)
 FEED = dg.AssetKey(["publish", "decision_feed"])
 
 _SPEC = dict(group_name="signals", kinds={"duckdb", "parquet"}, owners=["team:flywheel"])
@@ -25,19 +28,23 @@ _SPEC = dict(group_name="signals", kinds={"duckdb", "parquet"}, owners=["team:fl
         dg.AssetSpec(DRIFT, deps=[DAILY_RATES, EVENT_OUTCOMES, CLUSTER_DAILY], **_SPEC,
                      description="Drift of each scenario (and model, prompt version) against its baseline: rate tests "
                                  "with Benjamini-Hochberg control, CUSUM, PSI and KS of confidence, input length and mix, "
-                                 "calibration change, failure-cluster growth, volume; each with a severity. Queried as `signals.drift`."),
-        dg.AssetSpec(GATES, deps=[DRIFT, CALIBRATION], **_SPEC,
+                                 "calibration change, failure-cluster growth, volume; each with a severity. Queried as `signals.drift`. "
+                                 "The step ends by republishing the analysts' catalog (a no-op unless a view changed)."),
+        dg.AssetSpec(GATE_EVALUATIONS, deps=[DRIFT, CALIBRATION], **_SPEC,
                      description="Each promotion gate per scenario and day, and whether all held. "
-                                 "Queried as `signals.gate_evaluations`."),
-        dg.AssetSpec(DECISIONS, deps=[GATES], **_SPEC,
+                                 "Queried as `signals.gate_evaluations`. "
+                                 "The step ends by republishing the analysts' catalog (a no-op unless a view changed)."),
+        dg.AssetSpec(DECISIONS, deps=[GATE_EVALUATIONS], **_SPEC,
                      description="Recommendations with their evidence, rule and policy version: autonomy level, "
                                  "confidence gate, audit share, prompt and model versions, tool boundaries. Appends to "
-                                 "the decision log; fail-safe demotions take effect at once. Queried as `signals.decisions`."),
+                                 "the decision log; fail-safe demotions take effect at once. Queried as `signals.decisions`. "
+                                 "The step ends by republishing the analysts' catalog (a no-op unless a view changed)."),
     ],
-    partitions_def=daily, backfill_policy=one_run,
+    partitions_def=daily_partitions, backfill_policy=one_run,
 )
 def decisions(context: dg.AssetExecutionContext, flywheel: FlywheelResource):
-    """Drift, gate evaluations and decisions for each day of the run, in order."""
+    """Drift, gate evaluations and decisions for each day of the run, in order. Ends by
+    republishing the analysts' catalog (`build_catalog`: a no-op unless a view changed)."""
     settings = flywheel.settings()
     policy = policy_for(settings)
     frames = [decide_day(settings, d, context.run_id, policy) for d in partition_days(context)]
@@ -49,14 +56,14 @@ def decisions(context: dg.AssetExecutionContext, flywheel: FlywheelResource):
         for r in autonomy.iter_rows(named=True))
     counts = {a: n for a, n in last.group_by("action").len().iter_rows()} if last.height else {}
     yield dg.MaterializeResult(asset_key=DRIFT, metadata={"policy_version": dg.MetadataValue.text(policy.version)})
-    yield dg.MaterializeResult(asset_key=GATES, metadata={})
+    yield dg.MaterializeResult(asset_key=GATE_EVALUATIONS, metadata={})
     yield dg.MaterializeResult(asset_key=DECISIONS, metadata={
         "dagster/row_count": dg.MetadataValue.int(sum(f.height for f in frames)),
         "autonomy_last_day": dg.MetadataValue.md(table), "actions_last_day": dg.MetadataValue.json(counts),
         "policy_version": dg.MetadataValue.text(policy.version)})
 
 
-@dg.asset(key=FEED, deps=[DECISIONS], partitions_def=daily, backfill_policy=one_run, group_name="publish",
+@dg.asset(key=FEED, deps=[DECISIONS], partitions_def=daily_partitions, backfill_policy=one_run, group_name="publish",
           kinds={"json"}, owners=["team:flywheel"])
 def decision_feed(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -> dg.MaterializeResult:
     """The feed the AI product reads: per scenario the approved and recommended autonomy level,

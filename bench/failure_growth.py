@@ -35,9 +35,10 @@ import numpy as np
 import polars as pl
 
 from flywheel.config import Settings
-from flywheel.failures.growth import ASSIGNMENTS, CLUSTERS, cluster_daily
+from flywheel.failures.growth import cluster_daily
 from flywheel.failures.model import ASSIGNMENT_SCHEMA
 from flywheel.store import Layout, write_parquet_atomic
+from flywheel.tables import ASSIGNMENTS, CLUSTERS
 
 START = date(2026, 1, 1)
 NULL_VOLUMES = (20, 50, 150, 400, 1000, 2000)
@@ -117,13 +118,13 @@ def _write(layout: Layout, world: World, day: date, rows: list[tuple[str, int | 
         "model": ["m"] * n, "prompt_version": ["v1"] * n, "status": ["ok"] * n, "outcome": ["rejected"] * n,
         "cluster_id": [c for _, c in rows], "similarity": [0.9] * n, "matched_as": ["existing"] * n,
         "fitted": [True] * n, "run_id": ["bench"] * n}, schema=ASSIGNMENT_SCHEMA)
-    write_parquet_atomic(frame.to_arrow(), layout.table(ASSIGNMENTS, day))
+    write_parquet_atomic(frame.to_arrow(), layout.table(ASSIGNMENTS.path, day))
     known = sorted(c for c, b in world.born.items() if b <= day)
     clusters = pl.DataFrame({"event_date": [day] * len(known), "cluster_id": known,
                              "label": [f"c{c}" for c in known], "born_date": [world.born[c] for c in known]},
                             schema={"event_date": pl.Date, "cluster_id": pl.Int64, "label": pl.String,
                                     "born_date": pl.Date})
-    write_parquet_atomic(clusters.to_arrow(), layout.table(CLUSTERS, day))
+    write_parquet_atomic(clusters.to_arrow(), layout.table(CLUSTERS.path, day))
 
 
 def _rule_before(day: date) -> pl.Expr:

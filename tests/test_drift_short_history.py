@@ -16,10 +16,10 @@ import polars as pl
 import pytest
 
 from flywheel.config import Settings
-from flywheel.outcomes.rates import DAILY
 from flywheel.signals.drift import build_drift
 from flywheel.signals.policy import load_policy
 from flywheel.store import Layout, write_parquet_atomic
+from flywheel.tables import DAILY_RATES
 
 START = date(2026, 5, 1)
 DAYS = 7
@@ -46,7 +46,7 @@ def _write_marts(settings: Settings, seed: int) -> list[date]:
             rows.append({"event_date": day, "scenario": scenario, "model": "m1", "prompt_version": "v1",
                          "autonomy_level": "assist", "events": events, "reviewed": reviewed, "accepted": accepted,
                          "severe_failures": severe})
-        write_parquet_atomic(pl.DataFrame(rows).to_arrow(), layout.table(DAILY, day))
+        write_parquet_atomic(pl.DataFrame(rows).to_arrow(), layout.table(DAILY_RATES.path, day))
     return days
 
 

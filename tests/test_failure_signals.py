@@ -9,11 +9,11 @@ from datetime import date, timedelta
 import polars as pl
 
 from flywheel.failures.documents import documents
-from flywheel.failures.growth import CLUSTER_DAILY
 from flywheel.signals.drift import _severity
 from flywheel.signals.failure_drift import failure_growth_rows
 from flywheel.signals.policy import load_policy
 from flywheel.store import Layout, write_parquet_atomic
+from flywheel.tables import CLUSTER_DAILY
 
 D1 = date(2026, 3, 1)
 PII = {"comment": "customer jane.doe@example.com saw card 4111 1111 1111 1111",
@@ -74,7 +74,7 @@ def test_failure_growth_signal_hand_computed(tmp_path):
         {"scenario": "e", "cluster_id": 10, "events": 460, "scenario_failures": 2000, "share": 0.23,
          "baseline_failures": 14000, "baseline_share": 0.2, "q_value": 1e-4},
     ])
-    write_parquet_atomic(frame.to_arrow(), layout.table(CLUSTER_DAILY, D1))
+    write_parquet_atomic(frame.to_arrow(), layout.table(CLUSTER_DAILY.path, D1))
     policy = load_policy()
     d = policy.drift
     assert (d.failure_min_events, d.failure_fdr_q, d.failure_min_ratio, d.failure_new_days, d.failure_new_nights) == (
@@ -98,7 +98,7 @@ def test_failure_growth_signal_hand_computed(tmp_path):
     # a day built before the growth tests existed (flags of the old rule, no q-values): flags nothing
     old = frame.drop("p_value", "q_value", "nights_seen", "failures_before_birth", "dispersion").with_columns(
         is_new=True, is_growing=True)
-    write_parquet_atomic(old.to_arrow(), layout.table(CLUSTER_DAILY, D1))
+    write_parquet_atomic(old.to_arrow(), layout.table(CLUSTER_DAILY.path, D1))
     assert [r["statistic"] for r in failure_growth_rows(layout, policy, D1)] == [0.0] * 5
 
 

@@ -12,9 +12,10 @@ from conftest import run_pipeline, write_jsonl
 from flywheel.outcomes.calibration import build_calibration
 from flywheel.outcomes.rates import build_daily_rates, build_rolling_rates
 from flywheel.outcomes.recovery import build_recovery, failure_runs
-from flywheel.outcomes.resolve import TABLE, build_event_outcomes, edit_distances, resolve_batches
+from flywheel.outcomes.resolve import build_event_outcomes, edit_distances, resolve_batches
 from flywheel.stats import wilson_interval
 from flywheel.store import Layout
+from flywheel.tables import EVENT_OUTCOMES
 
 DAY = date(2026, 3, 1)
 
@@ -42,7 +43,7 @@ def outcomes(settings, events: list, interventions: list, days=(DAY,)) -> pl.Dat
 
 
 def stored_outcomes(settings, days=(DAY,)) -> pl.DataFrame:
-    return pl.concat([pl.read_parquet(Layout(settings.store).table(TABLE, d)) for d in days])
+    return pl.concat([pl.read_parquet(Layout(settings.store).table(EVENT_OUTCOMES.path, d)) for d in days])
 
 
 def by_id(frame: pl.DataFrame, column: str) -> dict:
@@ -191,7 +192,7 @@ def test_recovery_takes_equal_timestamps_in_event_id_order(settings):
     rows = {r["scenario"]: r for r in build_recovery(settings, DAY).iter_rows(named=True)}
     assert (rows["s1"]["failure_runs"], rows["s1"]["recovered_runs"], rows["s1"]["recovery_seconds_max"]) == (1, 1, 0.0)
     assert (rows["s2"]["failure_runs"], rows["s2"]["open_runs"], rows["s2"]["recovery_seconds_mean"]) == (1, 1, None)
-    stored = pl.read_parquet(Layout(settings.store).table(TABLE, DAY))
+    stored = pl.read_parquet(Layout(settings.store).table(EVENT_OUTCOMES.path, DAY))
     assert failure_runs(stored.reverse(), DAY).equals(failure_runs(stored, DAY))  # out of order: sorted first
 
 

@@ -72,3 +72,15 @@ def test_an_ingest_table_with_no_file_is_read_as_an_empty_file_of_its_schema(set
     root = Layout(settings.store).root
     assert pq.read_schema(root / "_schema" / "staged_interventions.parquet").names == STAGED["interventions"].names
     assert not Layout(settings.store).table(tables.EVENTS.path, date(2025, 3, 1)).exists()
+
+
+def test_every_asset_that_writes_a_table_says_it_republishes_the_catalog():
+    """Each of these assets ends with flywheel.catalog.build_catalog; its description says so."""
+    import dagster as dg
+
+    from assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    silent = sorted({t.asset_key for t in tables.TABLES
+                     if "republishing the analysts' catalog" not in (graph.get(dg.AssetKey(t.asset_key)).description or "")})
+    assert silent == []

@@ -45,6 +45,7 @@ from flywheel.config import Settings
 from flywheel.failures.documents import documents, failing_events
 from flywheel.failures.fit import METHODS, FitParams
 from flywheel.failures.model import FailureConfig, ModelState, advance
+from flywheel.tables import ASSIGNMENTS, CLUSTER_DAILY, CLUSTER_HISTORY, CLUSTERS
 
 START = date(2026, 3, 1)
 
@@ -220,7 +221,7 @@ def real(data: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     return per, clusters.sort("events", "cluster_id", descending=[True, False])
 
 
-_TABLES = ("failures/assignments", "failures/clusters", "failures/cluster_history", "failures/cluster_daily")
+_TABLES = tuple(t.path for t in (ASSIGNMENTS, CLUSTERS, CLUSTER_HISTORY, CLUSTER_DAILY))
 
 
 def _failure_tables(settings: Settings) -> dict[str, pl.DataFrame]:

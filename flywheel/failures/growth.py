@@ -53,10 +53,8 @@ from flywheel.signals.policy import Policy, load_policy
 from flywheel.signals.stattests import benjamini_hochberg
 from flywheel.sql import load_sql
 from flywheel.store import Layout, write_parquet_atomic
+from flywheel.tables import ASSIGNMENTS, CLUSTER_DAILY, CLUSTERS
 
-ASSIGNMENTS = "failures/assignments"
-CLUSTERS = "failures/clusters"
-CLUSTER_DAILY = "failures/cluster_daily"
 
 COLUMNS = ("event_date", "scenario", "cluster_id", "label", "events", "scenario_failures", "share",
            "baseline_events", "baseline_failures", "baseline_days", "baseline_share", "growth_ratio", "born_date",
@@ -131,14 +129,14 @@ def cluster_daily(settings: Settings, day: date, baseline_days: int = 7, policy:
     """
     rules = {**growth_rules(policy or load_policy(settings.policy)), **rules}
     layout = Layout(settings.store)
-    today = layout.table(ASSIGNMENTS, day)
-    clusters = layout.table(CLUSTERS, day)
+    today = layout.table(ASSIGNMENTS.path, day)
+    clusters = layout.table(CLUSTERS.path, day)
     for path in (today, clusters):
         if not path.exists():
             raise FileNotFoundError(f"{path} does not exist: build the failures tables of {day} first")
     start = day - timedelta(days=baseline_days)
-    baseline = [str(p) for p in (layout.table(ASSIGNMENTS, start + timedelta(days=i)) for i in range(baseline_days))
-                if p.exists()] or [str(layout.empty_table(ASSIGNMENTS, pl.DataFrame(schema=ASSIGNMENT_SCHEMA).to_arrow().schema))]
+    baseline = [str(p) for p in (layout.table(ASSIGNMENTS.path, start + timedelta(days=i)) for i in range(baseline_days))
+                if p.exists()] or [str(layout.empty_table(ASSIGNMENTS.path, pl.DataFrame(schema=ASSIGNMENT_SCHEMA).to_arrow().schema))]
     with connect(settings) as con:
         counts = con.sql(load_sql("failure_cluster_daily"), params={
             "today": str(today), "baseline": baseline, "clusters": str(clusters), "day": day, "base_start": start,
@@ -158,5 +156,5 @@ def build_cluster_daily(settings: Settings, day: date, baseline_days: int = 7, p
     """
     frame = cluster_daily(settings, day, baseline_days, policy, **rules)
     table: pa.Table = frame.to_arrow()
-    write_parquet_atomic(table, Layout(settings.store).table(CLUSTER_DAILY, day))
+    write_parquet_atomic(table, Layout(settings.store).table(CLUSTER_DAILY.path, day))
     return frame

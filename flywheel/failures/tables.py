@@ -27,14 +27,14 @@ import pyarrow as pa
 
 from flywheel.config import Settings
 from flywheel.failures.documents import day_documents
-from flywheel.failures.growth import ASSIGNMENTS, CLUSTER_DAILY, CLUSTERS, build_cluster_daily
+from flywheel.failures.growth import build_cluster_daily
 from flywheel.failures.model import (ASSIGNMENT_SCHEMA, EXISTING, FOUNDING, NEW, UNMATCHED, DayResult, FailureConfig,
                                      ModelState, advance)
 from flywheel.failures.store import (Snapshot, basis, is_stale, load_snapshot, previous_state, recent_documents,
                                      save_snapshot, snapshot_days)
 from flywheel.store import Layout, exclusive, write_parquet_atomic
+from flywheel.tables import ASSIGNMENTS, CLUSTER_DAILY, CLUSTER_HISTORY, CLUSTERS
 
-HISTORY = "failures/cluster_history"
 LOCK = "failures"
 
 EXEMPLAR = pa.struct([("event_id", pa.string()), ("event_date", pa.date32()), ("summary", pa.string()),
@@ -68,7 +68,7 @@ def build_failure_assignments(settings: Settings, day: date, run_id: str | None 
     docs = day_documents(settings, day)
     with exclusive(layout.lock(LOCK)):
         result, built_from = _advance(layout, docs, day, run, cfg)
-        write_parquet_atomic(result.assignments.to_arrow(), layout.table(ASSIGNMENTS, day))
+        write_parquet_atomic(result.assignments.to_arrow(), layout.table(ASSIGNMENTS.path, day))
         save_snapshot(layout, day, Snapshot(result.state, result.kept, built_from))
     return result.assignments
 
@@ -89,7 +89,7 @@ def _snapshot_state(settings: Settings, day: date) -> ModelState:
 
 
 def _assignments(settings: Settings, day: date) -> pl.DataFrame:
-    path = Layout(settings.store).table(ASSIGNMENTS, day)
+    path = Layout(settings.store).table(ASSIGNMENTS.path, day)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: run build_failure_assignments for {day} first")
     return pl.read_parquet(path).cast(ASSIGNMENT_SCHEMA)
@@ -112,7 +112,7 @@ def clusters_frame(state: ModelState, assignments: pl.DataFrame, day: date) -> p
 def build_clusters(settings: Settings, day: date) -> pl.DataFrame:
     """Store `failures/clusters` of `day`: every cluster known after the night; returns it."""
     frame = clusters_frame(_snapshot_state(settings, day), _assignments(settings, day), day)
-    write_parquet_atomic(frame.to_arrow(), Layout(settings.store).table(CLUSTERS, day))
+    write_parquet_atomic(frame.to_arrow(), Layout(settings.store).table(CLUSTERS.path, day))
     return frame
 
 
@@ -144,7 +144,7 @@ def history_frame(state: ModelState, assignments: pl.DataFrame, day: date) -> pl
 def build_cluster_history(settings: Settings, day: date) -> pl.DataFrame:
     """Store `failures/cluster_history` of `day`; returns it."""
     frame = history_frame(_snapshot_state(settings, day), _assignments(settings, day), day)
-    write_parquet_atomic(frame.to_arrow(), Layout(settings.store).table(HISTORY, day))
+    write_parquet_atomic(frame.to_arrow(), Layout(settings.store).table(CLUSTER_HISTORY.path, day))
     return frame
 
 
@@ -154,14 +154,15 @@ def _night(settings: Settings, layout: Layout, day: date, run: str, cfg: Failure
     or `refresh_stale`, builds it again. Whether a cluster is new or growing follows the policy
     `settings.policy` names (`growth.build_cluster_daily`)."""
     result, built_from = _advance(layout, day_documents(settings, day), day, run, cfg)
-    write_parquet_atomic(result.assignments.to_arrow(), layout.table(ASSIGNMENTS, day))
+    write_parquet_atomic(result.assignments.to_arrow(), layout.table(ASSIGNMENTS.path, day))
     clusters = clusters_frame(result.state, result.assignments, day)
-    write_parquet_atomic(clusters.to_arrow(), layout.table(CLUSTERS, day))
+    write_parquet_atomic(clusters.to_arrow(), layout.table(CLUSTERS.path, day))
     history = history_frame(result.state, result.assignments, day)
-    write_parquet_atomic(history.to_arrow(), layout.table(HISTORY, day))
+    write_parquet_atomic(history.to_arrow(), layout.table(CLUSTER_HISTORY.path, day))
     daily = build_cluster_daily(settings, day)
     save_snapshot(layout, day, Snapshot(result.state, result.kept, built_from))
-    return {ASSIGNMENTS: result.assignments, CLUSTERS: clusters, HISTORY: history, CLUSTER_DAILY: daily}
+    return {ASSIGNMENTS.path: result.assignments, CLUSTERS.path: clusters, CLUSTER_HISTORY.path: history,
+            CLUSTER_DAILY.path: daily}
 
 
 def build_failures(settings: Settings, day: date, run_id: str | None = None,

@@ -26,14 +26,13 @@ import polars as pl
 
 from flywheel.config import Settings
 from flywheel.engine import connect
-from flywheel.outcomes.resolve import REVIEWED, TABLE as OUTCOMES_TABLE
+from flywheel.outcomes.resolve import REVIEWED
 from flywheel.signals.policy import Policy, load_policy
 from flywheel.sql import sql_file
 from flywheel.stats import brier_score, expected_calibration_error, gate_threshold, reliability_bins, roc_auc
 from flywheel.store import Layout, write_parquet_atomic
+from flywheel.tables import CALIBRATION, EVENT_OUTCOMES, RELIABILITY_BINS
 
-TABLE = "outcomes/calibration"
-BINS = "outcomes/reliability_bins"
 ALL_MODELS = "*"
 
 
@@ -96,8 +95,8 @@ def build_calibration(settings: Settings, day: date, policy: Policy | None = Non
     policy = policy or load_policy(settings.policy)
     layout = Layout(settings.store)
     window = settings.calibration_window_days
-    files = [str(p) for p in (layout.table(OUTCOMES_TABLE, day - timedelta(days=i)) for i in range(window)) if p.exists()]
-    if not layout.table(OUTCOMES_TABLE, day).exists():
+    files = [str(p) for p in (layout.table(EVENT_OUTCOMES.path, day - timedelta(days=i)) for i in range(window)) if p.exists()]
+    if not layout.table(EVENT_OUTCOMES.path, day).exists():
         raise ValueError(f"the outcomes of {day} must be built before its calibration")
     with connect(settings) as con:
         events = con.sql(sql_file("calibration_window"), params={"files": files, "reviewed": list(REVIEWED)}).pl()
@@ -112,8 +111,8 @@ def build_calibration(settings: Settings, day: date, policy: Policy | None = Non
         bin_rows += [{**meta, "scenario": scenario, "model": model, **b} for b in bins]
     calibration = pl.DataFrame(cal_rows, schema=_CAL_SCHEMA)
     reliability = pl.DataFrame(bin_rows, schema=_BIN_SCHEMA)
-    write_parquet_atomic(calibration.to_arrow(), layout.table(TABLE, day))
-    write_parquet_atomic(reliability.to_arrow(), layout.table(BINS, day))
+    write_parquet_atomic(calibration.to_arrow(), layout.table(CALIBRATION.path, day))
+    write_parquet_atomic(reliability.to_arrow(), layout.table(RELIABILITY_BINS.path, day))
     return calibration, reliability
 
 

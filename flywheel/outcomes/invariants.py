@@ -10,9 +10,9 @@ import polars as pl
 
 from flywheel.config import Settings
 from flywheel.engine import connect
-from flywheel.outcomes.rates import DAILY, RATES
-from flywheel.outcomes.resolve import TABLE as OUTCOMES_TABLE
+from flywheel.outcomes.rates import RATES
 from flywheel.store import Layout
+from flywheel.tables import DAILY_RATES, EVENT_OUTCOMES, EVENTS
 
 
 def rates_out_of_bounds(frame: pl.DataFrame) -> dict[str, int]:
@@ -40,8 +40,8 @@ def count_mismatches(settings: Settings, days: list[date]) -> list[dict]:
     with connect(settings) as con:
         for day in days:
             counts = {}
-            for name, table, expr in (("stored_events", "events", "count(*)"), ("outcomes", OUTCOMES_TABLE, "count(*)"),
-                                      ("daily_rates_events", DAILY, "coalesce(sum(events), 0)")):
+            for name, table, expr in (("stored_events", EVENTS.path, "count(*)"), ("outcomes", EVENT_OUTCOMES.path, "count(*)"),
+                                      ("daily_rates_events", DAILY_RATES.path, "coalesce(sum(events), 0)")):
                 path = layout.table(table, day)
                 counts[name] = int(con.sql(f"SELECT {expr} FROM read_parquet(?)", params=[str(path)]).fetchall()[0][0]) if path.exists() else 0
             if len(set(counts.values())) != 1:

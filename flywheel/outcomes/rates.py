@@ -15,13 +15,10 @@ import polars as pl
 
 from flywheel.config import Settings
 from flywheel.engine import connect
-from flywheel.outcomes.resolve import TABLE as OUTCOMES_TABLE
 from flywheel.sql import load_sql
 from flywheel.stats import wilson_interval
 from flywheel.store import Layout, write_parquet_atomic
-
-DAILY = "outcomes/daily_rates"
-ROLLING = "outcomes/rolling_rates"
+from flywheel.tables import DAILY_RATES, EVENT_OUTCOMES, ROLLING_RATES
 
 # rate name -> (numerator column, denominator column)
 RATES: dict[str, tuple[str, str]] = {
@@ -58,22 +55,22 @@ def with_rates(frame: pl.DataFrame) -> pl.DataFrame:
 def build_daily_rates(settings: Settings, day: date) -> pl.DataFrame:
     """Write and return the daily mart of `day` from its resolved outcomes."""
     layout = Layout(settings.store)
-    source = layout.table(OUTCOMES_TABLE, day)
+    source = layout.table(EVENT_OUTCOMES.path, day)
     with connect(settings) as con:
         counts = con.sql(load_sql("daily_rates"), params={"outcomes": str(source)}).pl()
     frame = with_rates(counts)
-    write_parquet_atomic(frame.to_arrow(), layout.table(DAILY, day))
+    write_parquet_atomic(frame.to_arrow(), layout.table(DAILY_RATES.path, day))
     return frame
 
 
 def build_rolling_rates(settings: Settings, day: date) -> pl.DataFrame:
     """Write and return the 7- and 28-day windows per scenario ending at `day`."""
     layout = Layout(settings.store)
-    files = [str(p) for p in (layout.table(DAILY, day - timedelta(days=i)) for i in range(28)) if p.exists()]
-    if not layout.table(DAILY, day).exists():
+    files = [str(p) for p in (layout.table(DAILY_RATES.path, day - timedelta(days=i)) for i in range(28)) if p.exists()]
+    if not layout.table(DAILY_RATES.path, day).exists():
         raise ValueError(f"the daily mart of {day} must be built before its rolling windows")
     with connect(settings) as con:
         counts = con.sql(load_sql("rolling_rates"), params={"daily": files, "day": day}).pl()
     frame = with_rates(counts)
-    write_parquet_atomic(frame.to_arrow(), layout.table(ROLLING, day))
+    write_parquet_atomic(frame.to_arrow(), layout.table(ROLLING_RATES.path, day))
     return frame

@@ -12,10 +12,8 @@ from datetime import date, timedelta
 import polars as pl
 
 from flywheel.config import Settings
-from flywheel.outcomes.resolve import TABLE as OUTCOMES_TABLE
 from flywheel.store import Layout, write_parquet_atomic
-
-TABLE = "outcomes/recovery"
+from flywheel.tables import EVENT_OUTCOMES, RECOVERY
 
 _COLUMNS = ["scenario", "occurred_at", "event_id", "event_date", "status", "outcome"]
 _SCHEMA = {"event_date": pl.Date, "scenario": pl.String, "failure_runs": pl.Int64, "recovered_runs": pl.Int64,
@@ -62,11 +60,11 @@ def failure_runs(events: pl.DataFrame, day: date) -> pl.DataFrame:
 def build_recovery(settings: Settings, day: date) -> pl.DataFrame:
     """Write and return the failure runs starting on `day`, per scenario."""
     layout = Layout(settings.store)
-    files = [str(p) for p in (layout.table(OUTCOMES_TABLE, day + timedelta(days=i)) for i in (-1, 0, 1)) if p.exists()]
-    if not layout.table(OUTCOMES_TABLE, day).exists():
+    files = [str(p) for p in (layout.table(EVENT_OUTCOMES.path, day + timedelta(days=i)) for i in (-1, 0, 1)) if p.exists()]
+    if not layout.table(EVENT_OUTCOMES.path, day).exists():
         raise ValueError(f"the outcomes of {day} must be built before its recovery")
     # the day before, the day and the day after, each in (occurred_at, event_id) order: together in order
     events = pl.concat([pl.read_parquet(f, columns=_COLUMNS) for f in files], how="vertical_relaxed")
     frame = failure_runs(events, day)
-    write_parquet_atomic(frame.to_arrow(), layout.table(TABLE, day))
+    write_parquet_atomic(frame.to_arrow(), layout.table(RECOVERY.path, day))
     return frame

@@ -32,11 +32,10 @@ from rapidfuzz.process import cpdist
 
 from flywheel.config import Settings
 from flywheel.engine import connect
-from flywheel.schemas import STORED
 from flywheel.sql import load_sql
 from flywheel.store import Layout, write_batches_atomic
+from flywheel.tables import EVENT_OUTCOMES, EVENTS, INTERVENTIONS
 
-TABLE = "outcomes/event_outcomes"
 OUTCOMES = ("accepted", "edited", "rejected", "escalated", "reverted", "acted_alone", "awaiting_review")
 REVIEWED = ("accepted", "edited", "rejected", "escalated", "reverted")
 
@@ -125,8 +124,8 @@ def resolve_batches(settings: Settings, day: date, rows: int = _BATCH_ROWS) -> t
     layout = Layout(settings.store)
     con = connect(settings)  # held to FLYWHEEL_DUCKDB_MEMORY: a 10M-event day spills
     reader = con.sql(load_sql("event_outcomes"), params={
-        "events": str(layout.day_file("events", day, STORED["events"])),
-        "interventions": str(layout.day_file("interventions", day, STORED["interventions"])),
+        "events": str(layout.day_file(EVENTS.path, day, EVENTS.schema)),
+        "interventions": str(layout.day_file(INTERVENTIONS.path, day, INTERVENTIONS.schema)),
     }).to_arrow_reader(rows)
     heavy = settings.heavy_edit_threshold
     schema = _measure(pl.from_arrow(reader.schema.empty_table()), heavy).to_arrow().schema
@@ -148,5 +147,5 @@ def build_event_outcomes(settings: Settings, day: date) -> dict[str, int]:
         for batch in batches:
             counts.update(dict(pl.from_arrow(batch.select(["outcome"])).group_by("outcome").len().iter_rows()))
             yield batch
-    write_batches_atomic(counted(), schema, Layout(settings.store).table(TABLE, day))
+    write_batches_atomic(counted(), schema, Layout(settings.store).table(EVENT_OUTCOMES.path, day))
     return dict(counts)

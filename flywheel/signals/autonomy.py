@@ -39,16 +39,13 @@ import polars as pl
 from flywheel.config import Settings
 from flywheel.contracts import AUTONOMY_LEVELS
 from flywheel.engine import connect
-from flywheel.outcomes.calibration import TABLE as CALIBRATION
-from flywheel.outcomes.rates import DAILY
-from flywheel.outcomes.resolve import TABLE as OUTCOMES_TABLE
 from flywheel.signals.drift import existing_partitions, windows
 from flywheel.signals.policy import Policy
 from flywheel.sql import load_sql
 from flywheel.stats import wilson_interval
 from flywheel.store import Layout, write_parquet_atomic
+from flywheel.tables import CALIBRATION, DAILY_RATES, EVENT_OUTCOMES, GATE_EVALUATIONS
 
-GATES = "signals/gate_evaluations"
 GATE_CHECKS = ("enough_reviewed", "accept_ok", "severe_ok", "operational_ok", "no_alert", "gate_ok")
 
 
@@ -68,7 +65,7 @@ def window_counts(settings: Settings, policy: Policy, day: date, start: date | N
     accepted, severe failures, errors, timeouts, fallbacks, actions taken alone, the level seen most
     in the logs, mean review seconds, and mean daily volume and actions taken alone."""
     layout = Layout(settings.store)
-    files = existing_partitions(layout, DAILY, start or windows(policy, day)["current_start"], day)
+    files = existing_partitions(layout, DAILY_RATES.path, start or windows(policy, day)["current_start"], day)
     if not files:
         return pl.DataFrame()
     with connect(settings) as con:
@@ -77,7 +74,7 @@ def window_counts(settings: Settings, policy: Policy, day: date, start: date | N
 
 def calibration_gates(settings: Settings, day: date) -> dict[str, dict]:
     """The recommended confidence gate per scenario (all models) for the window ending at `day`."""
-    path = Layout(settings.store).table(CALIBRATION, day)
+    path = Layout(settings.store).table(CALIBRATION.path, day)
     if not path.exists():
         return {}
     frame = pl.read_parquet(path)
@@ -178,7 +175,7 @@ def evaluate_gates(settings: Settings, policy: Policy, day: date, drift: pl.Data
         rows.append({"day": day, "scenario": scenario,
                      **scenario_gates(r, policy, current, gates.get(scenario), scenario in alerts, target)})
     frame = pl.DataFrame(rows, schema=GATES_SCHEMA)
-    write_parquet_atomic(frame.to_arrow(), Layout(settings.store).table(GATES, day))
+    write_parquet_atomic(frame.to_arrow(), Layout(settings.store).table(GATE_EVALUATIONS.path, day))
     return frame
 
 
@@ -203,7 +200,7 @@ def _gate_rows(settings: Settings, scenario: str, days: list[date]) -> dict[date
     layout = Layout(settings.store)
     out: dict[date, dict | None] = {}
     for d in days:
-        path = layout.table(GATES, d)
+        path = layout.table(GATE_EVALUATIONS.path, d)
         row = None
         if path.exists():  # only what the streak and the episode read, not the whole evaluation
             frame = pl.read_parquet(path, columns=[c for c in _STREAK_COLUMNS if c in pl.read_parquet_schema(path)])
@@ -278,7 +275,7 @@ def acting_alone_since(settings: Settings, scenario: str, level: str, gate: floa
     if level not in ("gated", "autonomous") or (level == "gated" and gate is None):
         return None
     layout = Layout(settings.store)
-    files = existing_partitions(layout, OUTCOMES_TABLE, demoted_on + timedelta(days=1), day)
+    files = existing_partitions(layout, EVENT_OUTCOMES.path, demoted_on + timedelta(days=1), day)
     if not files:
         return None
     with connect(settings) as con:

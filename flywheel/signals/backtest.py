@@ -29,13 +29,13 @@ import polars as pl
 from flywheel.config import Settings
 from flywheel.engine import connect
 from flywheel.outcomes.calibration import build_calibration
-from flywheel.outcomes.resolve import TABLE as OUTCOMES_TABLE
 from flywheel.signals.autonomy import calibration_gates
-from flywheel.signals.decide import TABLE as DECISIONS, decide_day
+from flywheel.signals.decide import decide_day
 from flywheel.signals.ledger import append_ledger, effective_levels, levels_before, read_ledger
 from flywheel.signals.policy import Policy
 from flywheel.sql import load_sql
 from flywheel.store import Layout
+from flywheel.tables import DECISIONS, EVENT_OUTCOMES
 
 # Folders of the store a replay writes itself; everything else is read from the real store.
 _OWN = {"signals", "decisions", "_tmp", "_schema", "outcomes", "backtest"}
@@ -73,7 +73,7 @@ def replay_store(settings: Settings, out: Path, link_days_before: date | None = 
 
 def stored_days(settings: Settings, first: date | None = None, last: date | None = None) -> list[date]:
     """The days with resolved outcomes in the store, within first..last."""
-    folder = Layout(settings.store).root / OUTCOMES_TABLE
+    folder = Layout(settings.store).root / EVENT_OUTCOMES.path
     days = sorted(date.fromisoformat(p.parent.name.split("=", 1)[1]) for p in folder.glob("event_date=*/data.parquet"))
     return [d for d in days if (first is None or d >= first) and (last is None or d <= last)]
 
@@ -111,7 +111,7 @@ def measure(bt: Settings, policy: Policy, days: list[date]) -> ReplayResult:
     each level, the gates in force on its gated days (with their coverage), review hours taken off
     humans and failures that would have gone out unreviewed."""
     layout = Layout(bt.store)
-    frames = [pl.read_parquet(layout.table(DECISIONS, d)) for d in days if layout.table(DECISIONS, d).exists()]
+    frames = [pl.read_parquet(layout.table(DECISIONS.path, d)) for d in days if layout.table(DECISIONS.path, d).exists()]
     decisions = pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
     ledger = read_ledger(bt)
     per: dict[str, dict[str, Any]] = {}
@@ -132,7 +132,7 @@ def measure(bt: Settings, policy: Policy, days: list[date]) -> ReplayResult:
                     for d, cal in calibrated.items()}
     coverage_by_day = {d: {s: g.get("gate_coverage") for s, g in cal.items()} for d, cal in calibrated.items()}
     for day in days[1:]:
-        outcomes = layout.table(OUTCOMES_TABLE, day)
+        outcomes = layout.table(EVENT_OUTCOMES.path, day)
         if not outcomes.exists():
             continue
         in_force = {s: e["level"] for s, e in levels_before(bt, day).items()}

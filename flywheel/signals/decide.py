@@ -23,8 +23,7 @@ from flywheel.signals.ledger import append_ledger, append_log, decided_ids, last
 from flywheel.signals.policy import Policy, load_policy
 from flywheel.signals.recommend import gate_and_audit, tools, versions
 from flywheel.store import Layout, write_bytes_atomic, write_parquet_atomic
-
-TABLE = "signals/decisions"
+from flywheel.tables import DECISIONS
 
 
 def policy_for(settings: Settings) -> Policy:
@@ -96,7 +95,7 @@ def decide_day(settings: Settings, day: date, run_id: str, policy: Policy | None
             "baseline_start": w["baseline_start"], "baseline_end": w["baseline_end"],
         })
     frame = pl.DataFrame(rows, schema=_SCHEMA) if rows else pl.DataFrame(schema=_SCHEMA)
-    write_parquet_atomic(frame.to_arrow(), Layout(settings.store).table(TABLE, day))
+    write_parquet_atomic(frame.to_arrow(), Layout(settings.store).table(DECISIONS.path, day))
     append_log(settings, day, run_id, frame)
     done = decided_ids(settings)
     for r in frame.filter(pl.col("effect") == "automatic").iter_rows(named=True):

@@ -37,8 +37,7 @@ import polars as pl
 
 from flywheel.config import Settings
 from flywheel.engine import connect
-from flywheel.outcomes.rates import DAILY
-from flywheel.outcomes.resolve import REVIEWED, TABLE as OUTCOMES_TABLE
+from flywheel.outcomes.resolve import REVIEWED
 from flywheel.signals.failure_drift import failure_growth_rows
 from flywheel.signals.policy import Policy
 from flywheel.signals.sequential import monitor_rate
@@ -46,8 +45,8 @@ from flywheel.signals.stattests import benjamini_hochberg, ks_test, psi, two_pro
 from flywheel.sql import load_sql
 from flywheel.stats import expected_calibration_error, reliability_bins
 from flywheel.store import Layout, write_parquet_atomic
+from flywheel.tables import DAILY_RATES, DRIFT, EVENT_OUTCOMES
 
-TABLE = "signals/drift"
 SEVERITY = ("info", "warn", "alert")
 
 
@@ -138,7 +137,7 @@ def build_drift(settings: Settings, policy: Policy, day: date) -> pl.DataFrame:
     """Write and return every drift signal of the run's `day`."""
     layout = Layout(settings.store)
     w = windows(policy, day)
-    daily_files = existing_partitions(layout, DAILY, w["baseline_start"], w["current_end"])
+    daily_files = existing_partitions(layout, DAILY_RATES.path, w["baseline_start"], w["current_end"])
     rows: list[dict] = []
     baseline_days: dict[str, int] = {}
     history_days: dict[str, int] = {}
@@ -168,7 +167,7 @@ def build_drift(settings: Settings, policy: Policy, day: date) -> pl.DataFrame:
                                pl.lit(w["baseline_start"]).alias("baseline_start"),
                                pl.lit(w["baseline_end"]).alias("baseline_end"),
                                pl.lit(policy.version).alias("policy_version"))
-    write_parquet_atomic(frame.to_arrow(), layout.table(TABLE, day))
+    write_parquet_atomic(frame.to_arrow(), layout.table(DRIFT.path, day))
     return frame
 
 
@@ -228,7 +227,7 @@ def _mix_and_volume(counts: pl.DataFrame, policy: Policy) -> list[dict]:
 
 
 def _distribution_rows(con, layout: Layout, w: dict, policy: Policy) -> list[dict]:
-    files = existing_partitions(layout, OUTCOMES_TABLE, w["baseline_start"], w["current_end"])
+    files = existing_partitions(layout, EVENT_OUTCOMES.path, w["baseline_start"], w["current_end"])
     if not files:
         return []
     samples = _window_samples(con, files, w["current_start"])

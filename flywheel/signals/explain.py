@@ -28,26 +28,27 @@ from flywheel.config import Settings
 from flywheel.outcomes.calibration import build_calibration
 from flywheel.signals.autonomy import GATE_CHECKS, autonomy_rule, level_up, scenario_gates
 from flywheel.signals.backtest import replay_store
-from flywheel.signals.decide import TABLE, decide_day, decision_id, load_archived_policy
-from flywheel.signals.ledger import LOG_DIR, append_ledger, read_ledger
+from flywheel.signals.decide import decide_day, decision_id, load_archived_policy
+from flywheel.signals.ledger import append_ledger, read_ledger
 from flywheel.store import Layout
+from flywheel.tables import DECISION_LOG, DECISIONS
 
 
 def find_decision(settings: Settings, wanted: str) -> dict[str, Any]:
     """The decision with id `wanted`: its row in the day's decision table, else its latest copy
     in the decision log. Raises ValueError when there is none."""
     root = Layout(settings.store).root
-    for path in sorted((root / TABLE).glob("event_date=*/data.parquet"), reverse=True):
+    for path in sorted((root / DECISIONS.path).glob("event_date=*/data.parquet"), reverse=True):
         frame = pl.read_parquet(path)
         if frame.height and "decision_id" in frame.columns:
             hit = frame.filter(pl.col("decision_id") == wanted)
             if hit.height:
                 return hit.row(0, named=True)
-    for path in sorted((root / LOG_DIR).glob("day=*/*.parquet"), reverse=True):
+    for path in sorted((root / DECISION_LOG.path).glob("day=*/*.parquet"), reverse=True):
         hit = pl.read_parquet(path).filter(pl.col("decision_id") == wanted)
         if hit.height:
             return hit.sort("decided_at").row(-1, named=True)
-    raise ValueError(f"no decision {wanted!r} in {root / TABLE} or the decision log")
+    raise ValueError(f"no decision {wanted!r} in {root / DECISIONS.path} or the decision log")
 
 
 def replay_rule(decision: dict[str, Any], policy) -> dict[str, Any]:

@@ -29,9 +29,10 @@ from datetime import date
 
 import polars as pl
 
-from flywheel.failures.growth import CLUSTER_DAILY, flags, growth_rules
+from flywheel.failures.growth import flags, growth_rules
 from flywheel.signals.policy import Policy
 from flywheel.store import Layout
+from flywheel.tables import CLUSTER_DAILY
 
 SIGNAL = "failure_cluster_growth"
 _TESTS = {"q_value": pl.Float64, "nights_seen": pl.Int64, "failures_before_birth": pl.Int64}
@@ -39,7 +40,7 @@ _TESTS = {"q_value": pl.Float64, "nights_seen": pl.Int64, "failures_before_birth
 
 def failure_growth_rows(layout: Layout, policy: Policy, day: date) -> list[dict]:
     """The signal's rows for `day` (none when the failure tables of the day are not built)."""
-    path = layout.table(CLUSTER_DAILY, day)
+    path = layout.table(CLUSTER_DAILY.path, day)
     if not path.exists():
         return []
     frame = pl.read_parquet(path)

@@ -18,9 +18,9 @@ import polars as pl
 
 from flywheel.config import Settings
 from flywheel.contracts import UNVERSIONED
-from flywheel.signals.decide import TABLE
 from flywheel.signals.ledger import append_ledger, decided_ids, effective_levels, read_ledger
 from flywheel.store import Layout, exclusive, write_bytes_atomic
+from flywheel.tables import DECISIONS
 
 FEED_VERSION = 1
 _TOOL_ORDER = {"allow": 0, "require_approval": 1, "disable": 2}
@@ -28,7 +28,7 @@ _TOOL_ORDER = {"allow": 0, "require_approval": 1, "disable": 2}
 
 def decided_days(settings: Settings) -> list[date]:
     """The days with a decision table, in order."""
-    folder = Layout(settings.store).root / TABLE
+    folder = Layout(settings.store).root / DECISIONS.path
     days = sorted(p.name.split("=", 1)[1] for p in folder.glob("event_date=*") if (p / "data.parquet").exists()) if folder.is_dir() else []
     return [date.fromisoformat(d) for d in days]
 
@@ -44,7 +44,7 @@ def load_decisions(settings: Settings, day: date | None = None) -> pl.DataFrame:
     day = day or latest_day(settings)
     if day is None:
         return pl.DataFrame()
-    return pl.read_parquet(Layout(settings.store).table(TABLE, day))
+    return pl.read_parquet(Layout(settings.store).table(DECISIONS.path, day))
 
 
 def build_feed(settings: Settings, run_id: str, day: date | None = None) -> dict[str, Any]:
@@ -159,7 +159,7 @@ def record_verdict(settings: Settings, decision_id: str, verdict: str, by: str, 
         raise ValueError(f"verdict must be approved or rejected, got {verdict!r}")
     if not by.strip():
         raise ValueError("--by must name who decided")
-    folder = Layout(settings.store).root / TABLE
+    folder = Layout(settings.store).root / DECISIONS.path
     match = None
     for path in sorted(folder.glob("event_date=*/data.parquet"), reverse=True) if folder.is_dir() else []:
         frame = pl.read_parquet(path).filter(pl.col("decision_id") == decision_id)
@@ -204,7 +204,7 @@ def _still_applies(settings: Settings, decision: dict[str, Any]) -> None:
 
 def newest_autonomy_decision(settings: Settings, scenario: str) -> dict[str, Any] | None:
     """The autonomy decision of `scenario` on the newest day that decided it, or None."""
-    folder = Layout(settings.store).root / TABLE
+    folder = Layout(settings.store).root / DECISIONS.path
     for path in sorted(folder.glob("event_date=*/data.parquet"), reverse=True) if folder.is_dir() else []:
         frame = pl.read_parquet(path)
         if frame.height == 0 or "kind" not in frame.columns:

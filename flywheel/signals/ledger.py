@@ -18,8 +18,8 @@ import polars as pl
 
 from flywheel.config import Settings
 from flywheel.store import Layout, exclusive, write_parquet_atomic
+from flywheel.tables import DECISION_LOG
 
-LOG_DIR = "decisions/log"
 log = logging.getLogger(__name__)
 
 
@@ -30,7 +30,7 @@ def ledger_path(settings: Settings):
 
 def append_log(settings: Settings, day: date, run_id: str, decisions: pl.DataFrame) -> None:
     """Add this run's decisions of `day` to the decision log (a new file per run and day)."""
-    path = Layout(settings.store).root / LOG_DIR / f"day={day.isoformat()}" / f"run={_safe(run_id)}.parquet"
+    path = Layout(settings.store).root / DECISION_LOG.path / f"day={day.isoformat()}" / f"run={_safe(run_id)}.parquet"
     stamped = decisions.with_columns(pl.lit(run_id).alias("run_id"),
                                      pl.lit(datetime.now(timezone.utc)).alias("decided_at"))
     write_parquet_atomic(stamped.to_arrow(), path)

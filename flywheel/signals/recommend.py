@@ -26,14 +26,13 @@ import polars as pl
 
 from flywheel.config import Settings
 from flywheel.engine import connect
-from flywheel.outcomes.rates import DAILY
-from flywheel.outcomes.resolve import TABLE as OUTCOMES_TABLE
 from flywheel.signals.drift import existing_partitions, windows
 from flywheel.signals.policy import Policy
 from flywheel.signals.stattests import audit_sample_size
 from flywheel.sql import load_sql
 from flywheel.stats import holm, mantel_haenszel, wilson_interval
 from flywheel.store import Layout
+from flywheel.tables import DAILY_RATES, EVENT_OUTCOMES
 
 
 def gate_and_audit(policy: Policy, counts: pl.DataFrame, gates: dict[str, dict], levels: dict[str, str]) -> list[dict]:
@@ -99,7 +98,7 @@ def versions(settings: Settings, policy: Policy, day: date) -> list[dict]:
     """
     layout = Layout(settings.store)
     w = windows(policy, day)
-    files = existing_partitions(layout, DAILY, w["baseline_start"], day)
+    files = existing_partitions(layout, DAILY_RATES.path, w["baseline_start"], day)
     if not files:
         return []
     with connect(settings) as con:
@@ -198,7 +197,7 @@ def tools(settings: Settings, policy: Policy, day: date) -> list[dict]:
     layout = Layout(settings.store)
     w = windows(policy, day)
     events = existing_partitions(layout, "events", w["current_start"], day)
-    outcomes = existing_partitions(layout, OUTCOMES_TABLE, w["current_start"], day)
+    outcomes = existing_partitions(layout, EVENT_OUTCOMES.path, w["current_start"], day)
     if not events or not outcomes:
         return []
     with connect(settings) as con:
