@@ -10,7 +10,7 @@ SEED   ?= 7
 DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 demo ui: export DAGSTER_HOME := $(DAGSTER_HOME)
 
-.PHONY: install demo test ui clean lock bench bench-quick bench-decisions servers
+.PHONY: install demo test lint ui clean lock bench bench-quick bench-decisions servers
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -53,7 +53,14 @@ test: install
 	    if [ "$${FLYWHEEL_REQUIRE_SERVERS:-}" = 1 ]; then echo "make test: FLYWHEEL_REQUIRE_SERVERS=1 and a deployment server is missing" >&2; exit 1; fi; \
 	    echo "make test: PostgreSQL, Redis or SeaweedFS cannot be installed here: the deployment tests (tests/test_deploy*.py) are skipped"; \
 	fi; \
+	$(BIN)/python -m ruff check . && $(BIN)/python -m mypy && \
 	FLYWHEEL_SKIP_BROWSER="$$skip" $(BIN)/python -m pytest -q
+
+# The linter and the type checker (configured in pyproject.toml: ruff over the tree, mypy over
+# flywheel/ and assets/); `make test` runs both before the tests.
+lint: install
+	$(BIN)/python -m ruff check .
+	$(BIN)/python -m mypy
 
 ui: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml

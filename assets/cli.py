@@ -170,10 +170,12 @@ def main(argv: list[str] | None = None) -> int:
 def _pull(args: argparse.Namespace) -> int:
     from flywheel.sources import SourcesError
     from flywheel.sources.langfuse import LangfuseFiles
-    from flywheel.sources.pull import pull
-    from flywheel.sources.verdicts import pull_config
+    from flywheel.sources.pull import Source, pull
+    from flywheel.sources.verdicts import PullSource, pull_config
 
     settings = Settings.from_env()
+    config: PullSource
+    source: Source
     try:
         if args.source == "phoenix":
             from flywheel.sources.phoenix import PhoenixServer, phoenix_config

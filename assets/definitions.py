@@ -10,9 +10,9 @@ from assets.jobs import nightly_job, refresh_job
 from assets.outcomes import calibration, daily_rates, event_outcomes, recovery, rolling_rates
 from assets.report import report
 from assets.resources import FlywheelResource
-from assets.signals import decision_feed, decisions
 from assets.schedules import nightly_schedule
 from assets.sensors import landing_sensor, late_data_sensor
+from assets.signals import decision_feed, decisions
 from assets.sources import source_definitions
 
 # Pulled sources whose server the sources file names (none by default): assets sources/<name>.

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import dagster as dg
 
 from flywheel.config import Settings
@@ -18,10 +16,10 @@ class FlywheelResource(dg.ConfigurableResource):
     fails the run's first step, not the decisions step after the night's work.
     """
 
-    landing: Optional[str] = None
-    store: Optional[str] = None
-    db: Optional[str] = None
-    policy: Optional[str] = None
+    landing: str | None = None
+    store: str | None = None
+    db: str | None = None
+    policy: str | None = None
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         if context.dagster_run is None:  # a sensor's or a schedule's tick: nothing decides there

@@ -46,9 +46,8 @@ def run_days(settings: Settings, first: date | None, last: date | None, quiet: b
 
     Returns what was run, or None when there was nothing to run.
     """
-    from tqdm import tqdm
-
     import dagster as dg
+    from tqdm import tqdm
 
     from assets.definitions import defs
     from assets.jobs import clear_rebuilt, range_tags, refresh_ranges

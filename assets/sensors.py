@@ -13,7 +13,15 @@ from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
 
-from assets.jobs import REBUILD_VERSION, clear_rebuilt, nightly_job, range_tags, refresh_job, refresh_ranges, run_days_of
+from assets.jobs import (
+    REBUILD_VERSION,
+    clear_rebuilt,
+    nightly_job,
+    range_tags,
+    refresh_job,
+    refresh_ranges,
+    run_days_of,
+)
 from assets.partitions import FIRST_DAY
 from assets.resources import FlywheelResource
 from flywheel.ingest import changed_days

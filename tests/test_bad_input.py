@@ -4,9 +4,8 @@ every file (records read = stored + exact duplicates + quarantined + pending).""
 
 from __future__ import annotations
 
-import gzip
-import io
 import csv
+import io
 import json
 import shutil
 from datetime import date, datetime, timedelta, timezone
@@ -114,7 +113,7 @@ def _write(folder: Path, index: int, fmt: str, lines: list[bytes]) -> None:
     elif fmt == "empty":
         (folder / f"f{index}.jsonl").write_bytes(b"")
     elif fmt == "parquet_other_schema":
-        pq.write_table(pa.table({"id": [str(i) for i in range(len(lines))], "blob": [l[:50].decode("utf-8", "replace") for l in lines]}),
+        pq.write_table(pa.table({"id": [str(i) for i in range(len(lines))], "blob": [line[:50].decode("utf-8", "replace") for line in lines]}),
                        folder / f"f{index}.parquet")
     else:  # csv: one row per record, shifted when the record has more or fewer fields
         out = io.StringIO()

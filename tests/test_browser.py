@@ -290,8 +290,12 @@ def _viewport(driver, width: int, height: int) -> None:
 
 def _wait(driver, condition, what: str, timeout: float = RENDER_TIMEOUT):
     """Poll until condition(driver) is truthy; on timeout fail with what was awaited and the page text."""
-    from selenium.common.exceptions import (NoSuchElementException, StaleElementReferenceException,
-                                            TimeoutException, WebDriverException)
+    from selenium.common.exceptions import (
+        NoSuchElementException,
+        StaleElementReferenceException,
+        TimeoutException,
+        WebDriverException,
+    )
     from selenium.webdriver.support.ui import WebDriverWait
 
     wait = WebDriverWait(driver, timeout, poll_frequency=0.2,

@@ -9,8 +9,17 @@ import polars as pl
 import pytest
 
 from flywheel.failures import edits
-from flywheel.failures.edits import (FLAGS, Edit, EditSummary, describe, diff, edit_columns, edit_tokens,
-                                     render_diff, tokens)
+from flywheel.failures.edits import (
+    FLAGS,
+    Edit,
+    EditSummary,
+    describe,
+    diff,
+    edit_columns,
+    edit_tokens,
+    render_diff,
+    tokens,
+)
 
 
 def test_tokens_split_words_punctuation_and_unsegmented_characters():

@@ -20,10 +20,10 @@ from flywheel.failures.documents import DOCUMENT_SCHEMA, documents, failing_even
 from flywheel.failures.fit import FitParams
 from flywheel.failures.labels import ctfidf, label, top_terms
 from flywheel.failures.model import ASSIGNMENT_SCHEMA, FailureConfig, ModelState, advance
-from flywheel.failures.store import is_stale, load_snapshot, snapshot_meta, snapshot_path
-from flywheel.tables import views
+from flywheel.failures.store import is_stale, load_snapshot, snapshot_meta
 from flywheel.outcomes.resolve import build_event_outcomes
 from flywheel.store import Layout, write_parquet_atomic
+from flywheel.tables import views
 
 D1 = date(2026, 3, 1)
 D2 = D1 + timedelta(days=1)

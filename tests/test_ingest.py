@@ -8,7 +8,6 @@ import io
 import json
 import os
 from datetime import date
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq

@@ -105,9 +105,9 @@ def corner_limits(monkeypatch) -> None:
 def write_corner_files(landing: Path) -> None:
     """Write the hand-made corner files into the landing folder `landing`."""
     good = json.dumps({**_BASE, "output_text": "hé"}).encode()
-    csv_rows = ("intervention_id,event_id,occurred_at,action,final_text,review_seconds\r\n"
-                "i1,e1,2026-03-01T10:00:00Z,accepted,,1.5\r\ni2,e1,2026-03-01T10:00:00Z,edited,\"a\nb\",x\r\n"
-                "i3,e1,2026-03-01T10:00:00Z,accepted\n\ni4,e1,2026-03-01T10:00:00Z,accepted,,  7 \n").encode()
+    csv_rows = (b"intervention_id,event_id,occurred_at,action,final_text,review_seconds\r\n"
+                b"i1,e1,2026-03-01T10:00:00Z,accepted,,1.5\r\ni2,e1,2026-03-01T10:00:00Z,edited,\"a\nb\",x\r\n"
+                b"i3,e1,2026-03-01T10:00:00Z,accepted\n\ni4,e1,2026-03-01T10:00:00Z,accepted,,  7 \n")
     files = {
         "events/crlf.jsonl": good + b"\r\r\n  \n\r\n" + good.replace(b"e1", b"e2") + b"\r\n[1]\r\n\xff\xfe\n" + good[:-3],
         "events/big.jsonl": good + b"\n" + json.dumps({**_BASE, "event_id": "e3", "input_text": "z" * 500}).encode() + b"\n",

@@ -288,16 +288,16 @@ def test_late_data_sensor_asks_once_per_change_and_clears_after_success(late_set
 
 
 def test_a_failed_rebuild_is_asked_for_again_up_to_three_times(late_settings):
-    from assets.jobs import range_tags
+    from dagster._core.test_utils import create_run_for_test
+
     from assets.sensors import late_data_sensor
     from flywheel.ingest import changed_days
     from flywheel.store import Layout
-    from dagster._core.test_utils import create_run_for_test
 
     changed_days.mark(Layout(late_settings.store), [D])
     with dg.DagsterInstance.ephemeral() as instance:
         keys = []
-        for attempt in range(4):
+        for _ in range(4):
             result = late_data_sensor(dg.build_sensor_context(instance=instance, resources=SENSOR_RESOURCES))
             requests = list(result.run_requests or [])
             keys.append([r.run_key for r in requests])

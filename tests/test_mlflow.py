@@ -328,8 +328,8 @@ def test_values_times_and_keys_read_without_a_server(tmp_path: Path, settings: S
     the time, nested attribute keys, OTLP-JSON values, and the refusals of a bad section or URI."""
     from assets.cli import main
     from flywheel.sources.mlflow import _ms_iso, any_value, assessment_value, span_hex
-    from flywheel.sources.verdicts import nest_dotted as nest
     from flywheel.sources.pull import parse_time
+    from flywheel.sources.verdicts import nest_dotted as nest
 
     assert [assessment_value(a) for a in (
         {"feedback": {"value": "edited"}}, {"feedback": {"value": True}}, {"feedback": {"value": 4}},

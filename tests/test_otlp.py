@@ -9,8 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from flywheel.contracts import ACTIONS, AUTONOMY_LEVELS, EVENT_STATUSES, TOOL_STATUSES
 from flywheel.otlp import OtlpRecord, export_otlp, parse_otlp

@@ -28,7 +28,7 @@ import pytest
 from flywheel.config import Settings
 from flywheel.sources import load_sources
 from flywheel.sources.phoenix import PhoenixServer, phoenix_config
-from flywheel.sources.pull import pull, source_dir, window_of, load_state
+from flywheel.sources.pull import load_state, pull, source_dir, window_of
 from tests.conftest import query
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -222,7 +222,7 @@ def test_pull_spans_and_human_annotations_incrementally(phoenix: str, settings: 
     e1, e2 = f"{TRACE1}-1111111111111111", f"{TRACE2}-2222222222222222"
     assert sorted(events) == [e1, e2]
     first = events[e1]
-    assert first["occurred_at"] == "%s.010Z" % T0.strftime("%Y-%m-%dT%H:%M:%S")
+    assert first["occurred_at"] == f"{T0:%Y-%m-%dT%H:%M:%S}.010Z"
     assert {k: first[k] for k in ("scenario", "model", "prompt_version", "confidence", "autonomy_level", "status",
                                   "input_text", "output_text", "input_tokens", "output_tokens", "trace_id")} == {
         "scenario": "refund_request", "model": "gpt-4o-mini", "prompt_version": "v3", "confidence": 0.8,

@@ -12,9 +12,10 @@ from __future__ import annotations
 import copy
 import json
 import math
+from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import polars as pl
 import pyarrow as pa

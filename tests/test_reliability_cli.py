@@ -167,8 +167,7 @@ def test_a_killed_flywheel_run_does_not_stay_started_in_the_run_history(tmp_path
 
 
 def _instance_at(home):
-    from dagster._core.instance.ref import InstanceRef
-
     import dagster as dg
+    from dagster._core.instance.ref import InstanceRef
 
     return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))

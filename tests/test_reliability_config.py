@@ -43,12 +43,13 @@ def _three_events(settings: Settings) -> None:
 
 
 def test_a_bad_policy_fails_the_nightly_jobs_first_step_before_any_work(settings: Settings, tmp_path: Path) -> None:
+    from datetime import date
+
     import dagster as dg
 
     from assets.definitions import defs
     from assets.jobs import range_tags
     from assets.resources import FlywheelResource
-    from datetime import date
 
     _three_events(settings)
     policy = tmp_path / "policy.yaml"

@@ -75,7 +75,7 @@ def test_confidence_predicts_acceptance_in_the_sample(sample):
     rows = query(settings, """SELECT scenario, roc_auc, ece, reviewed_with_confidence FROM outcomes.calibration
                               WHERE window_end = ? AND model = '*' AND reviewed_with_confidence >= 200""", [last])
     assert len(rows) >= 5
-    for scenario, auc, ece, n in rows:
+    for scenario, auc, ece, _n in rows:
         assert 0.6 < auc < 0.999, (scenario, auc)  # useful but imperfect
         assert 0 <= ece < 0.5
     bins = query(settings, """SELECT scenario, list(observed_rate ORDER BY bin) FROM outcomes.reliability_bins

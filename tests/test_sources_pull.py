@@ -14,8 +14,15 @@ import pytest
 from flywheel.config import Settings
 from flywheel.sources import SourcesError, load_sources
 from flywheel.sources.pull import Pulled, Window, load_state, pull, source_dir
-from flywheel.sources.verdicts import (Annotation, FieldCandidate, PullSource, candidate_value, parse_duration,
-                                       pull_config, to_intervention)
+from flywheel.sources.verdicts import (
+    Annotation,
+    FieldCandidate,
+    PullSource,
+    candidate_value,
+    parse_duration,
+    pull_config,
+    to_intervention,
+)
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
 

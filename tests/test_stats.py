@@ -4,11 +4,18 @@ import math
 
 import numpy as np
 import pytest
-
 import scipy.stats
 
-from flywheel.stats import (binomial_upper_tail, brier_score, clopper_pearson_lower, expected_calibration_error,
-                            gate_threshold, reliability_bins, roc_auc, wilson_interval)
+from flywheel.stats import (
+    binomial_upper_tail,
+    brier_score,
+    clopper_pearson_lower,
+    expected_calibration_error,
+    gate_threshold,
+    reliability_bins,
+    roc_auc,
+    wilson_interval,
+)
 
 
 def test_wilson_interval_matches_the_textbook_value():

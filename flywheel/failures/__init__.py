@@ -9,8 +9,13 @@ of it; `flywheel.tables` documents the analysts' views of them. See `model` for 
 
 from flywheel.failures.growth import build_cluster_daily
 from flywheel.failures.model import FailureConfig
-from flywheel.failures.tables import (build_cluster_history, build_clusters, build_failure_assignments, build_failures,
-                                      refresh_stale)
+from flywheel.failures.tables import (
+    build_cluster_history,
+    build_clusters,
+    build_failure_assignments,
+    build_failures,
+    refresh_stale,
+)
 
 __all__ = ["FailureConfig", "build_cluster_daily", "build_cluster_history", "build_clusters",
            "build_failure_assignments", "build_failures", "refresh_stale"]

@@ -22,12 +22,26 @@ import polars as pl
 import pyarrow as pa
 
 from flywheel.contracts import ACTIONS, EVENT_STATUSES, TOOL_STATUSES
-from flywheel.generate import feedback as fb
-from flywheel.generate import world as w
+from flywheel.generate import feedback as fb, world as w
 from flywheel.generate.columns import EVENT_SCHEMA, INTERVENTION_SCHEMA, TOOL_CALL_DTYPE
-from flywheel.generate.stamps import DAY_MS, EVENT_IDS, INTERVENTION_IDS, format_timestamps, ids, labels, offsets, trace_ids
+from flywheel.generate.stamps import (
+    DAY_MS,
+    EVENT_IDS,
+    INTERVENTION_IDS,
+    format_timestamps,
+    ids,
+    labels,
+    offsets,
+    trace_ids,
+)
 from flywheel.generate.templates_customer import INVOICE_DISPUTE, KB_ANSWER, ORDER_STATUS, REFUND, TICKET_TRIAGE
-from flywheel.generate.templates_internal import CODE_REVIEW, CONTRACT_SUMMARY, PRODUCT_COPY, SQL_GENERATION, TRANSLATION_DE
+from flywheel.generate.templates_internal import (
+    CODE_REVIEW,
+    CONTRACT_SUMMARY,
+    PRODUCT_COPY,
+    SQL_GENERATION,
+    TRANSLATION_DE,
+)
 from flywheel.generate.texts import TextSpec, light_edit, render, rewrite
 
 SPECS: dict[str, TextSpec] = {

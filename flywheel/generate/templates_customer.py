@@ -13,8 +13,19 @@ from typing import Any
 
 import numpy as np
 
-from flywheel.generate.texts import (AGENTS, TextSpec, addresses, cards, columns, digits, emails, full_names, money,
-                                     names, pick)
+from flywheel.generate.texts import (
+    AGENTS,
+    TextSpec,
+    addresses,
+    cards,
+    columns,
+    digits,
+    emails,
+    full_names,
+    money,
+    names,
+    pick,
+)
 
 # ----------------------------------------------------------------------------- refund_request
 

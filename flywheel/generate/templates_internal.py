@@ -53,7 +53,7 @@ def _sql_slots(rng: np.random.Generator, n: int) -> dict[str, Any]:
     out: dict[str, list[Any]] = {c: [] for c in (
         "table_a", "aa", "table_b", "ab", "join", "join_out", "wrong_join", "metric_name", "metric_expr", "alias",
         "group_name", "group_expr", "group_alias", "date_range", "where", "where_out", "where_nodate", "where_fake", "fake")}
-    for i, (j, (a, b, c), r) in enumerate(zip(k, u, rg)):
+    for j, (a, b, c), r in zip(k, u, rg):
         ta, aa, tb, ab, join, wrong, dcol, filt, metrics, groups, fakes = _SQL[j]
         mname, mexpr, alias = metrics[a % len(metrics)]
         gname, gexpr = groups[b % len(groups)]

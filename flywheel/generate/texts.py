@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-SlotSampler = Callable[[np.random.Generator, int], dict[str, Sequence[Any]]]
+Column = Sequence[Any] | np.ndarray  # a slot's values for n events: a list, or what `pick` draws
+SlotSampler = Callable[[np.random.Generator, int], dict[str, Column]]
 ArgsBuilder = Callable[[str, dict[str, Any], "str | None"], dict[str, Any]]
 
 BLANK_SLOT = "*"  # override key: blank the slot whose name is held in the row's `src` slot
@@ -111,7 +112,7 @@ def addresses(rng: np.random.Generator, n: int) -> list[str]:
     return [f"{a} {b}, {c}" for a, b, c in zip(num.tolist(), street.tolist(), city.tolist())]
 
 
-def columns(**cols: Sequence[Any]) -> dict[str, Sequence[Any]]:
+def columns(**cols: Column) -> dict[str, Column]:
     """Slot columns as a dict (a small readability helper for slot samplers)."""
     return dict(cols)
 

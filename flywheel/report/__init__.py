@@ -22,8 +22,7 @@ from flywheel.catalog import connect_views
 from flywheel.config import Settings
 from flywheel.privacy import redact
 from flywheel.report.failures import cluster_share_plot, top_clusters
-from flywheel.report.render import png as _png
-from flywheel.report.render import rows as _rows
+from flywheel.report.render import png as _png, rows as _rows
 from flywheel.store import write_bytes_atomic
 
 MAX_SCENARIOS_PLOTTED = 12

@@ -14,7 +14,7 @@ import json
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -123,9 +123,9 @@ class Tools(_Strict):
 
 
 class ScenarioOverride(_Strict):
-    max_level: Optional[Level] = Field(None, description="Never recommend above this level; no data overrides it.")
-    min_level: Optional[Level] = Field(None, description="Never recommend below this level.")
-    accept_target: Optional[float] = Field(None, gt=0, le=1)
+    max_level: Level | None = Field(None, description="Never recommend above this level; no data overrides it.")
+    min_level: Level | None = Field(None, description="Never recommend below this level.")
+    accept_target: float | None = Field(None, gt=0, le=1)
 
 
 class Policy(_Strict):

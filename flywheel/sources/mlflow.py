@@ -31,11 +31,17 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
-
 from flywheel.sources import Sources
 from flywheel.sources.pull import Pulled, Window, parse_time
-from flywheel.sources.verdicts import (Annotation, PullSource, as_number, mapped_fields, nest_dotted, pull_config,
-                                      to_intervention)
+from flywheel.sources.verdicts import (
+    Annotation,
+    PullSource,
+    as_number,
+    mapped_fields,
+    nest_dotted,
+    pull_config,
+    to_intervention,
+)
 
 NAME = "mlflow"
 PAGE_SIZE = 100      # traces per search request

@@ -41,8 +41,15 @@ from flywheel.config import Settings
 from flywheel.otlp import OI_SPAN_KIND, encode_value, parse_otlp
 from flywheel.sources import OtlpFields, OtlpSource, Sources, SourcesError
 from flywheel.sources.pull import Pulled, Window, load_state, parse_time
-from flywheel.sources.verdicts import (Annotation, PullSource, as_number, mapped_fields, nest_dotted, pull_config,
-                                      to_intervention)
+from flywheel.sources.verdicts import (
+    Annotation,
+    PullSource,
+    as_number,
+    mapped_fields,
+    nest_dotted,
+    pull_config,
+    to_intervention,
+)
 
 NAME = "phoenix"
 URL_ENV = "PHOENIX_COLLECTOR_ENDPOINT"

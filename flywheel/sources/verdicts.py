@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from flywheel.contracts import ACTIONS, AUTONOMY_LEVELS
-from flywheel.sources import SourcesError, Sources, describe_errors, sources_from_env
+from flywheel.sources import Sources, SourcesError, describe_errors, sources_from_env
 
 Action = Literal["accepted", "edited", "rejected", "escalated", "reverted"]
 assert set(ACTIONS) == set(Action.__args__)  # type: ignore[attr-defined]
