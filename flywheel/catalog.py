@@ -30,7 +30,7 @@ from flywheel.config import Settings
 from flywheel.ingest.manifest import MANIFEST_COLUMNS
 from flywheel.sql import render, slots, sql_file
 from flywheel.store import Layout, exclusive, write_bytes_atomic, write_parquet_atomic
-from flywheel.tables import SOURCE_SCHEMAS, TABLES, View, views
+from flywheel.tables import APPROVALS_LEDGER, SOURCE_SCHEMAS, TABLES, View, views
 
 
 def unaccounted_sources(sources: dict[str, str]) -> dict[str, str]:
@@ -60,7 +60,7 @@ def _sources(layout: Layout) -> dict[str, str]:
         if not Path(manifests).exists():
             write_bytes_atomic(b"[]", Path(manifests))
     out["manifests"] = f"read_json({_literal(manifests)}, columns = {MANIFEST_COLUMNS})"
-    approvals = root / "decisions" / "approvals.jsonl"
+    approvals = root / APPROVALS_LEDGER
     if approvals.exists() and approvals.stat().st_size:
         out["approvals"] = (f"read_json({_literal(str(approvals))}, format = 'newline_delimited', "
                             f"columns = {_APPROVAL_COLUMNS})")

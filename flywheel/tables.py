@@ -1,8 +1,9 @@
 """The table registry: every table flywheel stores and every view an analyst queries, declared once.
 
 A `Table` is a day-partitioned set of Parquet files in the store: its path (relative to the
-store: `<path>/event_date=<day>/data.parquet`, or its own `files` glob), its Arrow schema where
-the code fixes one (`None`: the columns are what its builder's SQL or frame selects), the asset
+store: `<path>/event_date=<day>/data.parquet`, or its own `files` glob), its Arrow schema (its
+builder makes the frame with `polars_schema()`; `None` where the columns are what the builder's
+SQL selects, or are still typed in the builder: calibration, drift, the failure tables), the asset
 that writes it (`asset_key`, a tuple of strings: this library never imports Dagster; assets build
 `dg.AssetKey(table.asset_key)`) and, when analysts read it as it is, its view: the description
 and column docs of `<asset_key[0]>.<view_name>` (the asset key's name unless `view_name` says
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import polars as pl
 import pyarrow as pa
 
 from flywheel.contracts import EVENT_FIELDS, INTERVENTION_FIELDS, Field
@@ -53,6 +55,12 @@ class Table:
     slot: str | None = None  # the `{slot}` the catalog's SQL reads it through (ingest tables)
     files: str | None = None  # glob of its files relative to the store, when not day partitions
 
+    def polars_schema(self) -> dict[str, pl.DataType]:
+        """Its schema as polars dtypes, for the builders that make it as a polars frame."""
+        if self.schema is None:
+            raise ValueError(f"{self.path}: its columns are what its builder selects; no schema is declared")
+        return dict(pl.from_arrow(self.schema.empty_table()).schema)
+
     @property
     def view(self) -> View | None:
         """Its analyst view (`SELECT *` over its files), or None."""
@@ -61,6 +69,13 @@ class Table:
         source = self.slot or (f"glob:{self.files}" if self.files else f"table:{self.path}")
         return View(self.asset_key[0], self.view_name or self.asset_key[-1], self.description,
                     f"SELECT * FROM {{{source}}}", self.columns)
+
+
+def _columns(**types: pa.DataType) -> pa.Schema:
+    return pa.schema(list(types.items()))
+
+
+_STR, _DATE, _INT, _FLOAT, _BOOL = pa.string(), pa.date32(), pa.int64(), pa.float64(), pa.bool_()
 
 
 def _contract_docs(fields: tuple[Field, ...]) -> dict[str, str]:
@@ -254,6 +269,8 @@ ROLLING_RATES = Table(
 
 RECOVERY = Table(
     "outcomes/recovery", ("outcomes", "recovery"),
+    schema=_columns(event_date=_DATE, scenario=_STR, failure_runs=_INT, recovered_runs=_INT, open_runs=_INT,
+                    recovery_seconds_mean=_FLOAT, recovery_seconds_max=_FLOAT),
     description="Per scenario and day: runs of failures (error, timeout, reverted) starting that day and the time until "
                 "the next successful event.",
     columns={"event_date": "Day the runs started.", "scenario": "The category of work.",
@@ -475,6 +492,13 @@ DRIFT = Table(
 
 GATE_EVALUATIONS = Table(
     "signals/gate_evaluations", ("signals", "gate_evaluations"),
+    schema=_columns(day=_DATE, scenario=_STR, current_level=_STR, next_level=_STR, reviewed=_INT, events=_INT, accepted=_INT,
+                    severe_failures=_INT, accepted_rate=_FLOAT, accepted_lo=_FLOAT, accepted_hi=_FLOAT,
+                    severe_rate=_FLOAT, severe_lo=_FLOAT, severe_hi=_FLOAT, operational_failures=_INT,
+                    operational_rate=_FLOAT, operational_lo=_FLOAT, operational_hi=_FLOAT, accept_target=_FLOAT,
+                    severe_max=_FLOAT, operational_max=_FLOAT, gate_threshold=_FLOAT, gate_coverage=_FLOAT,
+                    enough_reviewed=_BOOL, accept_ok=_BOOL, severe_ok=_BOOL, operational_ok=_BOOL, no_alert=_BOOL,
+                    gate_ok=_BOOL, all_pass=_BOOL, demote_trigger=_STR),
     description="Per scenario and day: each promotion gate over the current window, and whether all held.",
     columns={"day": "The data day.", "scenario": "The scenario.", "current_level": "Level in force.",
              "next_level": "The level a promotion would give.", "reviewed": "Reviewed events in the window.",
@@ -498,6 +522,9 @@ GATE_EVALUATIONS = Table(
 
 DECISIONS = Table(
     "signals/decisions", ("signals", "decisions"),
+    schema=_columns(decision_id=_STR, day=_DATE, kind=_STR, scenario=_STR, subject=_STR, current=_STR, recommended=_STR,
+                    action=_STR, rule=_STR, evidence=_STR, requires_approval=_BOOL, effect=_STR, policy_version=_STR,
+                    policy_digest=_STR, window_start=_DATE, window_end=_DATE, baseline_start=_DATE, baseline_end=_DATE),
     description="The decisions of each day, as last computed.",
     columns=_DECISION_COLUMNS)
 
@@ -507,7 +534,9 @@ DECISION_LOG = Table(
     description="Append-only: every decision of every run, with the run id and when it was decided; replay any of them.",
     columns={**_DECISION_COLUMNS, "run_id": "The run that decided it.", "decided_at": "When (UTC)."})
 
-# decisions/approvals.jsonl, appended by `flywheel decisions approve/reject` and fail-safe demotions
+# The approvals ledger (JSON Lines, not day partitions), appended by `flywheel decisions approve/reject` and
+# fail-safe demotions (flywheel.signals.ledger); the catalog reads it as the `{approvals}` slot.
+APPROVALS_LEDGER = "decisions/approvals.jsonl"
 _APPROVALS = View(
     "signals", "approvals",
     "Append-only ledger of verdicts: humans' approvals and rejections, and automatic fail-safe demotions.",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import polars as pl
 import pyarrow.parquet as pq
 
 from flywheel import tables
@@ -84,3 +85,14 @@ def test_every_asset_that_writes_a_table_says_it_republishes_the_catalog():
     silent = sorted({t.asset_key for t in tables.TABLES
                      if "republishing the analysts' catalog" not in (graph.get(dg.AssetKey(t.asset_key)).description or "")})
     assert silent == []
+
+
+def test_a_declared_schema_is_what_the_view_documents_and_what_polars_builds():
+    declared = [t for t in tables.TABLES if t.schema is not None and t.view is not None]
+    assert {t.path for t in declared} >= {"events", "interventions", "outcomes/recovery",
+                                          "signals/gate_evaluations", "signals/decisions"}
+    for table in declared:
+        assert set(table.schema.names) == set(table.columns), table.path
+    assert list(tables.RECOVERY.polars_schema().items())[:3] == [
+        ("event_date", pl.Date), ("scenario", pl.String), ("failure_runs", pl.Int64)]
+    assert tables.DECISIONS.polars_schema()["requires_approval"] == pl.Boolean

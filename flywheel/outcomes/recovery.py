@@ -16,8 +16,6 @@ from flywheel.store import Layout, write_parquet_atomic
 from flywheel.tables import EVENT_OUTCOMES, RECOVERY
 
 _COLUMNS = ["scenario", "occurred_at", "event_id", "event_date", "status", "outcome"]
-_SCHEMA = {"event_date": pl.Date, "scenario": pl.String, "failure_runs": pl.Int64, "recovered_runs": pl.Int64,
-           "open_runs": pl.Int64, "recovery_seconds_mean": pl.Float64, "recovery_seconds_max": pl.Float64}
 
 
 def _in_order(events: pl.DataFrame) -> bool:
@@ -53,7 +51,7 @@ def failure_runs(events: pl.DataFrame, day: date) -> pl.DataFrame:
         .with_columns(event_date=pl.lit(day), open_runs=pl.col("failure_runs") - pl.col("recovered_runs"))
         .sort("scenario")
         .collect()
-        .select(pl.col(name).cast(dtype) for name, dtype in _SCHEMA.items())
+        .select(pl.col(name).cast(dtype) for name, dtype in RECOVERY.polars_schema().items())
     )
 
 

@@ -174,22 +174,9 @@ def evaluate_gates(settings: Settings, policy: Policy, day: date, drift: pl.Data
         current = current_levels.get(scenario, r["logged_level"])
         rows.append({"day": day, "scenario": scenario,
                      **scenario_gates(r, policy, current, gates.get(scenario), scenario in alerts, target)})
-    frame = pl.DataFrame(rows, schema=GATES_SCHEMA)
+    frame = pl.DataFrame(rows, schema=GATE_EVALUATIONS.polars_schema())
     write_parquet_atomic(frame.to_arrow(), Layout(settings.store).table(GATE_EVALUATIONS.path, day))
     return frame
-
-
-GATES_SCHEMA = {
-    "day": pl.Date, "scenario": pl.String, "current_level": pl.String, "next_level": pl.String,
-    "reviewed": pl.Int64, "events": pl.Int64, "accepted": pl.Int64, "severe_failures": pl.Int64,
-    "accepted_rate": pl.Float64, "accepted_lo": pl.Float64,
-    "accepted_hi": pl.Float64, "severe_rate": pl.Float64, "severe_lo": pl.Float64, "severe_hi": pl.Float64,
-    "operational_failures": pl.Int64, "operational_rate": pl.Float64, "operational_lo": pl.Float64,
-    "operational_hi": pl.Float64, "accept_target": pl.Float64, "severe_max": pl.Float64,
-    "operational_max": pl.Float64, "gate_threshold": pl.Float64, "gate_coverage": pl.Float64,
-    "enough_reviewed": pl.Boolean, "accept_ok": pl.Boolean, "severe_ok": pl.Boolean, "operational_ok": pl.Boolean,
-    "no_alert": pl.Boolean, "gate_ok": pl.Boolean, "all_pass": pl.Boolean, "demote_trigger": pl.String,
-}
 
 
 _STREAK_COLUMNS = ("scenario", "current_level", "all_pass", "demote_trigger")

@@ -94,7 +94,8 @@ def decide_day(settings: Settings, day: date, run_id: str, policy: Policy | None
             "window_start": w["current_start"], "window_end": day,
             "baseline_start": w["baseline_start"], "baseline_end": w["baseline_end"],
         })
-    frame = pl.DataFrame(rows, schema=_SCHEMA) if rows else pl.DataFrame(schema=_SCHEMA)
+    schema = DECISIONS.polars_schema()
+    frame = pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
     write_parquet_atomic(frame.to_arrow(), Layout(settings.store).table(DECISIONS.path, day))
     append_log(settings, day, run_id, frame)
     done = decided_ids(settings)
@@ -117,11 +118,3 @@ def _rounded(value):
     if isinstance(value, (list, tuple)):
         return [_rounded(v) for v in value]
     return value
-
-
-_SCHEMA = {
-    "decision_id": pl.String, "day": pl.Date, "kind": pl.String, "scenario": pl.String, "subject": pl.String,
-    "current": pl.String, "recommended": pl.String, "action": pl.String, "rule": pl.String, "evidence": pl.String,
-    "requires_approval": pl.Boolean, "effect": pl.String, "policy_version": pl.String, "policy_digest": pl.String,
-    "window_start": pl.Date, "window_end": pl.Date, "baseline_start": pl.Date, "baseline_end": pl.Date,
-}

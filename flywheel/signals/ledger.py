@@ -18,14 +18,14 @@ import polars as pl
 
 from flywheel.config import Settings
 from flywheel.store import Layout, exclusive, write_parquet_atomic
-from flywheel.tables import DECISION_LOG
+from flywheel.tables import APPROVALS_LEDGER, DECISION_LOG
 
 log = logging.getLogger(__name__)
 
 
 def ledger_path(settings: Settings):
     """Path of the approvals ledger (JSON Lines)."""
-    return Layout(settings.store).root / "decisions" / "approvals.jsonl"
+    return Layout(settings.store).root / APPROVALS_LEDGER
 
 
 def append_log(settings: Settings, day: date, run_id: str, decisions: pl.DataFrame) -> None:
