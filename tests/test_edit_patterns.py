@@ -11,9 +11,10 @@ import pytest
 
 from conftest import query, run_pipeline, write_jsonl
 from flywheel.catalog import build_catalog
-from flywheel.failures.patterns import EDIT_PATTERNS, SCHEMA, build_edit_patterns, edit_pattern_table
+from flywheel.failures.patterns import SCHEMA, build_edit_patterns, edit_pattern_table
 from flywheel.outcomes.resolve import build_event_outcomes
 from flywheel.store import Layout
+from flywheel.tables import EDIT_PATTERNS
 
 D1 = date(2026, 3, 1)
 D2 = date(2026, 3, 2)
@@ -77,7 +78,7 @@ def test_hand_computed_table(tiny):
     assert got.filter(pl.col("token") == "sub:sie>du")["description"].to_list() == ["human replaced 'sie' with 'du'"]
     assert got.filter(pl.col("token") == "ins:nicht")["description"].to_list() == [
         "human added 'nicht' (AI omitted it)"]
-    stored = pq.read_table(Layout(tiny.store).table(EDIT_PATTERNS, D1))
+    stored = pq.read_table(Layout(tiny.store).table(EDIT_PATTERNS.path, D1))
     assert stored.schema.equals(SCHEMA)
     assert pl.from_arrow(stored).equals(got)
 
@@ -91,7 +92,7 @@ def test_without_redaction_the_address_change_is_a_pattern():
 
 
 def test_rebuild_is_idempotent(tiny):
-    path = Layout(tiny.store).table(EDIT_PATTERNS, D1)
+    path = Layout(tiny.store).table(EDIT_PATTERNS.path, D1)
     first = build_edit_patterns(tiny, D1)
     before = pq.read_table(path)
     second = build_edit_patterns(tiny, D1)
@@ -103,7 +104,7 @@ def test_rebuild_is_idempotent(tiny):
 def test_empty_day_writes_an_empty_table_with_its_schema(tiny):
     got = build_edit_patterns(tiny, D2)
     assert got.height == 0
-    stored = pq.read_table(Layout(tiny.store).table(EDIT_PATTERNS, D2))
+    stored = pq.read_table(Layout(tiny.store).table(EDIT_PATTERNS.path, D2))
     assert stored.num_rows == 0 and stored.schema.equals(SCHEMA)
 
 
@@ -136,7 +137,7 @@ def test_the_asset_materialises_a_range_of_days_with_metadata(tiny):
     assert {m.metadata["dagster/row_count"].value for m in mats} == {6}
     assert {m.metadata["top_substitutions_last_day"].value for m in mats} == {"no edited events"}  # D2 is empty
     for day in (D1, D2):
-        assert Layout(tiny.store).table(EDIT_PATTERNS, day).exists()
+        assert Layout(tiny.store).table(EDIT_PATTERNS.path, day).exists()
     assert query(tiny, "SELECT count(*) FROM failures.edit_patterns") == [(6,)]
 
 
@@ -164,3 +165,26 @@ def test_the_tables_page_section_is_what_the_database_says(tiny):
     section = page[start:page.index("\n## ", start)]
     committed = (Path(__file__).resolve().parents[1] / "docs" / "analyst-tables.md").read_text()
     assert section in committed, "run: flywheel docs tables > docs/analyst-tables.md"
+
+
+def test_one_edit_frame_feeds_the_documents_and_the_patterns(tiny, monkeypatch):
+    """documents.day_edits: the day's failing and edited events, redacted, each distinct edit diffed once."""
+    from flywheel.failures import edits
+    from flywheel.failures.documents import day_edits
+
+    calls: list[tuple] = []
+    real = edits.diff
+    monkeypatch.setattr(edits, "diff", lambda d, f, s=None: calls.append((d, f)) or real(d, f, s))
+    frame = day_edits(tiny, D1)
+    # de3 (accepted as is) is neither failing nor edited; de6 (rejected) fails without an edit
+    assert frame["event_id"].to_list() == ["de1", "de2", "de4", "de5", "de6", "rf1"]
+    assert frame.filter("edited")["event_id"].to_list() == ["de1", "de2", "de4", "de5", "rf1"]
+    assert frame.filter(pl.col("event_id") == "de6")["failing"].to_list() == [True]
+    # de5 changed only the redacted address: edited, with no edit left to read
+    assert len(calls) == 4 and ("Schreiben Sie an [EMAIL] heute", "Schreiben Sie an [EMAIL] heute") not in calls
+    de2 = frame.filter(pl.col("event_id") == "de2").row(0, named=True)
+    assert de2["edit_text"] == "sub:haben>hast sub:sie>du" and de2["edit_diff"] == "[-Haben Sie-]{+Hast du+} Zeit?"
+    assert [p["token"] for p in de2["edit_patterns"]] == ["sub:haben>hast", "sub:sie>du"]
+    assert frame.filter(pl.col("event_id").is_in(["de5", "de6"]))["edit_patterns"].to_list() == [[], []]
+    # the stored table is the same whether its edits come from the frame or are read again
+    assert edit_pattern_table(frame.filter("edited")).equals(build_edit_patterns(tiny, D1))

@@ -24,15 +24,12 @@ import polars as pl
 import pyarrow as pa
 
 from flywheel.config import Settings
-from flywheel.engine import connect
-from flywheel.failures.documents import OUTCOMES_TABLE
-from flywheel.failures.edits import describe, diff, distinct_changes, edit_patterns
+from flywheel.failures.documents import day_edits, day_events
+from flywheel.failures.edits import describe, edit_columns
 from flywheel.privacy import redact_series
-from flywheel.schemas import STORED
-from flywheel.sql import load_sql
 from flywheel.store import Layout, write_parquet_atomic
+from flywheel.tables import EDIT_PATTERNS
 
-EDIT_PATTERNS = "failures/edit_patterns"
 
 SCHEMA = pa.schema([
     ("event_date", pa.date32()), ("scenario", pa.string()), ("kind", pa.string()), ("before", pa.string()),
@@ -48,35 +45,24 @@ def edited_events(settings: Settings, day: date) -> pl.DataFrame:
     input_text, output_text, final_text (the deciding intervention's), sorted by event_id.
 
     Assumes `outcomes/event_outcomes` of `day` is built; raises FileNotFoundError when it is not."""
-    layout = Layout(settings.store)
-    outcomes = layout.table(OUTCOMES_TABLE, day)
-    if not outcomes.exists():
-        raise FileNotFoundError(f"{outcomes} does not exist: build outcomes/event_outcomes for {day} first")
-    con = connect(settings)
-    try:
-        return con.sql(load_sql("edit_pattern_events"), params={
-            "outcomes": str(outcomes), "events": str(layout.day_file("events", day, STORED["events"])),
-            "interventions": str(layout.day_file("interventions", day, STORED["interventions"])),
-        }).pl()
-    finally:
-        con.close()
+    return day_events(settings, day).filter("edited").select(
+        "event_id", "event_date", "scenario", "input_text", "output_text", "final_text")
 
 
 def edit_pattern_table(events: pl.DataFrame, redact: bool = True) -> pl.DataFrame:
     """The edit-pattern rows (columns of `SCHEMA`) of `events` (event_id, event_date, scenario,
     output_text, final_text, and input_text when known; every row an edited event), sorted by
     event_date, scenario, events descending, kind and token. With `redact`, e-mail addresses, phone
-    and card numbers are replaced first (`flywheel.privacy.redact`)."""
+    and card numbers are replaced first (`flywheel.privacy.redact`). Events that come with their
+    `edit_patterns` (`documents.day_edits`) are not read again."""
     frame = events
-    if redact:
-        frame = frame.with_columns([redact_series(frame[c].cast(pl.String)) for c in TEXTS if c in frame.columns])
-    keys, triples = distinct_changes(frame)
-    rows = [(k, *p) for k, (d, f, s) in enumerate(triples) for p in edit_patterns(diff(d, f, s))]
-    patterns = pl.DataFrame(rows, schema={"_k": pl.UInt32, "token": pl.String, "kind": pl.String,
-                                          "before": pl.String, "after": pl.String}, orient="row")
-    base = frame.select("event_id", pl.col("event_date").cast(pl.Date), "scenario").with_columns(keys.alias("_k"))
+    if "edit_patterns" not in frame.columns:
+        if redact:
+            frame = frame.with_columns([redact_series(frame[c].cast(pl.String)) for c in TEXTS if c in frame.columns])
+        frame = edit_columns(frame, patterns=True, rendered=False)
+    base = frame.select("event_id", pl.col("event_date").cast(pl.Date), "scenario", "edit_patterns")
     edited = base.group_by("event_date", "scenario").agg(pl.col("event_id").n_unique().alias("edited_events"))
-    counted = (base.join(patterns, on="_k", how="inner")
+    counted = (base.explode("edit_patterns").drop_nulls("edit_patterns").unnest("edit_patterns")
                .group_by("event_date", "scenario", "kind", "before", "after", "token")
                .agg(pl.col("event_id").n_unique().alias("events")))
     phrases = {t: describe(t) for t in counted["token"].unique().to_list()}
@@ -91,9 +77,9 @@ def edit_pattern_table(events: pl.DataFrame, redact: bool = True) -> pl.DataFram
 def build_edit_patterns(settings: Settings, day: date) -> pl.DataFrame:
     """Compute and store `failures/edit_patterns` of `day` (replacing the day's file; a day without
     edited events gets an empty file with the schema); returns it."""
-    frame = edit_pattern_table(edited_events(settings, day), redact=settings.redact)
+    frame = edit_pattern_table(day_edits(settings, day, rows="edited"))
     table = frame.to_arrow().cast(SCHEMA)
-    write_parquet_atomic(table, Layout(settings.store).table(EDIT_PATTERNS, day))
+    write_parquet_atomic(table, Layout(settings.store).table(EDIT_PATTERNS.path, day))
     return frame
 
 
