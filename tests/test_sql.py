@@ -77,3 +77,23 @@ def test_engine_settings_are_bound_values(tmp_path) -> None:
         limit, spill = con.sql("SELECT current_setting('memory_limit'), current_setting('temp_directory')").fetchall()[0]
     assert limit == "953.6 MiB"  # 1 GB = 10^9 bytes
     assert spill.startswith(str(tmp_path / "it's store" / "_tmp" / "duckdb"))
+
+
+def test_the_count_invariant_reads_each_table_with_its_own_bound_statement(tmp_path) -> None:
+    """outcomes.invariants.count_mismatches: stored events, outcomes and the daily mart's sum per day."""
+    from datetime import date
+
+    import pyarrow as pa
+
+    from flywheel.config import Settings
+    from flywheel.outcomes.invariants import count_mismatches
+    from flywheel.store import Layout, write_parquet_atomic
+    from flywheel.tables import DAILY_RATES, EVENT_OUTCOMES, EVENTS
+
+    settings = Settings(landing=tmp_path / "landing", store=tmp_path / "store", db=tmp_path / "db.duckdb")
+    layout, day = Layout(settings.store), date(2026, 3, 1)
+    write_parquet_atomic(pa.table({"event_id": ["a", "b", "c"]}), layout.table(EVENTS.path, day))
+    write_parquet_atomic(pa.table({"event_id": ["a", "b", "c"]}), layout.table(EVENT_OUTCOMES.path, day))
+    write_parquet_atomic(pa.table({"events": [1, 1]}), layout.table(DAILY_RATES.path, day))
+    assert count_mismatches(settings, [day, date(2026, 3, 2)]) == [
+        {"day": "2026-03-01", "stored_events": 3, "outcomes": 3, "daily_rates_events": 2}]

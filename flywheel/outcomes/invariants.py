@@ -40,10 +40,12 @@ def count_mismatches(settings: Settings, days: list[date]) -> list[dict]:
     with connect(settings) as con:
         for day in days:
             counts = {}
-            for name, table, expr in (("stored_events", EVENTS.path, "count(*)"), ("outcomes", EVENT_OUTCOMES.path, "count(*)"),
-                                      ("daily_rates_events", DAILY_RATES.path, "coalesce(sum(events), 0)")):
+            for name, table, sql in (("stored_events", EVENTS.path, "SELECT count(*) FROM read_parquet(?)"),
+                                     ("outcomes", EVENT_OUTCOMES.path, "SELECT count(*) FROM read_parquet(?)"),
+                                     ("daily_rates_events", DAILY_RATES.path,
+                                      "SELECT coalesce(sum(events), 0) FROM read_parquet(?)")):
                 path = layout.table(table, day)
-                counts[name] = int(con.sql(f"SELECT {expr} FROM read_parquet(?)", params=[str(path)]).fetchall()[0][0]) if path.exists() else 0
+                counts[name] = int(con.sql(sql, params=[str(path)]).fetchall()[0][0]) if path.exists() else 0
             if len(set(counts.values())) != 1:
                 out.append({"day": day.isoformat(), **counts})
     return out
