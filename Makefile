@@ -10,7 +10,7 @@ SEED   ?= 7
 DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 demo ui: export DAGSTER_HOME := $(DAGSTER_HOME)
 
-.PHONY: install demo test lint ui clean lock bench bench-quick bench-decisions servers
+.PHONY: install demo test lint ui clean lock bench bench-quick bench-decisions servers deploy-local
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -65,8 +65,15 @@ lint: install
 ui: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml
 
+# The several-workers deployment on this machine (docs/deploy.md): starts PostgreSQL (Dagster's
+# instance), Redis (the Celery broker) and two Celery workers, runs the nightly job over the demo's
+# days through them, then stops them all (deploy/local.sh; its data in data/deploy-local).
+deploy-local: install
+	DAYS=$(DAYS) EVENTS=$(EVENTS) SEED=$(SEED) BIN=$(CURDIR)/$(BIN) bash deploy/local.sh
+
 # Benchmarks on this machine into BENCHMARKS.md (bench/run.py says what is measured; scratch data in
-# bench/.work/). BENCH_10M=1 adds one 10M-event day; BENCH_ARGS passes more options (e.g. --profile).
+# bench/.work/): flywheel's nights beside the engine floor over the same landing files and a pandas
+# notebook, with ratios and goals. BENCH_10M=1 adds one 10M-event day; BENCH_ARGS passes more options (e.g. --profile).
 bench: install
 	$(BIN)/python -m bench.run $(if $(filter 1 yes true,$(BENCH_10M)),--with-10m) $(BENCH_ARGS)
 

@@ -1012,6 +1012,11 @@ def render(cfg: Config, info: dict, nights: list[Night], backfills: list[Backfil
       f"(the new day and the {LATE_DAYS} days before it; the schedule rebuilt these every night until issue 14, "
       f"now only the days whose inputs changed)"
       if cfg.schedule_window and cfg.history else "- the night with a week of late reviews: not run")
+    w("- against the engine (issue 19): after the first repetition of each empty-store night, on its landing files, "
+      "`bench/landing_floor.sql` (one DuckDB query over the files, best of 3; 1 at 10M) and `bench/notebook.py` (a pandas "
+      f"notebook, the same counts with Wilson intervals, up to {label(PANDAS_MAX)} events), each in its own process; "
+      "the history nights read the same new day's files, so they have no baselines of their own; imports per package "
+      "from one `python -X importtime` child")
     for n in nights:
         if n.note:
             w(f"- **{n.name}**: {n.note}")
