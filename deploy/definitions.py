@@ -2,46 +2,32 @@
 whose runs and steps land on several worker processes or machines (docs/deploy.md).
 
 The assets, checks, jobs, schedules, sensors and resources are those of `assets.definitions`; only
-the executor differs, chosen by FLYWHEEL_EXECUTOR:
+the executor differs:
 
-- `celery` (the default): dagster-celery. Each step is a Celery task on the broker named in the run's
+- `defs`: dagster-celery's executor. Each step is a Celery task on the broker named in the run's
   `execution.config` (deploy/celery.yaml); any `dagster-celery worker` listening there runs it.
-- `k8s`: dagster-k8s's `k8s_job_executor`, each step in its own Kubernetes Job: the production path
-  with Dagster's Helm chart (deploy/helm-values.yaml). dagster-k8s is installed in the user-code
-  image, not by this project's extras.
+  `make deploy-local` and tests/test_deploy_celery.py use it.
+- `k8s_defs`: dagster-k8s's `k8s_job_executor`, each step in its own Kubernetes Job: the production
+  path with Dagster's Helm chart (deploy/helm-values.yaml loads `--attribute k8s_defs`). dagster-k8s
+  is installed in the user-code image, not by this project's extras.
 
 Workers and the process that runs the job share the Dagster instance (PostgreSQL, deploy/dagster.yaml)
-and, for now, flywheel's store as a local folder: one machine, several processes.
+and, for now, flywheel's store as a folder every worker sees.
 """
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
+from dagster_celery import celery_executor
 
 from assets.definitions import defs as flywheel_defs
 
-EXECUTORS = ("celery", "k8s")
+defs = dg.Definitions.merge(flywheel_defs, dg.Definitions(executor=celery_executor))
 
 
-def executor(name: str) -> dg.ExecutorDefinition:
-    """The executor a deployment names (one of EXECUTORS)."""
-    if name == "celery":
-        from dagster_celery import celery_executor
+@dg.definitions
+def k8s_defs() -> dg.Definitions:
+    """The same definitions with each step in its own Kubernetes Job (loaded only when named)."""
+    from dagster_k8s import k8s_job_executor
 
-        return celery_executor
-    if name == "k8s":
-        from dagster_k8s import k8s_job_executor
-
-        return k8s_job_executor
-    raise ValueError(f"FLYWHEEL_EXECUTOR={name!r} is not one of {', '.join(EXECUTORS)}")
-
-
-defs = dg.Definitions.merge(flywheel_defs,
-                            dg.Definitions(executor=executor(os.environ.get("FLYWHEEL_EXECUTOR", "celery"))))
-
-
-def nightly() -> dg.JobDefinition:
-    """The nightly job with this executor, as `dagster.reconstructable` needs it (workers rebuild it)."""
-    return defs.resolve_job_def("nightly")
+    return dg.Definitions.merge(flywheel_defs, dg.Definitions(executor=k8s_job_executor))

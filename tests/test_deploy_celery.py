@@ -59,7 +59,7 @@ def _deployment(tmp_path: Path, postgres, redis, name: str, **config_source) -> 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLYWHEEL_", "DAGSTER_"))}
     env.update(DAGSTER_HOME=str(home), FLYWHEEL_LANDING=str(base / "landing"), FLYWHEEL_STORE=str(base / "store"),
                FLYWHEEL_DB=str(base / "flywheel.duckdb"), FLYWHEEL_PUBLISH=str(base / "publish"),
-               FLYWHEEL_HASH_KEY="deploy-test", FLYWHEEL_EXECUTOR="celery", PYTHONPATH=str(ROOT))
+               FLYWHEEL_HASH_KEY="deploy-test", PYTHONPATH=str(ROOT))
     return Deployment(base, home, celery_yaml, env)
 
 
@@ -86,6 +86,20 @@ def _plain_run(tmp_path: Path, landing: Path, first: date, last: date) -> dict[s
     return _tables(base / "flywheel.duckdb")
 
 
+def _started_by(postgres, name: str, step: str) -> list[str]:
+    """The workers that started `step` in the instance of deployment `name`, in order: the engine
+    event a dagster-celery worker records as it takes a step names it ("Celery worker": name@host)."""
+    con = postgres.connect(f"dagster_{name}")
+    try:
+        with con.cursor() as cur:
+            cur.execute("SELECT event FROM event_logs WHERE step_key = %s AND dagster_event_type = 'ENGINE_EVENT' "
+                        "AND event LIKE '%%in celery worker%%' ORDER BY id", (step,))
+            return [m.group(1) for (event,) in cur.fetchall() for m in [re.search(r'"text": "([^@"]+)@[^"]*"}, "label": "Celery worker"', event)]
+                    if m]
+    finally:
+        con.close()
+
+
 def _steps_run_by(worker: Worker) -> int:
     """How many step tasks the worker finished, from its log."""
     return len(re.findall(r"Task execute_plan\[[^\]]+\] succeeded", worker.log.read_text(errors="replace")))
@@ -109,3 +123,58 @@ def test_the_demo_days_through_celery_and_postgres_equal_the_plain_run(postgres_
     assert len(got["ingest.events"]) >= days * 300 * 0.9
     for name in want:
         assert got[name] == want[name], f"{name} differs from the plain run"
+
+
+@pytest.fixture(scope="module")
+def four_days(tmp_path_factory) -> tuple[Path, dict[str, list]]:
+    """Four demo days in a landing folder, and every analyst table of the plain run over them."""
+    base = tmp_path_factory.mktemp("four_days")
+    generate(base / "landing", days=4, events_per_day=300, seed=9, start=START, progress=False)
+    return base / "landing", _plain_run(base, base / "landing", START, START + timedelta(days=3))
+
+
+def test_four_day_partitions_at_once_are_spread_over_both_workers(postgres_server, redis_server, tmp_path,  # noqa: F811
+                                                                   four_days):
+    landing, want = four_days
+    dep = _deployment(tmp_path, postgres_server, redis_server, "four")
+    shutil.copytree(landing, dep.base / "landing")
+    days = [START + timedelta(days=i) for i in range(4)]
+    with celery_workers(["w1", "w2"], dep.celery_yaml, dep.env, dep.base) as workers:
+        procs = [_launch(dep, d, d) for d in days]
+        outputs = [p.communicate(timeout=900)[0] for p in procs]
+        steps = [_steps_run_by(w) for w in workers]
+    for p, out in zip(procs, outputs):
+        assert p.returncode == 0, out[-4000:]
+    assert sum(steps) == 4 * 12 and min(steps) > 0, steps  # every step of the four runs, on both workers
+    got = _tables(dep.base / "flywheel.duckdb")
+    differ = sorted(name for name in want if got.get(name) != want[name])
+    assert differ == [], differ
+
+
+def test_a_worker_killed_mid_step_leaves_the_run_to_the_other_equal_to_the_plain_run(  # noqa: F811
+        postgres_server, redis_server, tmp_path, four_days):
+    landing, want = four_days
+    # A task is acknowledged once its step is done; one whose worker died goes back to the queue
+    # when it has been unacknowledged for the visibility timeout (above any step here).
+    dep = _deployment(tmp_path, postgres_server, redis_server, "kill", task_acks_late=True,
+                      broker_transport_options={"visibility_timeout": 45, "unacked_restore_interval": 1,
+                                                "unacked_restore_throttle": 1})
+    shutil.copytree(landing, dep.base / "landing")
+    with celery_workers(["w1", "w2"], dep.celery_yaml, dep.env, dep.base) as workers:
+        proc = _launch(dep, START, START + timedelta(days=3))
+        deadline = time.monotonic() + 600
+        victim = None
+        while victim is None and time.monotonic() < deadline and proc.poll() is None:
+            victim = next((w for w in workers if w.name in _started_by(postgres_server, "kill", "failure_clusters")), None)
+            time.sleep(0.05)
+        assert victim is not None, "no worker started the failures step"
+        victim.kill()
+        out = proc.communicate(timeout=900)[0]
+    assert proc.returncode == 0, out[-4000:]
+    received = len(re.findall(r"Task execute_plan\[[^\]]+\] received", victim.log.read_text(errors="replace")))
+    assert received == _steps_run_by(victim) + 1  # it died holding the failures step, unfinished
+    survivor = next(w for w in workers if w is not victim)
+    assert _started_by(postgres_server, "kill", "failure_clusters") == [victim.name, survivor.name]  # ran again
+    got = _tables(dep.base / "flywheel.duckdb")
+    differ = sorted(name for name in want if got.get(name) != want[name])
+    assert differ == [], differ
