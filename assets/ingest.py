@@ -21,8 +21,8 @@ from assets.resources import FlywheelResource
 from flywheel import tables
 from flywheel.catalog import build_catalog
 from flywheel.ingest import changed_days
-from flywheel.ingest.partition import PartitionResult, build_events, build_interventions
 from flywheel.ingest.manifest import file_id
+from flywheel.ingest.partition import PartitionResult, build_events, build_interventions
 from flywheel.ingest.sync import SyncReport, sync_landing
 from flywheel.quality import read_for_suite
 from flywheel.store import Layout

@@ -45,9 +45,9 @@ import re
 import sys
 import unicodedata
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterable
 
 import polars as pl
 from rapidfuzz.distance import Indel

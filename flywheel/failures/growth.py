@@ -55,7 +55,6 @@ from flywheel.sql import load_sql
 from flywheel.store import Layout, write_parquet_atomic
 from flywheel.tables import ASSIGNMENTS, CLUSTER_DAILY, CLUSTERS
 
-
 COLUMNS = ("event_date", "scenario", "cluster_id", "label", "events", "scenario_failures", "share",
            "baseline_events", "baseline_failures", "baseline_days", "baseline_share", "growth_ratio", "born_date",
            "failures_before_birth", "nights_seen", "dispersion", "p_value", "q_value", "is_new", "is_growing")

@@ -30,7 +30,6 @@ from flywheel.privacy import redact_series
 from flywheel.store import Layout, write_parquet_atomic
 from flywheel.tables import EDIT_PATTERNS
 
-
 SCHEMA = pa.schema([
     ("event_date", pa.date32()), ("scenario", pa.string()), ("kind", pa.string()), ("before", pa.string()),
     ("after", pa.string()), ("token", pa.string()), ("description", pa.string()), ("events", pa.int64()),

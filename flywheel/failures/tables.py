@@ -28,10 +28,27 @@ import pyarrow as pa
 from flywheel.config import Settings
 from flywheel.failures.documents import day_documents
 from flywheel.failures.growth import build_cluster_daily
-from flywheel.failures.model import (ASSIGNMENT_SCHEMA, EXISTING, FOUNDING, NEW, UNMATCHED, DayResult, FailureConfig,
-                                     ModelState, advance)
-from flywheel.failures.store import (Snapshot, basis, is_stale, load_snapshot, previous_state, recent_documents,
-                                     save_snapshot, snapshot_days)
+from flywheel.failures.model import (
+    ASSIGNMENT_SCHEMA,
+    EXISTING,
+    FOUNDING,
+    NEW,
+    UNMATCHED,
+    DayResult,
+    FailureConfig,
+    ModelState,
+    advance,
+)
+from flywheel.failures.store import (
+    Snapshot,
+    basis,
+    is_stale,
+    load_snapshot,
+    previous_state,
+    recent_documents,
+    save_snapshot,
+    snapshot_days,
+)
 from flywheel.store import Layout, exclusive, write_parquet_atomic
 from flywheel.tables import ASSIGNMENTS, CLUSTER_DAILY, CLUSTER_HISTORY, CLUSTERS
 

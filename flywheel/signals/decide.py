@@ -17,7 +17,7 @@ from pathlib import Path
 import polars as pl
 
 from flywheel.config import Settings
-from flywheel.signals.autonomy import evaluate_gates, recommend_levels, window_counts, calibration_gates
+from flywheel.signals.autonomy import calibration_gates, evaluate_gates, recommend_levels, window_counts
 from flywheel.signals.drift import build_drift, windows
 from flywheel.signals.ledger import append_ledger, append_log, decided_ids, last_demotions_before, levels_before
 from flywheel.signals.policy import Policy, load_policy
