@@ -300,7 +300,9 @@ def mode_weights(s: Scenario, version: str, changes: bool = True) -> dict[str, f
     return s.modes
 
 
-def _check() -> None:
+def _assert_consistent() -> None:
+    """The sample world's own invariants (shares and probabilities sum to 1, every mode and tool known),
+    asserted once at import so that an edit to the tables above cannot generate a skewed world."""
     assert abs(sum(s.share for s in SCENARIOS) - 1.0) < 1e-9
     for s in SCENARIOS:
         for p in (s.probs, s.probs_v3 or s.probs):
@@ -315,4 +317,4 @@ def _check() -> None:
     assert MAX_REVIEW_DAYS >= max(REVIEW_DELAY_SLOW[1], AUDIT_DELAY[1], REVERT_DELAY_SLOW[1]) / 86_400_000
 
 
-_check()
+_assert_consistent()
