@@ -3,7 +3,7 @@
 A `Table` is a day-partitioned set of Parquet files in the store: its path (relative to the
 store: `<path>/event_date=<day>/data.parquet`, or its own `files` glob), its Arrow schema (its
 builder makes the frame with `polars_schema()`; `None` where the columns are what the builder's
-SQL selects, or are still typed in the builder: calibration, drift, the failure tables), the asset
+SQL selects, or are still typed in the builder: the failure tables), the asset
 that writes it (`asset_key`, a tuple of strings: this library never imports Dagster; assets build
 `dg.AssetKey(table.asset_key)`) and, when analysts read it as it is, its view: the description
 and column docs of `<asset_key[0]>.<view_name>` (the asset key's name unless `view_name` says
@@ -282,6 +282,11 @@ RECOVERY = Table(
 
 CALIBRATION = Table(
     "outcomes/calibration", ("outcomes", "calibration"),
+    schema=_columns(window_end=_DATE, window_start=_DATE, scenario=_STR, model=_STR, events=_INT,
+                    reviewed_with_confidence=_INT, accepted_as_is_rate=_FLOAT, mean_confidence=_FLOAT, ece=_FLOAT,
+                    brier=_FLOAT, roc_auc=_FLOAT, gate_target=_FLOAT, gate_status=_STR, gate_threshold=_FLOAT,
+                    gate_sample_size=_INT, gate_accepted_rate=_FLOAT, gate_lower_bound=_FLOAT, gate_delta=_FLOAT,
+                    gate_p_value=_FLOAT, gate_weighting=_STR, gate_coverage=_FLOAT),
     description="Per scenario x model (model '*' = all models) over the calibration window ending at each day: does "
                 "confidence predict accepted-as-is? ECE, Brier, ROC AUC, and the recommended confidence gate.",
     columns={"window_end": "Last day of the window.", "window_start": "First day of the window.",
@@ -307,6 +312,8 @@ CALIBRATION = Table(
 
 RELIABILITY_BINS = Table(
     "outcomes/reliability_bins", ("outcomes", "reliability_bins"),
+    schema=_columns(window_end=_DATE, window_start=_DATE, scenario=_STR, model=_STR, bin=_INT, conf_lo=_FLOAT,
+                    conf_hi=_FLOAT, mean_confidence=_FLOAT, observed_rate=_FLOAT, n=_INT),
     description="The reliability diagram behind outcomes.calibration: equal-count confidence bins with their observed "
                 "accepted-as-is rate.",
     columns={"window_end": "Last day of the window.", "window_start": "First day of the window.",
@@ -469,6 +476,12 @@ _DECISION_COLUMNS = {
 
 DRIFT = Table(
     "signals/drift", ("signals", "drift"),
+    # the signal rows, then the window they were computed over (DRIFT_WINDOW_COLUMNS, the same for every row)
+    schema=_columns(scenario=_STR, model=_STR, prompt_version=_STR, signal=_STR, statistic=_FLOAT, p_value=_FLOAT,
+                    q_value=_FLOAT, threshold=_FLOAT, baseline_value=_FLOAT, current_value=_FLOAT, baseline_n=_INT,
+                    current_n=_INT, effect=_FLOAT, direction=_STR, severity=_STR, history_days=_INT,
+                    reference_days=_INT, reference_bound=_FLOAT, episode_start=_DATE,
+                    day=_DATE, current_start=_DATE, baseline_start=_DATE, baseline_end=_DATE, policy_version=_STR),
     description="Drift signals per day: each scenario's accepted-as-is and severe-failure rates watched by sequential "
                 "monitors over its daily history (the only signals that alert), and per model / prompt version and for "
                 "distributions the current window against the baseline (warn at most); with statistic, p and BH q-value, "
@@ -489,6 +502,8 @@ DRIFT = Table(
              "reference_bound": "Monitors: the reference rate moved reference_z standard errors to the good side.",
              "episode_start": "Monitors: first day of the current excursion (the same episode night after night).",
              **_WINDOW})
+
+DRIFT_WINDOW_COLUMNS = ("day", "current_start", "baseline_start", "baseline_end", "policy_version")
 
 GATE_EVALUATIONS = Table(
     "signals/gate_evaluations", ("signals", "gate_evaluations"),

@@ -89,8 +89,9 @@ def test_every_asset_that_writes_a_table_says_it_republishes_the_catalog():
 
 def test_a_declared_schema_is_what_the_view_documents_and_what_polars_builds():
     declared = [t for t in tables.TABLES if t.schema is not None and t.view is not None]
-    assert {t.path for t in declared} >= {"events", "interventions", "outcomes/recovery",
-                                          "signals/gate_evaluations", "signals/decisions"}
+    assert {t.path for t in declared} >= {"events", "interventions", "outcomes/recovery", "outcomes/calibration",
+                                          "outcomes/reliability_bins", "signals/drift", "signals/gate_evaluations",
+                                          "signals/decisions"}
     for table in declared:
         assert set(table.schema.names) == set(table.columns), table.path
     assert list(tables.RECOVERY.polars_schema().items())[:3] == [

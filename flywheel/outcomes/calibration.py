@@ -109,24 +109,8 @@ def build_calibration(settings: Settings, day: date, policy: Policy | None = Non
         rows, bins = calibrate(part, policy.gate.target, settings.reliability_bins, policy.gate.delta)
         cal_rows += [{**meta, "scenario": scenario, "model": model, **r} for r in rows]
         bin_rows += [{**meta, "scenario": scenario, "model": model, **b} for b in bins]
-    calibration = pl.DataFrame(cal_rows, schema=_CAL_SCHEMA)
-    reliability = pl.DataFrame(bin_rows, schema=_BIN_SCHEMA)
+    calibration = pl.DataFrame(cal_rows, schema=CALIBRATION.polars_schema())
+    reliability = pl.DataFrame(bin_rows, schema=RELIABILITY_BINS.polars_schema())
     write_parquet_atomic(calibration.to_arrow(), layout.table(CALIBRATION.path, day))
     write_parquet_atomic(reliability.to_arrow(), layout.table(RELIABILITY_BINS.path, day))
     return calibration, reliability
-
-
-_CAL_SCHEMA = {
-    "window_end": pl.Date, "window_start": pl.Date, "scenario": pl.String, "model": pl.String,
-    "events": pl.Int64, "reviewed_with_confidence": pl.Int64, "accepted_as_is_rate": pl.Float64,
-    "mean_confidence": pl.Float64, "ece": pl.Float64, "brier": pl.Float64, "roc_auc": pl.Float64,
-    "gate_target": pl.Float64, "gate_status": pl.String, "gate_threshold": pl.Float64,
-    "gate_sample_size": pl.Int64, "gate_accepted_rate": pl.Float64, "gate_lower_bound": pl.Float64,
-    "gate_delta": pl.Float64, "gate_p_value": pl.Float64, "gate_weighting": pl.String,
-    "gate_coverage": pl.Float64,
-}
-_BIN_SCHEMA = {
-    "window_end": pl.Date, "window_start": pl.Date, "scenario": pl.String, "model": pl.String, "bin": pl.Int64,
-    "conf_lo": pl.Float64, "conf_hi": pl.Float64, "mean_confidence": pl.Float64, "observed_rate": pl.Float64,
-    "n": pl.Int64,
-}

@@ -45,7 +45,7 @@ from flywheel.signals.stattests import benjamini_hochberg, ks_test, psi, two_pro
 from flywheel.sql import load_sql
 from flywheel.stats import expected_calibration_error, reliability_bins
 from flywheel.store import Layout, write_parquet_atomic
-from flywheel.tables import DAILY_RATES, DRIFT, EVENT_OUTCOMES
+from flywheel.tables import DAILY_RATES, DRIFT, DRIFT_WINDOW_COLUMNS, EVENT_OUTCOMES
 
 SEVERITY = ("info", "warn", "alert")
 
@@ -162,7 +162,8 @@ def build_drift(settings: Settings, policy: Policy, day: date) -> pl.DataFrame:
         r["severity"] = _severity(r, r["q_value"], policy, baseline_days)
         r.pop("_warn", None)
         r["history_days"] = history_days.get(r["scenario"], 0)
-    frame = pl.DataFrame(rows, schema=_SCHEMA) if rows else pl.DataFrame(schema=_SCHEMA)
+    schema = {k: v for k, v in DRIFT.polars_schema().items() if k not in DRIFT_WINDOW_COLUMNS}
+    frame = pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
     frame = frame.with_columns(pl.lit(day).alias("day"), pl.lit(w["current_start"]).alias("current_start"),
                                pl.lit(w["baseline_start"]).alias("baseline_start"),
                                pl.lit(w["baseline_end"]).alias("baseline_end"),
@@ -288,12 +289,3 @@ def _window_samples(con, files: list[str], current_start: date) -> dict[str, dic
         if scenario in out:
             out[scenario][is_current]["input_chars"] = np.repeat(part["input_chars"].to_numpy(), part["n"].to_numpy())
     return out
-
-
-_SCHEMA = {
-    "scenario": pl.String, "model": pl.String, "prompt_version": pl.String, "signal": pl.String,
-    "statistic": pl.Float64, "p_value": pl.Float64, "q_value": pl.Float64, "threshold": pl.Float64,
-    "baseline_value": pl.Float64, "current_value": pl.Float64, "baseline_n": pl.Int64, "current_n": pl.Int64,
-    "effect": pl.Float64, "direction": pl.String, "severity": pl.String, "history_days": pl.Int64,
-    "reference_days": pl.Int64, "reference_bound": pl.Float64, "episode_start": pl.Date,
-}
