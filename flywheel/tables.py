@@ -378,13 +378,20 @@ _LATEST_CLUSTERS = View(
     load_sql("failure_clusters_latest_view"),
     _cluster_columns())
 
+_EXEMPLAR = pa.struct([("event_id", _STR), ("event_date", _DATE), ("summary", _STR), ("similarity", _FLOAT)])
+
 CLUSTERS = Table(
     "failures/clusters", ("failures", "clusters"), view_name="cluster_snapshots",
+    schema=_columns(event_date=_DATE, cluster_id=_INT, label=_STR, terms=pa.list_(_STR), exemplars=pa.list_(_EXEMPLAR),
+                    born_date=_DATE, born_run=_STR, size_total=_INT, events=_INT, last_seen=_DATE, is_new=_BOOL),
     description="The failure clusters as known after each night (one row per cluster and night).",
     columns=_cluster_columns())
 
 CLUSTER_HISTORY = Table(
     "failures/cluster_history", ("failures", "cluster_history"),
+    schema=_columns(event_date=_DATE, run_id=_STR, cluster_id=_INT, label=_STR, born=_BOOL, born_date=_DATE,
+                    born_run=_STR, events=_INT, events_existing=_INT, events_founding=_INT, events_new=_INT,
+                    events_unmatched=_INT, size_total=_INT),
     description="Per night and cluster born or seen that night: how its events were matched; a row with a null "
                 "cluster_id counts the events that fit no cluster.",
     columns={"event_date": "The night.", "run_id": "The run that built it.", **_CLUSTER,

@@ -54,20 +54,6 @@ from flywheel.tables import ASSIGNMENTS, CLUSTER_DAILY, CLUSTER_HISTORY, CLUSTER
 
 LOCK = "failures"
 
-EXEMPLAR = pa.struct([("event_id", pa.string()), ("event_date", pa.date32()), ("summary", pa.string()),
-                      ("similarity", pa.float64())])
-CLUSTERS_SCHEMA = pa.schema([
-    ("event_date", pa.date32()), ("cluster_id", pa.int64()), ("label", pa.string()), ("terms", pa.list_(pa.string())),
-    ("exemplars", pa.list_(EXEMPLAR)), ("born_date", pa.date32()), ("born_run", pa.string()),
-    ("size_total", pa.int64()), ("events", pa.int64()), ("last_seen", pa.date32()), ("is_new", pa.bool_()),
-])
-HISTORY_SCHEMA = pa.schema([
-    ("event_date", pa.date32()), ("run_id", pa.string()), ("cluster_id", pa.int64()), ("label", pa.string()),
-    ("born", pa.bool_()), ("born_date", pa.date32()), ("born_run", pa.string()), ("events", pa.int64()),
-    ("events_existing", pa.int64()), ("events_founding", pa.int64()), ("events_new", pa.int64()),
-    ("events_unmatched", pa.int64()), ("size_total", pa.int64()),
-])
-
 
 def build_failure_assignments(settings: Settings, day: date, run_id: str | None = None,
                               config: FailureConfig | None = None) -> pl.DataFrame:
@@ -113,7 +99,7 @@ def _assignments(settings: Settings, day: date) -> pl.DataFrame:
 
 
 def clusters_frame(state: ModelState, assignments: pl.DataFrame, day: date) -> pl.DataFrame:
-    """One row per cluster known after night `day` (see `CLUSTERS_SCHEMA`)."""
+    """One row per cluster known after night `day` (see `flywheel.tables.CLUSTERS`)."""
     today = dict(assignments.filter(pl.col("cluster_id").is_not_null()).group_by("cluster_id").len().iter_rows())
     rows = [{
         "event_date": day, "cluster_id": c.cluster_id, "label": c.label, "terms": list(c.top_terms),
@@ -123,7 +109,7 @@ def clusters_frame(state: ModelState, assignments: pl.DataFrame, day: date) -> p
         "events": int(today.get(c.cluster_id, 0)),
         "last_seen": c.last_seen, "is_new": c.born_date == day,
     } for c in state.clusters]
-    return pl.from_arrow(pa.Table.from_pylist(rows, schema=CLUSTERS_SCHEMA))  # type: ignore[return-value]
+    return pl.from_arrow(pa.Table.from_pylist(rows, schema=CLUSTERS.schema))  # type: ignore[return-value]
 
 
 def build_clusters(settings: Settings, day: date) -> pl.DataFrame:
@@ -134,7 +120,7 @@ def build_clusters(settings: Settings, day: date) -> pl.DataFrame:
 
 
 def history_frame(state: ModelState, assignments: pl.DataFrame, day: date) -> pl.DataFrame:
-    """How night `day`'s events were matched, per cluster born or seen that night (see `HISTORY_SCHEMA`)."""
+    """How night `day`'s events were matched, per cluster born or seen that night (see `flywheel.tables.CLUSTER_HISTORY`)."""
     counts = assignments.group_by("cluster_id", "matched_as").len()
     by: dict[int | None, dict[str, int]] = {}
     for cid, how, n in counts.iter_rows():
@@ -155,7 +141,7 @@ def history_frame(state: ModelState, assignments: pl.DataFrame, day: date) -> pl
         rows.append({"event_date": day, "run_id": run, "cluster_id": None, "label": None, "born": False,
                      "born_date": None, "born_run": None, "events": unmatched, "events_existing": 0,
                      "events_founding": 0, "events_new": 0, "events_unmatched": unmatched, "size_total": None})
-    return pl.from_arrow(pa.Table.from_pylist(rows, schema=HISTORY_SCHEMA))  # type: ignore[return-value]
+    return pl.from_arrow(pa.Table.from_pylist(rows, schema=CLUSTER_HISTORY.schema))  # type: ignore[return-value]
 
 
 def build_cluster_history(settings: Settings, day: date) -> pl.DataFrame:
