@@ -438,6 +438,8 @@ CLUSTER_DAILY = Table(
 
 EDIT_PATTERNS = Table(
     "failures/edit_patterns", ("failures", "edit_patterns"),
+    schema=_columns(event_date=_DATE, scenario=_STR, kind=_STR, before=_STR, after=_STR, token=_STR, description=_STR,
+                    events=_INT, edited_events=_INT, share=_FLOAT),
     description="Per day and scenario, what the humans changed in the AI's drafts: each substitution, insertion, "
                 "deletion, move, flag and length change, with how many of the scenario's edited events show it "
                 "(every event whose final text differs from its draft, light edits too; text redacted first).",

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import query, run_pipeline, write_jsonl
 from flywheel.catalog import build_catalog
-from flywheel.failures.patterns import SCHEMA, build_edit_patterns, edit_pattern_table
+from flywheel.failures.patterns import build_edit_patterns, edit_pattern_table
 from flywheel.outcomes.resolve import build_event_outcomes
 from flywheel.store import Layout
 from flywheel.tables import EDIT_PATTERNS
@@ -79,7 +79,7 @@ def test_hand_computed_table(tiny):
     assert got.filter(pl.col("token") == "ins:nicht")["description"].to_list() == [
         "human added 'nicht' (AI omitted it)"]
     stored = pq.read_table(Layout(tiny.store).table(EDIT_PATTERNS.path, D1))
-    assert stored.schema.equals(SCHEMA)
+    assert stored.schema.equals(EDIT_PATTERNS.schema)
     assert pl.from_arrow(stored).equals(got)
 
 
@@ -88,7 +88,7 @@ def test_without_redaction_the_address_change_is_a_pattern():
                            "output_text": ["Write to anna@example.com"], "final_text": ["Write to bob@example.com"]})
     assert edit_pattern_table(events, redact=False)["token"].to_list() == ["sub:anna>bob"]
     redacted = edit_pattern_table(events, redact=True)
-    assert redacted.height == 0 and redacted.schema == pl.from_arrow(SCHEMA.empty_table()).schema
+    assert redacted.height == 0 and redacted.schema == pl.from_arrow(EDIT_PATTERNS.schema.empty_table()).schema
 
 
 def test_rebuild_is_idempotent(tiny):
@@ -105,7 +105,7 @@ def test_empty_day_writes_an_empty_table_with_its_schema(tiny):
     got = build_edit_patterns(tiny, D2)
     assert got.height == 0
     stored = pq.read_table(Layout(tiny.store).table(EDIT_PATTERNS.path, D2))
-    assert stored.num_rows == 0 and stored.schema.equals(SCHEMA)
+    assert stored.num_rows == 0 and stored.schema.equals(EDIT_PATTERNS.schema)
 
 
 def test_a_day_without_outcomes_is_an_error(tiny):

@@ -91,7 +91,8 @@ def test_a_declared_schema_is_what_the_view_documents_and_what_polars_builds():
     declared = [t for t in tables.TABLES if t.schema is not None and t.view is not None]
     assert {t.path for t in declared} >= {"events", "interventions", "outcomes/recovery", "outcomes/calibration",
                                           "outcomes/reliability_bins", "signals/drift", "signals/gate_evaluations",
-                                          "signals/decisions", "failures/clusters", "failures/cluster_history"}
+                                          "signals/decisions", "failures/clusters", "failures/cluster_history",
+                                          "failures/edit_patterns"}
     for table in declared:
         assert set(table.schema.names) == set(table.columns), table.path
     assert list(tables.RECOVERY.polars_schema().items())[:3] == [

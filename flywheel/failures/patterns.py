@@ -30,11 +30,6 @@ from flywheel.privacy import redact_series
 from flywheel.store import Layout, write_parquet_atomic
 from flywheel.tables import EDIT_PATTERNS
 
-SCHEMA = pa.schema([
-    ("event_date", pa.date32()), ("scenario", pa.string()), ("kind", pa.string()), ("before", pa.string()),
-    ("after", pa.string()), ("token", pa.string()), ("description", pa.string()), ("events", pa.int64()),
-    ("edited_events", pa.int64()), ("share", pa.float64()),
-])
 # The texts an edit is read from; redacted like the failure documents' free text.
 TEXTS: tuple[str, ...] = ("input_text", "output_text", "final_text")
 
@@ -49,7 +44,7 @@ def edited_events(settings: Settings, day: date) -> pl.DataFrame:
 
 
 def edit_pattern_table(events: pl.DataFrame, redact: bool = True) -> pl.DataFrame:
-    """The edit-pattern rows (columns of `SCHEMA`) of `events` (event_id, event_date, scenario,
+    """The edit-pattern rows (columns of `EDIT_PATTERNS.schema`) of `events` (event_id, event_date, scenario,
     output_text, final_text, and input_text when known; every row an edited event), sorted by
     event_date, scenario, events descending, kind and token. With `redact`, e-mail addresses, phone
     and card numbers are replaced first (`flywheel.privacy.redact`). Events that come with their
@@ -69,22 +64,22 @@ def edit_pattern_table(events: pl.DataFrame, redact: bool = True) -> pl.DataFram
            .with_columns(pl.col("token").replace_strict(phrases, return_dtype=pl.String).alias("description"),
                          (pl.col("events") / pl.col("edited_events")).alias("share"))
            .sort(["event_date", "scenario", "events", "kind", "token"], descending=[False, False, True, False, False]))
-    return pl.from_arrow(pa.Table.from_pylist([], schema=SCHEMA)).vstack(
-        out.select([f.name for f in SCHEMA]).cast({"events": pl.Int64, "edited_events": pl.Int64}))
+    return pl.from_arrow(pa.Table.from_pylist([], schema=EDIT_PATTERNS.schema)).vstack(
+        out.select([f.name for f in EDIT_PATTERNS.schema]).cast({"events": pl.Int64, "edited_events": pl.Int64}))
 
 
 def build_edit_patterns(settings: Settings, day: date) -> pl.DataFrame:
     """Compute and store `failures/edit_patterns` of `day` (replacing the day's file; a day without
     edited events gets an empty file with the schema); returns it."""
     frame = edit_pattern_table(day_edits(settings, day, rows="edited"))
-    table = frame.to_arrow().cast(SCHEMA)
+    table = frame.to_arrow().cast(EDIT_PATTERNS.schema)
     write_parquet_atomic(table, Layout(settings.store).table(EDIT_PATTERNS.path, day))
     return frame
 
 
 def top_substitutions_markdown(frame: pl.DataFrame, top: int = 5) -> str:
     """A Markdown table of each scenario's `top` most frequent substitutions in `frame` (rows of
-    `SCHEMA`, one day or several summed), most events first."""
+    `EDIT_PATTERNS.schema`, one day or several summed), most events first."""
     subs = (frame.filter(pl.col("kind") == "substitution")
             .group_by("scenario", "before", "after").agg(pl.col("events").sum())
             .sort(["scenario", "events", "before", "after"], descending=[False, True, False, False])
