@@ -2,8 +2,8 @@
 
 A `Table` is a day-partitioned set of Parquet files in the store: its path (relative to the
 store: `<path>/event_date=<day>/data.parquet`, or its own `files` glob), its Arrow schema (its
-builder makes the frame with `polars_schema()`; `None` where the columns are what the builder's
-SQL selects, or are still typed in the builder: the failure tables), the asset
+builder makes the frame with it or with `polars_schema()`; `None` where the columns are what the
+builder's SQL selects: event_outcomes, the rate marts, cluster_daily, the decision log), the asset
 that writes it (`asset_key`, a tuple of strings: this library never imports Dagster; assets build
 `dg.AssetKey(table.asset_key)`) and, when analysts read it as it is, its view: the description
 and column docs of `<asset_key[0]>.<view_name>` (the asset key's name unless `view_name` says
@@ -356,6 +356,8 @@ def _cluster_columns() -> dict[str, str]:
 
 ASSIGNMENTS = Table(
     "failures/assignments", ("failures", "assignments"),
+    schema=_columns(event_id=_STR, event_date=_DATE, scenario=_STR, model=_STR, prompt_version=_STR, status=_STR,
+                    outcome=_STR, cluster_id=_INT, similarity=_FLOAT, matched_as=_STR, fitted=_BOOL, run_id=_STR),
     description="One row per failing event (rejected, escalated, reverted, heavily edited, or status error / timeout / "
                 "fallback) with the failure cluster it joined and how.",
     columns={"event_id": "The event.", "event_date": "The UTC day of the event (the night that assigned it).",

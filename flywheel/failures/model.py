@@ -80,16 +80,14 @@ from flywheel.failures.documents import TEXT_FIELDS
 from flywheel.failures.features import Featurizer
 from flywheel.failures.fit import FitParams, Grouping, group
 from flywheel.failures.labels import ctfidf, merge_counts, name_terms, names, term_counts, top_terms, trait_counts
+from flywheel.tables import ASSIGNMENTS
 
 EXISTING, FOUNDING, NEW, UNMATCHED = "existing", "founding", "new", "unmatched"
 MATCHES: tuple[str, ...] = (EXISTING, FOUNDING, NEW, UNMATCHED)
 STATE_VERSION = 1
 
-ASSIGNMENT_SCHEMA: dict[str, pl.DataType] = {
-    "event_id": pl.String(), "event_date": pl.Date(), "scenario": pl.String(), "model": pl.String(),
-    "prompt_version": pl.String(), "status": pl.String(), "outcome": pl.String(), "cluster_id": pl.Int64(),
-    "similarity": pl.Float64(), "matched_as": pl.String(), "fitted": pl.Boolean(), "run_id": pl.String(),
-}
+# The columns of failures/assignments as polars dtypes (declared in the table registry).
+ASSIGNMENT_SCHEMA: dict[str, pl.DataType] = ASSIGNMENTS.polars_schema()
 
 
 @dataclass(frozen=True)
