@@ -4,9 +4,11 @@ whose runs and steps land on several worker processes or machines (docs/deploy.m
 The assets, checks, jobs, schedules, sensors and resources are those of `assets.definitions`; only
 the executor differs:
 
-- `defs`: dagster-celery's executor. Each step is a Celery task on the broker named in the run's
-  `execution.config` (deploy/celery.yaml); any `dagster-celery worker` listening there runs it.
-  `make deploy-local` and tests/test_deploy_celery.py use it.
+- `defs`: dagster-celery's executor, configured by deploy/celery.yaml (the file the workers read
+  too), its broker the URL in FLYWHEEL_CELERY_BROKER, resolved as each run starts. Each step is a
+  Celery task there; any `dagster-celery worker` listening on that broker runs it. A run needs no
+  run config of its own, so the daemon's schedule and sensors launch runs on the workers as they
+  are. `make deploy-local` and tests/test_deploy_celery.py use it.
 - `k8s_defs`: dagster-k8s's `k8s_job_executor`, each step in its own Kubernetes Job: the production
   path with Dagster's Helm chart (deploy/helm-values.yaml loads `--attribute k8s_defs`). dagster-k8s
   is installed in the user-code image, not by this project's extras.
@@ -17,12 +19,24 @@ and, for now, flywheel's store as a folder every worker sees.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
+import yaml
 from dagster_celery import celery_executor
 
 from assets.definitions import defs as flywheel_defs
 
-defs = dg.Definitions.merge(flywheel_defs, dg.Definitions(executor=celery_executor))
+CELERY_YAML = Path(__file__).with_name("celery.yaml")
+
+
+def celery_config() -> dict:
+    """The celery executor's settings in deploy/celery.yaml (its `execution.config`)."""
+    return yaml.safe_load(CELERY_YAML.read_text())["execution"]["config"]
+
+
+defs = dg.Definitions.merge(flywheel_defs, dg.Definitions(
+    executor=celery_executor.configured(celery_config(), name="flywheel_celery")))
 
 
 @dg.definitions

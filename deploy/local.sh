@@ -3,7 +3,7 @@
 # production one (docs/deploy.md). Starts PostgreSQL (Dagster's instance, deploy/dagster.yaml) and
 # Redis (the Celery broker) on 127.0.0.1, two dagster-celery workers as separate processes, runs
 # the nightly job over the demo's days through the celery executor (deploy/definitions.py,
-# deploy/celery.yaml), then stops everything it started. The landing, store, database, feed and
+# configured by deploy/celery.yaml), then stops everything it started. The landing, store, database, feed and
 # the instance's data live under $DEPLOY_WORK (default data/deploy-local); a second call reuses
 # them: the instance keeps its run history and the run rebuilds the same days.
 #
@@ -78,7 +78,7 @@ done
 echo "deploy-local: $WORKERS celery workers ready; running the nightly job for $FIRST .. $LAST"
 
 tags="{\"dagster/asset_partition_range_start\": \"$FIRST\", \"dagster/asset_partition_range_end\": \"$LAST\"}"
-"$BIN/dagster" job execute -m deploy.definitions -a defs -j nightly -c deploy/celery.yaml --tags "$tags" \
+"$BIN/dagster" job execute -m deploy.definitions -a defs -j nightly --tags "$tags" \
     >"$WORK/logs/run.log" 2>&1 || { echo "deploy-local: the run failed (see $WORK/logs/run.log)" >&2; exit 1; }
 for i in $(seq 1 "$WORKERS"); do
     echo "deploy-local: worker$i ran $(grep -c 'Task execute_plan\[.*\] succeeded' "$WORK/logs/worker$i.log") step(s)"

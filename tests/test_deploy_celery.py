@@ -1,7 +1,8 @@
 """The nightly job on several workers (docs/deploy.md): Dagster's instance on PostgreSQL, each step a
 Celery task on a Redis broker, run by two `dagster-celery` workers that are separate processes
-(deploy/definitions.py names the executor). The servers are real (tests/servers.py); the store is
-one local folder shared by the workers of this one machine.
+(deploy/definitions.py: the executor configured by deploy/celery.yaml, which the workers read
+too). The servers are real (tests/servers.py); the store is one local folder shared by the
+workers of this one machine.
 
 - the demo's days through that setup equal, table by table, the plain in-process `flywheel run`
   (floats to 12 significant digits);
@@ -42,24 +43,28 @@ _redis_dbs = itertools.count(1)  # a Redis database per test: no test's tasks re
 class Deployment:
     base: Path  # landing, store, database and feed of the runs here
     home: Path  # DAGSTER_HOME: dagster.yaml with the instance on PostgreSQL
-    celery_yaml: Path  # the celery executor's config: the run's config and the workers' (-y)
+    celery_yaml: Path  # the workers' config (-y): deploy/celery.yaml, or a copy with other broker options
     env: dict[str, str]
 
 
-def _deployment(tmp_path: Path, postgres, redis, name: str, **config_source) -> Deployment:
+def _deployment(tmp_path: Path, postgres, redis, name: str, **transport_options) -> Deployment:
+    """A Dagster instance of its own on the PostgreSQL server, a Redis database of its own as the broker
+    (FLYWHEEL_CELERY_BROKER, which deploy/celery.yaml reads), and the folders of its runs."""
     base, home = tmp_path / name, tmp_path / name / "dagster_home"
     home.mkdir(parents=True)
     (home / "dagster.yaml").write_text(yaml.safe_dump({
         "storage": {"postgres": {"postgres_db": postgres.create_database(f"dagster_{name}")}},
         "telemetry": {"enabled": False}}))
-    broker = redis.url(next(_redis_dbs))
-    celery_yaml = base / "celery.yaml"
-    celery_yaml.write_text(yaml.safe_dump({"execution": {"config": {
-        "broker": broker, "backend": broker, "config_source": config_source}}}))
+    celery_yaml = ROOT / "deploy" / "celery.yaml"
+    if transport_options:
+        config = yaml.safe_load(celery_yaml.read_text())
+        config["execution"]["config"]["config_source"]["broker_transport_options"].update(transport_options)
+        celery_yaml = base / "celery.yaml"
+        celery_yaml.write_text(yaml.safe_dump(config))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLYWHEEL_", "DAGSTER_"))}
     env.update(DAGSTER_HOME=str(home), FLYWHEEL_LANDING=str(base / "landing"), FLYWHEEL_STORE=str(base / "store"),
                FLYWHEEL_DB=str(base / "flywheel.duckdb"), FLYWHEEL_PUBLISH=str(base / "publish"),
-               FLYWHEEL_HASH_KEY="deploy-test", PYTHONPATH=str(ROOT))
+               FLYWHEEL_HASH_KEY="deploy-test", FLYWHEEL_CELERY_BROKER=redis.url(next(_redis_dbs)), PYTHONPATH=str(ROOT))
     return Deployment(base, home, celery_yaml, env)
 
 
@@ -68,7 +73,7 @@ def _launch(dep: Deployment, first: date, last: date) -> subprocess.Popen:
     from assets.jobs import range_tags
 
     return subprocess.Popen([str(BIN / "dagster"), "job", "execute", "-m", "deploy.definitions", "-a", "defs",
-                             "-j", "nightly", "-c", str(dep.celery_yaml), "--tags", json.dumps(range_tags(first, last))],
+                             "-j", "nightly", "--tags", json.dumps(range_tags(first, last))],
                             cwd=dep.base, env=dep.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -154,11 +159,11 @@ def test_four_day_partitions_at_once_are_spread_over_both_workers(postgres_serve
 def test_a_worker_killed_mid_step_leaves_the_run_to_the_other_equal_to_the_plain_run(  # noqa: F811
         postgres_server, redis_server, tmp_path, four_days):
     landing, want = four_days
-    # A task is acknowledged once its step is done; one whose worker died goes back to the queue
-    # when it has been unacknowledged for the visibility timeout (above any step here).
-    dep = _deployment(tmp_path, postgres_server, redis_server, "kill", task_acks_late=True,
-                      broker_transport_options={"visibility_timeout": 45, "unacked_restore_interval": 1,
-                                                "unacked_restore_throttle": 1})
+    # deploy/celery.yaml acknowledges a task once its step is done; one whose worker died goes back to
+    # the queue when it has been unacknowledged for the visibility timeout: 45 s here (above any step
+    # of these small days), checked every second.
+    dep = _deployment(tmp_path, postgres_server, redis_server, "kill", visibility_timeout=45,
+                      unacked_restore_interval=1)
     shutil.copytree(landing, dep.base / "landing")
     with celery_workers(["w1", "w2"], dep.celery_yaml, dep.env, dep.base) as workers:
         proc = _launch(dep, START, START + timedelta(days=3))
