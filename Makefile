@@ -94,4 +94,4 @@ lock:
 	rm -rf .lock-venv
 
 clean:
-	rm -rf data/store data/flywheel.duckdb data/landing data/dagster_home
+	rm -rf data/store data/flywheel.duckdb data/landing data/dagster_home data/deploy-local

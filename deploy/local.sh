@@ -26,8 +26,11 @@ as_pg=()   # PostgreSQL refuses to run as root: as root, its data folder and ser
 PG_DATA="$WORK/postgres"
 if [ "$(id -u)" = 0 ]; then
     as_pg=(runuser -u postgres --)
-    PG_DATA="/tmp/flywheel-deploy-local-postgres"  # a folder the postgres user can reach
     mkdir -p "$PG_DATA" && chown postgres "$PG_DATA"
+    if ! "${as_pg[@]}" test -w "$PG_DATA"; then  # a parent folder shuts the postgres user out
+        PG_DATA="/tmp/flywheel-deploy-local-postgres"
+        mkdir -p "$PG_DATA" && chown postgres "$PG_DATA"
+    fi
 fi
 
 pids=()
