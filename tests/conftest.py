@@ -88,7 +88,12 @@ def nightly_sample(root: Path, days: int = 30, changes: bool = True, events_per_
                    seed: int = 5) -> tuple[Settings, dict, dict]:
     """Generate sample data and run every stage night after night (failure clusters included), as
     the schedule would; returns
-    (settings, truth, {day: that night's decisions})."""
+    (settings, truth, {day: that night's decisions}).
+
+    It calls the library's stages itself, not `assets.runner.run_days` (the one runner of the
+    Dagster pipeline, which the tests that drive the pipeline, the benchmarks and the examples use):
+    the decision and failure tests that share it test `flywheel/` as an analyst or notebook imports
+    it, with no Dagster, and they need each night's decisions as returned values."""
     from flywheel.failures import build_failures
     from flywheel.failures.patterns import build_edit_patterns
     from flywheel.generate import generate
