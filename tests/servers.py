@@ -236,7 +236,7 @@ def seaweedfs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3]:
                                  *[f"-{name}.port.grpc={port}" for name, port in grpc.items()],
                                  "-filer", f"-filer.localSocket={work / 'filer.sock'}", "-s3", f"-s3.config={work / 's3.json'}",
                                  "-s3.port.iceberg=0", "-s3.port.lance=0", "-metricsPort=0",
-                                 "-master.volumeSizeLimitMB=64", "-volume.max=16"],
+                                 "-master.volumeSizeLimitMB=64", "-volume.max=100"],
                                 cwd=work, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     server = S3(f"127.0.0.1:{ports['s3']}", server.access_key, server.secret_key)
 
