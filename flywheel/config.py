@@ -2,10 +2,10 @@
 
 | variable | default | what |
 |---|---|---|
-| FLYWHEEL_LANDING | data/landing | folder that producers drop files into (events/, interventions/, otlp/) |
-| FLYWHEEL_STORE | data/store | the system of record: Parquet partitioned by date, manifests, staging |
-| FLYWHEEL_DB | data/flywheel.duckdb | the DuckDB database analysts open (views over the store, documented); a file, never a directory |
-| FLYWHEEL_PUBLISH | data/publish | where the decision feed the AI product reads is published |
+| FLYWHEEL_LANDING | data/landing | folder that producers drop files into (events/, interventions/, otlp/); or s3://bucket/prefix |
+| FLYWHEEL_STORE | data/store | the system of record: Parquet partitioned by date, manifests, staging; or s3://bucket/prefix |
+| FLYWHEEL_DB | data/flywheel.duckdb | the DuckDB database analysts open (views over the store, documented); a local file, never a directory or a URL |
+| FLYWHEEL_PUBLISH | data/publish | where the decision feed the AI product reads is published; or s3://bucket/prefix |
 | FLYWHEEL_POLICY | flywheel/policy/policy.yaml (in the package; policy/policy.yaml links to it) | the autonomy policy file |
 | FLYWHEEL_MAX_REVIEW_LAG_DAYS | 28 | how long after its event an intervention is looked for (the nightly run rebuilds exactly the event days whose inputs changed, however late: see flywheel/ingest/changed_days.py) |
 | FLYWHEEL_HEAVY_EDIT_THRESHOLD | 0.3 | normalised character edit distance at or above which an edit is heavy |
@@ -17,6 +17,10 @@
 | FLYWHEEL_REDACT | on | redact e-mails, phone and card numbers from the failure clustering text (off: 0, false, no, off) |
 | FLYWHEEL_HASH_KEY | a random key kept in the store (`<store>/.hash_key`) | key of the keyed hash that replaces reviewer ids (rotation: flywheel/privacy.py) |
 | FLYWHEEL_SOURCES | (none: the default flywheel/sources/sources.yaml) | a sources file merged over the default: where OpenTelemetry spans' scenario, model, prompt version, confidence and autonomy level come from (docs/otlp.md) |
+
+FLYWHEEL_LANDING, FLYWHEEL_STORE and FLYWHEEL_PUBLISH name a local folder or an S3-compatible object
+store (`s3://bucket/prefix`, credentials and endpoint from the standard AWS variables: see
+`flywheel.objectstore`); the settings hold a `pathlib.Path` or a `UPath` accordingly (`root_of`).
 
 The confidence gate's target and error level are policy (`gate.target`, `gate.delta` in the policy
 file), so that a backtest can replay another policy; FLYWHEEL_GATE_TARGET is refused with a message
@@ -30,15 +34,17 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from flywheel.objectstore import AnyPath, root_of
+
 
 @dataclass(frozen=True)
 class Settings:
     """Resolved paths and knobs; build with `Settings.from_env()`."""
 
-    landing: Path
-    store: Path
+    landing: AnyPath
+    store: AnyPath
     db: Path
-    publish: Path = Path("data/publish")
+    publish: AnyPath = Path("data/publish")
     policy: Path | None = None
     max_review_lag_days: int = 28
     heavy_edit_threshold: float = 0.3
@@ -62,10 +68,10 @@ class Settings:
             raise ValueError("FLYWHEEL_GATE_TARGET is no longer read: the confidence gate's target is the policy's "
                              "gate.target (and its error level gate.delta); see docs/decisions.md")
         settings = cls(
-            landing=Path(env.get("FLYWHEEL_LANDING", "data/landing")),
-            store=Path(env.get("FLYWHEEL_STORE", "data/store")),
-            db=Path(env.get("FLYWHEEL_DB", "data/flywheel.duckdb")),
-            publish=Path(env.get("FLYWHEEL_PUBLISH", "data/publish")),
+            landing=root_of(env.get("FLYWHEEL_LANDING", "data/landing")),
+            store=root_of(env.get("FLYWHEEL_STORE", "data/store")),
+            db=_local_file(env.get("FLYWHEEL_DB", "data/flywheel.duckdb")),
+            publish=root_of(env.get("FLYWHEEL_PUBLISH", "data/publish")),
             policy=Path(env["FLYWHEEL_POLICY"]) if env.get("FLYWHEEL_POLICY") else None,
             max_review_lag_days=_int_env("FLYWHEEL_MAX_REVIEW_LAG_DAYS", 28),
             heavy_edit_threshold=_fraction_env("FLYWHEEL_HEAVY_EDIT_THRESHOLD", 0.3),
@@ -80,14 +86,26 @@ class Settings:
             hash_key=env.get("FLYWHEEL_HASH_KEY") or None,
         )
         given = {k: v for k, v in overrides.items() if v is not None}
-        for key in ("landing", "store", "db", "publish", "policy"):
+        for key in ("landing", "store", "publish"):
             if key in given:
-                given[key] = Path(given[key])  # type: ignore[arg-type]
+                given[key] = root_of(given[key])  # type: ignore[arg-type]
+        for key in ("db", "policy"):
+            if key in given:
+                given[key] = _local_file(given[key])  # type: ignore[arg-type]
         settings = replace(settings, **given)  # type: ignore[arg-type]
         if settings.db.is_dir():
             raise ValueError(f"FLYWHEEL_DB names a directory ({settings.db}); it must name the analysts' database "
                              f"file, e.g. {settings.db / 'flywheel.duckdb'}")
         return settings
+
+
+def _local_file(text: object) -> Path:
+    """A local file's path; a URL is refused (the analysts' database and the policy are local files)."""
+    raw = os.fspath(text)  # type: ignore[call-overload]
+    if "://" in raw:
+        raise ValueError(f"{raw!r} must be a local file, not a URL (FLYWHEEL_DB and FLYWHEEL_POLICY are files on this "
+                         "machine; the store, landing and publish areas may be s3:// URLs)")
+    return Path(raw)
 
 
 def _memory_env(name: str, default: str) -> str:

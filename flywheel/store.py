@@ -5,6 +5,13 @@ JSON manifests. Every file is written to a temporary name in its final folder an
 place, so a reader sees the old file or the new one, never half of one. Steps that must not run
 twice at once in different processes (reading the landing folder, publishing the catalog) take
 an exclusive `flock` on a lock file; partition writes touch only their own files and need none.
+
+The store may also be an S3-compatible object store (`FLYWHEEL_STORE=s3://bucket/prefix`, see
+`flywheel.objectstore`): `Layout.root` is then a `UPath` and so is every path it hands out. The same
+functions dispatch on the path's kind: a remote write goes straight to its final key and is
+published whole when the upload completes (one object's PUT is an atomic replace), or discarded on
+any exception, never published truncated; `exclusive` and `shared` take a lease object in place of
+the `flock` (on an object store a shared hold is exclusive too: there is no reader count).
 """
 
 from __future__ import annotations
@@ -20,42 +27,51 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from queue import Queue
+from typing import IO, Any, cast
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from upath import UPath
+
+from flywheel.objectstore import AnyPath, is_remote, lease, root_of, url
 
 
 @dataclass(frozen=True)
 class Layout:
-    """Paths inside the store folder `root`."""
+    """Paths inside the store folder `root` (a local `Path`, or a `UPath` on an object store; a string
+    is read by `objectstore.root_of`, so `Layout("s3://bucket/prefix")` works)."""
 
-    root: Path
+    root: AnyPath
+
+    def __post_init__(self) -> None:
+        if isinstance(self.root, str):
+            object.__setattr__(self, "root", root_of(self.root))
 
     @property
-    def manifests(self) -> Path:
+    def manifests(self) -> AnyPath:
         return self.root / "manifests"
 
-    def manifest(self, file_id: str) -> Path:
+    def manifest(self, file_id: str) -> AnyPath:
         return self.manifests / f"{file_id}.json"
 
-    def staged(self, kind: str, day: date, file_id: str) -> Path:
+    def staged(self, kind: str, day: date, file_id: str) -> AnyPath:
         key = "event_date" if kind == "events" else "occurred_date"
         return self.root / "staging" / kind / f"{key}={day.isoformat()}" / f"{file_id}.parquet"
 
-    def staged_days_dir(self, kind: str) -> Path:
+    def staged_days_dir(self, kind: str) -> AnyPath:
         return self.root / "staging" / kind
 
-    def staged_quarantine(self, file_id: str) -> Path:
+    def staged_quarantine(self, file_id: str) -> AnyPath:
         return self.root / "staging" / "quarantine" / f"{file_id}.parquet"
 
-    def table(self, name: str, day: date) -> Path:
+    def table(self, name: str, day: date) -> AnyPath:
         """The partition file of table `name` (events, interventions, quarantine/events, ...) for `day`."""
         return self.root / name / f"event_date={day.isoformat()}" / "data.parquet"
 
     def table_glob(self, name: str) -> str:
-        return str((self.root / name).resolve() / "*" / "data.parquet")
+        return url(self.root / name) + "/*/data.parquet"
 
-    def empty_table(self, name: str, schema: pa.Schema) -> Path:
+    def empty_table(self, name: str, schema: pa.Schema) -> AnyPath:
         """A Parquet file with `schema` and no rows (`_schema/<name>.parquet`, written once), to
         read in place of a partition that does not exist."""
         path = self.root / "_schema" / f"{name.replace('/', '_')}.parquet"
@@ -63,22 +79,23 @@ class Layout:
             write_parquet_atomic(pa.Table.from_pylist([], schema=schema), path)
         return path
 
-    def day_file(self, name: str, day: date, schema: pa.Schema) -> Path:
+    def day_file(self, name: str, day: date, schema: pa.Schema) -> AnyPath:
         """The partition of table `name` for `day`, or `empty_table` when the day has none."""
         path = self.table(name, day)
         return path if path.exists() else self.empty_table(name, schema)
 
-    def lock(self, name: str) -> Path:
+    def lock(self, name: str) -> AnyPath:
         return self.root / f".{name}.lock"
 
 
 _writes: dict[str, int] = {}
 
 
-def fault_point(path: Path) -> None:
+def fault_point(path: AnyPath) -> None:
     """Fault injection for the reliability tests: FLYWHEEL_KILL_AT=<kind>:<n> makes the process
     SIGKILL itself at its n-th write of that kind (staging, manifest, table, feed, report), after
-    the temporary file is complete and before it is renamed into place. Unset in normal use."""
+    the temporary file is complete and before it is renamed into place (on an object store: before
+    the upload completes, so nothing is published). Unset in normal use."""
     spec = os.environ.get("FLYWHEEL_KILL_AT")
     if not spec:
         return
@@ -93,10 +110,21 @@ def fault_point(path: Path) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+REMOTE_BLOCK = 8 * 2**20
+"""Part size of a remote write: a file up to this size is one PUT, a larger one a multipart upload."""
+
+
 @contextmanager
-def _atomic(path: Path) -> Iterator[str]:
-    """A temporary file beside `path` to write; on success it is fsynced and renamed over `path`
-    (a reader sees the old file or the new one, never half of one); on failure it is removed."""
+def _atomic(path: AnyPath) -> Iterator[Any]:
+    """A temporary file beside `path` to write (its name); on success it is fsynced and renamed over
+    `path` (a reader sees the old file or the new one, never half of one); on failure it is removed.
+    On an object store: a binary file object writing straight to `path`'s key, completed on success
+    and discarded on failure (`_remote_atomic`)."""
+    if is_remote(path):
+        with _remote_atomic(path) as fh:
+            yield fh
+        return
+    assert isinstance(path, Path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -110,7 +138,39 @@ def _atomic(path: Path) -> Iterator[str]:
         raise
 
 
-def write_parquet_atomic(table: pa.Table, path: Path) -> None:
+@contextmanager
+def _remote_atomic(path: AnyPath) -> Iterator[IO[bytes]]:
+    """Write `path`'s object through s3fs: the upload completes (and the object appears or is replaced
+    whole) only when the block ends normally; on any exception it is discarded (multipart upload
+    aborted), so a failed write never publishes a truncated file. Deliberately not `with fs.open()`:
+    closing on an exception would publish what was written so far."""
+    remote = cast(UPath, path)
+    fh = remote.fs.open(remote.path, "wb", block_size=REMOTE_BLOCK)
+    try:
+        yield fh
+        fault_point(path)
+        fh.close()
+    except BaseException:
+        try:
+            fh.discard()  # aborts the multipart upload, drops the buffer
+        finally:
+            fh.closed = True  # or the file's finaliser would try to complete what is left
+        raise
+
+
+@contextmanager
+def open_atomic(path: AnyPath) -> Iterator[IO[bytes]]:
+    """A binary file to write `path` through, published atomically when the block ends normally and
+    never on an exception (local: temporary file, fsync, rename; object store: one upload)."""
+    with _atomic(path) as sink:
+        if isinstance(sink, str):
+            with open(sink, "wb") as fh:
+                yield fh
+        else:
+            yield sink
+
+
+def write_parquet_atomic(table: pa.Table, path: AnyPath) -> None:
     """Write `table` to `path` through a temporary file in the same folder and an atomic rename.
 
     Raises ValueError for a table without columns: an empty day must still be written with its
@@ -121,7 +181,7 @@ def write_parquet_atomic(table: pa.Table, path: Path) -> None:
         pq.write_table(table, tmp, compression="zstd")
 
 
-def write_batches_atomic(batches: Iterable[pa.RecordBatch], schema: pa.Schema, path: Path) -> int:
+def write_batches_atomic(batches: Iterable[pa.RecordBatch], schema: pa.Schema, path: AnyPath) -> int:
     """Write record batches to `path` as one Parquet file with `schema`, atomically (like
     `write_parquet_atomic`, without holding the whole table: a day of 1M events is ~1 GB of
     Arrow); returns the rows written. Batches are encoded and compressed in a second thread while
@@ -130,7 +190,7 @@ def write_batches_atomic(batches: Iterable[pa.RecordBatch], schema: pa.Schema, p
     queue: Queue = Queue(maxsize=2)  # at most two batches wait: memory stays bounded
     failure: list[BaseException] = []
 
-    def write(tmp: str) -> None:
+    def write(tmp: Any) -> None:
         try:
             with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
                 while (item := queue.get()) is not done:
@@ -158,10 +218,13 @@ def write_batches_atomic(batches: Iterable[pa.RecordBatch], schema: pa.Schema, p
     return rows
 
 
-def write_bytes_atomic(data: bytes, path: Path) -> None:
-    """Write `data` to `path` atomically (temporary file, fsync, rename)."""
-    with _atomic(path) as tmp:
-        Path(tmp).write_bytes(data)
+def write_bytes_atomic(data: bytes, path: AnyPath) -> None:
+    """Write `data` to `path` atomically (temporary file, fsync, rename; on an object store one PUT)."""
+    with _atomic(path) as sink:
+        if isinstance(sink, str):
+            Path(sink).write_bytes(data)
+        else:
+            sink.write(data)
 
 
 def fsync_file(path: str) -> None:
@@ -174,8 +237,14 @@ def fsync_file(path: str) -> None:
 
 
 @contextmanager
-def exclusive(lock_path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on `lock_path` (blocking) for the duration of the block."""
+def exclusive(lock_path: AnyPath) -> Iterator[None]:
+    """Hold an exclusive lock on `lock_path` (blocking) for the duration of the block; on an object
+    store the lease object `lock_path` (`objectstore.lease`)."""
+    if is_remote(lock_path):
+        with lease(lock_path):
+            yield
+        return
+    assert isinstance(lock_path, Path)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a+b") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
@@ -186,8 +255,16 @@ def exclusive(lock_path: Path) -> Iterator[None]:
 
 
 @contextmanager
-def shared(lock_path: Path) -> Iterator[None]:
-    """Hold a shared lock on `lock_path`: many readers at once, never alongside `exclusive`."""
+def shared(lock_path: AnyPath) -> Iterator[None]:
+    """Hold a shared lock on `lock_path`: many readers at once, never alongside `exclusive`.
+
+    On an object store there is no shared lease: this takes the same exclusive lease as `exclusive`
+    (readers take turns; callers hold it only while they read what a writer may replace)."""
+    if is_remote(lock_path):
+        with lease(lock_path):
+            yield
+        return
+    assert isinstance(lock_path, Path)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a+b") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_SH)

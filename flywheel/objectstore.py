@@ -1,0 +1,359 @@
+"""The store, landing and publish areas on an S3-compatible object store, chosen by URL.
+
+`root_of("s3://bucket/prefix")` is a `UPath` over an s3fs filesystem (fsspec); `root_of("data/store")`
+is a plain `pathlib.Path`. Every path built from a root is of the same kind, so code that joins,
+globs, reads and writes paths works on both; what differs is here and in `flywheel.store`:
+
+- **Atomic replace.** One object's PUT (or multipart Complete) replaces it atomically: a reader sees
+  the old object or the new one. `flywheel.store` writes straight to the final key and, on any
+  exception, discards the upload, so a failed write never publishes a truncated file.
+- **Conditional writes** (`put`, `delete`, `update`): `create=True` sends If-None-Match: * (the write
+  fails if the object exists), `if_match=<etag>` sends If-Match (compare-and-swap); a lost
+  condition raises `Conflict`. Locally the same calls hold an `flock` on a `.<name>.lock` beside the
+  file. A document updated by CAS should carry a unique token or version: an object's ETag is the
+  MD5 of its bytes, so the same bytes written again have the same ETag.
+- **Lease** (`lease`): what `flock` does locally, a `.<name>.lock` object does here: created with
+  If-None-Match {owner token, expires}, renewed by a heartbeat thread (If-Match), taken over with
+  If-Match once expired, deleted with If-Match on release. A lease cannot fence a holder paused past
+  its TTL: it stops duplicate work; what must never interleave is written by CAS.
+- **Engines.** `url(path)` is what DuckDB and polars read; `register(con, root)` gives a DuckDB
+  connection the s3fs filesystem (no httpfs extension needed); `polars_options(path)` are polars'
+  `storage_options`.
+
+Credentials and endpoint come from the standard variables: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+(AWS_SESSION_TOKEN), AWS_ENDPOINT_URL (an S3-compatible server such as SeaweedFS or MinIO; unset
+for AWS), AWS_REGION or AWS_DEFAULT_REGION. s3fs is the optional dependency `flywheel[s3]`; a local
+root needs nothing of it. Listings are never cached (`use_listings_cache=False`): another process's
+writes must be seen.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
+
+from upath import UPath
+
+log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    # The checker sees one type: a UPath offers the pathlib methods flywheel calls on store paths
+    # (/, name, parent, exists, is_dir, glob, rglob, read_bytes, write_bytes, stat, unlink, mkdir).
+    # What it cannot do (os.* calls, open(), resolve(), fsync) is behind `is_remote` checks.
+    AnyPath: TypeAlias = Path
+else:
+    AnyPath = Path | UPath
+"""A path in a local folder (`pathlib.Path`) or an object store (`UPath`, s3://)."""
+
+REMOTE_SCHEMES = ("s3",)
+
+
+class Conflict(Exception):
+    """A conditional write lost: the object exists (create) or changed since its ETag was read (if_match)."""
+
+
+def storage_options() -> dict[str, Any]:
+    """s3fs' options from the standard AWS variables (read at call time)."""
+    env = os.environ
+    opts: dict[str, Any] = {"use_listings_cache": False}
+    if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
+        opts.update(key=env["AWS_ACCESS_KEY_ID"], secret=env["AWS_SECRET_ACCESS_KEY"])
+        if env.get("AWS_SESSION_TOKEN"):
+            opts["token"] = env["AWS_SESSION_TOKEN"]
+    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        opts["endpoint_url"] = endpoint
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    if region:
+        opts["client_kwargs"] = {"region_name": region}
+    return opts
+
+
+def root_of(text: str | os.PathLike[str]) -> AnyPath:
+    """The root named by `text`: a `UPath` for s3://bucket/prefix, else a local `pathlib.Path`.
+
+    Raises ValueError for another URL scheme or an s3 URL without a bucket."""
+    if isinstance(text, UPath):
+        return cast(AnyPath, text)
+    raw = os.fspath(text)
+    scheme, sep, rest = raw.partition("://")
+    if not sep:
+        return Path(raw)
+    if scheme.lower() not in REMOTE_SCHEMES:
+        raise ValueError(f"{raw!r}: only local folders and s3://bucket/prefix URLs are supported")
+    if not rest.strip("/"):
+        raise ValueError(f"{raw!r}: an s3 URL must name a bucket (s3://bucket/prefix)")
+    try:
+        import s3fs  # noqa: F401  (the optional dependency: a clear message when it is missing)
+    except ImportError as exc:
+        raise ValueError(f"{raw!r} needs s3fs: pip install 'flywheel[s3]'") from exc
+    return cast(AnyPath, UPath(f"s3://{rest.rstrip('/')}", **storage_options()))
+
+
+def is_remote(path: object) -> bool:
+    """True for a path on an object store."""
+    return isinstance(path, UPath) and path.protocol in REMOTE_SCHEMES
+
+
+def url(path: AnyPath) -> str:
+    """What DuckDB and polars read: 's3://bucket/key' for a remote path, else the absolute local path."""
+    if is_remote(path):
+        return str(path)
+    return str(Path(path).resolve())
+
+
+def register(con: Any, root: AnyPath) -> None:
+    """Give the DuckDB connection `con` the filesystem of `root` (s3fs, through `register_filesystem`)
+    so that `read_parquet('s3://...')` and `COPY ... TO 's3://...'` work; nothing for a local root."""
+    if is_remote(root):
+        fs = cast(UPath, root).fs
+        if "s3" not in con.list_filesystems():  # registering twice is an error
+            con.register_filesystem(fs)
+
+
+def polars_options(path: AnyPath) -> dict[str, str] | None:
+    """polars' `storage_options` for reading or writing `url(path)`; None for a local path."""
+    if not is_remote(path):
+        return None
+    opts = storage_options()
+    out: dict[str, str] = {}
+    if "key" in opts:
+        out.update(aws_access_key_id=opts["key"], aws_secret_access_key=opts["secret"])
+        if "token" in opts:
+            out["aws_session_token"] = opts["token"]
+    if "endpoint_url" in opts:
+        out["aws_endpoint_url"] = opts["endpoint_url"]
+        if opts["endpoint_url"].startswith("http://"):
+            out["aws_allow_http"] = "true"
+    if "client_kwargs" in opts:
+        out["aws_region"] = opts["client_kwargs"]["region_name"]
+    return out
+
+
+# --- conditional reads and writes ------------------------------------------------------------------
+
+def _split(path: AnyPath) -> tuple[Any, str, str]:
+    remote = cast(UPath, path)
+    bucket, _, key = remote.path.partition("/")
+    return remote.fs, bucket, key
+
+
+def _lost_condition(exc: BaseException) -> bool:
+    text = f"{exc} {exc.__cause__}"
+    return any(s in text for s in ("PreconditionFailed", "pre-conditions", "412", "ConditionalRequestConflict"))
+
+
+def local_etag(data: bytes) -> str:
+    """The ETag of `data` as a single PUT gives it (the MD5 of the bytes, quoted); local files use it too."""
+    return f'"{hashlib.md5(data, usedforsecurity=False).hexdigest()}"'
+
+
+def get(path: AnyPath) -> tuple[bytes, str]:
+    """(bytes, ETag) of the object or file at `path`, read in one request; FileNotFoundError if absent."""
+    if not is_remote(path):
+        data = Path(path).read_bytes()
+        return data, local_etag(data)
+    from fsspec.asyn import sync
+
+    fs, bucket, key = _split(path)
+
+    async def fetch() -> tuple[bytes, str]:
+        reply = await fs._call_s3("get_object", Bucket=bucket, Key=key)
+        body = reply["Body"]
+        try:
+            return await body.read(), reply["ETag"]
+        finally:
+            body.close()
+
+    return sync(fs.loop, fetch)
+
+
+def etag(path: AnyPath) -> str | None:
+    """The ETag of `path`, or None if it does not exist (locally: computed from the bytes)."""
+    if not is_remote(path):
+        try:
+            return local_etag(Path(path).read_bytes())
+        except FileNotFoundError:
+            return None
+    try:
+        return cast(UPath, path).fs.info(cast(UPath, path).path)["ETag"]
+    except FileNotFoundError:
+        return None
+
+
+def put(path: AnyPath, data: bytes, *, create: bool = False, if_match: str | None = None) -> str:
+    """Write `data` to `path` in one request and return its new ETag. `create=True`: only if `path`
+    does not exist; `if_match`: only if its ETag is still that. A lost condition raises `Conflict`.
+    Locally the check and the write (temporary file, fsync, rename) hold an flock beside the file."""
+    if not is_remote(path):
+        local = Path(path)
+        if not create and if_match is None:
+            _write_local(local, data)
+            return local_etag(data)
+        with _local_lock(local):
+            current = etag(local)
+            if (create and current is not None) or (if_match is not None and current != if_match):
+                raise Conflict(str(local))
+            _write_local(local, data)
+        return local_etag(data)
+    fs, bucket, key = _split(path)
+    cond = {"IfNoneMatch": "*"} if create else {"IfMatch": if_match} if if_match is not None else {}
+    try:
+        reply = fs.call_s3("put_object", Bucket=bucket, Key=key, Body=data, **cond)
+    except (OSError, FileNotFoundError) as exc:
+        if cond and (_lost_condition(exc) or isinstance(exc, FileNotFoundError)):
+            raise Conflict(str(path)) from exc
+        raise
+    return reply["ETag"]
+
+
+def delete(path: AnyPath, *, if_match: str | None = None) -> None:
+    """Delete `path` (nothing if absent); with `if_match`, only while its ETag is that (else `Conflict`)."""
+    if not is_remote(path):
+        local = Path(path)
+        if if_match is None:
+            local.unlink(missing_ok=True)
+            return
+        with _local_lock(local):
+            if etag(local) != if_match:
+                raise Conflict(str(local))
+            local.unlink()
+        return
+    fs, bucket, key = _split(path)
+    try:
+        fs.call_s3("delete_object", Bucket=bucket, Key=key, **({"IfMatch": if_match} if if_match else {}))
+    except (OSError, FileNotFoundError) as exc:
+        if if_match and (_lost_condition(exc) or isinstance(exc, FileNotFoundError)):
+            raise Conflict(str(path)) from exc
+        if not isinstance(exc, FileNotFoundError):
+            raise
+
+
+def update(path: AnyPath, change: Callable[[bytes | None], bytes]) -> bytes:
+    """Replace the document at `path` by `change(old bytes, or None if absent)`, safely against other
+    processes doing the same: a compare-and-swap loop on the ETag (re-read and retry on `Conflict`);
+    locally under an flock. `change` may run more than once; returns what was written."""
+    if not is_remote(path):
+        local = Path(path)
+        with _local_lock(local):
+            try:
+                old: bytes | None = local.read_bytes()
+            except FileNotFoundError:
+                old = None
+            new = change(old)
+            _write_local(local, new)
+            return new
+    while True:
+        try:
+            old, tag = get(path)
+        except FileNotFoundError:
+            old, tag = None, None
+        new = change(old)
+        try:
+            put(path, new, create=tag is None, if_match=tag)
+            return new
+        except Conflict:
+            continue
+
+
+def _write_local(path: Path, data: bytes) -> None:
+    from flywheel.store import write_bytes_atomic  # store imports this module
+
+    write_bytes_atomic(data, path)
+
+
+@contextmanager
+def _local_lock(path: Path) -> Iterator[None]:
+    lock = path.parent / f".{path.name}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+# --- lease -------------------------------------------------------------------------------------------
+
+LEASE_TTL = 60.0
+"""Seconds a lease lives without renewal; the holder's heartbeat renews it every third of that."""
+
+
+@contextmanager
+def lease(lock: AnyPath, ttl: float = LEASE_TTL, poll: float = 0.05) -> Iterator[None]:
+    """Hold the lease object `lock` (exclusive, blocking) for the block; see the module docstring.
+
+    Raises `Conflict` on leaving the block if the lease was taken over meanwhile (the heartbeat
+    could not renew it in time, e.g. the process was paused past `ttl`): the block's work did not
+    run alone, and the step should be run again."""
+    token = uuid.uuid4().hex
+
+    def body() -> bytes:
+        return json.dumps({"owner": token, "pid": os.getpid(), "expires": time.time() + ttl}).encode()
+
+    wait = poll
+    while True:
+        try:
+            tag = put(lock, body(), create=True)
+            break
+        except Conflict:
+            pass
+        try:
+            held, held_tag = get(lock)
+        except FileNotFoundError:
+            continue  # released meanwhile: try to create it again
+        if _expires(held) < time.time():
+            try:
+                tag = put(lock, body(), if_match=held_tag)
+                log.warning("lease %s: took over an expired lease (%s)", lock, held[:200].decode(errors="replace"))
+                break
+            except Conflict:
+                pass
+        time.sleep(wait)
+        wait = min(1.0, wait * 1.5)
+    state: dict[str, Any] = {"tag": tag, "lost": False}
+    stop = threading.Event()
+
+    def heartbeat() -> None:
+        while not stop.wait(ttl / 3):
+            try:
+                state["tag"] = put(lock, body(), if_match=state["tag"])
+            except Conflict:
+                state["lost"] = True
+                log.error("lease %s was taken over by another process while held", lock)
+                return
+            except Exception:  # noqa: BLE001 - a failed renewal is retried at the next beat
+                log.warning("lease %s: renewal failed; retried", lock, exc_info=True)
+
+    beat = threading.Thread(target=heartbeat, name=f"lease-{lock.name}", daemon=True)
+    beat.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        beat.join()
+        if not state["lost"]:
+            try:
+                delete(lock, if_match=state["tag"])
+            except Conflict:
+                state["lost"] = True
+    if state["lost"]:
+        raise Conflict(f"lease {lock} was lost while held: another process may have done the same work")
+
+
+def _expires(body: bytes) -> float:
+    try:
+        return float(json.loads(body)["expires"])
+    except (ValueError, KeyError, TypeError):
+        return 0.0  # unreadable: treated as expired
