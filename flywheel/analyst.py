@@ -16,7 +16,8 @@ from flywheel.store import Layout
 
 
 def connect_read_only(settings: Settings, fallback: bool = True) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to the analysts' database; a clear error when it does not exist yet.
+    """A read-only connection to the analysts' database, its views pointed at `settings`' store
+    (`SET VARIABLE flywheel_store`); a clear error when it does not exist yet.
 
     When another process holds the file read-write (DuckDB then refuses every other connection),
     the same views are opened in memory instead (`catalog.connect_views`), unless `fallback` is
@@ -32,6 +33,9 @@ def connect_read_only(settings: Settings, fallback: bool = True) -> duckdb.DuckD
 
         return connect_views(settings)
     con.execute("SET TimeZone = 'UTC'")
+    from flywheel.catalog import set_store
+
+    set_store(con, Layout(settings.store))
     return con
 
 
@@ -115,9 +119,12 @@ def tables_page(settings: Settings) -> str:
     lines = ["# Analyst tables", "",
              "Generated from the database's own comments by `flywheel docs tables` (a test keeps this page equal",
              "to what the code declares). Open the database read-only: "
-             "`duckdb.connect('data/flywheel.duckdb', read_only=True)`. It holds only these views and is rebuilt",
+             "`duckdb.connect('data/flywheel.duckdb', read_only=True)`, then point its views at the store",
+             "(the views hold no machine's path): `SET VARIABLE flywheel_store = 'data/store';` (the store's folder, or",
+             "its `s3://` URL). It holds only these views and is rebuilt",
              "whole when they change: a table you create in it is dropped at the next run. Keep your own tables in a",
-             "database of your own that attaches this one: `ATTACH 'data/flywheel.duckdb' AS fw (READ_ONLY)`.", ""]
+             "database of your own that attaches this one: `ATTACH 'data/flywheel.duckdb' AS fw (READ_ONLY)` (and the",
+             "same `SET VARIABLE` line in that connection).", ""]
     for schema, view, comment in views:
         lines += [f"## `{schema}.{view}`", "", comment or "", "", "| column | type | description |", "|---|---|---|"]
         for column, dtype, ccomment in by_view.get((schema, view), []):

@@ -10,8 +10,15 @@ never the file, so an analyst holding it read-write does not fail the night eith
 nothing but these views: a table an analyst creates in it is dropped when it is next rebuilt, so
 analysts keep their own objects in a database of their own that ATTACHes this one READ_ONLY (README,
 docs/cookbook.md). The views, their documentation and the tables they read are declared in the table
-registry, flywheel.tables. Paths are written into the view definitions as quoted literals
-because DDL takes no bound parameters; they come from configuration, never from input data.
+registry, flywheel.tables.
+
+No view holds a machine's path: each reads under the store's root held in the DuckDB variable
+`flywheel_store` (`read_parquet(getvariable('flywheel_store') || '/events/*/data.parquet')`), so
+the database file can be handed to another machine together with (or pointing at) the store.
+flywheel's own connections set it (`set_store`); anyone opening the file otherwise runs
+`SET VARIABLE flywheel_store = 'data/store';` first, and a view read without it fails with an
+error saying so. The relative paths are written into the views as quoted literals because DDL
+takes no bound parameters; they come from the table registry, never from input data.
 """
 
 from __future__ import annotations
@@ -42,27 +49,61 @@ def unaccounted_sources(sources: dict[str, str]) -> dict[str, str]:
             for kind in ("events", "interventions")}
 
 
+STORE_VARIABLE = "flywheel_store"
+_UNSET = ("the flywheel database reads the store through a variable: run SET VARIABLE flywheel_store = "
+          "'<the store: a folder such as data/store, or its s3:// URL>'; first (README, The database)")
+# The root every view reads under: the variable, without a trailing "/", or a clear error when unset.
+_ROOT = (f"(CASE WHEN getvariable('{STORE_VARIABLE}') IS NULL THEN CAST(error({{unset}}) AS VARCHAR) "
+         f"ELSE rtrim(getvariable('{STORE_VARIABLE}'), '/') END)")
+
+
+def store_root(layout: Layout) -> str:
+    """The value of `flywheel_store` for `layout`'s store: its absolute folder."""
+    return str(layout.root.resolve())
+
+
+def set_store(con: duckdb.DuckDBPyConnection, layout: Layout) -> None:
+    """Point `con`'s views at `layout`'s store (`SET VARIABLE flywheel_store`)."""
+    con.execute(f"SET VARIABLE {STORE_VARIABLE} = ?", [store_root(layout)])
+
+
+def at_store(relative: str) -> str:
+    """SQL for the path `relative` (a file or glob under the store) as the views spell it: the
+    store's root from the `flywheel_store` variable, so no view holds a machine's path."""
+    return f"({_ROOT.format(unset=_literal(_UNSET))} || {_literal('/' + relative)})"
+
+
+def _exists(layout: Layout, relative: str) -> bool:
+    """Whether any file of the store matches the glob `relative`."""
+    return bool(glob.glob(str(layout.root.resolve() / relative)))
+
+
+def _read_parquet(relative: str) -> str:
+    return f"read_parquet({at_store(relative)}, union_by_name = true, hive_partitioning = false)"
+
+
 def _sources(layout: Layout) -> dict[str, str]:
     """`{name}` slot -> a read_parquet(...) call over the matching files (or an empty typed template)."""
-    root = layout.root.resolve()
-    globs = {t.slot: str(root / t.files) if t.files else layout.table_glob(t.path) for t in TABLES if t.slot}
     out: dict[str, str] = {}
-    for name, pattern in globs.items():
-        if not glob.glob(pattern):
-            template = root / "_schema" / f"{name}.parquet"
+    for table in TABLES:
+        if not table.slot:
+            continue
+        relative = table.files or f"{table.path}/*/data.parquet"
+        if not _exists(layout, relative):
+            relative = f"_schema/{table.slot}.parquet"
+            template = layout.root / relative
             if not template.exists():
-                write_parquet_atomic(pa.Table.from_pylist([], schema=SOURCE_SCHEMAS[name]), template)
-            pattern = str(template)
-        out[name] = f"read_parquet({_literal(pattern)}, union_by_name = true, hive_partitioning = false)"
-    manifests = str(root / "manifests" / "*.json")
-    if not glob.glob(manifests):
-        manifests = str(root / "_schema" / "manifests.json")
-        if not Path(manifests).exists():
-            write_bytes_atomic(b"[]", Path(manifests))
-    out["manifests"] = f"read_json({_literal(manifests)}, columns = {MANIFEST_COLUMNS})"
-    approvals = root / APPROVALS_LEDGER
+                write_parquet_atomic(pa.Table.from_pylist([], schema=SOURCE_SCHEMAS[table.slot]), template)
+        out[table.slot] = _read_parquet(relative)
+    manifests = "manifests/*.json"
+    if not _exists(layout, manifests):
+        manifests = "_schema/manifests.json"
+        if not (layout.root / manifests).exists():
+            write_bytes_atomic(b"[]", layout.root / manifests)
+    out["manifests"] = f"read_json({at_store(manifests)}, columns = {MANIFEST_COLUMNS})"
+    approvals = layout.root / APPROVALS_LEDGER
     if approvals.exists() and approvals.stat().st_size:
-        out["approvals"] = (f"read_json({_literal(str(approvals))}, format = 'newline_delimited', "
+        out["approvals"] = (f"read_json({at_store(APPROVALS_LEDGER)}, format = 'newline_delimited', "
                             f"columns = {_APPROVAL_COLUMNS})")
     else:
         out["approvals"] = "(SELECT " + ", ".join(
@@ -85,9 +126,9 @@ def fill(sql: str, sources: dict[str, str], layout: Layout | None = None) -> str
     def source(name: str) -> str | None:
         form, _, rest = name.partition(":")
         if rest and form in ("table", "glob") and layout is not None:
-            pattern = layout.table_glob(rest) if form == "table" else str(layout.root.resolve() / rest)
-            if glob.glob(pattern):
-                return f"read_parquet({_literal(pattern)}, union_by_name = true, hive_partitioning = false)"
+            relative = f"{rest}/*/data.parquet" if form == "table" else rest
+            if _exists(layout, relative):
+                return _read_parquet(relative)
             return "(SELECT NULL AS not_built_yet WHERE false)"
         return sources.get(name)
 
@@ -132,7 +173,9 @@ def connect_views(settings: Settings) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
     try:
         con.execute("SET TimeZone = 'UTC'")
-        _create_views(con, _definitions(Layout(settings.store)))
+        layout = Layout(settings.store)
+        set_store(con, layout)
+        _create_views(con, _definitions(layout))
     except BaseException:
         con.close()
         raise
@@ -171,6 +214,7 @@ def build_catalog(settings: Settings, force: bool = False) -> Path:
             con = duckdb.connect(tmp)
             try:
                 con.execute("SET TimeZone = 'UTC'")
+                set_store(con, layout)  # DuckDB binds each view as it is created
                 con.execute("BEGIN")  # one transaction: one commit for every view and comment
                 _create_views(con, definitions)
                 for view, _ in definitions:

@@ -59,8 +59,10 @@ def run_pipeline(settings: Settings, days: list[date] | None = None) -> SyncRepo
 
 
 def query(settings: Settings, sql: str, params: list | None = None) -> list[tuple]:
-    """Rows of a read-only query against the analysts' database."""
+    """Rows of a read-only query against the analysts' database (its views read the store named by
+    the `flywheel_store` variable, as README's The database says)."""
     con = duckdb.connect(str(settings.db), read_only=True)
+    con.execute("SET VARIABLE flywheel_store = ?", [str(settings.store)])
     try:
         return con.sql(sql, params=params).fetchall()
     finally:

@@ -99,6 +99,7 @@ def test_the_whole_nightly_job_on_sample_data_passes_every_check(settings):
 
     def clusters_of(day: str) -> list[tuple]:
         con = duckdb.connect(str(settings.db), read_only=True)
+        con.execute("SET VARIABLE flywheel_store = ?", [str(settings.store)])
         try:
             return con.sql("SELECT event_id, cluster_id FROM failures.assignments WHERE event_date = ? ORDER BY 1",
                            params=[day]).fetchall()

@@ -60,6 +60,7 @@ def test_four_days_materialised_at_once_while_an_analyst_queries(settings, tmp_p
         while not stop.is_set():
             try:
                 con = duckdb.connect(str(settings.db), read_only=True)
+                con.execute("SET VARIABLE flywheel_store = ?", [str(settings.store)])
                 con.sql("SELECT count(*) FROM ingest.events").fetchall()
                 con.close()
                 queries[0] += 1
@@ -120,6 +121,7 @@ def test_an_open_analyst_connection_neither_fails_the_run_nor_sees_half_a_day(se
     run_pipeline(settings)  # day one is there, and so is the database
     _write_days(settings, days, per_day)
     analyst = duckdb.connect(str(settings.db), read_only=True)
+    analyst.execute("SET VARIABLE flywheel_store = ?", [str(settings.store)])
     seen: list[tuple[date, int]] = []
     errors: list[BaseException] = []
     stop = threading.Event()

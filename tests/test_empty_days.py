@@ -56,6 +56,7 @@ def test_every_table_keeps_its_schema_on_empty_days(settings, monkeypatch):
     assert no_columns == []
 
     con = duckdb.connect(str(s.db), read_only=True)
+    con.execute("SET VARIABLE flywheel_store = ?", [str(s.store)])
     try:
         views = con.sql("SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal").fetchall()
         assert len(views) >= 20

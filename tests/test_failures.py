@@ -459,6 +459,7 @@ def test_failure_views_document_every_column(sample):
     settings, _, days = sample
     layout = Layout(settings.store)
     con = duckdb.connect()
+    con.execute("SET VARIABLE flywheel_store = ?", [str(settings.store)])
     for view in views("failures"):
         columns = [c[0] for c in con.sql(fill(view.sql, {}, layout)).description]
         assert sorted(columns) == sorted(view.columns), view.name

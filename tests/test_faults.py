@@ -52,6 +52,7 @@ def _norm(value):
 
 def _tables(db: Path) -> dict[str, list]:
     con = duckdb.connect(str(db), read_only=True)
+    con.execute("SET VARIABLE flywheel_store = ?", [str(db.parent / "store")])
     try:
         views = [(s, v) for s, v in con.sql("SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal "
                                             "AND schema_name IN ('ingest', 'outcomes', 'failures', 'signals')").fetchall()

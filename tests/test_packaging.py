@@ -74,6 +74,7 @@ def test_a_wheel_installed_in_a_fresh_venv_runs_the_demo(tmp_path):
     feed = json.loads((home / "publish" / "feed" / "latest.json").read_text())
     assert feed["data_day"] == "2026-03-02"
     con = duckdb.connect(str(home / "flywheel.duckdb"), read_only=True)
+    con.execute("SET VARIABLE flywheel_store = ?", [str(home / "store")])
     try:
         days = con.sql("SELECT DISTINCT event_date FROM ingest.events ORDER BY 1").fetchall()
         decided = con.sql("SELECT count(*) FROM signals.decisions WHERE day = DATE '2026-03-02'").fetchall()[0][0]

@@ -96,6 +96,7 @@ def test_the_analysts_approvals_view_reads_after_a_torn_tail(settings: Settings)
         fh.write('{"decision_id": "d1", "verd')
     build_catalog(settings)
     con = duckdb.connect(str(settings.db), read_only=True)
+    con.execute("SET VARIABLE flywheel_store = ?", [str(settings.store)])
     try:
         assert con.sql("SELECT decision_id FROM signals.approvals").fetchall() == [("d0",)]
     finally:
@@ -192,6 +193,7 @@ def test_an_analyst_holding_the_database_read_write_never_fails_the_night(
     own = duckdb.connect(str(tmp_path / "mine.duckdb"))
     try:
         own.execute("ATTACH ? AS fw (READ_ONLY)", [str(settings.db)])
+        own.execute("SET VARIABLE flywheel_store = ?", [str(settings.store)])
         own.execute("CREATE TABLE notes AS SELECT count(*) AS n FROM fw.ingest.events")
         run_days(settings, date(2026, 3, 2), date(2026, 3, 2), quiet=True, progress=False)
     finally:
@@ -214,6 +216,7 @@ def test_an_analyst_holding_the_database_read_write_never_fails_the_night(
     own = duckdb.connect(str(tmp_path / "mine.duckdb"))
     try:
         own.execute("ATTACH ? AS fw (READ_ONLY)", [str(settings.db)])
+        own.execute("SET VARIABLE flywheel_store = ?", [str(settings.store)])
         assert own.sql("SELECT n FROM notes").fetchall() == [(3,)]  # the analyst's table outlived two nights
         assert own.sql("SELECT event_date, count(*) FROM fw.ingest.events GROUP BY 1 ORDER BY 1").fetchall() == \
             [(date(2026, 3, d), 3) for d in (1, 2, 3)]

@@ -146,8 +146,11 @@ def run(work: Path, first: date, last: date) -> subprocess.CompletedProcess:
 
 
 def connect(work: Path) -> duckdb.DuckDBPyConnection:
-    """The work folder's analysts' database, read-only (the views `flywheel run` built)."""
-    return duckdb.connect(str(work / "flywheel.duckdb"), read_only=True)
+    """The work folder's analysts' database, read-only (the views `flywheel run` built), its views
+    pointed at the work folder's store."""
+    con = duckdb.connect(str(work / "flywheel.duckdb"), read_only=True)
+    con.execute("SET VARIABLE flywheel_store = ?", [str(work / "store")])
+    return con
 
 
 def outcome_rates(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
