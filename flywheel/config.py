@@ -6,6 +6,7 @@
 | FLYWHEEL_STORE | data/store | the system of record: Parquet partitioned by date, manifests, staging; or s3://bucket/prefix |
 | FLYWHEEL_DB | data/flywheel.duckdb | the DuckDB database analysts open (views over the store, documented); a local file, never a directory or a URL |
 | FLYWHEEL_PUBLISH | data/publish | where the decision feed the AI product reads is published; or s3://bucket/prefix |
+| FLYWHEEL_LEASE_SECONDS | 60 | with the store on an object store: how long a lease object (what stands for a lock file there) lives without its holder's renewal, i.e. how long a crashed holder makes others wait at most (flywheel/objectstore.py) |
 | FLYWHEEL_POLICY | flywheel/policy/policy.yaml (in the package; policy/policy.yaml links to it) | the autonomy policy file |
 | FLYWHEEL_MAX_REVIEW_LAG_DAYS | 28 | how long after its event an intervention is looked for (the nightly run rebuilds exactly the event days whose inputs changed, however late: see flywheel/ingest/changed_days.py) |
 | FLYWHEEL_HEAVY_EDIT_THRESHOLD | 0.3 | normalised character edit distance at or above which an edit is heavy |

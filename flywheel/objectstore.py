@@ -140,6 +140,17 @@ def polars_options(path: AnyPath) -> dict[str, str] | None:
     return out
 
 
+def read_table(path: AnyPath, **options: Any) -> Any:
+    """`pyarrow.parquet.read_table` of the Parquet file at `path` (columns=, filters=, ... as there),
+    a remote one read through its filesystem (range reads: only the columns asked for)."""
+    import pyarrow.parquet as pq
+
+    if is_remote(path):
+        remote = cast(UPath, path)
+        return pq.read_table(remote.path, filesystem=remote.fs, **options)
+    return pq.read_table(path, **options)
+
+
 # --- conditional reads and writes ------------------------------------------------------------------
 
 def _split(path: AnyPath) -> tuple[Any, str, str]:
@@ -287,20 +298,37 @@ def _local_lock(path: Path) -> Iterator[None]:
 # --- lease -------------------------------------------------------------------------------------------
 
 LEASE_TTL = 60.0
-"""Seconds a lease lives without renewal; the holder's heartbeat renews it every third of that."""
+"""Seconds a lease lives without renewal (FLYWHEEL_LEASE_SECONDS); the holder's heartbeat renews it
+every third of that. A holder that dies keeps others waiting this long at most."""
+
+
+def lease_ttl() -> float:
+    """FLYWHEEL_LEASE_SECONDS (read at call time), default `LEASE_TTL`; at least 1."""
+    raw = os.environ.get("FLYWHEEL_LEASE_SECONDS", "").strip()
+    if not raw:
+        return LEASE_TTL
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"FLYWHEEL_LEASE_SECONDS must be a number of seconds (at least 1), got {raw!r}") from None
+    if not value >= 1.0 or value == float("inf"):
+        raise ValueError(f"FLYWHEEL_LEASE_SECONDS must be a number of seconds (at least 1), got {raw!r}")
+    return value
 
 
 @contextmanager
-def lease(lock: AnyPath, ttl: float = LEASE_TTL, poll: float = 0.05) -> Iterator[None]:
+def lease(lock: AnyPath, ttl: float | None = None, poll: float = 0.05) -> Iterator[None]:
     """Hold the lease object `lock` (exclusive, blocking) for the block; see the module docstring.
+    `ttl` defaults to `lease_ttl()`.
 
     Raises `Conflict` on leaving the block if the lease was taken over meanwhile (the heartbeat
     could not renew it in time, e.g. the process was paused past `ttl`): the block's work did not
     run alone, and the step should be run again."""
     token = uuid.uuid4().hex
+    life = lease_ttl() if ttl is None else ttl
 
     def body() -> bytes:
-        return json.dumps({"owner": token, "pid": os.getpid(), "expires": time.time() + ttl}).encode()
+        return json.dumps({"owner": token, "pid": os.getpid(), "expires": time.time() + life}).encode()
 
     wait = poll
     while True:
@@ -326,7 +354,7 @@ def lease(lock: AnyPath, ttl: float = LEASE_TTL, poll: float = 0.05) -> Iterator
     stop = threading.Event()
 
     def heartbeat() -> None:
-        while not stop.wait(ttl / 3):
+        while not stop.wait(life / 3):
             try:
                 state["tag"] = put(lock, body(), if_match=state["tag"])
             except Conflict:

@@ -114,47 +114,55 @@ REMOTE_BLOCK = 8 * 2**20
 """Part size of a remote write: a file up to this size is one PUT, a larger one a multipart upload."""
 
 
+class AtomicFile:
+    """A file being written to `path`, published whole by `commit()` or dropped by `discard()`.
+
+    `sink` is what to write: locally the name of a temporary file beside `path` (commit fsyncs it
+    and renames it over `path`, discard removes it); on an object store a binary file object
+    writing straight to `path`'s key (commit completes the upload, which replaces the object
+    atomically; discard aborts it, so nothing is published). Never close the remote sink yourself,
+    nor open it with `with`: closing it on an exception would publish what was written so far."""
+
+    def __init__(self, path: AnyPath):
+        self.path = path
+        self.sink: Any
+        if is_remote(path):
+            remote = cast(UPath, path)
+            self.sink = remote.fs.open(remote.path, "wb", block_size=REMOTE_BLOCK)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, self.sink = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            os.close(fd)
+
+    def commit(self) -> None:
+        if isinstance(self.sink, str):
+            fsync_file(self.sink)
+            fault_point(self.path)
+            os.replace(self.sink, self.path)
+        else:
+            fault_point(self.path)
+            self.sink.close()
+
+    def discard(self) -> None:
+        if isinstance(self.sink, str):
+            Path(self.sink).unlink(missing_ok=True)
+            return
+        try:
+            self.sink.discard()  # aborts the multipart upload, drops the buffer
+        finally:
+            self.sink.closed = True  # or the file's finaliser would try to complete what is left
+
+
 @contextmanager
 def _atomic(path: AnyPath) -> Iterator[Any]:
-    """A temporary file beside `path` to write (its name); on success it is fsynced and renamed over
-    `path` (a reader sees the old file or the new one, never half of one); on failure it is removed.
-    On an object store: a binary file object writing straight to `path`'s key, completed on success
-    and discarded on failure (`_remote_atomic`)."""
-    if is_remote(path):
-        with _remote_atomic(path) as fh:
-            yield fh
-        return
-    assert isinstance(path, Path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    """The sink of an `AtomicFile` for `path` (a temporary file's name locally, a binary file object
+    on an object store): committed when the block ends normally, discarded on any exception."""
+    target = AtomicFile(path)
     try:
-        yield tmp
-        fsync_file(tmp)
-        fault_point(path)
-        os.replace(tmp, path)
+        yield target.sink
+        target.commit()
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-@contextmanager
-def _remote_atomic(path: AnyPath) -> Iterator[IO[bytes]]:
-    """Write `path`'s object through s3fs: the upload completes (and the object appears or is replaced
-    whole) only when the block ends normally; on any exception it is discarded (multipart upload
-    aborted), so a failed write never publishes a truncated file. Deliberately not `with fs.open()`:
-    closing on an exception would publish what was written so far."""
-    remote = cast(UPath, path)
-    fh = remote.fs.open(remote.path, "wb", block_size=REMOTE_BLOCK)
-    try:
-        yield fh
-        fault_point(path)
-        fh.close()
-    except BaseException:
-        try:
-            fh.discard()  # aborts the multipart upload, drops the buffer
-        finally:
-            fh.closed = True  # or the file's finaliser would try to complete what is left
+        target.discard()
         raise
 
 

@@ -337,11 +337,9 @@ def _csv(blocks: Iterator[bytes], kind: str, size: int) -> Iterator[Chunk]:
 
 
 def _parquet(path: Path, kind: str, size: int) -> Iterator[Chunk]:
-    import pyarrow.parquet as pq
-
     readers.open_regular(path).close()
     try:
-        table = pq.read_table(path)
+        table = readers.read_parquet_file(path)
     except Exception as exc:  # pyarrow raises several types for corrupt files
         raise BadFile(f"not a readable Parquet file: {exc}") from None
     number = 0

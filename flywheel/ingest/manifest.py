@@ -6,7 +6,9 @@ the whole file was bad or refused) and the UTC days of its staged pieces; the sy
 file's size, modification time and SHA-256, by which an unchanged file is skipped. The staging
 paths (`staging.stage_file`, and the per-record reference the tests hold it to) build it with
 `file_manifest`; the sync (`sync.sync_landing`) reads and writes it here; the analysts' catalog and
-the accounting check read it through DuckDB with `MANIFEST_COLUMNS`.
+the accounting check read it through DuckDB with `MANIFEST_COLUMNS`. A file on an object store
+is recognised by its size and ETag instead of its modification time (`etag` in place of
+`mtime_ns`, which stays null there).
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flywheel.ingest.readers import file_format
+from flywheel.objectstore import is_remote
 from flywheel.store import Layout, write_bytes_atomic
 
 # The manifest's fields as DuckDB `read_json(..., columns = ...)` types.
 MANIFEST_COLUMNS = (
     "{path: 'VARCHAR', file_id: 'VARCHAR', seq: 'BIGINT', folder: 'VARCHAR', format: 'VARCHAR', "
-    "sha256: 'VARCHAR', size: 'BIGINT', mtime_ns: 'BIGINT', read: 'BIGINT', "
+    "sha256: 'VARCHAR', size: 'BIGINT', mtime_ns: 'BIGINT', etag: 'VARCHAR', read: 'BIGINT', "
     "staged: 'STRUCT(events BIGINT, interventions BIGINT)', quarantined: 'BIGINT', bad_file: 'VARCHAR', "
     "refused: 'VARCHAR', event_days: 'VARCHAR[]', intervention_days: 'VARCHAR[]'}"
 )
@@ -48,7 +51,8 @@ def file_manifest(folder_kind: str, rel: str, name: str, fid: str, seq: int, rea
                   quarantined: int, bad: str | None, refusal: str | None, event_days: list[str],
                   intervention_days: list[str]) -> dict[str, Any]:
     """The manifest of landing file `rel` (file name `name`) as staged: what was read from it and
-    the days of its staged pieces (sorted here); the sync adds its sha256, size and mtime_ns."""
+    the days of its staged pieces (sorted here); the sync adds its sha256, size and mtime_ns (or
+    etag, for a landing area on an object store)."""
     return {
         "path": rel, "file_id": fid, "seq": seq, "folder": folder_kind,
         "format": file_format(folder_kind, name), "read": read,
@@ -60,6 +64,12 @@ def file_manifest(folder_kind: str, rel: str, name: str, fid: str, seq: int, rea
 def load_manifests(layout: Layout) -> dict[str, dict[str, Any]]:
     """Every file manifest in the store, by file id."""
     out: dict[str, dict[str, Any]] = {}
+    if is_remote(layout.manifests):
+        fs, folder = layout.manifests.fs, layout.manifests.path  # type: ignore[attr-defined]
+        names = [name for name in fs.glob(f"{folder}/*.json")]
+        for name, data in fs.cat(names).items() if names else ():  # fetched concurrently
+            out[name.rsplit("/", 1)[-1][: -len(".json")]] = json.loads(data)
+        return out
     if layout.manifests.is_dir():
         for path in layout.manifests.glob("*.json"):
             out[path.stem] = json.loads(path.read_text())

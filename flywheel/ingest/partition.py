@@ -9,14 +9,15 @@ duplicate rule by `intervention_id`, quarantines those stamped before their even
 `contracts.CLOCK_SKEW_TOLERANCE`) and stores the rest with `event_date` = D. Interventions whose
 event has not arrived stay staged, visible in `ingest.pending_interventions`, and are picked up
 when their event's day is built. Each output replaces the day's file atomically: running a day
-twice leaves the same files.
+twice leaves the same files. The staged pieces are read into the build's DuckDB connection under
+the staging lock (`store.shared`: on an object store an exclusive lease, so it is held only while
+they are read, not while the day is resolved and written).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -24,6 +25,7 @@ import pyarrow as pa
 from flywheel.config import Settings
 from flywheel.contracts import CLOCK_SKEW_TOLERANCE, CONTRACTS
 from flywheel.engine import connect
+from flywheel.objectstore import url
 from flywheel.schemas import DUPLICATES, QUARANTINE, STORED
 from flywheel.sql import sql_file
 from flywheel.store import Layout, shared, write_batches_atomic, write_parquet_atomic
@@ -52,20 +54,14 @@ def event_days_of_intervention(occurred: date, lag: int) -> list[date]:
     return [occurred + timedelta(days=i) for i in range(-lag, 2)]
 
 
-def _existing(paths: list[Path]) -> list[str]:
-    return [str(p) for p in paths if p.exists()]
-
-
 def build_events(settings: Settings, day: date) -> PartitionResult:
     """Write the stored events, duplicates and conflict quarantine of event day `day`."""
     layout = Layout(settings.store)
-    with shared(layout.lock("staging")):
-        folder = layout.staged("events", day, "x").parent
-        files = sorted(str(p) for p in folder.glob("*.parquet")) if folder.is_dir() else []
-        with connect(settings) as con:  # under FLYWHEEL_DUCKDB_MEMORY: a large day spills; closed on return
-            _load_staged(con, "events", files)
-            con.execute("ALTER TABLE staged ADD COLUMN event_occurred_at TIMESTAMPTZ")
-            return _resolve(con, layout, "events", "event_id", day, before_event_sql=None)
+    with connect(settings) as con:  # under FLYWHEEL_DUCKDB_MEMORY: a large day spills; closed on return
+        with shared(layout.lock("staging")):
+            _load_staged(con, "events", _staged_files(layout, "events", [day]))
+        con.execute("ALTER TABLE staged ADD COLUMN event_occurred_at TIMESTAMPTZ")
+        return _resolve(con, layout, "events", "event_id", day, before_event_sql=None)
 
 
 def build_interventions(settings: Settings, day: date) -> PartitionResult:
@@ -74,27 +70,33 @@ def build_interventions(settings: Settings, day: date) -> PartitionResult:
     Assumes the events of `day` are already built.
     """
     layout = Layout(settings.store)
-    with shared(layout.lock("staging")):
-        files: list[str] = []
-        for d in intervention_window(day, settings.max_review_lag_days):
-            folder = layout.staged("interventions", d, "x").parent
-            if folder.is_dir():
-                files.extend(sorted(str(p) for p in folder.glob("*.parquet")))
-        with connect(settings) as con:  # under FLYWHEEL_DUCKDB_MEMORY: a large day spills; closed on return
-            events_file = layout.table("events", day)
-            if events_file.exists():
-                con.execute("CREATE TEMP TABLE day_events AS SELECT event_id, occurred_at FROM read_parquet(?)",
-                            [str(events_file)])
-            else:
-                con.execute("CREATE TEMP TABLE day_events (event_id VARCHAR, occurred_at TIMESTAMPTZ)")
+    with connect(settings) as con:  # under FLYWHEEL_DUCKDB_MEMORY: a large day spills; closed on return
+        events_file = layout.table("events", day)
+        if events_file.exists():
+            con.execute("CREATE TEMP TABLE day_events AS SELECT event_id, occurred_at FROM read_parquet(?)",
+                        [url(events_file)])
+        else:
+            con.execute("CREATE TEMP TABLE day_events (event_id VARCHAR, occurred_at TIMESTAMPTZ)")
+        with shared(layout.lock("staging")):
+            files = _staged_files(layout, "interventions", intervention_window(day, settings.max_review_lag_days))
             if files:
                 source = "read_parquet(?, union_by_name = true, hive_partitioning = false)"
                 con.execute(sql_file("staged_interventions", source=source), [day, files])
             else:
                 _load_staged(con, "interventions", files)
                 con.execute(sql_file("staged_interventions", source="staged"), [day])
-            return _resolve(con, layout, "interventions", "intervention_id", day,
-                            before_event_sql=CLOCK_SKEW_TOLERANCE.total_seconds())
+        return _resolve(con, layout, "interventions", "intervention_id", day,
+                        before_event_sql=CLOCK_SKEW_TOLERANCE.total_seconds())
+
+
+def _staged_files(layout: Layout, kind: str, days: list[date]) -> list[str]:
+    """The staged pieces of `kind` of `days` (each day's sorted by name), as DuckDB reads them."""
+    files: list[str] = []
+    for d in days:
+        folder = layout.staged(kind, d, "x").parent
+        if folder.is_dir():
+            files.extend(sorted(url(p) for p in folder.glob("*.parquet")))
+    return files
 
 
 def _load_staged(con: duckdb.DuckDBPyConnection, kind: str, files: list[str]) -> None:

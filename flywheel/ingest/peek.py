@@ -20,6 +20,7 @@ from pathlib import Path
 from flywheel.ingest import readers
 from flywheel.ingest.readers import Limits, file_format
 from flywheel.ingest.validate import parse_timestamp
+from flywheel.objectstore import is_remote
 
 _JSON_TS = re.compile(rb'"occurred_at"\s*:\s*"([^"]{10,40})"')
 _OTLP_NANOS = re.compile(rb'"(?:startTimeUnixNano|timeUnixNano)"\s*:\s*"?(\d{15,20})')
@@ -27,7 +28,10 @@ _OVERLAP = 256  # bytes carried from one block to the next, so that no match is 
 
 
 def is_regular_file(path: Path) -> bool:
-    """Whether `path` is (or links to) a regular file: anything else is never opened here."""
+    """Whether `path` is (or links to) a regular file: anything else is never opened here (an
+    object on an object store always is one)."""
+    if is_remote(path):
+        return path.is_file()
     try:
         return stat.S_ISREG(os.stat(path).st_mode)
     except OSError:
@@ -48,10 +52,8 @@ def peek_days(path: Path, folder_kind: str, limits: Limits | None = None) -> set
 def _peek(path: Path, folder_kind: str, limits: Limits | None) -> set[date]:
     fmt = file_format(folder_kind, path.name)
     if fmt == "parquet":
-        import pyarrow.parquet as pq
-
         readers.open_regular(path).close()
-        column = pq.read_table(path, columns=["occurred_at"]).column(0).to_pylist()
+        column = readers.read_parquet_file(path, columns=["occurred_at"]).column(0).to_pylist()
         return _dates(column)
     if fmt == "jsonl":
         return _dates(m.decode("utf-8", "replace") for m in _matches(_JSON_TS, path, limits))

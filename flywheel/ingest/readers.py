@@ -14,7 +14,8 @@ line longer than the record limit makes the file bad (Python's csv module cannot
 JSON Lines records over the limit are quarantined by the streaming reader (`batches.line_blocks`)
 after reading at most the limit. An OTLP file is parsed whole, so it may expand to at most
 `MAX_DOCUMENT_BYTES`. Anything that is not a regular file (a named pipe, a device) is refused
-without blocking on it.
+without blocking on it. A landing area on an object store (`FLYWHEEL_LANDING=s3://...`) is read
+through its filesystem (s3fs); every object is a regular file there, so that guard is local only.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import orjson
 
 from flywheel.contracts import MAX_RECORD_BYTES
 from flywheel.ingest.validate import Problem
+from flywheel.objectstore import is_remote
 
 KINDS = ("events", "interventions", "otlp")
 READ_BYTES = 16 * 1024 * 1024
@@ -76,7 +78,10 @@ class _Counting:
 
 def open_regular(path: Path) -> Any:
     """`path` opened for binary reading, or BadFile if it is not a regular file. Opened without
-    blocking, so a named pipe with no writer is refused instead of waiting for one forever."""
+    blocking, so a named pipe with no writer is refused instead of waiting for one forever.
+    An object (a remote path) is opened through its filesystem."""
+    if is_remote(path):
+        return path.open("rb")
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
@@ -249,7 +254,7 @@ def read_whole_file(path: Path, limits: Limits | None = None, whole: int | None 
     """The whole file, decompressed if .gz (within `limits`, and within `whole` bytes if given)."""
     gz = path.name.lower().endswith(".gz")
     with open_regular(path) as fh:
-        size = os.fstat(fh.fileno()).st_size
+        size = path.stat().st_size if is_remote(path) else os.fstat(fh.fileno()).st_size
         expanded = _expanded_size(path, limits) if gz else size
         if whole is not None and expanded is not None and expanded > whole:
             raise BadFile(f"{path.name} is parsed whole and may hold at most {whole} bytes; refused")
@@ -377,12 +382,21 @@ def csv_line(row: list[str]) -> str:
     return out.getvalue()
 
 
-def _read_parquet(path: Path, kind: str) -> Iterator[RawRecord]:
+def read_parquet_file(path: Path, columns: list[str] | None = None) -> Any:
+    """The Parquet file at `path` as a pyarrow table (pyarrow's own errors for a corrupt one); a
+    remote file is read through its filesystem. Check it with `open_regular` first."""
     import pyarrow.parquet as pq
 
+    if is_remote(path):
+        with path.open("rb") as fh:
+            return pq.read_table(fh, columns=columns)
+    return pq.read_table(path, columns=columns)
+
+
+def _read_parquet(path: Path, kind: str) -> Iterator[RawRecord]:
     open_regular(path).close()
     try:
-        table = pq.read_table(path)
+        table = read_parquet_file(path)
     except Exception as exc:  # pyarrow raises several types for corrupt files
         raise BadFile(f"not a readable Parquet file: {exc}") from None
     number = 0

@@ -4,17 +4,15 @@
 column-wise validation, with only the records the fast path could not vouch for sent through
 `validate.validate_record`, so every quarantined record gets exactly the per-record reason code
 and message), and appends the valid rows of each UTC day to that day's staged Parquet file as it
-goes. Staged files are written under temporary names and renamed into place at the end, so a file
-that turns out bad halfway (a corrupt gzip trailer) leaves nothing staged but its one quarantine
-row. The result is the same as the per-record reference's (`tests/reference_ingest.py`, held equal
+goes. Staged files are written under temporary names and renamed into place at the end (on an
+object store: uploads completed at the end, `store.AtomicFile`), so a file that turns out bad
+halfway (a corrupt gzip trailer) leaves nothing staged but its one quarantine row. The result is the same as the per-record reference's (`tests/reference_ingest.py`, held equal
 by `tests/test_ingest_fastpath.py`), in a fraction of the time and memory (a chunk of decoded
 records at a time instead of the whole file).
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -33,26 +31,25 @@ from flywheel.ingest.manifest import FileResult, file_manifest
 from flywheel.ingest.readers import BadFile, Limits, file_format
 from flywheel.privacy import hash_key
 from flywheel.schemas import QUARANTINE, STAGED
-from flywheel.store import Layout, fault_point, fsync_file, write_parquet_atomic
+from flywheel.store import AtomicFile, Layout, write_parquet_atomic
 
 _ROW_GROUP = 65_536
 
 
 class _DayWriter:
-    """One staged (kind, day) file, written through a temporary file in its final folder.
+    """One staged (kind, day) file, written through a temporary file in its final folder (or, on an
+    object store, straight to its key and published when the upload completes: `store.AtomicFile`).
 
     Row groups are encoded and compressed on `pool`'s thread (pyarrow releases the GIL), overlapping
     the parsing of the next batch; one write per file is in flight at a time."""
 
     def __init__(self, path: Path, schema: pa.Schema, pool: ThreadPoolExecutor):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
+        self.target = AtomicFile(path)
         self.path, self.pool = path, pool
         self.pending: list[pa.Table] = []
         self.pending_rows = 0
         self.writing: Future[None] | None = None
-        self.writer = pq.ParquetWriter(self.tmp, schema, compression="zstd")
+        self.writer = pq.ParquetWriter(self.target.sink, schema, compression="zstd")
 
     def add(self, table: pa.Table) -> None:
         self.pending.append(table)
@@ -76,9 +73,7 @@ class _DayWriter:
         self.flush()
         self.wait()
         self.writer.close()
-        fsync_file(self.tmp)
-        fault_point(self.path)
-        os.replace(self.tmp, self.path)
+        self.target.commit()
 
     def discard(self) -> None:
         try:
@@ -86,7 +81,7 @@ class _DayWriter:
                 self.writing.exception()
             self.writer.close()
         finally:
-            Path(self.tmp).unlink(missing_ok=True)
+            self.target.discard()
 
 
 # Worker processes are started when a sync has at least PARALLEL_MIN_BYTES of JSON Lines to read

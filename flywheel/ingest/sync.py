@@ -19,6 +19,12 @@ landing folder keeps its records (the store is the system of record). A new file
 bytes (SHA-256) as a file that has left the landing folder is a rename (status `renamed`): it is
 not read again, so its records are neither stored nor quarantined twice; they stay under the name
 they were first read from.
+
+The landing area may be on an object store (`FLYWHEEL_LANDING=s3://bucket/prefix`): it is then
+found by one listing, and a file is recognised as unchanged by its size and ETag (recorded as
+`etag` in its manifest) instead of its modification time; the symbolic link and named pipe checks
+are local only (every object is a regular file). With the store on an object store, the staging
+lock is a lease object (`store.exclusive`).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from flywheel.ingest.manifest import FileResult, file_id, file_manifest, load_ma
 from flywheel.ingest.parallel import Workers
 from flywheel.ingest.readers import KINDS, Limits, file_format
 from flywheel.ingest.staging import stage_file
+from flywheel.objectstore import is_remote, root_of
 from flywheel.store import Layout, exclusive
 
 _SKIP_SUFFIXES = (".tmp", ".part", ".crdownload", ".partial")
@@ -64,6 +71,8 @@ class SyncReport:
 
 def discover(landing: Path) -> list[tuple[str, str, Path]]:
     """(folder kind, relative path, path) of every candidate landing file, sorted by relative path."""
+    if is_remote(landing):
+        return [(kind, rel, path) for kind, rel, path, _ in _listing(landing)]
     found: list[tuple[str, str, Path]] = []
     for kind in KINDS:
         folder = landing / kind
@@ -78,6 +87,31 @@ def discover(landing: Path) -> list[tuple[str, str, Path]]:
             rel = path.relative_to(landing).as_posix()
             found.append((kind, rel, path))
     return sorted(found, key=lambda item: item[1])
+
+
+def _listing(landing: Path) -> list[tuple[str, str, Path, dict[str, Any]]]:
+    """`discover` on an object store, with each object's listing entry (size, ETag): one paginated
+    listing per folder kind instead of a request per file."""
+    fs, base = landing.fs, landing.path.rstrip("/")  # type: ignore[attr-defined]
+    found: list[tuple[str, str, Path, dict[str, Any]]] = []
+    for kind in KINDS:
+        for name, info in fs.find(f"{base}/{kind}", detail=True).items():
+            if info.get("type") == "directory" or name.endswith("/"):
+                continue
+            rel = name[len(base) + 1:]
+            if rel.rsplit("/", 1)[-1].startswith((".", "_")) or rel.endswith(_SKIP_SUFFIXES):
+                continue
+            found.append((kind, rel, landing / rel, info))
+    return sorted(found, key=lambda item: item[1])
+
+
+def _stamp(path: Path, info: dict[str, Any] | None) -> dict[str, Any]:
+    """What recognises an unchanged file besides its bytes: size and modification time locally,
+    size and ETag on an object store (its LastModified has whole seconds only)."""
+    if info is not None:
+        return {"size": info["size"], "etag": info["ETag"]}
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
 def sync_landing(settings: Settings, workers: int | None = None) -> SyncReport:
@@ -98,19 +132,22 @@ def sync_landing(settings: Settings, workers: int | None = None) -> SyncReport:
     with exclusive(layout.lock("staging")):
         manifests = load_manifests(layout)
         next_seq = 1 + max((m["seq"] for m in manifests.values()), default=0)
-        landing_root = landing.resolve()
+        remote = is_remote(landing)
+        landing_root = None if remote else landing.resolve()
         n = workers if workers is not None else min(2, os.cpu_count() or 1)
-        found = discover(landing)
+        listed = _listing(landing) if remote else [(kind, rel, path, None) for kind, rel, path in discover(landing)]
+        found = [(kind, rel, path) for kind, rel, path, _ in listed]
+        infos = {rel: info for _, rel, _, info in listed}
         present = {rel for _, rel, _ in found}
         gone = {m["sha256"]: m for m in manifests.values() if m.get("sha256") and m["path"] not in present}
         for kind, rel, path in found:
             fid = file_id(rel)
             old = manifests.get(fid)
             try:
-                refusal = _refusal(path, landing_root)
+                refusal = None if landing_root is None else _refusal(path, landing_root)
                 if refusal is None:
-                    st = path.stat()
-                    if old and old.get("size") == st.st_size and old.get("mtime_ns") == st.st_mtime_ns:
+                    stamp = _stamp(path, infos[rel])
+                    if old and all(old.get(k) == v for k, v in stamp.items()):
                         results.append(FileResult(rel, "unchanged"))
                         continue
                     digest = _sha256(path)
@@ -119,27 +156,26 @@ def sync_landing(settings: Settings, workers: int | None = None) -> SyncReport:
                 continue
             if refusal is None:
                 if old and old.get("sha256") == digest:
-                    old.update(size=st.st_size, mtime_ns=st.st_mtime_ns)
+                    old.update(stamp)
                     write_manifest(layout, fid, old)
                     results.append(FileResult(rel, "unchanged"))
                     continue
                 if not old and digest in gone:
-                    _record_rename(layout, gone[digest], kind, rel, fid, next_seq, digest, st)
+                    _record_rename(layout, gone[digest], kind, rel, fid, next_seq, digest, stamp)
                     next_seq += 1
                     results.append(FileResult(rel, "renamed"))
                     continue
-                size, mtime_ns = st.st_size, st.st_mtime_ns
             else:
                 if old and old.get("refused") == refusal:
                     results.append(FileResult(rel, "unchanged"))
                     continue
-                digest, size, mtime_ns = None, None, None
+                digest, stamp = None, {"size": None, "mtime_ns": None}
             seq = old["seq"] if old else next_seq
             if not old:
                 next_seq += 1
             jobs.append((len(results), {"store": str(layout.root), "kind": kind, "rel": rel, "path": str(path),
                                         "fid": fid, "seq": seq, "refusal": refusal, "digest": digest,
-                                        "size": size, "mtime_ns": mtime_ns, "old": old,
+                                        "size": stamp["size"], "stamp": stamp, "old": old,
                                         "lag": settings.max_review_lag_days,
                                         "limits": (settings.max_decompressed_bytes, settings.max_compression_ratio)}))
             results.append(None)
@@ -187,11 +223,11 @@ def _vanished(rel: str) -> FileResult:
 
 
 def _record_rename(layout: Layout, original: dict[str, Any], kind: str, rel: str, fid: str, seq: int,
-                   digest: str, st: os.stat_result) -> None:
+                   digest: str, stamp: dict[str, Any]) -> None:
     """Write the manifest of `rel`, a file with the same bytes as `original` (whose path has left the
     landing folder): nothing read from it, its records stay those of `original`."""
     manifest = {**file_manifest(kind, rel, rel, fid, seq, 0, {}, 0, None, None, [], []),
-                "renamed_from": original["path"], "sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+                "renamed_from": original["path"], "sha256": digest, **stamp}
     log.info("landing file %s has the bytes of %s, which left the landing folder: a rename, not read again",
              rel, original["path"])
     write_manifest(layout, fid, manifest)
@@ -201,21 +237,22 @@ def _stage_job(job: dict[str, Any], pool: Workers | None) -> tuple[dict[str, Any
     """Read and stage one landing file, mark the event days it changed, and write its manifest;
     returns (manifest, result, days marked), or (None, result, no day) if the file vanished
     before it could be read (what it staged before is left as it was)."""
-    layout = Layout(Path(job["store"]))
+    layout = Layout(root_of(job["store"]))
     fid = job["fid"]
     before = _staged_pieces(layout, fid)
     limits = Limits(*job["limits"])
-    args = (layout, job["kind"], job["rel"], Path(job["path"]), fid, job["seq"], job["refusal"])
+    path = root_of(job["path"])
+    args = (layout, job["kind"], job["rel"], path, fid, job["seq"], job["refusal"])
     try:
         manifest, result = stage_file(*args, workers=pool, limits=limits)
     except FileNotFoundError:
-        if os.path.lexists(job["path"]):
+        if path.exists() if is_remote(path) else os.path.lexists(path):
             raise  # something else is missing
         return None, _vanished(job["rel"]), set()
     # The new pieces replaced the old ones of the same days; the old ones of other days go now.
     for piece in before - _staged_pieces(layout, fid, manifest):
         piece.unlink(missing_ok=True)
-    manifest.update(sha256=job["digest"], size=job["size"], mtime_ns=job["mtime_ns"])
+    manifest.update(sha256=job["digest"], **job["stamp"])
     result.status = "refused" if job["refusal"] else ("changed" if job["old"] else "new")
     # Marked before the manifest is written: a crash in between re-stages the file and marks again.
     changed = file_changed_days(layout, manifest, job["old"], job["lag"])
@@ -239,7 +276,7 @@ def _refusal(path: Path, landing_root: Path) -> str | None:
 
 
 def _sha256(path: Path) -> str:
-    with open(path, "rb") as fh:
+    with path.open("rb") if is_remote(path) else open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
