@@ -12,6 +12,7 @@ from typing import Any
 import duckdb
 
 from flywheel.config import Settings
+from flywheel.objectstore import url
 from flywheel.store import Layout
 
 
@@ -42,10 +43,11 @@ def connect_read_only(settings: Settings, fallback: bool = True) -> duckdb.DuckD
 def connect_sandboxed(settings: Settings) -> duckdb.DuckDBPyConnection:
     """A read-only connection for queries an analyst types: DuckDB's external access is off except
     for the store's folder, which the views read (`allowed_directories`), and the configuration is
-    locked, so a query reads no other file and cannot turn access back on. Writing is left to
+    locked, so a query reads no other file and cannot turn access back on (on an object store the
+    allowed directory is the store's s3:// prefix: other keys are refused too). Writing is left to
     `run_query`'s statement check: DuckDB lets COPY write inside an allowed directory."""
     con = connect_read_only(settings)
-    store = str(Layout(settings.store).root.resolve()) + "/"
+    store = url(Layout(settings.store).root) + "/"  # a folder, or an s3:// prefix
     con.execute("SET allowed_directories = ?", [[store]])
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")

@@ -17,7 +17,11 @@ No view holds a machine's path: each reads under the store's root held in the Du
 the database file can be handed to another machine together with (or pointing at) the store.
 flywheel's own connections set it (`set_store`); anyone opening the file otherwise runs
 `SET VARIABLE flywheel_store = 'data/store';` first, and a view read without it fails with an
-error saying so. The relative paths are written into the views as quoted literals because DDL
+error saying so. On an object store (`FLYWHEEL_STORE=s3://bucket/prefix`) the variable holds the
+store's URL and flywheel's connections also register its s3fs filesystem with DuckDB; the database
+file itself stays local (FLYWHEEL_DB), built in a temporary file and renamed as above, while the
+stamp of its last build and the lock that serialises builds (a lease object) live in the store.
+The relative paths are written into the views as quoted literals because DDL
 takes no bound parameters; they come from the table registry, never from input data.
 """
 
@@ -35,6 +39,7 @@ import pyarrow as pa
 
 from flywheel.config import Settings
 from flywheel.ingest.manifest import MANIFEST_COLUMNS
+from flywheel.objectstore import is_remote, register, url
 from flywheel.sql import render, slots, sql_file
 from flywheel.store import Layout, exclusive, write_bytes_atomic, write_parquet_atomic
 from flywheel.tables import APPROVALS_LEDGER, SOURCE_SCHEMAS, TABLES, View, views
@@ -58,12 +63,14 @@ _ROOT = (f"(CASE WHEN getvariable('{STORE_VARIABLE}') IS NULL THEN CAST(error({{
 
 
 def store_root(layout: Layout) -> str:
-    """The value of `flywheel_store` for `layout`'s store: its absolute folder."""
-    return str(layout.root.resolve())
+    """The value of `flywheel_store` for `layout`'s store: its absolute folder, or its s3:// URL."""
+    return url(layout.root)
 
 
 def set_store(con: duckdb.DuckDBPyConnection, layout: Layout) -> None:
-    """Point `con`'s views at `layout`'s store (`SET VARIABLE flywheel_store`)."""
+    """Point `con`'s views at `layout`'s store (`SET VARIABLE flywheel_store`); on an object store,
+    also give `con` its filesystem (DuckDB's `register_filesystem`: no httpfs extension needed)."""
+    register(con, layout.root)
     con.execute(f"SET VARIABLE {STORE_VARIABLE} = ?", [store_root(layout)])
 
 
@@ -75,6 +82,8 @@ def at_store(relative: str) -> str:
 
 def _exists(layout: Layout, relative: str) -> bool:
     """Whether any file of the store matches the glob `relative`."""
+    if is_remote(layout.root):
+        return next(iter(layout.root.glob(relative)), None) is not None
     return bool(glob.glob(str(layout.root.resolve() / relative)))
 
 

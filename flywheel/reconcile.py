@@ -22,6 +22,7 @@ from flywheel.analyst import connect_read_only
 from flywheel.catalog import SOURCE_SCHEMAS, unaccounted_sources
 from flywheel.config import Settings
 from flywheel.ingest.manifest import MANIFEST_COLUMNS, file_id
+from flywheel.objectstore import register, url
 from flywheel.sql import load_sql, render, slots
 from flywheel.store import Layout
 
@@ -89,7 +90,7 @@ def run_file_accounts(settings: Settings, paths: list[str]) -> list[dict[str, An
         m = json.loads(manifest.read_text(encoding="utf-8"))
         if m.get("path") != path:
             continue
-        manifests.append(str(manifest.resolve()))
+        manifests.append(url(manifest))
         fid = m.get("file_id") or file_id(path)
         files["staged_quarantine"].add(layout.staged_quarantine(fid))
         for d in map(date.fromisoformat, m.get("event_days") or []):
@@ -106,14 +107,15 @@ def run_file_accounts(settings: Settings, paths: list[str]) -> list[dict[str, An
     params: dict[str, Any] = {"paths": sorted(set(paths)), "manifests": manifests}
     sources = {"manifests": f"read_json($manifests, columns = {MANIFEST_COLUMNS})"}
     for name, schema in SOURCE_SCHEMAS.items():
-        found = sorted(str(p.resolve()) for p in files[name] if p.exists())
-        params[name] = found or [str(layout.empty_table(name, schema).resolve())]
+        found = sorted(url(p) for p in files[name] if p.exists())
+        params[name] = found or [url(layout.empty_table(name, schema))]
         sources[name] = _scoped_source(name)
     sources.update(unaccounted_sources(sources))
     template = load_sql("file_reconciliation_view")
     sql = render(template, {name: sources[name] for name in slots(template) if name in sources})
     used = set(re.findall(r"\$(\w+)", sql))
     con = duckdb.connect(":memory:")
+    register(con, layout.root)
     try:
         rel = con.sql(sql, params={k: v for k, v in params.items() if k in used})
         return [dict(zip(rel.columns, r)) for r in rel.fetchall()]

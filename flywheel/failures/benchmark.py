@@ -225,11 +225,13 @@ _TABLES = tuple(t.path for t in (ASSIGNMENTS, CLUSTERS, CLUSTER_HISTORY, CLUSTER
 
 
 def _failure_tables(settings: Settings) -> dict[str, pl.DataFrame]:
+    from flywheel.objectstore import polars_options
     from flywheel.store import Layout
 
     out = {}
+    layout = Layout(settings.store)
     for name in _TABLES:
-        frame = pl.read_parquet(Layout(settings.store).table_glob(name))
+        frame = pl.read_parquet(layout.table_glob(name), storage_options=polars_options(layout.root))
         frame = frame.drop([c for c in ("run_id", "born_run") if c in frame.columns])
         out[name] = frame.sort([c for c in frame.columns if frame.schema[c] != pl.List], nulls_last=True)
     return out

@@ -125,7 +125,7 @@ def snapshot_meta(layout: Layout, day: date) -> dict | None:
     path = snapshot_path(layout, day)
     if not path.exists():
         return None
-    with np.load(path) as z:
+    with path.open("rb") as fh, np.load(fh) as z:  # reads the meta member only (also on an object store)
         return json.loads(z["meta"].tobytes()) if "meta" in z.files else {}
 
 

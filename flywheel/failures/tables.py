@@ -49,6 +49,7 @@ from flywheel.failures.store import (
     save_snapshot,
     snapshot_days,
 )
+from flywheel.objectstore import polars_options, url
 from flywheel.store import Layout, exclusive, write_parquet_atomic
 from flywheel.tables import ASSIGNMENTS, CLUSTER_DAILY, CLUSTER_HISTORY, CLUSTERS
 
@@ -95,7 +96,7 @@ def _assignments(settings: Settings, day: date) -> pl.DataFrame:
     path = Layout(settings.store).table(ASSIGNMENTS.path, day)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: run build_failure_assignments for {day} first")
-    return pl.read_parquet(path).cast(ASSIGNMENT_SCHEMA)
+    return pl.read_parquet(url(path), storage_options=polars_options(path)).cast(ASSIGNMENT_SCHEMA)
 
 
 def clusters_frame(state: ModelState, assignments: pl.DataFrame, day: date) -> pl.DataFrame:

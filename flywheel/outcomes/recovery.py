@@ -12,6 +12,7 @@ from datetime import date, timedelta
 import polars as pl
 
 from flywheel.config import Settings
+from flywheel.objectstore import polars_options, url
 from flywheel.store import Layout, write_parquet_atomic
 from flywheel.tables import EVENT_OUTCOMES, RECOVERY
 
@@ -58,11 +59,12 @@ def failure_runs(events: pl.DataFrame, day: date) -> pl.DataFrame:
 def build_recovery(settings: Settings, day: date) -> pl.DataFrame:
     """Write and return the failure runs starting on `day`, per scenario."""
     layout = Layout(settings.store)
-    files = [str(p) for p in (layout.table(EVENT_OUTCOMES.path, day + timedelta(days=i)) for i in (-1, 0, 1)) if p.exists()]
+    files = [p for p in (layout.table(EVENT_OUTCOMES.path, day + timedelta(days=i)) for i in (-1, 0, 1)) if p.exists()]
     if not layout.table(EVENT_OUTCOMES.path, day).exists():
         raise ValueError(f"the outcomes of {day} must be built before its recovery")
     # the day before, the day and the day after, each in (occurred_at, event_id) order: together in order
-    events = pl.concat([pl.read_parquet(f, columns=_COLUMNS) for f in files], how="vertical_relaxed")
+    events = pl.concat([pl.read_parquet(url(f), columns=_COLUMNS, storage_options=polars_options(f)) for f in files],
+                       how="vertical_relaxed")
     frame = failure_runs(events, day)
     write_parquet_atomic(frame.to_arrow(), layout.table(RECOVERY.path, day))
     return frame

@@ -39,6 +39,7 @@ import polars as pl
 from flywheel.config import Settings
 from flywheel.contracts import AUTONOMY_LEVELS
 from flywheel.engine import connect
+from flywheel.objectstore import polars_options, url
 from flywheel.signals.drift import existing_partitions, windows
 from flywheel.signals.policy import Policy
 from flywheel.sql import load_sql
@@ -77,7 +78,7 @@ def calibration_gates(settings: Settings, day: date) -> dict[str, dict]:
     path = Layout(settings.store).table(CALIBRATION.path, day)
     if not path.exists():
         return {}
-    frame = pl.read_parquet(path)
+    frame = pl.read_parquet(url(path), storage_options=polars_options(path))
     if frame.height == 0 or "model" not in frame.columns:
         return {}
     return {r["scenario"]: r for r in frame.filter(pl.col("model") == "*").iter_rows(named=True)}
@@ -190,7 +191,8 @@ def _gate_rows(settings: Settings, scenario: str, days: list[date]) -> dict[date
         path = layout.table(GATE_EVALUATIONS.path, d)
         row = None
         if path.exists():  # only what the streak and the episode read, not the whole evaluation
-            frame = pl.read_parquet(path, columns=[c for c in _STREAK_COLUMNS if c in pl.read_parquet_schema(path)])
+            scan = pl.scan_parquet(url(path), storage_options=polars_options(path))
+            frame = scan.select([c for c in _STREAK_COLUMNS if c in scan.collect_schema()]).collect()
             if frame.height and "scenario" in frame.columns:
                 part = frame.filter(pl.col("scenario") == scenario)
                 row = part.row(0, named=True) if part.height else None

@@ -29,6 +29,7 @@ import polars as pl
 
 from flywheel.config import Settings
 from flywheel.engine import connect
+from flywheel.objectstore import is_remote, polars_options, url
 from flywheel.outcomes.calibration import build_calibration
 from flywheel.signals.autonomy import calibration_gates
 from flywheel.signals.decide import decide_day
@@ -49,6 +50,9 @@ def replay_store(settings: Settings, out: Path, link_days_before: date | None = 
     links and writes its own signals, decisions, calibration and ledger. With `link_days_before`,
     the real gate evaluations of the days before it are linked too (a decision's streak and
     episode read them). `out` must not exist, or be an earlier replay store (it is replaced)."""
+    if is_remote(settings.store) or is_remote(out):
+        raise ValueError(f"a replay store links to the real store's files: it needs a local store and output folder, "
+                         f"not {settings.store} / {out} (copy the store to a local folder to backtest or explain)")
     real = settings.store.resolve()
     if out.exists():
         if not (out / MARKER).exists():
@@ -112,7 +116,8 @@ def measure(bt: Settings, policy: Policy, days: list[date]) -> ReplayResult:
     each level, the gates in force on its gated days (with their coverage), review hours taken off
     humans and failures that would have gone out unreviewed."""
     layout = Layout(bt.store)
-    frames = [pl.read_parquet(layout.table(DECISIONS.path, d)) for d in days if layout.table(DECISIONS.path, d).exists()]
+    files = [layout.table(DECISIONS.path, d) for d in days]
+    frames = [pl.read_parquet(url(f), storage_options=polars_options(f)) for f in files if f.exists()]
     decisions = pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
     ledger = read_ledger(bt)
     per: dict[str, dict[str, Any]] = {}

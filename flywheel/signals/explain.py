@@ -25,6 +25,7 @@ from typing import Any
 import polars as pl
 
 from flywheel.config import Settings
+from flywheel.objectstore import polars_options, url
 from flywheel.outcomes.calibration import build_calibration
 from flywheel.signals.autonomy import GATE_CHECKS, autonomy_rule, level_up, scenario_gates
 from flywheel.signals.backtest import replay_store
@@ -39,13 +40,13 @@ def find_decision(settings: Settings, wanted: str) -> dict[str, Any]:
     in the decision log. Raises ValueError when there is none."""
     root = Layout(settings.store).root
     for path in sorted((root / DECISIONS.path).glob("event_date=*/data.parquet"), reverse=True):
-        frame = pl.read_parquet(path)
+        frame = pl.read_parquet(url(path), storage_options=polars_options(path))
         if frame.height and "decision_id" in frame.columns:
             hit = frame.filter(pl.col("decision_id") == wanted)
             if hit.height:
                 return hit.row(0, named=True)
     for path in sorted((root / DECISION_LOG.path).glob("day=*/*.parquet"), reverse=True):
-        hit = pl.read_parquet(path).filter(pl.col("decision_id") == wanted)
+        hit = pl.read_parquet(url(path), storage_options=polars_options(path)).filter(pl.col("decision_id") == wanted)
         if hit.height:
             return hit.sort("decided_at").row(-1, named=True)
     raise ValueError(f"no decision {wanted!r} in {root / DECISIONS.path} or the decision log")

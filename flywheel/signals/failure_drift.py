@@ -30,6 +30,7 @@ from datetime import date
 import polars as pl
 
 from flywheel.failures.growth import flags, growth_rules
+from flywheel.objectstore import polars_options, url
 from flywheel.signals.policy import Policy
 from flywheel.store import Layout
 from flywheel.tables import CLUSTER_DAILY
@@ -43,7 +44,7 @@ def failure_growth_rows(layout: Layout, policy: Policy, day: date) -> list[dict]
     path = layout.table(CLUSTER_DAILY.path, day)
     if not path.exists():
         return []
-    frame = pl.read_parquet(path)
+    frame = pl.read_parquet(url(path), storage_options=polars_options(path))
     if frame.height == 0:
         return []
     # a day built before issue 15 has no tests: nothing on it is flagged until its failures are rebuilt

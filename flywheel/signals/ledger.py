@@ -3,6 +3,12 @@ rule, policy version, data window and run) and the approvals ledger (each human'
 reject, and each automatic fail-safe demotion). Nothing here is ever rewritten: runs add files,
 approvals add lines (under an exclusive lock, fsynced, whole or not at all: a line torn by a full
 disk or a killed writer is set aside to a side file, never read as a verdict).
+
+On an object store (`FLYWHEEL_STORE=s3://...`) there is no append: the ledger is the same JSON Lines
+object, and an approval rewrites it whole by compare-and-swap (`objectstore.update`: read it with
+its ETag, PUT it back with the line added only if the ETag is unchanged, else read again), so two
+approvals at once both land, in one order. A PUT replaces the object whole, so no line is torn; the
+ledger only grows, so the same bytes (and ETag) never come back to fool the swap.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Any
 import polars as pl
 
 from flywheel.config import Settings
+from flywheel.objectstore import is_remote, update
 from flywheel.store import Layout, exclusive, write_parquet_atomic
 from flywheel.tables import APPROVALS_LEDGER, DECISION_LOG
 
@@ -77,6 +84,8 @@ def repair_ledger(settings: Settings) -> Path | None:
     A torn line is a verdict whose writing failed, so its command reported an error: it was never
     recorded, and is kept only so that nothing a human typed is lost."""
     path = ledger_path(settings)
+    if is_remote(path):
+        return None  # written whole by each PUT: nothing is ever torn
     with exclusive(Layout(settings.store).lock("ledger")):
         return _set_aside_torn_tail(path)
 
@@ -111,8 +120,12 @@ def append_ledger(settings: Settings, entry: dict[str, Any]) -> dict[str, Any]:
     ledger is cut back to its length before and OSError says the verdict was NOT recorded. A torn
     tail left by an earlier writer is set aside first (`repair_ledger`)."""
     path = ledger_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
     entry = {**entry, "at": datetime.now(timezone.utc).isoformat()}
+    if is_remote(path):
+        line = (json.dumps(entry, sort_keys=True) + "\n").encode()
+        update(path, lambda old: (old or b"") + line)  # compare-and-swap; OSError: not recorded
+        return entry
+    path.parent.mkdir(parents=True, exist_ok=True)
     with exclusive(Layout(settings.store).lock("ledger")):
         _set_aside_torn_tail(path)
         data = (json.dumps(entry, sort_keys=True) + "\n").encode()

@@ -166,7 +166,7 @@ class Policy(_Strict):
 
 def load_policy(path: Path | None = None) -> Policy:
     """Read and validate the policy file at `path` (default: the package's flywheel/policy/policy.yaml)."""
-    path: Path | Traversable = Path(path) if path else DEFAULT_POLICY
+    path: Path | Traversable = (path if hasattr(path, "read_text") else Path(path)) if path else DEFAULT_POLICY
     try:
         text = path.read_text()
     except OSError as exc:
