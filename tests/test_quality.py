@@ -568,6 +568,7 @@ def test_reading_only_what_the_suite_reads_gives_the_same_result(settings):
         lean = read_for_suite(paths, suite)
         assert lean.columns == whole.columns and lean.height == whole.height
         assert validate(lean, suite) == validate(whole, suite), suite
+        assert validate(lean, suite) == validate(lean, suite, engine="gx"), suite  # the screen agrees with GX
     # and the same failures on bad data: a confidence of 1.5 and a missing output text
     events = [p for p in (layout.table("events", d) for d in sorted(report.event_days)) if p.exists()]
     bad = settings.store.parent / "bad.parquet"
@@ -581,3 +582,87 @@ def test_reading_only_what_the_suite_reads_gives_the_same_result(settings):
     lean = read_for_suite([layout.table("events", d) for d in sorted(report.event_days)], "events")
     assert lean["input_text"].dtype == pl.Null  # no expectation reads it: never loaded
     assert set(lean["output_text"].drop_nulls().unique().to_list()) <= {""}  # only null-checked
+
+
+# --------------------------------------------------------------------------------------------
+# The polars screen agrees with GX
+
+
+def _cases() -> dict[str, tuple[str, pl.DataFrame]]:
+    """Every frame above (clean, empty, each blocking and warn case), plus edge cases of the
+    screen's semantics: mostly exactly at its bound, a null under a != row condition, an integer
+    column with nulls, nulls in a unique column, a pair with one side missing."""
+    cases: dict[str, tuple[str, pl.DataFrame]] = {}
+    for suite, clean in CLEAN.items():
+        cases[f"clean {suite}"] = (suite, _frame(clean(), SCHEMAS[suite]))
+        cases[f"empty {suite}"] = (suite, _frame(clean(), SCHEMAS[suite]).head(0))
+    for name, (suite, mutate, *_rest) in {**BLOCKING, **WARNS}.items():
+        rows = CLEAN[suite]()
+        mutate(rows)
+        cases[name] = (suite, _frame(rows, SCHEMAS[suite]))
+    half = _events()
+    for r in half[:6]:
+        r["confidence"] = None  # rows 0-5 and 7, 11: 8 of 12 null: fails; 6 of 12 passes (below)
+    cases["confidence null in 8 of 12"] = ("events", _frame(half, schemas.EVENTS))
+    six = _events()
+    for i in (0, 1, 2):
+        six[i]["confidence"] = None  # with rows 3, 7, 11: exactly half null, mostly 0.5 holds
+    cases["confidence null in 6 of 12"] = ("events", _frame(six, schemas.EVENTS))
+    rows = _quarantine()
+    rows[4].update(reason_code=None, raw=None)
+    cases["null reason_code under !="] = ("quarantine", _frame(rows, schemas.QUARANTINE))
+    rows = _events()
+    rows[2]["source_line"] = None
+    rows[3]["source_line"] = 0
+    cases["integer column with a null and a zero"] = ("events", _frame(rows, schemas.EVENTS))
+    rows = _interventions()
+    rows[1]["intervention_id"] = None
+    rows[2]["intervention_id"] = None
+    cases["two null ids"] = ("interventions", _frame(rows, schemas.INTERVENTIONS))
+    rows = _interventions()
+    rows[3]["event_date"] = None
+    rows[4]["event_date"] = DAY - timedelta(days=1)
+    cases["intervention event_date missing or earlier"] = ("interventions", _frame(rows, schemas.INTERVENTIONS))
+    rows = _events()
+    for r in rows:
+        r["status"] = "ok"
+    rows[1]["output_text"] = None
+    cases["one ok event of twelve without output"] = ("events", _frame(rows, schemas.EVENTS))
+    return cases
+
+
+CASES = _cases()
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_screen_decides_every_expectation_as_gx_does(case: str) -> None:
+    """Every outcome of the polars screen equals GX's: pass or fail, unexpected count, examples.
+    `validate` trusts the screen only when it passes everything, so it must never pass what GX fails."""
+    suite_name, frame = CASES[case]
+    suite = quality.load_suite(suite_name)
+    screened = quality.screen(quality.prepare(frame, suite), suite)
+    assert screened is not None, "the screen evaluates every expectation of the shipped suites"
+    by_gx = quality.validate(frame, suite_name, engine="gx")
+    assert screened == by_gx.outcomes
+    assert quality.validate(frame, suite_name) == by_gx
+
+
+def test_the_screen_leaves_to_gx_what_it_cannot_evaluate(tmp_path: Path) -> None:
+    """An expectation type it does not know, or a missing column, makes the screen undecided
+    (None), and `validate` then reports GX's result."""
+    suite = quality.load_suite("quarantine")
+    suite["expectations"].append({
+        "type": "expect_column_values_to_match_regex", "kwargs": {"column": "reason_code", "regex": "^[a-z0-9_]+$"},
+        "meta": {"severity": "error", "why": "codes are snake case"}, "severity": "critical",
+    })
+    (tmp_path / "quarantine.json").write_text(json.dumps(suite))
+    frame = _frame(_quarantine(), schemas.QUARANTINE)
+    assert quality.screen(quality.prepare(frame, suite), suite) is None
+    result = quality.validate(frame, "quarantine", tmp_path)
+    assert result == quality.validate(frame, "quarantine", tmp_path, engine="gx")
+    assert result.outcome("expect_column_values_to_match_regex", "reason_code").success
+    shipped = quality.load_suite("events")
+    no_tool_calls = quality.prepare(_frame(_events(), schemas.EVENTS).drop("tool_calls"), shipped)
+    assert quality.screen(no_tool_calls, shipped) is None
+    with pytest.raises(ValueError):
+        quality.validate(frame, "quarantine", engine="pandas")
