@@ -199,3 +199,22 @@ def test_the_ledger_on_s3_is_one_object_that_only_grows(runs):
     data = path.read_bytes()
     assert len(data) > size and data.endswith(b"\n")
     assert read_ledger(remote)[-1] == entry
+
+
+def test_a_pull_into_a_bucket_lands_once_and_keeps_its_state_there(s3_env, tmp_path):
+    from flywheel.sources.pull import load_state, pull, source_dir
+    from test_sources_pull import T0, FakeSource, _config, _event, _review
+
+    prefix = f"{s3_env}/pull-{uuid.uuid4().hex[:8]}"
+    s = Settings(landing=root_of(f"{prefix}/landing"), store=root_of(f"{prefix}/store"), db=tmp_path / "db.duckdb")
+    source = FakeSource([_event(1, T0), _event(2, T0), _review(1, T0, "accepted")])
+    first = pull(s, source, _config())
+    assert (first.landed["events"], first.landed["interventions"]) == (2, 1) and first.reconciles()
+    assert [p.name for p in first.files] and all(is_remote(p) and p.exists() for p in first.files)
+    landed = [p for p in (s.landing / "events" / "fake").glob("*.jsonl")]
+    assert len(landed) == 1 and landed[0].read_text().count("\n") == 2
+    assert load_state(s, "fake")["hwm"] == "2026-11-20T09:00:00Z"
+    assert is_remote(source_dir(s, "fake")) and (source_dir(s, "fake") / "state.json").exists()
+    second = pull(s, source, _config())
+    assert second.files == [] and second.duplicates["events"] == 2
+    assert [p.name for p in (s.landing / "events" / "fake").glob("*.jsonl")] == [landed[0].name]
