@@ -218,3 +218,18 @@ def test_a_pull_into_a_bucket_lands_once_and_keeps_its_state_there(s3_env, tmp_p
     second = pull(s, source, _config())
     assert second.files == [] and second.duplicates["events"] == 2
     assert [p.name for p in (s.landing / "events" / "fake").glob("*.jsonl")] == [landed[0].name]
+
+
+def test_the_report_of_nights_in_the_bucket_is_published_to_the_bucket(runs, s3_env, tmp_path):
+    from dataclasses import replace
+
+    from flywheel.report import publish_report, report_summary
+
+    local, remote = runs
+    published = replace(remote, publish=root_of(f"{s3_env}/publish-{uuid.uuid4().hex[:8]}"))
+    path = publish_report(published, "night-r1")
+    assert is_remote(path) and path.name == "night-r1.html"
+    assert (path.parent / "latest.html").read_bytes() == path.read_bytes()
+    here = publish_report(replace(local, publish=tmp_path / "publish"), "night-r1")
+    assert report_summary(path) == report_summary(here) and report_summary(path)["plots"] > 0
+    assert path.read_bytes() == here.read_bytes()  # the same report, byte for byte
