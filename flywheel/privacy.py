@@ -25,6 +25,7 @@ import orjson
 import polars as pl
 
 from flywheel.config import Settings
+from flywheel.objectstore import Conflict, is_remote, put
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _CARD = re.compile(r"\b\d(?:[ -]?\d){12,18}\b")
@@ -82,12 +83,19 @@ def redact_series(values: pl.Series) -> pl.Series:
 
 def hash_key(store: Path) -> bytes:
     """The pseudonymisation key: FLYWHEEL_HASH_KEY (`Settings.hash_key`, read at call time), else the
-    store's own key (created once)."""
+    store's own key (created once: on an object store by a PUT If-None-Match, so processes creating
+    it at once all read the one that won)."""
     configured = Settings.from_env().hash_key
     if configured:
         return configured.encode()
     path = store / ".hash_key"
-    if not path.exists():
+    if is_remote(path):
+        if not path.exists():
+            try:
+                put(path, secrets.token_hex(32).encode(), create=True)
+            except Conflict:
+                pass  # another process created it first: read theirs
+    elif not path.exists():
         store.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:

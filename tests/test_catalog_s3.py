@@ -233,3 +233,16 @@ def test_the_report_of_nights_in_the_bucket_is_published_to_the_bucket(runs, s3_
     here = publish_report(replace(local, publish=tmp_path / "publish"), "night-r1")
     assert report_summary(path) == report_summary(here) and report_summary(path)["plots"] > 0
     assert path.read_bytes() == here.read_bytes()  # the same report, byte for byte
+
+
+def test_the_store_makes_its_own_reviewer_key_once_in_the_bucket(s3_env, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from flywheel.privacy import hash_key
+
+    monkeypatch.delenv("FLYWHEEL_HASH_KEY")
+    store = root_of(f"{s3_env}/key-{uuid.uuid4().hex[:8]}")
+    with ThreadPoolExecutor(4) as pool:  # four processes' worth of first nights at once
+        keys = list(pool.map(lambda _: hash_key(store), range(4)))
+    assert len(set(keys)) == 1 and len(keys[0]) == 64
+    assert (store / ".hash_key").read_bytes() == keys[0] and hash_key(store) == keys[0]
