@@ -19,8 +19,10 @@ flywheel's own connections set it (`set_store`); anyone opening the file otherwi
 `SET VARIABLE flywheel_store = 'data/store';` first, and a view read without it fails with an
 error saying so. On an object store (`FLYWHEEL_STORE=s3://bucket/prefix`) the variable holds the
 store's URL and flywheel's connections also register its s3fs filesystem with DuckDB; the database
-file itself stays local (FLYWHEEL_DB), built in a temporary file and renamed as above, while the
-stamp of its last build and the lock that serialises builds (a lease object) live in the store.
+file itself stays local (FLYWHEEL_DB), built in a temporary file and renamed as above, and so do the
+stamp of its last build and the lock that serialises builds (beside it): each machine of a
+deployment keeps its own file, rebuilt only when the definitions change, not whenever another
+machine built its own.
 The relative paths are written into the views as quoted literals because DDL
 takes no bound parameters; they come from the table registry, never from input data.
 """
@@ -197,7 +199,8 @@ def build_catalog(settings: Settings, force: bool = False) -> Path:
     The views read the store's files through globs, so a new day's files show without a rebuild.
     The database is rebuilt only when a view's definition changes (a table gets its first file,
     the approvals file appears, the code's views change) or the database file is not the one last
-    built (`force` rebuilds regardless): the stamp of the last build, kept in the store, records
+    built (`force` rebuilds regardless): the stamp of the last build, kept in the store (beside the
+    database when the store is on an object store: the file is this machine's), records
     the definitions' digest and the file's identity.
     """
     from flywheel.signals.ledger import repair_ledger
@@ -206,8 +209,11 @@ def build_catalog(settings: Settings, force: bool = False) -> Path:
     target = settings.db
     target.parent.mkdir(parents=True, exist_ok=True)
     repair_ledger(settings)  # signals.approvals reads the ledger: a torn last line would break every query of it
-    stamp = layout.root / "_schema" / "catalog.stamp"
-    with exclusive(layout.lock("catalog")):
+    if is_remote(layout.root):
+        stamp, lock = (target.parent / f".{target.name}.{what}" for what in ("stamp", "lock"))
+    else:
+        stamp, lock = layout.root / "_schema" / "catalog.stamp", layout.lock("catalog")
+    with exclusive(lock):
         # what a build killed before its rename left (builds are serialised by this lock)
         for leftover in target.parent.glob(glob.escape(f".{target.name}.") + "*.tmp*"):
             if leftover.name.endswith((".tmp", ".tmp.wal")):

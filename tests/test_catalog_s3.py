@@ -246,3 +246,16 @@ def test_the_store_makes_its_own_reviewer_key_once_in_the_bucket(s3_env, monkeyp
         keys = list(pool.map(lambda _: hash_key(store), range(4)))
     assert len(set(keys)) == 1 and len(keys[0]) == 64
     assert (store / ".hash_key").read_bytes() == keys[0] and hash_key(store) == keys[0]
+
+
+def test_the_local_database_of_a_bucket_is_rebuilt_only_when_its_views_change(runs):
+    _, remote = runs
+    build_catalog(remote)
+    first = (remote.db.stat().st_ino, remote.db.stat().st_mtime_ns)
+    assert build_catalog(remote) == remote.db
+    assert (remote.db.stat().st_ino, remote.db.stat().st_mtime_ns) == first  # nothing changed: no rebuild
+    # the stamp and the lock are this machine's, beside its file: none in the bucket
+    assert (remote.db.parent / f".{remote.db.name}.stamp").exists()
+    assert not (remote.store / "_schema" / "catalog.stamp").exists() and not (remote.store / ".catalog.lock").exists()
+    build_catalog(remote, force=True)
+    assert (remote.db.stat().st_ino, remote.db.stat().st_mtime_ns) != first
