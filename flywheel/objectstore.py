@@ -18,7 +18,7 @@ globs, reads and writes paths works on both; what differs is here and in `flywhe
   its TTL: it stops duplicate work; what must never interleave is written by CAS.
 - **Engines.** `url(path)` is what DuckDB and polars read; `register(con, root)` gives a DuckDB
   connection the s3fs filesystem (no httpfs extension needed); `polars_options(path)` are polars'
-  `storage_options`.
+  `storage_options`; `read_table(path, ...)` is `pyarrow.parquet.read_table` for either kind of path.
 
 Credentials and endpoint come from the standard variables: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
 (AWS_SESSION_TOKEN), AWS_ENDPOINT_URL (an S3-compatible server such as SeaweedFS or MinIO; unset
