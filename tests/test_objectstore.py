@@ -179,3 +179,30 @@ def test_a_lease_taken_over_while_held_fails_the_block(s3_env):
         with objectstore.lease(lock, ttl=60):
             objectstore.put(lock, json.dumps({"owner": "other", "expires": time.time() + 60}).encode())
     assert json.loads(lock.read_bytes())["owner"] == "other"
+
+
+def test_settings_take_urls_for_the_areas_but_not_for_the_database(monkeypatch, tmp_path):
+    from flywheel.config import Settings
+
+    monkeypatch.setenv("FLYWHEEL_STORE", "s3://flywheel/night/store")
+    monkeypatch.setenv("FLYWHEEL_LANDING", "s3://flywheel/night/landing/")
+    monkeypatch.setenv("FLYWHEEL_PUBLISH", str(tmp_path / "publish"))
+    monkeypatch.setenv("FLYWHEEL_DB", str(tmp_path / "flywheel.duckdb"))
+    settings = Settings.from_env()
+    assert (str(settings.store), str(settings.landing)) == ("s3://flywheel/night/store", "s3://flywheel/night/landing")
+    assert is_remote(settings.store) and not is_remote(settings.publish) and settings.publish == tmp_path / "publish"
+    assert str(Layout(settings.store).table("events", date(2026, 3, 1))) == \
+        "s3://flywheel/night/store/events/event_date=2026-03-01/data.parquet"
+    assert is_remote(Settings.from_env(store="s3://other/prefix").store)
+    monkeypatch.setenv("FLYWHEEL_DB", "s3://flywheel/night/flywheel.duckdb")
+    with pytest.raises(ValueError, match="must be a local file, not a URL"):
+        Settings.from_env()
+
+
+@pytest.mark.parametrize("raw", ["0.5", "soon", "inf"])
+def test_a_lease_time_below_a_second_or_not_a_number_is_refused(monkeypatch, raw):
+    monkeypatch.setenv("FLYWHEEL_LEASE_SECONDS", raw)
+    with pytest.raises(ValueError, match="FLYWHEEL_LEASE_SECONDS"):
+        objectstore.lease_ttl()
+    monkeypatch.setenv("FLYWHEEL_LEASE_SECONDS", "90")
+    assert objectstore.lease_ttl() == 90.0
