@@ -16,6 +16,7 @@ from pathlib import Path
 
 from assets.runner import run_days
 from flywheel.config import Settings
+from flywheel.objectstore import url
 
 
 def _day(text: str) -> date:
@@ -383,7 +384,8 @@ def _summary(args: argparse.Namespace) -> int:
         same = expected == reasons
         print(f"generator's truth ({truth_path}): {'quarantine matches it exactly' if same else 'DIFFERS: ' + json.dumps(expected)}")
     print(f"\nresults: DuckDB database {settings.db} (read-only from Python: "
-          f"duckdb.connect('{settings.db}', read_only=True)), Parquet store {settings.store}")
+          f"duckdb.connect('{settings.db}', read_only=True), then "
+          f"SET VARIABLE flywheel_store = '{url(settings.store)}'), Parquet store {settings.store}")
     return 0
 
 

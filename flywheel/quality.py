@@ -51,6 +51,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from flywheel.objectstore import polars_options, url
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -630,7 +632,7 @@ def read_for_suite(paths: list[Path], suite_name: str, folder: Path | None = Non
     if not paths:
         return pl.DataFrame()
     suite = load_suite(suite_name, folder)
-    frame = pl.scan_parquet([str(p) for p in paths])
+    frame = pl.scan_parquet([url(p) for p in paths], storage_options=polars_options(paths[0]))
     schema = frame.collect_schema()
     derived = (suite.get("meta") or {}).get("derived_columns") or {}
     sources = {src for spec in derived.values() for src in spec.get("from", [])}
