@@ -10,6 +10,7 @@ a table does."""
 import dagster as dg
 import polars as pl
 
+from assets.jobs import record_own_write
 from assets.outcomes import EVENT_OUTCOMES
 from assets.partitions import daily_partitions, one_run, partition_days
 from assets.resources import FlywheelResource
@@ -99,6 +100,7 @@ def failure_clusters(context: dg.AssetExecutionContext, flywheel: FlywheelResour
     if refreshed:
         context.log.info(f"failures: rebuilt {len(refreshed)} later night(s) that continued from an earlier build: "
                          f"{refreshed[0]} .. {refreshed[-1]}")
+    record_own_write(settings, context.run_id, [*partition_days(context), *refreshed])
     build_catalog(settings)
     last = built[-1] if built else {}
     assigned = sum(b[tables.ASSIGNMENTS.path].height for b in built)

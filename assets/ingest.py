@@ -15,7 +15,7 @@ import dagster as dg
 import polars as pl
 
 from assets.checks import accounting_result, accounting_spec, gx_result, gx_spec
-from assets.jobs import REBUILD_VERSION
+from assets.jobs import REBUILD_VERSION, record_own_write
 from assets.partitions import daily_partitions, one_run, partition_days
 from assets.resources import FlywheelResource
 from flywheel import tables
@@ -85,6 +85,7 @@ def events(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -> dg.
     rebuild = changed_days.pending(layout)
     context.instance.add_run_tags(context.run_id, {REBUILD_VERSION: str(rebuild.version)})
     results = [build_events(settings, d) for d in days]
+    record_own_write(settings, context.run_id, days)  # later days' windows built without these are stale
     build_catalog(settings)
     for r in report.changed:
         context.log.info(f"read {r.path}: {r.read} records, {r.quarantined} quarantined ({r.status})")

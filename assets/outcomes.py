@@ -10,6 +10,7 @@ import polars as pl
 
 from assets.checks import mart_results, mart_specs
 from assets.ingest import INTERVENTIONS
+from assets.jobs import record_own_write, record_windows_read
 from assets.partitions import daily_partitions, one_run, partition_days
 from assets.resources import FlywheelResource
 from flywheel import tables
@@ -58,6 +59,7 @@ def event_outcomes(context: dg.AssetExecutionContext, flywheel: FlywheelResource
     counts: Counter[str] = Counter()
     for day in partition_days(context):
         counts.update(build_event_outcomes(settings, day))
+    record_own_write(settings, context.run_id, partition_days(context))
     build_catalog(settings)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": dg.MetadataValue.int(sum(counts.values())),
@@ -74,6 +76,7 @@ def daily_rates(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -
     settings = flywheel.settings()
     days = partition_days(context)
     frames = [build_daily_rates(settings, d) for d in days]
+    record_own_write(settings, context.run_id, days)
     build_catalog(settings)
     frame = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
     return dg.MaterializeResult(
@@ -92,6 +95,7 @@ def rolling_rates(context: dg.AssetExecutionContext, flywheel: FlywheelResource)
     from raw events), with Wilson intervals. Queried as `outcomes.rolling_rates`.
     Ends by republishing the analysts' catalog (`build_catalog`: a no-op unless a view changed)."""
     settings = flywheel.settings()
+    record_windows_read(context.instance, context.run_id, settings, "rolling_rates")  # before reading
     frames = [build_rolling_rates(settings, d) for d in partition_days(context)]
     build_catalog(settings)
     return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(sum(f.height for f in frames))})
@@ -130,6 +134,7 @@ def calibration(context: dg.AssetExecutionContext, flywheel: FlywheelResource):
     """Calibration and reliability bins for each day of the run. Ends by republishing the
     analysts' catalog (`build_catalog`: a no-op unless a view changed)."""
     settings = flywheel.settings()
+    record_windows_read(context.instance, context.run_id, settings, "calibration")  # before reading
     results = [build_calibration(settings, d) for d in partition_days(context)]
     build_catalog(settings)
     last = results[-1][0] if results else pl.DataFrame()

@@ -37,12 +37,15 @@ def run_days(settings: Settings, first: date | None, last: date | None, quiet: b
     store's record of days to rebuild, `flywheel.ingest.changed_days`; days from today on wait
     until they are over). Consecutive days run together in ascending order, in runs of
     `chunk_days` days each, with a progress bar over the days; each successful run clears the
-    days it rebuilt from the record.
+    days it rebuilt from the record. Then the days whose window tables are recorded stale for a
+    change (`flywheel.ingest.changed_days`: computed before an earlier day's data was there or
+    changed, by this call's runs or by runs of other processes) are refreshed with the
+    `refresh_windows` job, in day order, up to the newest decided day; each refresh clears them.
 
     `groups` runs only the nightly job's assets of those asset groups (e.g. ("ingest", "outcomes"):
     the first steps, for an example that builds the failure tables with a model configuration of
     its own); such a partial run leaves the record of days to rebuild as it is and refreshes no
-    windows, since the later stages of its days were not rebuilt.
+    windows, since the later stages of its days were not rebuilt (a later full run does).
 
     Returns what was run, or None when there was nothing to run.
     """
@@ -71,6 +74,9 @@ def run_days(settings: Settings, first: date | None, last: date | None, quiet: b
             from flywheel.catalog import build_catalog
 
             build_catalog(settings)
+        if groups is None and refresh_ranges(settings, today):  # stale windows left by runs elsewhere
+            with dagster_instance() as instance:
+                refresh_windows(settings, today, instance, _run_config(settings, quiet))
         return None
     if first is None and last is None:  # a stray old-dated record must not block every night
         early = [d for d in days if d < date.fromisoformat(FIRST_DAY)]
@@ -87,14 +93,9 @@ def run_days(settings: Settings, first: date | None, last: date | None, quiet: b
         raise ValueError(f"event day {hi} is today or later; a day is run once it is over (use --to {today - timedelta(days=1)})")
     job = defs.resolve_job_def("nightly")
     selection = None if groups is None else sorted(dg.AssetSelection.groups(*groups).resolve(defs.resolve_asset_graph()))
-    # the paths as the run's resource config (shown with the run in the UI); a resource object passed
-    # instead conflicts with the definitions' own when the run selects some assets (`groups`)
-    paths = {"landing": str(settings.landing), "store": str(settings.store), "db": str(settings.db)}
     instance = dagster_instance()
     fail_dead_runs(instance)
-    log_level = "WARNING" if quiet else "INFO"
-    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}},
-                  "resources": {"flywheel": {"config": paths}}}
+    run_config = _run_config(settings, quiet)
     with instance, tqdm(total=len(days), unit="day", desc="nightly run", disable=not progress) as bar:
         for group_first, group_last in changed_days.contiguous(days):
             start = group_first
@@ -111,17 +112,37 @@ def run_days(settings: Settings, first: date | None, last: date | None, quiet: b
                     clear_rebuilt(settings, instance.get_run_by_id(result.run_id).tags)
                 bar.update((end - start).days + 1)
                 start = end + timedelta(days=1)
-        # the later days whose windows hold a rebuilt older day: their window figures and decisions
-        # again, in order, so the newest day's decisions (and the feed) see the late reviews
-        windows = refresh_ranges(settings, days[0]) if first is None and last is None and groups is None else []
-        for window in windows:
-            refresh = defs.resolve_job_def("refresh_windows")
-            result = refresh.execute_in_process(tags={**range_tags(*window), **process_tags()}, instance=instance,
-                                                raise_on_error=False,
-                                                run_config=run_config)
-            if not result.success:
-                raise ValueError(f"refreshing the windows of days {window[0]} .. {window[1]} failed; see the log above")
+        if groups is None:
+            refresh_windows(settings, today, instance, run_config)
     return Ran(lo, hi, days)
+
+
+def _run_config(settings: Settings, quiet: bool) -> dict:
+    """The run config of `run_days`' runs: the paths as the run's resource config (shown with the
+    run in the UI; a resource object passed instead conflicts with the definitions' own when the
+    run selects some assets) and the log level."""
+    paths = {"landing": str(settings.landing), "store": str(settings.store), "db": str(settings.db)}
+    return {"loggers": {"console": {"config": {"log_level": "WARNING" if quiet else "INFO"}}},
+            "resources": {"flywheel": {"config": paths}}}
+
+
+def refresh_windows(settings: Settings, today: date, instance, run_config: dict) -> list[tuple[date, date]]:
+    """Run `refresh_windows` over the days whose window tables are recorded stale for a change
+    (`assets.jobs.refresh_ranges`: computed without data now there: a rebuilt older day, late
+    reviews, an earlier day run after a later one), in day order up to the newest decided day, so
+    the newest day's decisions and the feed see every day; each refresh clears the days it finds
+    fresh. Returns the ranges refreshed; a failed refresh is a ValueError."""
+    from assets.definitions import defs
+    from assets.jobs import range_tags, refresh_ranges
+
+    windows = refresh_ranges(settings, today)
+    refresh = defs.resolve_job_def("refresh_windows")
+    for window in windows:
+        result = refresh.execute_in_process(tags={**range_tags(*window), **process_tags()}, instance=instance,
+                                            raise_on_error=False, run_config=run_config)
+        if not result.success:
+            raise ValueError(f"refreshing the windows of days {window[0]} .. {window[1]} failed; see the log above")
+    return windows
 
 
 def process_tags() -> dict[str, str]:

@@ -1,6 +1,8 @@
 """Sensors: `landing_sensor` runs the days that new landing files hold; `late_data_sensor` runs
 the older event days whose inputs a landing sync changed (late interventions, late or corrected
-events), from the store's record of days to rebuild, and clears the days successful runs rebuilt.
+events), from the store's record of days to rebuild, and clears the days successful runs rebuilt;
+once no nightly or refresh run is in flight, it runs `refresh_windows` over the days whose window
+tables that record holds stale (computed before an earlier day's data was there or changed).
 
 Both read the landing folder and the store through the `flywheel` resource (`FlywheelResource`),
 the one the runs they ask for get: paths configured there in Dagster, not only in the
@@ -14,7 +16,6 @@ from datetime import date, datetime, timedelta, timezone
 import dagster as dg
 
 from assets.jobs import (
-    REBUILD_VERSION,
     clear_rebuilt,
     nightly_job,
     range_tags,
@@ -38,6 +39,7 @@ _OVERLAP = timedelta(minutes=1)
 # A range whose rebuild failed is asked for again, this many attempts in all.
 _ATTEMPTS = 3
 _RANGE_KEY = "flywheel/rebuild_range"
+_REFRESH_KEY = "flywheel/refresh_range"
 
 
 @dg.sensor(job=nightly_job, minimum_interval_seconds=60,
@@ -86,13 +88,14 @@ def landing_sensor(context: dg.SensorEvaluationContext, flywheel: FlywheelResour
                        "files), one run per range of consecutive days; on by default, since without it "
                        "late reviews never count.")
 def late_data_sensor(context: dg.SensorEvaluationContext, flywheel: FlywheelResource) -> dg.SensorResult | dg.SkipReason:
-    """Clear the days successful nightly runs rebuilt, and after a rebuild of older days ask for
-    `refresh_windows` over the later days up to the newest decided one (their window figures and
-    decisions, so the feed sees the late reviews); ask for a run over each range of consecutive
-    days still to rebuild (up to yesterday) that no queued or running nightly run covers. The run
-    key holds the range, the newest version it was marked at and the failed attempts so far: a
-    range is asked for once per change of its inputs, and again after a failure, up to
-    `_ATTEMPTS` times (then it waits for an operator or a new change)."""
+    """Clear the days successful nightly runs rebuilt; while no nightly or refresh run is queued or
+    running, ask for `refresh_windows` over the days whose window tables are recorded stale for a
+    change, from the first of them up to the newest decided day (their window figures and
+    decisions, so the feed sees late reviews and days that finished out of order); ask for a run
+    over each range of consecutive days still to rebuild (up to yesterday) that no queued or
+    running nightly run covers. The run key holds the range, the newest version it was marked at
+    and the failed attempts so far: a range is asked for once per change of its inputs, and again
+    after a failure, up to `_ATTEMPTS` times (then it waits for an operator or a new change)."""
     settings = flywheel.settings()
     layout = Layout(settings.store)
     instance = context.instance
@@ -105,21 +108,13 @@ def late_data_sensor(context: dg.SensorEvaluationContext, flywheel: FlywheelReso
     for record in done:
         clear_rebuilt(settings, record.dagster_run.tags)
         newest = max(newest, record.update_timestamp.timestamp())
-        ran = run_days_of(record.dagster_run.tags)
-        # refreshes are asked for runs not seen before (the overlap only repeats the clearing)
-        if ran and REBUILD_VERSION in record.dagster_run.tags and record.update_timestamp.timestamp() > since:
-            for first, last in refresh_ranges(settings, ran[-1]):
-                requests.append(dg.RunRequest(run_key=f"refresh-{first}-{last}-after-{record.dagster_run.run_id}",
-                                              job_name=refresh_job.name, tags=range_tags(first, last)))
     cursor = str(newest)
-    busy = {d for run in instance.get_runs(filters=dg.RunsFilter(job_name=nightly_job.name, statuses=_IN_FLIGHT))
-            for d in run_days_of(run.tags)}
+    in_flight = instance.get_runs(filters=dg.RunsFilter(statuses=_IN_FLIGHT))
+    busy = {d for run in in_flight if run.job_name == nightly_job.name for d in run_days_of(run.tags)}
     first_allowed = date.fromisoformat(FIRST_DAY)
     yesterday = datetime.now(timezone.utc).date() - timedelta(days=1)
     record = changed_days.pending(layout)
     todo = {d: v for d, v in record.days.items() if first_allowed <= d <= yesterday and d not in busy}
-    if not todo and not requests:
-        return dg.SensorResult(skip_reason=dg.SkipReason("no event day waits to be rebuilt"), cursor=cursor)
     given_up = []
     for first, last in changed_days.contiguous(todo):
         version = max(v for d, v in todo.items() if first <= d <= last)
@@ -135,7 +130,22 @@ def late_data_sensor(context: dg.SensorEvaluationContext, flywheel: FlywheelReso
     if given_up:
         context.log.warning(f"event days {', '.join(given_up)} failed to rebuild {_ATTEMPTS} times: re-execute the failed "
                             "run once its cause is fixed (a new change to their inputs also asks again)")
+    # windows are refreshed after the runs that made them stale: a refresh while a nightly or refresh
+    # run still writes (or before a rebuild asked for now) would be marked stale again by it
+    if not requests and not any(run.job_name in (nightly_job.name, refresh_job.name) for run in in_flight):
+        version = max((max(e.marks.values()) for e in record.stale.values() if e.reason == "changed"), default=0)
+        for first, last in refresh_ranges(settings, yesterday + timedelta(days=1)):
+            key = f"{first.isoformat()}-{last.isoformat()}-v{version}"
+            failed = len(instance.get_run_ids(filters=dg.RunsFilter(
+                job_name=refresh_job.name, statuses=[dg.DagsterRunStatus.FAILURE], tags={_REFRESH_KEY: key})))
+            if failed >= _ATTEMPTS:
+                context.log.warning(f"refreshing the windows of {first} .. {last} failed {_ATTEMPTS} times: re-execute "
+                                    "the failed run once its cause is fixed")
+                continue
+            requests.append(dg.RunRequest(run_key=f"refresh-{key}-a{failed}", job_name=refresh_job.name,
+                                          tags={**range_tags(first, last), _REFRESH_KEY: key}))
     if not requests:
-        return dg.SensorResult(skip_reason=dg.SkipReason(f"rebuilds of {', '.join(given_up)} failed {_ATTEMPTS} times"),
-                               cursor=cursor)
+        reason = (f"rebuilds of {', '.join(given_up)} failed {_ATTEMPTS} times" if given_up
+                  else "no event day waits to be rebuilt and no window to refresh")
+        return dg.SensorResult(skip_reason=dg.SkipReason(reason), cursor=cursor)
     return dg.SensorResult(run_requests=requests, cursor=cursor)

@@ -7,13 +7,16 @@ import dagster as dg
 import polars as pl
 
 from assets.failures import CLUSTER_DAILY
+from assets.jobs import due_days, record_windows_read, window_lookback, windows_snapshot
 from assets.outcomes import CALIBRATION, DAILY_RATES, EVENT_OUTCOMES
 from assets.partitions import daily_partitions, one_run, partition_days
 from assets.resources import FlywheelResource
 from flywheel import tables
 from flywheel.catalog import build_catalog
+from flywheel.ingest import changed_days
 from flywheel.signals.decide import decide_day, policy_for
 from flywheel.signals.feed import pending, publish_feed
+from flywheel.store import Layout
 
 DRIFT = dg.AssetKey(tables.DRIFT.asset_key)
 GATE_EVALUATIONS = dg.AssetKey(tables.GATE_EVALUATIONS.asset_key)
@@ -46,8 +49,21 @@ def decisions(context: dg.AssetExecutionContext, flywheel: FlywheelResource):
     """Drift, gate evaluations and decisions for each day of the run, in order. Ends by
     republishing the analysts' catalog (`build_catalog`: a no-op unless a view changed)."""
     settings = flywheel.settings()
+    own = record_windows_read(context.instance, context.run_id, settings, "decisions")  # before reading
+    run = context.instance.get_run_by_id(context.run_id)
+    since = windows_snapshot(run.tags if run else {}, own)
     policy = policy_for(settings)
-    frames = [decide_day(settings, d, context.run_id, policy) for d in partition_days(context)]
+    layout, due, lookback = Layout(settings.store), due_days(settings), window_lookback(settings, policy)
+    frames, stale = [], {}
+    for d in partition_days(context):
+        frames.append(decide_day(settings, d, context.run_id, policy))
+        # every window table of d is written: record it, and whether it was computed without data now there
+        entry = changed_days.windows_built(layout, d, context.run_id, since, due, lookback)
+        if entry is not None:
+            stale[d.isoformat()] = f"{entry.reason} since {entry.since}"
+    if stale:
+        context.log.warning(f"window tables computed without earlier days' current data (refresh_windows "
+                            f"follows once they are there): {stale}")
     build_catalog(settings)
     last = frames[-1] if frames else pl.DataFrame()
     autonomy = last.filter(pl.col("kind") == "autonomy") if last.height else last
@@ -60,6 +76,7 @@ def decisions(context: dg.AssetExecutionContext, flywheel: FlywheelResource):
     yield dg.MaterializeResult(asset_key=DECISIONS, metadata={
         "dagster/row_count": dg.MetadataValue.int(sum(f.height for f in frames)),
         "autonomy_last_day": dg.MetadataValue.md(table), "actions_last_day": dg.MetadataValue.json(counts),
+        "stale_windows": dg.MetadataValue.json(stale),
         "policy_version": dg.MetadataValue.text(policy.version)})
 
 

@@ -25,11 +25,15 @@ import time
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 import yaml
 
+from assets.jobs import RANGE_END, RANGE_START
 from flywheel.generate import generate
+from flywheel.ingest import changed_days
+from flywheel.store import Layout
 from servers import Worker, celery_workers, postgres_server, redis_server  # noqa: F401
 from test_faults import _tables
 
@@ -162,14 +166,42 @@ def test_four_day_partitions_at_once_are_spread_over_both_workers(postgres_serve
         assert set(differ) <= set(_WINDOWED), differ
         # A window figure (rolling rates, calibration, drift, gates, decisions) reads the days before
         # its day: a later day that finished before an earlier one was computed without it (seen in CI:
-        # all six windowed tables differed). The daemon's late_data_sensor asks for refresh_windows
-        # over the decided days after each finished run; here the worst case of it, days 2..4 in order.
-        refresh = _launch(dep, days[1], days[-1], job="refresh_windows")
-        out = refresh.communicate(timeout=900)[0]
-        assert refresh.returncode == 0, out[-4000:]
+        # all six windowed tables differed). The store's record holds such days stale, and one tick of
+        # the daemon's late_data_sensor, on this deployment's instance, asks for refresh_windows over them.
+        stale = changed_days.pending(Layout(dep.base / "store")).stale
+        assert bool(stale) or not differ, differ  # windows that differ are recorded stale
+        assert _feed(dep)["stale"] == (None if days[-1] not in stale else {
+            "since": stale[days[-1]].since.isoformat(), "reason": stale[days[-1]].reason, "detail": ANY})
+        requests = _sensor_tick(dep)
+        assert [(r.job_name, r.tags[RANGE_START]) for r in requests] == ([("refresh_windows", min(stale).isoformat())]
+                                                                      if stale else [])
+        for request in requests:
+            refresh = _launch(dep, date.fromisoformat(request.tags[RANGE_START]),
+                              date.fromisoformat(request.tags[RANGE_END]), job=request.job_name)
+            out = refresh.communicate(timeout=900)[0]
+            assert refresh.returncode == 0, out[-4000:]
     got = _tables(dep.base / "flywheel.duckdb")
     differ = sorted(name for name in want if got.get(name) != want[name])
     assert differ == [], differ
+    assert changed_days.pending(Layout(dep.base / "store")).stale == {} and _feed(dep)["stale"] is None
+
+
+def _feed(dep: Deployment) -> dict:
+    return json.loads((dep.base / "publish" / "feed" / "latest.json").read_text())
+
+
+def _sensor_tick(dep: Deployment) -> list:
+    """The run requests of one late_data_sensor tick against the deployment's instance (PostgreSQL)."""
+    import dagster as dg
+
+    from assets.resources import FlywheelResource
+    from assets.sensors import late_data_sensor
+
+    resources = {"flywheel": FlywheelResource(landing=dep.env["FLYWHEEL_LANDING"], store=dep.env["FLYWHEEL_STORE"],
+                                              db=dep.env["FLYWHEEL_DB"])}
+    with dg.DagsterInstance.from_config(str(dep.home)) as instance:
+        result = late_data_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+    return list(result.run_requests or []) if isinstance(result, dg.SensorResult) else []
 
 
 def test_a_worker_killed_mid_step_leaves_the_run_to_the_other_equal_to_the_plain_run(  # noqa: F811

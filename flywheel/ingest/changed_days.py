@@ -13,14 +13,44 @@ it writes the file's manifest, so a crash between the two re-stages the file and
 again, and a crash between the sync and the rebuild leaves the days recorded. `clear` drops the
 days a run rebuilt, only where they were marked at or before the version that run's sync saw: a
 day marked again meanwhile stays. A sync of unchanged files marks nothing.
+
+The same record (same lock, same atomic write, same version counter) keeps the days whose window
+tables are stale: a day's rolling rates, calibration, reliability bins, drift, gate evaluations
+and decisions read the days before it (and its own), so when day partitions run as separate runs
+at once, or an older day is rebuilt, a later day's windows can have been computed without data
+that is now there. Three events are recorded, each under the lock, each bumping the version:
+`own_written` after a run wrote a day's own tables (events, outcomes, daily rates, failure
+clusters: what windows read), `windows_read` when a window step starts (the version it returns
+is the step's snapshot, taken before it reads anything), and `windows_built` once a day's window
+tables are all written (the run's snapshot is the smallest its window steps took). The rule:
+
+- `own_written(days)` marks stale every day >= min(days) whose windows were built (or decided);
+- `windows_built(e)` marks stale every later day whose windows were built (they read e's gates);
+- `windows_built(e)` finds e itself stale when, for another run, a day <= e was written or a day
+  < e had its windows built at a version above the run's snapshot, when a day < e is recorded
+  stale, or when a due day (staged events, from the first partition) of e's look-back window has
+  no daily rates in the store ("missing"); otherwise it clears e's entry, unless another run
+  marked it after the snapshot.
+
+Why it is complete: take a write W of an input of day e by run R' (own tables of a day <= e, or
+window tables of a day < e) and a build B of e's windows by run R != R' that may have missed it:
+B's reads start after its snapshot S. Both W's record and B's record are taken under the lock,
+so one comes first. If W's record came before S, W's data was in place before B read: B saw it.
+If W's record came after S but before B's record, W's version is above S and B marks e stale.
+If W's record came after B's record, W finds e built and marks it. A day due but never written
+is no write at all: B sees it missing. A run's own writes of its days precede its window steps
+(each asset is one step over all the run's days, and window steps depend on the own ones) and
+its window days are built in day order, so a run never marks itself stale. A stale mark is only
+ever dropped by a build of that day whose check found nothing: the refresh. Spurious marks (a
+write recorded after a read that saw it) cost one refresh, never a wrong feed.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +60,22 @@ import pyarrow.parquet as pq
 
 from flywheel.ingest.partition import event_days_of_intervention
 from flywheel.store import Layout, exclusive, write_bytes_atomic
+from flywheel.tables import DAILY_RATES
+
+# (version, run id) of the newest write of a day's own tables, or of its window tables
+Stamp = tuple[int, str]
+
+
+@dataclass(frozen=True)
+class Stale:
+    """Why a day's window tables are stale: `since` is the earliest input day that changed after
+    they were built (or is missing), `reason` is "changed" (a refresh fixes it) or "missing" (a
+    due day is not in the store yet: its own run marks the day "changed"), `marks` the newest
+    version each run marked it at."""
+
+    since: date
+    reason: str
+    marks: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -39,6 +85,9 @@ class Rebuild:
 
     version: int
     days: dict[date, int]
+    written: dict[date, Stamp] = field(default_factory=dict)
+    built: dict[date, Stamp] = field(default_factory=dict)
+    stale: dict[date, Stale] = field(default_factory=dict)
 
 
 def record_path(layout: Layout) -> Path:
@@ -52,11 +101,22 @@ def pending(layout: Layout) -> Rebuild:
     if not path.exists():
         return Rebuild(0, {})
     raw = json.loads(path.read_text(encoding="utf-8"))
-    return Rebuild(int(raw["version"]), {date.fromisoformat(d): int(v) for d, v in raw["days"].items()})
+
+    def stamps(key: str) -> dict[date, Stamp]:
+        return {date.fromisoformat(d): (int(v), str(r)) for d, (v, r) in raw.get(key, {}).items()}
+
+    stale = {date.fromisoformat(d): Stale(date.fromisoformat(e["since"]), e["reason"], {r: int(v) for r, v in e["marks"].items()})
+             for d, e in raw.get("stale", {}).items()}
+    return Rebuild(int(raw["version"]), {date.fromisoformat(d): int(v) for d, v in raw["days"].items()},
+                   stamps("written"), stamps("built"), stale)
 
 
 def _write(layout: Layout, record: Rebuild) -> None:
-    doc = {"version": record.version, "days": {d.isoformat(): v for d, v in sorted(record.days.items())}}
+    doc = {"version": record.version, "days": {d.isoformat(): v for d, v in sorted(record.days.items())},
+           "written": {d.isoformat(): list(v) for d, v in sorted(record.written.items())},
+           "built": {d.isoformat(): list(v) for d, v in sorted(record.built.items())},
+           "stale": {d.isoformat(): {"since": e.since.isoformat(), "reason": e.reason, "marks": dict(sorted(e.marks.items()))}
+                     for d, e in sorted(record.stale.items())}}
     write_bytes_atomic(json.dumps(doc, indent=1).encode(), record_path(layout))
 
 
@@ -69,7 +129,7 @@ def mark(layout: Layout, days: Iterable[date]) -> int:
         if not todo:
             return record.version
         version = record.version + 1
-        _write(layout, Rebuild(version, {**record.days, **{d: version for d in todo}}))
+        _write(layout, replace(record, version=version, days={**record.days, **{d: version for d in todo}}))
         return version
 
 
@@ -81,8 +141,74 @@ def clear(layout: Layout, days: Iterable[date], upto: int) -> list[date]:
         record = pending(layout)
         gone = sorted(d for d, v in record.days.items() if d in wanted and v <= upto)
         if gone:
-            _write(layout, Rebuild(record.version, {d: v for d, v in record.days.items() if d not in gone}))
+            _write(layout, replace(record, days={d: v for d, v in record.days.items() if d not in gone}))
         return gone
+
+
+def _marked(stale: dict[date, Stale], day: date, since: date, reason: str, run_id: str, version: int) -> Stale:
+    """`day`'s entry with one more mark (the earliest `since`; "changed" wins over "missing")."""
+    old = stale.get(day)
+    if old is None:
+        return Stale(since, reason, {run_id: version})
+    return Stale(min(old.since, since), "changed" if "changed" in (old.reason, reason) else reason,
+                 {**old.marks, run_id: version})
+
+
+def windows_read(layout: Layout) -> int:
+    """The version a window step takes before it reads anything (its snapshot)."""
+    return pending(layout).version
+
+
+def own_written(layout: Layout, days: Iterable[date], run_id: str, decided: Iterable[date] = ()) -> list[date]:
+    """Record that run `run_id` (re)wrote the own tables of `days`, and mark stale every day from
+    the first of them on whose windows were built (`decided`: days decided before this record
+    kept builds, which count as built). Returns the days marked."""
+    todo = sorted(set(days))
+    if not todo:
+        return []
+    with exclusive(layout.lock("rebuild")):
+        record = pending(layout)
+        version = record.version + 1
+        targets = sorted(e for e in set(record.built) | set(decided) if e >= todo[0])
+        stale = dict(record.stale)
+        for e in targets:
+            stale[e] = _marked(stale, e, todo[0], "changed", run_id, version)
+        _write(layout, replace(record, version=version, written={**record.written, **{d: (version, run_id) for d in todo}},
+                               stale=stale))
+        return targets
+
+
+def windows_built(layout: Layout, day: date, run_id: str, since: int, due: Iterable[date], lookback: int) -> Stale | None:
+    """Record that run `run_id`, whose window steps took snapshot `since`, has written every window
+    table of `day`; mark stale the later days whose windows were built (they read this day's),
+    and find whether `day`'s own windows are stale (see the module docstring: an input another
+    run wrote after `since`, a stale earlier day, or a `due` day of the `lookback` days before it
+    with no daily rates in the store). Returns `day`'s stale entry, or None when it is fresh."""
+    start = day - timedelta(days=lookback - 1)
+    missing = [d for d in sorted(set(due)) if start <= d < day and not layout.table(DAILY_RATES.path, d).exists()]
+    with exclusive(layout.lock("rebuild")):
+        record = pending(layout)
+        version = record.version + 1
+        changed = [d for d, (v, r) in record.written.items() if d <= day and v > since and r != run_id]
+        changed += [d for d, (v, r) in record.built.items() if d < day and v > since and r != run_id]
+        inherited = [e for d, e in record.stale.items() if d < day]
+        stale = dict(record.stale)
+        for e in sorted(e for e in record.built if e > day):
+            stale[e] = _marked(stale, e, day, "changed", run_id, version)
+        # what this build found replaces the day's entry; marks other runs made after the snapshot
+        # (a build of the same day at the same time) are not this build's to drop
+        old = stale.pop(day, None)
+        keep = {r: v for r, v in old.marks.items() if v > since and r != run_id} if old else {}
+        if changed or any(e.reason == "changed" for e in inherited):
+            cause = min([*changed, *(e.since for e in inherited if e.reason == "changed")])
+            stale[day] = Stale(cause, "changed", {**keep, run_id: version})
+        elif missing or inherited:
+            cause = min([*missing, *(e.since for e in inherited)])
+            stale[day] = Stale(cause, old.reason if old and keep else "missing", {**keep, run_id: version})
+        elif old and keep:
+            stale[day] = Stale(old.since, old.reason, keep)
+        _write(layout, replace(record, version=version, built={**record.built, day: (version, run_id)}, stale=stale))
+        return stale.get(day)
 
 
 def file_changed_days(layout: Layout, manifest: dict[str, Any], old: dict[str, Any] | None, lag: int) -> set[date]:

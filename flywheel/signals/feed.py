@@ -5,6 +5,12 @@ each written atomically (temporary file, fsync, rename): a reader sees a whole f
 one. Per scenario: the approved level (the latest approved promotion or automatic demotion, else
 the level the logs show), the recommended level, the confidence gate and audit share that apply at
 the approved level, the prompt version to run, and the permission of each tool.
+
+While the window tables of the feed's day are recorded stale (`flywheel.ingest.changed_days`:
+computed before an earlier day's data was there or changed, until `refresh_windows` runs), the
+feed says so (`stale`: since which day and why) and withholds promotions (autonomy, prompt and
+model versions) recommended from them; demotions and roll-backs still go out, and such a
+promotion cannot be approved until the day is refreshed.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import polars as pl
 
 from flywheel.config import Settings
 from flywheel.contracts import UNVERSIONED
+from flywheel.ingest import changed_days
 from flywheel.signals.ledger import append_ledger, decided_ids, effective_levels, read_ledger
 from flywheel.store import Layout, exclusive, write_bytes_atomic
 from flywheel.tables import DECISIONS
@@ -47,21 +54,31 @@ def load_decisions(settings: Settings, day: date | None = None) -> pl.DataFrame:
     return pl.read_parquet(Layout(settings.store).table(DECISIONS.path, day))
 
 
+def stale_windows(settings: Settings, day: date) -> changed_days.Stale | None:
+    """Why the window tables of `day` are stale (None: they are not)."""
+    return changed_days.pending(Layout(settings.store)).stale.get(day)
+
+
 def build_feed(settings: Settings, run_id: str, day: date | None = None) -> dict[str, Any]:
-    """The feed document for the decisions of `day` (default: the latest)."""
+    """The feed document for the decisions of `day` (default: the latest). While that day's window
+    tables are stale, `stale` says since when and why, and promotions are withheld: an autonomy
+    promotion's recommended level stays the current one (its recommendation says `withheld`), and
+    a version recommended for promotion is not named to run."""
     decisions = load_decisions(settings, day)
     approved = effective_levels(settings)
+    stale = stale_windows(settings, decisions["day"][0]) if decisions.height else None
     scenarios: dict[str, dict[str, Any]] = {}
     for r in decisions.filter(pl.col("kind") == "autonomy").iter_rows(named=True) if decisions.height else []:
         entry = approved.get(r["scenario"])
         level = entry["level"] if entry else r["current"]
+        withheld = stale is not None and r["action"] == "promote"
         scenarios[r["scenario"]] = {
             "approved_level": level,
             "approved_by": entry["by"] if entry else None,
             "approved_decision_id": entry["decision_id"] if entry else None,
-            "recommended_level": r["recommended"],
+            "recommended_level": r["current"] if withheld else r["recommended"],
             "recommendation": {"decision_id": r["decision_id"], "action": r["action"], "rule": r["rule"],
-                               "effect": r["effect"]},
+                               "effect": r["effect"], **({"withheld": "stale_windows"} if withheld else {})},
             "confidence_gate": None, "audit_share": None, "prompt_version": None, "model": None, "tools": {},
         }
     for r in decisions.iter_rows(named=True) if decisions.height else []:
@@ -75,7 +92,7 @@ def build_feed(settings: Settings, run_id: str, day: date | None = None) -> dict
         for (scenario,), part in (decisions.filter(pl.col("kind") == dim).partition_by("scenario", as_dict=True).items()
                                   if decisions.height else []):
             if scenario in scenarios:
-                scenarios[scenario][key] = _version_choice(part)
+                scenarios[scenario][key] = _version_choice(part, promotions=stale is None)
     tool_rows = decisions.filter(pl.col("kind") == "tool") if decisions.height else decisions
     global_tools = {r["subject"]: r["action"] for r in tool_rows.iter_rows(named=True) if r["scenario"] == "*"} if tool_rows.height else {}
     for r in tool_rows.iter_rows(named=True) if tool_rows.height else []:
@@ -86,17 +103,23 @@ def build_feed(settings: Settings, run_id: str, day: date | None = None) -> dict
             "generated_at": datetime.now(timezone.utc).isoformat(),
             "data_day": decisions["day"][0].isoformat() if decisions.height else None,
             "policy_version": decisions["policy_version"][0] if decisions.height else None,
+            "stale": None if stale is None else {
+                "since": stale.since.isoformat(), "reason": stale.reason,
+                "detail": ("an earlier day's data changed after these windows were computed; refresh_windows follows"
+                           if stale.reason == "changed" else
+                           "an earlier day with staged events is not in the store yet; its run refreshes these windows")},
             "scenarios": dict(sorted(scenarios.items()))}
 
 
-def _version_choice(part: pl.DataFrame) -> dict[str, Any]:
+def _version_choice(part: pl.DataFrame, promotions: bool = True) -> dict[str, Any]:
     """The version to run. Only a real version (never the `unversioned` bucket of records logged
     without one) whose comparison had enough evidence is ever named as a change: the one recommended
-    for promotion, else the newest kept. With no such version, what runs now is kept: the real
-    version with the most events in the window that is not rolled back or retired (None if none)."""
+    for promotion (unless `promotions` is False: the windows are stale), else the newest kept. With
+    no such version, what runs now is kept: the real version with the most events in the window
+    that is not rolled back or retired (None if none)."""
     rows = [r | {"ev": json.loads(r["evidence"])} for r in part.to_dicts()]
     real = [r for r in rows if r["subject"] != UNVERSIONED]
-    promoted = [r for r in real if r["action"] == "promote"]
+    promoted = [r for r in real if r["action"] == "promote" and promotions]
     kept = [r for r in real if r["action"] == "keep"]
     running = [r for r in real if r["action"] not in ("roll_back", "retire")]
     if promoted:
@@ -118,14 +141,16 @@ def publish_feed(settings: Settings, run_id: str) -> Path:
     Whatever days a run rebuilt (a backfill of last month, a late review), the feed carries the
     newest day's decisions with the ledger as it is now, so re-running old days never rewinds what
     the product is told; `latest.json` is never replaced by a feed of an older data day (it is left
-    as it is, and the run's own file says what this run saw)."""
-    doc = build_feed(settings, run_id)
-    data = json.dumps(doc, indent=1, sort_keys=True, default=str).encode()
+    as it is, and the run's own file says what this run saw). The feed is built under the feed's
+    lock: of runs publishing at once, the last to write `latest.json` read the decisions and the
+    record of stale windows after the others, so it never leaves an older view of them there."""
     folder = settings.publish / "feed"
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in run_id)[:80]
     path = folder / f"{safe}.json"
-    write_bytes_atomic(data, path)
     with exclusive(Layout(settings.store).lock("feed")):
+        doc = build_feed(settings, run_id)
+        data = json.dumps(doc, indent=1, sort_keys=True, default=str).encode()
+        write_bytes_atomic(data, path)
         latest = folder / "latest.json"
         if not _older(doc.get("data_day"), _published_day(latest)):
             write_bytes_atomic(data, latest)
@@ -185,6 +210,11 @@ def _still_applies(settings: Settings, decision: dict[str, Any]) -> None:
     and its scenario's newest autonomy decision (a re-decided day replaces it), and the level it
     starts from is still the level in force (no demotion, fail-safe or other, has moved it since)."""
     scenario, day = decision["scenario"], decision["day"]
+    stale = stale_windows(settings, day)
+    if stale is not None:
+        raise ValueError(f"decision {decision['decision_id']} ({scenario} {decision['current']} -> {decision['recommended']}, "
+                         f"{day}) was computed from stale windows ({stale.reason} since {stale.since}): approve it, "
+                         f"or its successor, once refresh_windows has run over {day}")
     last = latest_day(settings)
     if last is not None and last > day:
         raise ValueError(f"decision {decision['decision_id']} ({scenario} {decision['current']} -> {decision['recommended']}, "
