@@ -156,6 +156,13 @@ def test_single_day_runs_in_reverse_order_are_refreshed_by_one_late_data_sensor_
         got = _tables(s.db)
         assert got["signals.decisions"] != want_tables["signals.decisions"]  # day 4 decided without days 1..3
 
+        # while a run still writes (here a refresh started elsewhere) the sensor waits for it
+        busy = instance.create_run_for_job(job_def=defs.resolve_job_def("refresh_windows"), tags=range_tags(DAYS[1], DAYS[3]),
+                                           status=dg.DagsterRunStatus.STARTED)
+        waiting = late_data_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+        assert not (isinstance(waiting, dg.SensorResult) and waiting.run_requests)
+        instance.report_run_failed(busy)
+
         result = late_data_sensor(dg.build_sensor_context(instance=instance, resources=resources))
         assert isinstance(result, dg.SensorResult)
         requests = list(result.run_requests or [])
