@@ -56,9 +56,9 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from flywheel.ingest.partition import event_days_of_intervention
+from flywheel.objectstore import read_table
 from flywheel.store import Layout, exclusive, write_bytes_atomic
 from flywheel.tables import DAILY_RATES
 
@@ -224,7 +224,7 @@ def file_changed_days(layout: Layout, manifest: dict[str, Any], old: dict[str, A
         day = date.fromisoformat(text)
         piece = layout.staged("interventions", day, fid)
         if piece.exists():
-            ids[day] = pq.read_table(piece, columns=["event_id"]).column(0).combine_chunks()
+            ids[day] = read_table(piece, columns=["event_id"]).column(0).combine_chunks()
     days |= _days_of_events(layout, ids, lag)
     if old and old.get("intervention_days"):
         days |= _days_storing(layout, manifest["path"], [date.fromisoformat(d) for d in old["intervention_days"]], lag)
@@ -248,7 +248,7 @@ def _days_of_events(layout: Layout, ids_by_day: dict[date, pa.Array], lag: int) 
         path = layout.table("events", d)
         if not path.exists():
             continue
-        stored = pq.read_table(path, columns=["event_id"]).column(0).combine_chunks()
+        stored = read_table(path, columns=["event_id"]).column(0).combine_chunks()
         for t in sorted(wanted[d]):
             if t not in remaining:
                 continue
@@ -270,7 +270,7 @@ def _days_storing(layout: Layout, source_file: str, intervention_days: list[date
     out: set[date] = set()
     for d in sorted(candidates):
         path = layout.table("interventions", d)
-        if path.exists() and pq.read_table(path, columns=["source_file"],
+        if path.exists() and read_table(path, columns=["source_file"],
                                            filters=[("source_file", "=", source_file)]).num_rows:
             out.add(d)
     return out

@@ -25,12 +25,18 @@ import polars as pl
 from flywheel.config import Settings
 from flywheel.contracts import UNVERSIONED
 from flywheel.ingest import changed_days
+from flywheel.objectstore import AnyPath, polars_options, url
 from flywheel.signals.ledger import append_ledger, decided_ids, effective_levels, read_ledger
 from flywheel.store import Layout, exclusive, write_bytes_atomic
 from flywheel.tables import DECISIONS
 
 FEED_VERSION = 1
 _TOOL_ORDER = {"allow": 0, "require_approval": 1, "disable": 2}
+
+
+def _read(path: AnyPath) -> pl.DataFrame:
+    """A stored Parquet file as a frame, from a local folder or an object store."""
+    return pl.read_parquet(url(path), storage_options=polars_options(path))
 
 
 def decided_days(settings: Settings) -> list[date]:
@@ -51,7 +57,7 @@ def load_decisions(settings: Settings, day: date | None = None) -> pl.DataFrame:
     day = day or latest_day(settings)
     if day is None:
         return pl.DataFrame()
-    return pl.read_parquet(Layout(settings.store).table(DECISIONS.path, day))
+    return _read(Layout(settings.store).table(DECISIONS.path, day))
 
 
 def stale_windows(settings: Settings, day: date) -> changed_days.Stale | None:
@@ -187,7 +193,7 @@ def record_verdict(settings: Settings, decision_id: str, verdict: str, by: str, 
     folder = Layout(settings.store).root / DECISIONS.path
     match = None
     for path in sorted(folder.glob("event_date=*/data.parquet"), reverse=True) if folder.is_dir() else []:
-        frame = pl.read_parquet(path).filter(pl.col("decision_id") == decision_id)
+        frame = _read(path).filter(pl.col("decision_id") == decision_id)
         if frame.height:
             match = frame.row(0, named=True)
             break
@@ -236,7 +242,7 @@ def newest_autonomy_decision(settings: Settings, scenario: str) -> dict[str, Any
     """The autonomy decision of `scenario` on the newest day that decided it, or None."""
     folder = Layout(settings.store).root / DECISIONS.path
     for path in sorted(folder.glob("event_date=*/data.parquet"), reverse=True) if folder.is_dir() else []:
-        frame = pl.read_parquet(path)
+        frame = _read(path)
         if frame.height == 0 or "kind" not in frame.columns:
             continue
         frame = frame.filter((pl.col("kind") == "autonomy") & (pl.col("scenario") == scenario))
