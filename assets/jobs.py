@@ -48,8 +48,9 @@ refresh_job = dg.define_asset_job(
     "refresh_windows",
     selection=dg.AssetSelection.keys(*WINDOW_ASSETS),
     partitions_def=daily_partitions,
-    description="The window figures and decisions of the days after a rebuilt older day (late reviews), "
-                "in ascending order; the day partitions themselves are not rebuilt.",
+    description="The window figures and decisions of the days recorded stale (after a rebuilt older day, "
+                "a late review, or an earlier day that finished after them), in ascending order; the day "
+                "partitions themselves are not rebuilt.",
 )
 
 
