@@ -234,3 +234,28 @@ def test_a_write_recorded_after_a_build_started_makes_it_stale_whichever_is_reco
     # the rebuild record of days to run is kept alongside, untouched
     assert changed_days.mark(layout, [d2]) == changed_days.pending(layout).version
     assert changed_days.pending(layout).days == {d2: changed_days.pending(layout).version}
+
+
+def test_stale_windows_never_loosen_a_gate_an_audit_share_or_a_tool_the_product_reads_now():
+    """Hand-made: the published feed gates at 0.9 with a 10 % audit and `refund` needing approval;
+    stale windows recommend a 0.8 gate, 5 % audit, `refund` allowed and `lookup` disabled. The feed
+    keeps 0.9, 10 % and approval for `refund`, lists them as held, and disables `lookup` at once;
+    a scenario the published feed lacks, or a stricter recommendation, goes out as computed."""
+    from flywheel.signals.feed import _hold_loosening
+
+    def scenario(gate, share, tools):
+        return {"recommendation": {"action": "keep"}, "confidence_gate": gate, "audit_share": share, "tools": tools}
+
+    published = {"a": scenario({"threshold": 0.9, "coverage": 0.4}, 0.10, {"refund": "require_approval", "lookup": "allow"}),
+                 "b": scenario({"threshold": 0.7, "coverage": 0.6}, 0.02, {"refund": "allow"})}
+    new = {"a": scenario({"threshold": 0.8, "coverage": 0.5}, 0.05, {"refund": "allow", "lookup": "disable"}),
+           "b": scenario({"threshold": 0.75, "coverage": 0.5}, 0.05, {"refund": "disable"}),
+           "c": scenario({"threshold": 0.5, "coverage": 0.9}, 0.01, {"refund": "allow"})}
+    _hold_loosening(new, published)
+    assert new["a"]["confidence_gate"] == {"threshold": 0.9, "coverage": 0.4}
+    assert new["a"]["audit_share"] == 0.10
+    assert new["a"]["tools"] == {"refund": "require_approval", "lookup": "disable"}
+    assert new["a"]["recommendation"]["held"] == {"reason": "stale_windows", "confidence_gate": {"threshold": 0.9, "coverage": 0.4},
+                                                  "audit_share": 0.10, "tools": {"refund": "require_approval"}}
+    assert new["b"] == scenario({"threshold": 0.75, "coverage": 0.5}, 0.05, {"refund": "disable"})  # stricter: as computed
+    assert new["c"]["confidence_gate"]["threshold"] == 0.5 and "held" not in new["c"]["recommendation"]

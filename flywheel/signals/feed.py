@@ -9,8 +9,10 @@ the approved level, the prompt version to run, and the permission of each tool.
 While the window tables of the feed's day are recorded stale (`flywheel.ingest.changed_days`:
 computed before an earlier day's data was there or changed, until `refresh_windows` runs), the
 feed says so (`stale`: since which day and why) and withholds promotions (autonomy, prompt and
-model versions) recommended from them; demotions and roll-backs still go out, and such a
-promotion cannot be approved until the day is refreshed.
+model versions) recommended from them, and every loosening of what the product is told now
+(a lower confidence gate, a smaller audit share, a tool allowed more freely: the published value
+is kept, listed under the recommendation's `held`); demotions, roll-backs and anything stricter
+still go out, and such a promotion cannot be approved until the day is refreshed.
 """
 
 from __future__ import annotations
@@ -105,6 +107,8 @@ def build_feed(settings: Settings, run_id: str, day: date | None = None) -> dict
         if r["scenario"] in scenarios:
             worst = max(r["action"], global_tools.get(r["subject"], "allow"), key=_TOOL_ORDER.__getitem__)
             scenarios[r["scenario"]]["tools"][r["subject"]] = worst
+    if stale is not None:
+        _hold_loosening(scenarios, _published_scenarios(settings))
     return {"feed_version": FEED_VERSION, "run_id": run_id,
             "generated_at": datetime.now(timezone.utc).isoformat(),
             "data_day": decisions["day"][0].isoformat() if decisions.height else None,
@@ -115,6 +119,38 @@ def build_feed(settings: Settings, run_id: str, day: date | None = None) -> dict
                            if stale.reason == "changed" else
                            "an earlier day with staged events is not in the store yet; its run refreshes these windows")},
             "scenarios": dict(sorted(scenarios.items()))}
+
+
+def _published_scenarios(settings: Settings) -> dict[str, Any]:
+    """The scenarios of the feed the product reads now (`latest.json`), or {} when none is published."""
+    latest = settings.publish / "feed" / "latest.json"
+    try:
+        return json.loads(latest.read_bytes()).get("scenarios") or {}
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def _hold_loosening(scenarios: dict[str, dict[str, Any]], published: dict[str, Any]) -> None:
+    """While the windows are stale, nothing the product is told may act more freely than what it is
+    told now: a confidence gate keeps the higher threshold, the audit share the larger share, each
+    tool the stricter permission of the new and the published feed (a tighter one still goes out at
+    once). What was held back is listed under `held` (field: published value)."""
+    for name, s in scenarios.items():
+        before = published.get(name) or {}
+        held: dict[str, Any] = {}
+        old_gate, new_gate = before.get("confidence_gate"), s["confidence_gate"]
+        if old_gate and new_gate and old_gate.get("threshold") is not None and old_gate["threshold"] > new_gate["threshold"]:
+            s["confidence_gate"], held["confidence_gate"] = old_gate, old_gate
+        old_share, new_share = before.get("audit_share"), s["audit_share"]
+        if old_share is not None and new_share is not None and old_share > new_share:
+            s["audit_share"], held["audit_share"] = old_share, old_share
+        for tool, action in (before.get("tools") or {}).items():
+            new = s["tools"].get(tool)
+            if new is not None and action in _TOOL_ORDER and _TOOL_ORDER[action] > _TOOL_ORDER[new]:
+                s["tools"][tool] = action
+                held.setdefault("tools", {})[tool] = action
+        if held:
+            s["recommendation"]["held"] = {"reason": "stale_windows", **held}
 
 
 def _version_choice(part: pl.DataFrame, promotions: bool = True) -> dict[str, Any]:
