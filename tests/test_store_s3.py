@@ -4,12 +4,7 @@ tests/servers.py on 127.0.0.1) give the same store as on local folders: the demo
 an s3:// store, leaves every staged piece, partition, duplicate and quarantine table equal to the local
 run's, the same manifests (but the change stamp: ETag there, mtime locally) and the same counts; a
 second sync of the unchanged landing reads nothing; and a run SIGKILLed in the middle of a write (a
-staged piece, a partition) then run again ends equal too, nothing half-written left behind.
-
-The landing holds the generated events folder only (`FOLDERS`): staging interventions makes the sync
-look up their events' days with `changed_days.file_changed_days`, whose Parquet reads do not take an
-s3 path yet (`pq.read_table(UPath)`: TypeError); add "interventions" and "otlp" once they go through
-`objectstore.read_table`."""
+staged piece, a partition) then run again ends equal too, nothing half-written left behind."""
 
 from __future__ import annotations
 
@@ -36,7 +31,7 @@ from servers import seaweedfs_server  # noqa: F401
 ROOT = Path(__file__).resolve().parents[1]
 HASH_KEY = "store-s3-test"  # the same pseudonyms in both stores (the store's own key is random)
 STAMPS = {"mtime_ns", "etag"}  # how each kind of landing recognises an unchanged file
-FOLDERS = ("events",)  # of the generated landing; see the module docstring
+FOLDERS = ("events", "interventions")  # the generated landing folders (the generator writes no otlp/)
 
 
 @pytest.fixture(scope="module")
@@ -141,8 +136,8 @@ def test_sync_and_partitions_on_s3_equal_the_local_run_and_an_unchanged_rerun_re
     assert [rel for rel in snapshot if snapshot[rel] != local_files[rel]] == []
     kinds = {rel.split("/")[0] + "/" + rel.split("/")[1] if rel.startswith(("staging", "quarantine", "duplicates"))
              else rel.split("/")[0] for rel in snapshot}
-    assert {"staging/events", "staging/quarantine", "events", "interventions", "quarantine/events",
-            "duplicates/events", "manifests"} <= kinds
+    assert {"staging/events", "staging/interventions", "staging/quarantine", "events", "interventions",
+            "quarantine/events", "duplicates/events", "manifests"} <= kinds
     manifests = [json.loads((settings.store / rel).read_bytes()) for rel in snapshot if rel.startswith("manifests/")]
     assert manifests and all(m["etag"] and m["size"] and m.get("mtime_ns") is None for m in manifests)
     # the quarantine holds the malformed records, as locally
