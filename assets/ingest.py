@@ -24,6 +24,7 @@ from flywheel.ingest import changed_days
 from flywheel.ingest.manifest import file_id
 from flywheel.ingest.partition import PartitionResult, build_events, build_interventions
 from flywheel.ingest.sync import SyncReport, sync_landing
+from flywheel.objectstore import polars_options, url
 from flywheel.quality import read_for_suite
 from flywheel.store import Layout
 
@@ -40,7 +41,7 @@ landing_files = dg.AssetSpec(
 
 def _read_days(layout: Layout, table: str, days: list) -> pl.DataFrame:
     paths = [layout.table(table, d) for d in days]
-    frames = [pl.read_parquet(p) for p in paths if p.exists()]
+    frames = [pl.read_parquet(url(p), storage_options=polars_options(p)) for p in paths if p.exists()]
     return pl.concat(frames) if frames else pl.DataFrame()
 
 
@@ -112,7 +113,7 @@ def events(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -> dg.
 def _read_quarantine(layout: Layout, report: SyncReport) -> pl.DataFrame:
     """Quarantine rows of the landing files this run read."""
     paths = [layout.staged_quarantine(file_id(r.path)) for r in report.changed]
-    frames = [pl.read_parquet(p) for p in paths if p.exists()]
+    frames = [pl.read_parquet(url(p), storage_options=polars_options(p)) for p in paths if p.exists()]
     return pl.concat(frames) if frames else pl.DataFrame()
 
 
@@ -146,4 +147,5 @@ def _event_sources(layout: Layout, day) -> list[str]:
     path = layout.table(tables.EVENTS.path, day)
     if not path.exists():
         return []
-    return pl.read_parquet(path, columns=["source_file"])["source_file"].unique().to_list()
+    return pl.read_parquet(url(path), columns=["source_file"],
+                           storage_options=polars_options(path))["source_file"].unique().to_list()
