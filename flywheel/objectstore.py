@@ -7,7 +7,7 @@ globs, reads and writes paths works on both; what differs is here and in `flywhe
 - **Atomic replace.** One object's PUT (or multipart Complete) replaces it atomically: a reader sees
   the old object or the new one. `flywheel.store` writes straight to the final key and, on any
   exception, discards the upload, so a failed write never publishes a truncated file.
-- **Conditional writes** (`put`, `delete`, `update`): `create=True` sends If-None-Match: * (the write
+- **Conditional writes** (`put`, `delete`, `cas_update`): `create=True` sends If-None-Match: * (the write
   fails if the object exists), `if_match=<etag>` sends If-Match (compare-and-swap); a lost
   condition raises `Conflict`. Locally the same calls hold an `flock` on a `.<name>.lock` beside the
   file. A document updated by CAS should carry a unique token or version: an object's ETag is the
@@ -34,6 +34,7 @@ import hashlib
 import json
 import logging
 import os
+import tempfile
 import threading
 import time
 import uuid
@@ -250,20 +251,11 @@ def delete(path: AnyPath, *, if_match: str | None = None) -> None:
             raise
 
 
-def update(path: AnyPath, change: Callable[[bytes | None], bytes]) -> bytes:
-    """Replace the document at `path` by `change(old bytes, or None if absent)`, safely against other
-    processes doing the same: a compare-and-swap loop on the ETag (re-read and retry on `Conflict`);
-    locally under an flock. `change` may run more than once; returns what was written."""
-    if not is_remote(path):
-        local = Path(path)
-        with _local_lock(local):
-            try:
-                old: bytes | None = local.read_bytes()
-            except FileNotFoundError:
-                old = None
-            new = change(old)
-            _write_local(local, new)
-            return new
+def cas_update(path: AnyPath, change: Callable[[bytes | None], bytes]) -> bytes:
+    """Replace the object at remote `path` by `change(old bytes, or None if absent)`, safely against
+    other processes doing the same: a compare-and-swap loop on the ETag (re-read and retry on
+    `Conflict`). `change` may run more than once; returns what was written. `store.update` is the
+    one to call: it does this for a remote path and the same under an flock locally."""
     while True:
         try:
             old, tag = get(path)
@@ -278,9 +270,20 @@ def update(path: AnyPath, change: Callable[[bytes | None], bytes]) -> bytes:
 
 
 def _write_local(path: Path, data: bytes) -> None:
-    from flywheel.store import write_bytes_atomic  # store imports this module
-
-    write_bytes_atomic(data, path)
+    """`data` to the local file `path` through a temporary file beside it, fsync and rename (the
+    local half of `put`; `store.write_bytes_atomic` is the same for the store's tables, with its
+    fault points)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 @contextmanager

@@ -21,7 +21,7 @@ import os
 import signal
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from upath import UPath
 
-from flywheel.objectstore import AnyPath, is_remote, lease, root_of, url
+from flywheel.objectstore import AnyPath, cas_update, is_remote, lease, root_of, url
 
 
 @dataclass(frozen=True)
@@ -280,3 +280,21 @@ def shared(lock_path: AnyPath) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def update(path: AnyPath, change: Callable[[bytes | None], bytes]) -> bytes:
+    """Replace the document at `path` by `change(old bytes, or None if absent)`, safely against other
+    processes doing the same: locally under an exclusive flock on `.<name>.lock` beside it, written
+    atomically; on an object store a compare-and-swap loop on the ETag (`objectstore.cas_update`).
+    `change` may run more than once; returns what was written."""
+    if is_remote(path):
+        return cas_update(path, change)
+    local = Path(path)
+    with exclusive(local.parent / f".{local.name}.lock"):
+        try:
+            old: bytes | None = local.read_bytes()
+        except FileNotFoundError:
+            old = None
+        new = change(old)
+        write_bytes_atomic(new, local)
+        return new

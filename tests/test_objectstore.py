@@ -131,7 +131,7 @@ def test_write_bytes_replaces_whole(root):
 _COUNTER = """
 import sys, time
 from flywheel import objectstore
-from flywheel.store import Layout, exclusive
+from flywheel.store import Layout, exclusive, update
 root = objectstore.root_of(sys.argv[1])
 mode, n = sys.argv[2], int(sys.argv[3])
 counter = root / "counter"
@@ -142,7 +142,7 @@ for _ in range(n):
             time.sleep(0.01)  # widen the window another process would slip into without the lease
             objectstore.put(counter, str(value + 1).encode())
     else:
-        objectstore.update(counter, lambda old: str(int(old or b"0") + 1).encode())
+        update(counter, lambda old: str(int(old or b"0") + 1).encode())
 """
 
 

@@ -5,7 +5,7 @@ approvals add lines (under an exclusive lock, fsynced, whole or not at all: a li
 disk or a killed writer is set aside to a side file, never read as a verdict).
 
 On an object store (`FLYWHEEL_STORE=s3://...`) there is no append: the ledger is the same JSON Lines
-object, and an approval rewrites it whole by compare-and-swap (`objectstore.update`: read it with
+object, and an approval rewrites it whole by compare-and-swap (`store.update`: read it with
 its ETag, PUT it back with the line added only if the ETag is unchanged, else read again), so two
 approvals at once both land, in one order. A PUT replaces the object whole, so no line is torn; the
 ledger only grows, so the same bytes (and ETag) never come back to fool the swap.
@@ -23,8 +23,8 @@ from typing import Any
 import polars as pl
 
 from flywheel.config import Settings
-from flywheel.objectstore import is_remote, update
-from flywheel.store import Layout, exclusive, write_parquet_atomic
+from flywheel.objectstore import is_remote
+from flywheel.store import Layout, exclusive, update, write_parquet_atomic
 from flywheel.tables import APPROVALS_LEDGER, DECISION_LOG
 
 log = logging.getLogger(__name__)
