@@ -14,7 +14,9 @@ the executor differs:
   is installed in the user-code image, not by this project's extras.
 
 Workers and the process that runs the job share the Dagster instance (PostgreSQL, deploy/dagster.yaml)
-and, for now, flywheel's store as a folder every worker sees.
+and flywheel's landing area, store and feed: a bucket of an S3-compatible object store
+(FLYWHEEL_LANDING / FLYWHEEL_STORE / FLYWHEEL_PUBLISH = s3://bucket/prefix, credentials in the
+standard AWS variables), or a folder every worker sees.
 """
 
 from __future__ import annotations

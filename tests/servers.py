@@ -216,6 +216,7 @@ class S3:
     access_key: str
     secret_key: str
     region: str = "us-east-1"
+    pid: int = 0  # the `weed server` process (its CPU time: bench/deploy_bench.py)
 
     def filesystem(self, allow_bucket_creation: bool = False):
         """A pyarrow S3 filesystem on this server."""
@@ -285,7 +286,7 @@ def seaweedfs_at(work: Path) -> Iterator[S3]:
                                  "-s3.port.iceberg=0", "-s3.port.lance=0", "-metricsPort=0",
                                  "-master.volumeSizeLimitMB=64", "-volume.max=100"],
                                 cwd=work, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    server = S3(f"127.0.0.1:{ports['s3']}", server.access_key, server.secret_key)
+    server = S3(f"127.0.0.1:{ports['s3']}", server.access_key, server.secret_key, pid=proc.pid)
 
     def bucket_made() -> bool:
         server.filesystem(allow_bucket_creation=True).create_dir("flywheel")
