@@ -267,7 +267,7 @@ def shared(lock_path: AnyPath) -> Iterator[None]:
     """Hold a shared lock on `lock_path`: many readers at once, never alongside `exclusive`.
 
     On an object store there is no shared lease: this takes the same exclusive lease as `exclusive`
-    (readers take turns; callers hold it only while they read what a writer may replace)."""
+    (readers take turns: day builds on a bucket run one at a time)."""
     if is_remote(lock_path):
         with lease(lock_path):
             yield

@@ -9,9 +9,10 @@ duplicate rule by `intervention_id`, quarantines those stamped before their even
 `contracts.CLOCK_SKEW_TOLERANCE`) and stores the rest with `event_date` = D. Interventions whose
 event has not arrived stay staged, visible in `ingest.pending_interventions`, and are picked up
 when their event's day is built. Each output replaces the day's file atomically: running a day
-twice leaves the same files. The staged pieces are read into the build's DuckDB connection under
-the staging lock (`store.shared`: on an object store an exclusive lease, so it is held only while
-they are read, not while the day is resolved and written).
+twice leaves the same files. A build holds the staging lock (`store.shared`) from reading the
+staged pieces until its files are written, so a landing sync that stages more of the day waits for
+it and no build that read older pieces writes after one that read newer ones. On an object store
+the lock is the exclusive lease (S3 has no shared lease): day builds then run one at a time.
 """
 
 from __future__ import annotations
@@ -57,9 +58,10 @@ def event_days_of_intervention(occurred: date, lag: int) -> list[date]:
 def build_events(settings: Settings, day: date) -> PartitionResult:
     """Write the stored events, duplicates and conflict quarantine of event day `day`."""
     layout = Layout(settings.store)
-    with connect(settings) as con:  # under FLYWHEEL_DUCKDB_MEMORY: a large day spills; closed on return
-        with shared(layout.lock("staging")):
-            _load_staged(con, "events", _staged_files(layout, "events", [day]))
+    # The staging lock is held until the day is written: a sync (exclusive) that stages more of this
+    # day waits, so no build that read older pieces can write after a build that read the new ones.
+    with shared(layout.lock("staging")), connect(settings) as con:  # a large day spills; closed on return
+        _load_staged(con, "events", _staged_files(layout, "events", [day]))
         con.execute("ALTER TABLE staged ADD COLUMN event_occurred_at TIMESTAMPTZ")
         return _resolve(con, layout, "events", "event_id", day, before_event_sql=None)
 
@@ -70,21 +72,20 @@ def build_interventions(settings: Settings, day: date) -> PartitionResult:
     Assumes the events of `day` are already built.
     """
     layout = Layout(settings.store)
-    with connect(settings) as con:  # under FLYWHEEL_DUCKDB_MEMORY: a large day spills; closed on return
+    with shared(layout.lock("staging")), connect(settings) as con:  # held until written, as in build_events
         events_file = layout.table("events", day)
         if events_file.exists():
             con.execute("CREATE TEMP TABLE day_events AS SELECT event_id, occurred_at FROM read_parquet(?)",
                         [url(events_file)])
         else:
             con.execute("CREATE TEMP TABLE day_events (event_id VARCHAR, occurred_at TIMESTAMPTZ)")
-        with shared(layout.lock("staging")):
-            files = _staged_files(layout, "interventions", intervention_window(day, settings.max_review_lag_days))
-            if files:
-                source = "read_parquet(?, union_by_name = true, hive_partitioning = false)"
-                con.execute(sql_file("staged_interventions", source=source), [day, files])
-            else:
-                _load_staged(con, "interventions", files)
-                con.execute(sql_file("staged_interventions", source="staged"), [day])
+        files = _staged_files(layout, "interventions", intervention_window(day, settings.max_review_lag_days))
+        if files:
+            source = "read_parquet(?, union_by_name = true, hive_partitioning = false)"
+            con.execute(sql_file("staged_interventions", source=source), [day, files])
+        else:
+            _load_staged(con, "interventions", files)
+            con.execute(sql_file("staged_interventions", source="staged"), [day])
         return _resolve(con, layout, "interventions", "intervention_id", day,
                         before_event_sql=CLOCK_SKEW_TOLERANCE.total_seconds())
 
