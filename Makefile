@@ -10,7 +10,7 @@ SEED   ?= 7
 DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 demo ui: export DAGSTER_HOME := $(DAGSTER_HOME)
 
-.PHONY: install demo test lint ui clean lock bench bench-quick bench-decisions servers deploy-local
+.PHONY: install demo test lint ui clean lock bench bench-quick bench-decisions bench-deploy servers deploy-local
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -80,6 +80,12 @@ bench: install
 # The same at a tiny size, in well under two minutes; its report stays in bench/.work/quick/.
 bench-quick: install
 	$(BIN)/python -m bench.run --quick $(BENCH_ARGS)
+
+# The deployment on object storage and several workers (bench/deploy_bench.py; scratch data in
+# bench/.work/deploy): the 1M-event day on the object store vs the local folder, and 7 days x 100k
+# backfilled by one celery worker vs two; prints tables for BENCHMARKS.md. BENCH_ARGS passes options.
+bench-deploy: install
+	$(BIN)/python -m bench.deploy_bench $(BENCH_ARGS)
 
 # Decision quality on simulated streams with known truth (false alarms, detection delay, gate
 # violations, below-target promotions), before and after issue 14, into BENCHMARKS.md (minutes).
