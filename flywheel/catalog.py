@@ -69,10 +69,16 @@ def store_root(layout: Layout) -> str:
     return url(layout.root)
 
 
+# On an object store, how long a view connection keeps a folder's listing (objectstore.register):
+# a new day's files show in an open analyst session after at most this long.
+LISTING_SECONDS = 30.0
+
+
 def set_store(con: duckdb.DuckDBPyConnection, layout: Layout) -> None:
     """Point `con`'s views at `layout`'s store (`SET VARIABLE flywheel_store`); on an object store,
-    also give `con` its filesystem (DuckDB's `register_filesystem`: no httpfs extension needed)."""
-    register(con, layout.root)
+    also give `con` its filesystem (DuckDB's `register_filesystem`: no httpfs extension needed),
+    keeping listings `LISTING_SECONDS` (binding every view otherwise asks for each file's details)."""
+    register(con, layout.root, listing_seconds=LISTING_SECONDS)
     con.execute(f"SET VARIABLE {STORE_VARIABLE} = ?", [store_root(layout)])
 
 
