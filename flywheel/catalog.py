@@ -41,7 +41,7 @@ import pyarrow as pa
 
 from flywheel.config import Settings
 from flywheel.ingest.manifest import MANIFEST_COLUMNS
-from flywheel.objectstore import is_remote, register, url
+from flywheel.objectstore import Listing, is_remote, listing, register, url
 from flywheel.sql import render, slots, sql_file
 from flywheel.store import Layout, exclusive, write_bytes_atomic, write_parquet_atomic
 from flywheel.tables import APPROVALS_LEDGER, SOURCE_SCHEMAS, TABLES, View, views
@@ -74,11 +74,13 @@ def store_root(layout: Layout) -> str:
 LISTING_SECONDS = 30.0
 
 
-def set_store(con: duckdb.DuckDBPyConnection, layout: Layout) -> None:
+def set_store(con: duckdb.DuckDBPyConnection, layout: Layout, known: Listing | None = None) -> None:
     """Point `con`'s views at `layout`'s store (`SET VARIABLE flywheel_store`); on an object store,
     also give `con` its filesystem (DuckDB's `register_filesystem`: no httpfs extension needed),
     keeping listings `LISTING_SECONDS` (binding every view otherwise asks for each file's details)."""
-    register(con, layout.root, listing_seconds=LISTING_SECONDS)
+    if known is None:
+        known = listing(layout.root, LISTING_SECONDS)
+    register(con, layout.root, known.fs if known is not None else None)
     con.execute(f"SET VARIABLE {STORE_VARIABLE} = ?", [store_root(layout)])
 
 
@@ -88,9 +90,12 @@ def at_store(relative: str) -> str:
     return f"({_ROOT.format(unset=_literal(_UNSET))} || {_literal('/' + relative)})"
 
 
-def _exists(layout: Layout, relative: str) -> bool:
-    """Whether any file of the store matches the glob `relative`."""
+def _exists(layout: Layout, relative: str, known: Listing | None = None) -> bool:
+    """Whether any file of the store matches the glob `relative` (on a bucket, answered from
+    `known` when given: the listing the connection's views are then bound with)."""
     if is_remote(layout.root):
+        if known is not None:
+            return known.exists(relative)
         return next(iter(layout.root.glob(relative)), None) is not None
     return bool(glob.glob(str(layout.root.resolve() / relative)))
 
@@ -99,21 +104,21 @@ def _read_parquet(relative: str) -> str:
     return f"read_parquet({at_store(relative)}, union_by_name = true, hive_partitioning = false)"
 
 
-def _sources(layout: Layout) -> dict[str, str]:
+def _sources(layout: Layout, known: Listing | None = None) -> dict[str, str]:
     """`{name}` slot -> a read_parquet(...) call over the matching files (or an empty typed template)."""
     out: dict[str, str] = {}
     for table in TABLES:
         if not table.slot:
             continue
         relative = table.files or f"{table.path}/*/data.parquet"
-        if not _exists(layout, relative):
+        if not _exists(layout, relative, known):
             relative = f"_schema/{table.slot}.parquet"
             template = layout.root / relative
             if not template.exists():
                 write_parquet_atomic(pa.Table.from_pylist([], schema=SOURCE_SCHEMAS[table.slot]), template)
         out[table.slot] = _read_parquet(relative)
     manifests = "manifests/*.json"
-    if not _exists(layout, manifests):
+    if not _exists(layout, manifests, known):
         manifests = "_schema/manifests.json"
         if not (layout.root / manifests).exists():
             write_bytes_atomic(b"[]", layout.root / manifests)
@@ -135,7 +140,7 @@ _APPROVAL_TYPES = (("decision_id", "VARCHAR"), ("verdict", "VARCHAR"), ("by", "V
 _APPROVAL_COLUMNS = "{" + ", ".join(f"'{c}': '{t}'" for c, t in _APPROVAL_TYPES) + "}"
 
 
-def fill(sql: str, sources: dict[str, str], layout: Layout | None = None) -> str:
+def fill(sql: str, sources: dict[str, str], layout: Layout | None = None, known: Listing | None = None) -> str:
     """`sql` rendered by `flywheel.sql.render`: each `{name}` slot with the source of that name, each
     `{table:<path>}` slot with a read of that stored table's day files, each `{glob:<pattern>}` slot
     with a read of the store's files matching it (no rows when there are none: `table:`/`glob:` need
@@ -144,7 +149,7 @@ def fill(sql: str, sources: dict[str, str], layout: Layout | None = None) -> str
         form, _, rest = name.partition(":")
         if rest and form in ("table", "glob") and layout is not None:
             relative = f"{rest}/*/data.parquet" if form == "table" else rest
-            if _exists(layout, relative):
+            if _exists(layout, relative, known):
                 return _read_parquet(relative)
             return "(SELECT NULL AS not_built_yet WHERE false)"
         return sources.get(name)
@@ -157,9 +162,9 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _definitions(layout: Layout) -> list[tuple[View, str]]:
-    sources = _sources(layout)
-    return [(view, fill(view.sql, sources, layout)) for view in views()]
+def _definitions(layout: Layout, known: Listing | None = None) -> list[tuple[View, str]]:
+    sources = _sources(layout, known)
+    return [(view, fill(view.sql, sources, layout, known)) for view in views()]
 
 
 def _fingerprint(definitions: list[tuple[View, str]]) -> str:
@@ -191,8 +196,9 @@ def connect_views(settings: Settings) -> duckdb.DuckDBPyConnection:
     try:
         con.execute("SET TimeZone = 'UTC'")
         layout = Layout(settings.store)
-        set_store(con, layout)
-        _create_views(con, _definitions(layout))
+        known = listing(layout.root, LISTING_SECONDS)
+        set_store(con, layout, known)
+        _create_views(con, _definitions(layout, known))
     except BaseException:
         con.close()
         raise
@@ -224,7 +230,8 @@ def build_catalog(settings: Settings, force: bool = False) -> Path:
         for leftover in target.parent.glob(glob.escape(f".{target.name}.") + "*.tmp*"):
             if leftover.name.endswith((".tmp", ".tmp.wal")):
                 leftover.unlink(missing_ok=True)
-        definitions = _definitions(layout)
+        known = listing(layout.root, LISTING_SECONDS)  # one listing of the bucket for the whole build
+        definitions = _definitions(layout, known)
         digest = _fingerprint(definitions)
         if not force and target.exists() and stamp.exists() and stamp.read_text() == _stamp(target, digest):
             return target
@@ -235,7 +242,7 @@ def build_catalog(settings: Settings, force: bool = False) -> Path:
             con = duckdb.connect(tmp)
             try:
                 con.execute("SET TimeZone = 'UTC'")
-                set_store(con, layout)  # DuckDB binds each view as it is created
+                set_store(con, layout, known)  # DuckDB binds each view as it is created
                 con.execute("BEGIN")  # one transaction: one commit for every view and comment
                 _create_views(con, definitions)
                 for view, _ in definitions:

@@ -34,6 +34,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 import threading
 import time
@@ -113,24 +114,45 @@ def url(path: AnyPath) -> str:
     return str(Path(path).resolve())
 
 
-def register(con: Any, root: AnyPath, listing_seconds: float | None = None) -> None:
+def register(con: Any, root: AnyPath, fs: Any = None) -> None:
     """Give the DuckDB connection `con` the filesystem of `root` (s3fs, through `register_filesystem`)
     so that `read_parquet('s3://...')` and `COPY ... TO 's3://...'` work; nothing for a local root.
-
-    By default listings are never cached (what another process just wrote is seen at once: what
-    the steps need). `listing_seconds` gives the connection a filesystem of its own that keeps each
-    listing, with every file's size and modification time, that long: binding views over a glob
-    then costs one listing per folder instead of a request per file (the catalog's build binds
-    every view: about 4x faster on a bucket), and files written meanwhile show after that delay."""
+    `fs` (from `listing_fs`) is registered in place of the root's own, whose listings are never
+    cached (what another process just wrote is seen at once: what the steps need)."""
     if is_remote(root):
-        fs = cast(UPath, root).fs
-        if listing_seconds is not None:
-            import s3fs
-
-            fs = s3fs.S3FileSystem(**{**storage_options(), "use_listings_cache": True,
-                                      "listings_expiry_time": listing_seconds, "skip_instance_cache": True})
+        if fs is None:
+            fs = cast(UPath, root).fs
         if "s3" not in con.list_filesystems():  # registering twice is an error
             con.register_filesystem(fs)
+
+
+class Listing:
+    """One flat listing of a bucket's store prefix and an s3fs filesystem of its own that keeps it
+    (and every listing after it) `seconds` long, for binding views: `exists(glob)` answers from the
+    listing, and DuckDB given `fs` (`register`) binds every view with one listing per folder instead
+    of a request per file (the catalog's build binds every view: several times faster on a bucket).
+    Files written by others meanwhile show after that delay, so it is for binding views and
+    analysts' sessions, never for the steps."""
+
+    def __init__(self, root: AnyPath, seconds: float) -> None:
+        import s3fs
+
+        self.fs = s3fs.S3FileSystem(**{**storage_options(), "use_listings_cache": True,
+                                       "listings_expiry_time": seconds, "skip_instance_cache": True})
+        self.base = cast(UPath, root).path.rstrip("/")
+        self.keys: list[str] = self.fs.find(self.base)  # one paginated listing; fills every folder's cache
+
+    def exists(self, relative: str) -> bool:
+        """Whether any key matches the glob `relative` under the root (`*` stays within a folder)."""
+        from fsspec.utils import glob_translate
+
+        pattern = re.compile(glob_translate(f"{self.base}/{relative}"))
+        return any(pattern.match(key) for key in self.keys)
+
+
+def listing(root: AnyPath, seconds: float) -> Listing | None:
+    """A `Listing` of the bucket `root`, or None for a local root."""
+    return Listing(root, seconds) if is_remote(root) else None
 
 
 def polars_options(path: AnyPath) -> dict[str, str] | None:

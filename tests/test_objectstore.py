@@ -206,3 +206,24 @@ def test_a_lease_time_below_a_second_or_not_a_number_is_refused(monkeypatch, raw
         objectstore.lease_ttl()
     monkeypatch.setenv("FLYWHEEL_LEASE_SECONDS", "90")
     assert objectstore.lease_ttl() == 90.0
+
+
+def test_a_listing_answers_globs_from_one_listing_as_a_fresh_glob_would(s3_env):
+    """`Listing` (the catalog's view binding on a bucket): what it says exists equals s3fs' own glob,
+    `*` stays inside a folder, and a file written after the listing is not in it (views bound
+    through it see it after the listing's expiry; the steps never use one)."""
+    root = root_of(f"s3://flywheel/listing-{uuid.uuid4().hex[:10]}")
+    for key in ("events/event_date=2026-03-01/data.parquet", "events/event_date=2026-03-02/data.parquet",
+                "manifests/a.json", "failures/clusters/event_date=2026-03-01/data.parquet"):
+        objectstore.put(root / key, b"x")
+    known = objectstore.listing(root, 30)
+    assert known is not None and len(known.keys) == 4
+    for pattern, expected in (("events/*/data.parquet", True), ("manifests/*.json", True),
+                              ("failures/clusters/*/data.parquet", True), ("failures/*/data.parquet", False),
+                              ("events/*.parquet", False), ("outcomes/*/data.parquet", False)):
+        assert known.exists(pattern) is expected, pattern
+        assert bool(list(root.glob(pattern))) is expected, pattern
+    objectstore.put(root / "outcomes/event_date=2026-03-01/data.parquet", b"x")
+    assert not known.exists("outcomes/*/data.parquet")
+    assert objectstore.listing(root, 30).exists("outcomes/*/data.parquet")
+    assert objectstore.listing(Path("/tmp"), 30) is None
