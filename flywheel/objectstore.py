@@ -40,7 +40,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
@@ -320,15 +320,20 @@ def _write_local(path: Path, data: bytes) -> None:
 
 
 @contextmanager
-def _local_lock(path: Path) -> Iterator[None]:
-    lock = path.parent / f".{path.name}.lock"
+def flock(lock: Path, mode: int = fcntl.LOCK_EX) -> Iterator[None]:
+    """Hold `fcntl.flock` `mode` (LOCK_EX or LOCK_SH) on the local file `lock` (created if missing)
+    for the block: what a local store locks with (`store.exclusive`, `store.shared`)."""
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        fcntl.flock(fh.fileno(), mode)
         try:
             yield
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _local_lock(path: Path) -> AbstractContextManager[None]:
+    return flock(path.parent / f".{path.name}.lock")
 
 
 # --- lease -------------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from upath import UPath
 
-from flywheel.objectstore import AnyPath, cas_update, is_remote, lease, root_of, url
+from flywheel.objectstore import AnyPath, cas_update, flock, is_remote, lease, root_of, url
 
 
 @dataclass(frozen=True)
@@ -253,13 +253,8 @@ def exclusive(lock_path: AnyPath) -> Iterator[None]:
             yield
         return
     assert isinstance(lock_path, Path)
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    with flock(lock_path, fcntl.LOCK_EX):
+        yield
 
 
 @contextmanager
@@ -273,13 +268,8 @@ def shared(lock_path: AnyPath) -> Iterator[None]:
             yield
         return
     assert isinstance(lock_path, Path)
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_SH)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    with flock(lock_path, fcntl.LOCK_SH):
+        yield
 
 
 def update(path: AnyPath, change: Callable[[bytes | None], bytes]) -> bytes:
