@@ -74,9 +74,10 @@ def run_days(settings: Settings, first: date | None, last: date | None, quiet: b
             from flywheel.catalog import build_catalog
 
             build_catalog(settings)
-        if groups is None and refresh_ranges(settings, today):  # stale windows left by runs elsewhere
+        stale = refresh_ranges(settings, today) if groups is None else []  # left by runs elsewhere
+        if stale:
             with dagster_instance() as instance:
-                refresh_windows(settings, today, instance, _run_config(settings, quiet))
+                refresh_windows(stale, instance, _run_config(settings, quiet))
         return None
     if first is None and last is None:  # a stray old-dated record must not block every night
         early = [d for d in days if d < date.fromisoformat(FIRST_DAY)]
@@ -113,7 +114,7 @@ def run_days(settings: Settings, first: date | None, last: date | None, quiet: b
                 bar.update((end - start).days + 1)
                 start = end + timedelta(days=1)
         if groups is None:
-            refresh_windows(settings, today, instance, run_config)
+            refresh_windows(refresh_ranges(settings, today), instance, run_config)
     return Ran(lo, hi, days)
 
 
@@ -126,23 +127,21 @@ def _run_config(settings: Settings, quiet: bool) -> dict:
             "resources": {"flywheel": {"config": paths}}}
 
 
-def refresh_windows(settings: Settings, today: date, instance, run_config: dict) -> list[tuple[date, date]]:
-    """Run `refresh_windows` over the days whose window tables are recorded stale for a change
-    (`assets.jobs.refresh_ranges`: computed without data now there: a rebuilt older day, late
-    reviews, an earlier day run after a later one), in day order up to the newest decided day, so
-    the newest day's decisions and the feed see every day; each refresh clears the days it finds
-    fresh. Returns the ranges refreshed; a failed refresh is a ValueError."""
+def refresh_windows(windows: list[tuple[date, date]], instance, run_config: dict) -> None:
+    """Run `refresh_windows` over `windows`, the ranges of days whose window tables are recorded
+    stale for a change (`assets.jobs.refresh_ranges`: computed without data now there: a rebuilt
+    older day, late reviews, an earlier day run after a later one), in day order up to the newest
+    decided day, so the newest day's decisions and the feed see every day; each refresh clears the
+    days it finds fresh. A failed refresh is a ValueError."""
     from assets.definitions import defs
-    from assets.jobs import range_tags, refresh_ranges
+    from assets.jobs import range_tags
 
-    windows = refresh_ranges(settings, today)
     refresh = defs.resolve_job_def("refresh_windows")
     for window in windows:
         result = refresh.execute_in_process(tags={**range_tags(*window), **process_tags()}, instance=instance,
                                             raise_on_error=False, run_config=run_config)
         if not result.success:
             raise ValueError(f"refreshing the windows of days {window[0]} .. {window[1]} failed; see the log above")
-    return windows
 
 
 def process_tags() -> dict[str, str]:

@@ -228,11 +228,8 @@ def write_batches_atomic(batches: Iterable[pa.RecordBatch], schema: pa.Schema, p
 
 def write_bytes_atomic(data: bytes, path: AnyPath) -> None:
     """Write `data` to `path` atomically (temporary file, fsync, rename; on an object store one PUT)."""
-    with _atomic(path) as sink:
-        if isinstance(sink, str):
-            Path(sink).write_bytes(data)
-        else:
-            sink.write(data)
+    with open_atomic(path) as fh:
+        fh.write(data)
 
 
 def fsync_file(path: str) -> None:
