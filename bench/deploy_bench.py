@@ -131,6 +131,33 @@ class Backfill:
     steps: list[int]  # steps each worker ran
     step_sum: float
     longest: tuple[str, float]
+    took: dict[str, float]  # every step's time
+    critical: tuple[list[str], float]  # the chain of steps no number of workers can shorten, and its time
+
+
+def _upstream() -> dict[str, set[str]]:
+    """The nightly job's steps and, for each, the steps whose outputs it waits for."""
+    from assets.definitions import defs
+
+    graph = defs.resolve_job_def("nightly").graph
+    deps = graph.dependency_structure
+    return {node.name: {out.node.name for outs in deps.input_to_upstream_outputs_for_node(node.name).values()
+                        for out in outs} for node in graph.nodes}
+
+
+def critical_path(took: dict[str, float], upstream: dict[str, set[str]]) -> tuple[list[str], float]:
+    """The longest chain of dependent steps, weighted by their times: however many workers run the
+    job, it takes at least that long (a step runs on one worker, after the steps it reads)."""
+    best: dict[str, tuple[float, list[str]]] = {}
+
+    def longest(step: str) -> tuple[float, list[str]]:
+        if step not in best:
+            before = max((longest(u) for u in upstream.get(step, ())), default=(0.0, []))
+            best[step] = (before[0] + took.get(step, 0.0), [*before[1], step])
+        return best[step]
+
+    total, chain = max(longest(step) for step in upstream)
+    return chain, total
 
 
 def _step_times(postgres, db: str) -> dict[str, float]:
@@ -188,7 +215,7 @@ def backfill(work: Path, servers, postgres, redis, s3, files: Path, days: int, e
     took = _step_times(postgres, name)
     longest = max(took.items(), key=lambda kv: kv[1])
     print(f"deploy_bench: {days} days x {events:,} events, {workers} worker(s): {wall:.1f} s", flush=True)
-    return Backfill(workers, wall, steps, sum(took.values()), longest)
+    return Backfill(workers, wall, steps, sum(took.values()), longest, took, critical_path(took, _upstream()))
 
 
 def _load() -> str:
@@ -217,6 +244,18 @@ def render(command: str, load: tuple[str, str], day: dict | None, day_events: in
             speed = f"{one / f.wall:.2f}x" if one else ""
             lines.append(f"| {f.workers} | {f.wall:.1f} | {speed} | {' / '.join(map(str, f.steps))} | "
                          f"{f.step_sum:.1f} | {f.longest[1]:.1f} ({f.longest[0]}) |")
+        lines += ["", "Each step's time (s) in those runs, and the critical path: the chain of dependent steps that "
+                  "no number of workers shortens (sum of step times / critical path = the most any number of "
+                  "workers can gain on this job):", "",
+                  "| step | " + " | ".join(f"{f.workers} worker(s)" for f in fills) + " |",
+                  "|---|" + "---|" * len(fills)]
+        for step in sorted(fills[0].took, key=lambda k: -fills[0].took[k]):
+            lines.append(f"| {step} | " + " | ".join(f"{f.took.get(step, 0):.1f}" for f in fills) + " |")
+        lines.append("")
+        for f in fills:
+            chain, total = f.critical
+            lines.append(f"- {f.workers} worker(s): critical path {total:.1f} s ({' -> '.join(chain)}); "
+                         f"sum of steps / critical path = {f.step_sum / total:.2f}x")
     return "\n".join(lines) + "\n"
 
 

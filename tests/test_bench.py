@@ -232,3 +232,17 @@ def test_goal_margins_and_fixed_costs_add_up() -> None:
         assert abs(parts[name] - value) < 1e-9, name
     assert abs(parts["run_days after the sync, before execute_in_process (manifests, job, instance)"] - 0.4) < 1e-9
     assert abs(parts["execute_in_process -> Dagster run start (run record, job snapshot)"] - 0.5) < 1e-9
+
+
+def test_the_critical_path_of_a_job_is_its_longest_chain_of_dependent_steps():
+    from bench.deploy_bench import _upstream, critical_path
+
+    # a -> b -> d and a -> c -> d: b is the slow branch, e hangs off a alone
+    upstream = {"a": set(), "b": {"a"}, "c": {"a"}, "d": {"b", "c"}, "e": {"a"}}
+    assert critical_path({"a": 1.0, "b": 5.0, "c": 2.0, "d": 1.0, "e": 5.5}, upstream) == (["a", "b", "d"], 7.0)
+    assert critical_path({"a": 1.0, "b": 5.0, "c": 2.0, "d": 1.0, "e": 6.5}, upstream) == (["a", "e"], 7.5)
+    # the nightly job: every step waits on ingest__events, nothing on publish__decision_feed but itself
+    nightly = _upstream()
+    chain, total = critical_path(dict.fromkeys(nightly, 1.0), nightly)
+    assert chain[0] == "ingest__events" and total == len(chain) and chain[-1] in ("publish__report", "publish__decision_feed")
+    assert "failure_clusters" in nightly["decisions"] and nightly["ingest__events"] == set()
