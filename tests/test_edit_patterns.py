@@ -188,3 +188,63 @@ def test_one_edit_frame_feeds_the_documents_and_the_patterns(tiny, monkeypatch):
     assert frame.filter(pl.col("event_id").is_in(["de5", "de6"]))["edit_patterns"].to_list() == [[], []]
     # the stored table is the same whether its edits come from the frame or are read again
     assert edit_pattern_table(frame.filter("edited")).equals(build_edit_patterns(tiny, D1))
+
+
+def test_a_night_of_both_readers_diffs_each_edit_once(tiny, monkeypatch):
+    """The failure documents and the edit patterns of a night read one edit frame: the second
+    reader diffs nothing (the tiny day has 4 distinct changes; de5's is redacted away), and gets the
+    values the edits give when read afresh."""
+    from flywheel.failures import build_failures, edits
+    from flywheel.failures.documents import documents, failing_events
+    from flywheel.failures.patterns import edited_events
+
+    calls: list[tuple] = []
+    real = edits.diff
+    monkeypatch.setattr(edits, "diff", lambda d, f, s=None: calls.append((d, f)) or real(d, f, s))
+    built = build_failures(tiny, D1, run_id="night-1")
+    patterns = build_edit_patterns(tiny, D1)
+    # each distinct change diffed once in the night: the second reader read the kept frame
+    assert len(calls) == 4 and len(set(calls)) == 4
+    assert Layout(tiny.store).table("_work/edits", D1).exists()
+    monkeypatch.setattr(edits, "diff", real)
+    assert patterns.equals(edit_pattern_table(edited_events(tiny, D1)))
+    docs = documents(failing_events(tiny, D1))
+    assigned = built["failures/assignments"].sort("event_id")
+    assert assigned["event_id"].to_list() == sorted(docs["event_id"].to_list())
+    from flywheel.failures.documents import day_documents
+    assert day_documents(tiny, D1).equals(docs)
+
+
+def test_a_rebuilt_day_gives_its_new_edits_not_the_kept_ones(tiny):
+    """A late intervention re-decides de4 with another final text: the rebuilt day's edit patterns
+    show the new edit (gut -> schlecht), not the kept frame's (nicht inserted)."""
+    assert "ins:nicht" in build_edit_patterns(tiny, D1)["token"].to_list()
+    write_jsonl(tiny.landing / "interventions" / "late.jsonl", [
+        iv("4b", "de4", "edited", "Das ist schlecht.", at="2026-03-01T18:00:00Z")])
+    run_pipeline(tiny, [D1])
+    build_event_outcomes(tiny, D1)
+    tokens = build_edit_patterns(tiny, D1).filter(pl.col("scenario") == "support_de")["token"].to_list()
+    assert "sub:gut>schlecht" in tokens and "ins:nicht" not in tokens
+    assert "len:added_1" not in tokens
+
+
+def test_the_kept_frame_follows_the_redaction_setting(tiny):
+    """A frame kept with redaction on is not read back with it off: de5's address change shows."""
+    from dataclasses import replace
+
+    assert "sub:anna>bob" not in build_edit_patterns(tiny, D1)["token"].to_list()
+    assert "sub:anna>bob" in build_edit_patterns(replace(tiny, redact=False), D1)["token"].to_list()
+
+
+def test_diffing_in_a_process_pool_gives_the_same_columns():
+    """`edit_columns` with two worker processes: the same values, in the same row order, as in one."""
+    from flywheel.failures.edits import edit_columns
+
+    drafts = ["Haben Sie Zeit?", "Das ist gut.", "Call 555 at 3 May", "x", None, "get_user() failed"]
+    finals = ["Hast du Zeit?", "Das ist nicht gut.", "Call 556 at 4 May", "x", "new", "fetch_user() failed"]
+    frame = pl.DataFrame({"output_text": drafts * 3, "final_text": finals * 3,
+                          "input_text": ["Do you have time?", None, "q", "x", None, "s"] * 3})
+    one = edit_columns(frame, patterns=True, workers=1)
+    two = edit_columns(frame, patterns=True, workers=2)
+    assert two.equals(one)
+    assert one["edit_text"].to_list()[:2] == ["sub:haben>hast sub:sie>du", "ins:nicht len:added_1"]

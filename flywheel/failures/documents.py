@@ -27,7 +27,10 @@ sometimes rewritten.
 
 from __future__ import annotations
 
+import hashlib
+import sys
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 
 import polars as pl
@@ -38,7 +41,8 @@ from flywheel.failures.edits import edit_columns
 from flywheel.privacy import redact_series
 from flywheel.schemas import STORED
 from flywheel.sql import load_sql
-from flywheel.store import Layout
+from flywheel.objectstore import read_table
+from flywheel.store import Layout, exclusive, write_parquet_atomic
 from flywheel.tables import EVENT_OUTCOMES
 
 FAILING_OUTCOMES: tuple[str, ...] = ("rejected", "escalated", "reverted")
@@ -98,15 +102,76 @@ def day_edits(settings: Settings, day: date, rows: str | None = None) -> pl.Data
     (`edits.edit_columns`: `edit_text`, `edit_diff`, `edit_patterns`). It feeds both the failure
     documents (`day_documents`) and the edit patterns (`patterns.build_edit_patterns`), so the two
     read the same edits. With `rows` ("failing" or "edited") only those rows, with what their reader
-    needs: the failing rows without `edit_patterns`, the edited rows without `edit_diff` (the
-    rendered diff aligns the texts once more: on MLQE-PE's 11,502 edits, 2.08 s CPU for
-    `edit_columns` with it, 1.76 s without)."""
+    needs: the failing rows without `edit_patterns`, the edited rows without `edit_diff`.
+
+    The frame is computed once per version of the day's inputs: the first reader of a night diffs
+    and redacts, and keeps the frame in the store (`EDITS`, one Parquet file per day) with the
+    fingerprint of what it was computed from (`_fingerprint`: the day's `day_events` rows, the
+    redaction setting and the code that reads edits); a later reader whose `day_events` give the
+    same fingerprint reads it back, any other recomputes it (a rebuilt day, late interventions,
+    another version of flywheel). Readers take the store's `edits` lock, so two steps running at
+    once diff a day once. On the 1M-event day of `bench/deploy_bench` (seed 7) each reader took
+    about 44 s of CPU, nearly all of it in `edits.diff`."""
     frame = day_events(settings, day)
-    if rows is not None:
-        frame = frame.filter(rows)
+    edits = _edit_frame(settings, day, frame)
+    if rows is None:
+        return edits
+    return edits.filter(rows).drop("edit_patterns" if rows == "failing" else "edit_diff")
+
+
+# Where `day_edits` keeps each day's edit frame: a private working file of the store, no table.
+EDITS = "_work/edits"
+# The Parquet key-value metadata entry that holds the frame's `_fingerprint`.
+_FINGERPRINT = b"flywheel.edits.fingerprint"
+LOCK = "edits"
+
+
+def _edit_frame(settings: Settings, day: date, frame: pl.DataFrame) -> pl.DataFrame:
+    """The edit frame of `frame` (all of `day_events` of `day`): read back from `EDITS` when it
+    was computed from the same inputs, else computed and kept there."""
+    if frame.height == 0:
+        return _compute_edits(settings, frame)
+    layout = Layout(settings.store)
+    path = layout.table(EDITS, day)
+    key = _fingerprint(frame, settings.redact).encode()
+    with exclusive(layout.lock(LOCK)):
+        if path.exists():
+            table = read_table(path)
+            if (table.schema.metadata or {}).get(_FINGERPRINT) == key:
+                return pl.from_arrow(table)  # type: ignore[return-value]
+        edits = _compute_edits(settings, frame)
+        table = edits.to_arrow()
+        write_parquet_atomic(table.replace_schema_metadata({**(table.schema.metadata or {}), _FINGERPRINT: key}),
+                             path)
+    return edits
+
+
+def _compute_edits(settings: Settings, frame: pl.DataFrame) -> pl.DataFrame:
     if settings.redact:
         frame = _redact(frame)
-    return edit_columns(frame, patterns=rows != "failing", rendered=rows != "edited")
+    return edit_columns(frame, patterns=True, rendered=True)
+
+
+@lru_cache(maxsize=1)
+def _code_digest() -> str:
+    """A digest of the source of the modules that make the edit frame (redaction, edit reading,
+    this one): a kept frame made by other code is not read back."""
+    from flywheel import privacy
+    from flywheel.failures import edits
+
+    digest = hashlib.sha256()
+    for module in (privacy, edits, sys.modules[__name__]):
+        digest.update(Path(module.__file__ or "").read_bytes())
+    return digest.hexdigest()
+
+
+def _fingerprint(frame: pl.DataFrame, redact: bool) -> str:
+    """What the edit frame of `frame` is computed from: its schema, its rows (polars' row hashes,
+    stable within one polars version; another version gives another fingerprint), the redaction
+    setting and `_code_digest`."""
+    digest = hashlib.sha256(f"{_code_digest()} {pl.__version__} {redact} {frame.height} {frame.schema}".encode())
+    digest.update(frame.hash_rows(seed=0).to_numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _norm(expr: pl.Expr) -> pl.Expr:
