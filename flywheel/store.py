@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from queue import Queue
 from typing import IO, Any, cast
@@ -67,6 +67,31 @@ class Layout:
     def table(self, name: str, day: date) -> AnyPath:
         """The partition file of table `name` (events, interventions, quarantine/events, ...) for `day`."""
         return self.root / name / f"event_date={day.isoformat()}" / "data.parquet"
+
+    def partitions(self, name: str, start: date, end: date) -> list[AnyPath]:
+        """The partition files of table `name` for the days `start` .. `end` that exist, in day order.
+        One listing of the table's folder (on a bucket one LIST request in place of a HEAD per day)."""
+        folder = self.root / name
+        if is_remote(folder):
+            remote = cast(UPath, folder)
+            try:
+                keys = remote.fs.find(remote.path)
+            except FileNotFoundError:
+                keys = []
+            present = {key.rsplit("/", 2)[-2] for key in keys if key.endswith("/data.parquet")}
+        else:
+            try:
+                present = {entry.name for entry in os.scandir(folder) if entry.is_dir()}
+            except FileNotFoundError:
+                present = set()
+        out: list[AnyPath] = []
+        for n in range((end - start).days + 1):
+            day = start + timedelta(days=n)
+            if f"event_date={day.isoformat()}" in present:
+                path = self.table(name, day)
+                if is_remote(path) or path.exists():
+                    out.append(path)
+        return out
 
     def table_glob(self, name: str) -> str:
         return url(self.root / name) + "/*/data.parquet"

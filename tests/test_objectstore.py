@@ -227,3 +227,55 @@ def test_a_listing_answers_globs_from_one_listing_as_a_fresh_glob_would(s3_env):
     assert not known.exists("outcomes/*/data.parquet")
     assert objectstore.listing(root, 30).exists("outcomes/*/data.parquet")
     assert objectstore.listing(Path("/tmp"), 30) is None
+
+
+def test_duckdb_reads_a_bucket_without_asking_again_for_what_opening_an_object_told(s3_env, monkeypatch):
+    """DuckDB asks for an object's modification time right after opening it: the filesystem
+    `register` gives it answers from the details the open fetched (one HEAD per open, not two), and
+    a replaced object read again shows its new contents and modification time."""
+    import duckdb
+    import s3fs
+
+    root = root_of(f"s3://flywheel/duckdb-fs-{uuid.uuid4().hex[:10]}")
+    path = root / "t" / "data.parquet"
+    write_parquet_atomic(pa.table({"x": [1, 2, 3]}), path)
+    heads: list[str] = []
+    info = s3fs.S3FileSystem._info
+
+    async def counted(self, path, *args, **kwargs):
+        heads.append(path)
+        return await info(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(s3fs.S3FileSystem, "_info", counted)
+    fs = objectstore.duckdb_filesystem()
+    f = fs.open(objectstore.url(path))
+    first = fs.modified(objectstore.url(path))
+    f.close()
+    assert len(heads) == 1  # the open's
+    assert fs.modified(objectstore.url(path)) == first and len(heads) == 2  # not just opened: asks the store
+
+    con = duckdb.connect()
+    objectstore.register(con, root)
+    assert con.sql(f"SELECT sum(x) FROM read_parquet('{objectstore.url(path)}')").fetchall() == [(6,)]
+    time.sleep(1.1)  # a later second: S3's modification times have whole seconds
+    write_parquet_atomic(pa.table({"x": [10, 20]}), path)
+    assert con.sql(f"SELECT sum(x) FROM read_parquet('{objectstore.url(path)}')").fetchall() == [(30,)]
+    f = fs.open(objectstore.url(path))
+    assert fs.modified(objectstore.url(path)) > first
+    f.close()
+    con.close()
+
+
+def test_the_partitions_of_a_range_are_the_days_that_have_their_file_in_day_order(root):
+    """`Layout.partitions` (one listing of the table's folder; the signals' windows read through it):
+    the days of the range whose data.parquet exists, in day order; a day folder holding only a file
+    still being written locally (its temporary name) or another table's day is not one."""
+    layout = Layout(root)
+    for d in (3, 1, 5, 9):
+        write_bytes_atomic(b"x", layout.table("outcomes/daily_rates", date(2026, 3, d)))
+    write_bytes_atomic(b"x", layout.table("outcomes/daily_ratesX", date(2026, 3, 2)))
+    write_bytes_atomic(b"x", layout.table("outcomes/daily_rates", date(2026, 3, 4)).parent / ".data.parquet.abc.tmp")
+    got = layout.partitions("outcomes/daily_rates", date(2026, 3, 1), date(2026, 3, 5))
+    assert got == [layout.table("outcomes/daily_rates", date(2026, 3, d)) for d in (1, 3, 5)]
+    assert layout.partitions("outcomes/daily_rates", date(2026, 3, 6), date(2026, 3, 8)) == []
+    assert layout.partitions("outcomes/none", date(2026, 3, 1), date(2026, 3, 9)) == []

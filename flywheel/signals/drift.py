@@ -60,13 +60,7 @@ def windows(policy: Policy, day: date) -> dict[str, date]:
 
 def existing_partitions(layout: Layout, table: str, start: date, end: date) -> list[str]:
     """The partition files of stored table `table` for the days `start` .. `end` that exist, in day order."""
-    out, d = [], start
-    while d <= end:
-        p = layout.table(table, d)
-        if p.exists():
-            out.append(str(p))
-        d += timedelta(days=1)
-    return out
+    return [str(p) for p in layout.partitions(table, start, end)]
 
 
 def _row(scenario: str, model: str, version: str, signal: str, **kw) -> dict:
