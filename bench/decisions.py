@@ -241,10 +241,11 @@ def render(res: dict, info: dict) -> tuple[str, list[tuple[str, bool, str]]]:
     return "\n".join(lines) + "\n", goals
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section of `path` (between its markers), or append it."""
+def write_section(path: Path, section: str, start: str = START, end: str = END) -> None:
+    """Replace a benchmark's section of `path` (between its markers `start` and `end`: this one's by
+    default), or append it."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END) + "\n?", re.S)
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end) + "\n?", re.S)
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
     path.write_text(text)
 

@@ -298,7 +298,24 @@ def main(argv: list[str] | None = None) -> int:
     (work / "deploy_bench.md").write_text(report)
     print()
     print(report)
+    if (args.day_events, args.days, args.backfill_events, args.workers) == (1_000_000, 7, 100_000, "1,2"):
+        from bench.decisions import write_section
+
+        write_section(REPO / "BENCHMARKS.md", section(report), START_MARK, END_MARK)
+        print("deploy_bench: the section of BENCHMARKS.md is written")
     return 0
+
+
+START_MARK, END_MARK = "<!-- bench-deploy:start -->", "<!-- bench-deploy:end -->"
+
+
+def section(report: str) -> str:
+    """BENCHMARKS.md's section of this benchmark (the full sizes only: a smaller check stays in --work)."""
+    from bench.run import machine
+
+    commit = machine().get("git", {}).get("commit", "?")
+    return "\n".join([START_MARK, "## Deployment: object store and several workers (`make bench-deploy`)", "",
+                      f"Code {commit}; docs/deploy.md says what runs where.", "", report.rstrip("\n"), END_MARK]) + "\n"
 
 
 if __name__ == "__main__":
