@@ -110,8 +110,9 @@ def day_edits(settings: Settings, day: date, rows: str | None = None) -> pl.Data
     redaction setting and the code that reads edits); a later reader whose `day_events` give the
     same fingerprint reads it back, any other recomputes it (a rebuilt day, late interventions,
     another version of flywheel). Readers take the store's `edits` lock, so two steps running at
-    once diff a day once. On the 1M-event day of `bench/deploy_bench` (seed 7) each reader took
-    about 44 s of CPU, nearly all of it in `edits.diff`."""
+    once diff a day once (on the 1M-event day of `bench/deploy_bench`, seed 7: 150,797 rows,
+    84,856 distinct edits, of which the failing rows alone hold 38,854; each reader diffed its own
+    before)."""
     frame = day_events(settings, day)
     edits = _edit_frame(settings, day, frame)
     if rows is None:

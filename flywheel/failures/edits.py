@@ -134,6 +134,16 @@ _CODE = re.compile(
     r"|\b[A-Za-z_][A-Za-z0-9]*_\w+\b"                                # snake_case
     r"|\b[a-z]+(?:[A-Z][a-z0-9]*)+\b"                                # camelCase
     r"|\b[a-z_]\w*\.[a-z_]\w*(?:\.[a-z_]\w*)*\b")                    # module.attr, file.ext
+# The same two patterns, each behind a lookahead that passes over at once the positions where no
+# match can start (`findall` tries every position): a date starts with a digit, or with a month name
+# that a number follows; an identifier with a backtick, a path's first character, or a word that
+# holds "_" or a lower-to-upper-case step or is followed by ".", "(" or ":". Same matches (each
+# lookahead only says what every branch needs); on the 154,048 distinct drafts and final texts of
+# the 1M-event day of bench/deploy_bench (seed 7) `findall` took 3.9 s in place of 18.9 (dates)
+# and 3.0 s in place of 7.0 (identifiers).
+_MONTH_FIRST = "".join(sorted({re.escape(w[0]) for w in _MONTH_WORDS}))
+_DATE_FAST = re.compile(rf"(?=\d|\b[{_MONTH_FIRST}]\w*\.?\s+\d)(?:{_DATE.pattern})", re.IGNORECASE)
+_CODE_FAST = re.compile(rf"(?=[`~./]|\b[A-Za-z_](?=\w*[_.(:]|[a-z]*[A-Z]))(?:{_CODE.pattern})")
 _SURFACE_ONLY = frozenset({"punctuation_only", "casing_only", "whitespace_only"})
 _SENTENCE_END = frozenset(".!?:;\"'«»„“”。！？：；")
 
@@ -185,7 +195,7 @@ def _numbers(text: str) -> Counter:
 
 
 def _dates(text: str) -> Counter:
-    return Counter(re.sub(r"\s+", " ", m.strip().lower()) for m in _DATE.findall(text))
+    return Counter(re.sub(r"\s+", " ", m.strip().lower()) for m in _DATE_FAST.findall(text))
 
 
 def _urls(text: str) -> Counter:
@@ -193,7 +203,8 @@ def _urls(text: str) -> Counter:
 
 
 def _code(text: str) -> Counter:
-    return Counter(_CODE.findall(_URL.sub(" ", text)))
+    # every URL holds "://" or "www." (`_URL_HINT`): without one there is none to take out
+    return Counter(_CODE_FAST.findall(_URL.sub(" ", text) if _URL_HINT.search(text) else text))
 
 
 def _capitalised(toks: list[str], start: int, end: int, source: frozenset[str] | None) -> Counter:
