@@ -17,7 +17,7 @@ from flywheel import tables
 from flywheel.catalog import build_catalog
 from flywheel.outcomes.calibration import build_calibration
 from flywheel.outcomes.rates import build_daily_rates, build_rolling_rates
-from flywheel.outcomes.recovery import build_recovery
+from flywheel.outcomes.recovery import build_recovery_days
 from flywheel.outcomes.resolve import build_event_outcomes
 
 EVENT_OUTCOMES = dg.AssetKey(tables.EVENT_OUTCOMES.asset_key)
@@ -104,10 +104,11 @@ def rolling_rates(context: dg.AssetExecutionContext, flywheel: FlywheelResource)
 @dg.asset(key=RECOVERY, deps=[EVENT_OUTCOMES], **_COMMON)
 def recovery(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -> dg.MaterializeResult:
     """Per scenario and day: runs of failures (error, timeout, reverted) and the time until the
-    next successful event, mean and max. Queried as `outcomes.recovery`.
+    next successful event, mean and max. Queried as `outcomes.recovery`. A day's figures read the
+    day before and after it: the stored days next to the run's are rebuilt too (`build_recovery_days`).
     Ends by republishing the analysts' catalog (`build_catalog`: a no-op unless a view changed)."""
     settings = flywheel.settings()
-    frames = [build_recovery(settings, d) for d in partition_days(context)]
+    frames = build_recovery_days(settings, partition_days(context))
     build_catalog(settings)
     frame = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
     return dg.MaterializeResult(metadata={

@@ -230,3 +230,37 @@ def test_word_distances_use_the_words_of_str_split():
     shipped = [rng.choice(texts) for _ in range(400)]
     _, words = edit_distances(output, shipped)
     assert words.tolist() == [Levenshtein.normalized_distance(a.split(), b.split()) for a, b in zip(output, shipped)]
+
+
+def test_a_day_built_after_its_neighbour_rebuilds_the_neighbours_recovery(settings):
+    """A day's recovery reads the day after (where its last run ends) and the day before (whether a
+    run was going at midnight): built one day at a time in either order, as a backfill in weekly
+    runs or day partitions run at once are, every day ends as if built together."""
+    day2 = DAY + timedelta(days=1)
+    write_jsonl(settings.landing / "events" / "e.jsonl", [
+        ev("ok1", "2026-03-01T10:00:00Z"), ev("err1", "2026-03-01T23:50:00Z", status="error"),
+        ev("err2", "2026-03-02T00:01:00Z", status="error"), ev("ok2", "2026-03-02T00:05:00Z"),
+        ev("err3", "2026-03-02T09:00:00Z", status="timeout"), ev("ok3", "2026-03-02T09:01:00Z")])
+    write_jsonl(settings.landing / "interventions" / "i.jsonl", [])
+    run_pipeline(settings, [DAY, day2])
+    layout = Layout(settings.store)
+
+    def stored(day: date) -> tuple:
+        row = pl.read_parquet(layout.table("outcomes/recovery", day)).row(0, named=True)
+        return row["failure_runs"], row["recovered_runs"], row["open_runs"], row["recovery_seconds_max"]
+
+    from flywheel.outcomes.recovery import build_recovery_days
+
+    for first, second in ((DAY, day2), (day2, DAY)):
+        for d in (DAY, day2):
+            layout.table(EVENT_OUTCOMES.path, d).unlink(missing_ok=True)
+            layout.table("outcomes/recovery", d).unlink(missing_ok=True)
+        build_event_outcomes(settings, first)
+        build_recovery_days(settings, [first])
+        alone = stored(first)
+        # day 1 alone: its 23:50 run has no end yet; day 2 alone: a run starts at 00:01
+        assert alone == ((1, 0, 1, None) if first == DAY else (2, 2, 0, 240.0)), first
+        build_event_outcomes(settings, second)
+        build_recovery_days(settings, [second])
+        # together: day 1's run ends at 00:05 (15 min), and day 2 only has the 09:00 run
+        assert stored(DAY) == (1, 1, 0, 900.0) and stored(day2) == (1, 1, 0, 60.0), (first, stored(DAY), stored(day2))

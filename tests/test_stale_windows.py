@@ -50,6 +50,12 @@ def _landing(landing: Path) -> None:
                            "confidence": 0.95 if ok else 0.4, "output_text": "draft", "input_text": "question " * (5 + i % 3)})
             reviews.append({"intervention_id": f"i-{eid}", "event_id": eid, "occurred_at": f"{day}T21:00:00Z",
                             "action": "accepted" if ok else "rejected", "review_seconds": 30})
+        # a scenario whose last event of each day fails, recovered by its first of the next day:
+        # a day's recovery figures read the next day (outcomes/recovery)
+        events += [{"event_id": f"flaky-{day}-{k}", "occurred_at": f"{day}T{at}Z", "scenario": "flaky", "model": "m1",
+                    "prompt_version": "v1", "autonomy_level": "assist", "status": status, "confidence": 0.5,
+                    "output_text": "draft", "input_text": "question"}
+                   for k, (at, status) in enumerate((("00:10:00", "ok"), ("23:50:00", "error")))]
         write_jsonl(landing / "events" / f"{day}.jsonl", events)
         write_jsonl(landing / "interventions" / f"{day}.jsonl", reviews)
 
@@ -132,6 +138,23 @@ def test_single_day_runs_in_reverse_order_through_run_days_end_equal_to_the_one_
     feed = _feed(s)
     assert feed["stale"] is None and feed["data_day"] == str(DAYS[3])
     assert feed["scenarios"] == want_feed["scenarios"]  # the promotion, now from every day
+
+
+def test_a_backfill_in_runs_of_one_day_ends_equal_to_the_one_range_run(one_range, reverse_settings):
+    """Forward, one day per run (`run_days`' weekly runs at their smallest): every window sees its
+    earlier days, and each run rebuilds the recovery of the day before it, whose last failure run
+    ends on the run's day (it was open when that day was built alone)."""
+    from assets.runner import run_days
+
+    want_tables, want_feed, _ = one_range
+    s = reverse_settings
+    run_days(s, DAYS[0], DAYS[-1], quiet=True, progress=False, chunk_days=1)
+    assert changed_days.pending(Layout(s.store)).stale == {}
+    got = _tables(s.db)
+    differ = sorted(name for name in want_tables if got.get(name) != want_tables[name])
+    assert got.keys() == want_tables.keys() and differ == [], differ
+    recovered = [r for r in got["outcomes.recovery"] if "flaky" in r]
+    assert len(recovered) == 4 and _feed(s)["scenarios"] == want_feed["scenarios"]
 
 
 def test_single_day_runs_in_reverse_order_are_refreshed_by_one_late_data_sensor_tick(one_range, reverse_settings):

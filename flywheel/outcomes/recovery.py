@@ -3,7 +3,14 @@ the time from its first failure until the scenario's next successful event (stat
 reverted). Runs are counted on the day they start; the next day's events are looked at to find
 their end, and a run with no success by then is `open`. The day before tells whether a run was
 already going at midnight (then it is that day's run, not a new one). Events are taken in
-`occurred_at` order, ties in `event_id` order, so equal timestamps give the same runs every night."""
+`occurred_at` order, ties in `event_id` order, so equal timestamps give the same runs every night.
+
+A day's recovery thus reads its neighbours' outcomes: a build of some days (`build_recovery_days`)
+also rebuilds the stored day just before and just after each of them, whose figures may change
+with it (a backfill in runs of a week: the first day of the next run; day partitions run at once
+in any order; an old day re-run). Each day is read and written under the store's recovery lock,
+so of two runs rebuilding one day the one that writes last read last: it saw every outcome the
+other saw."""
 
 from __future__ import annotations
 
@@ -13,7 +20,7 @@ import polars as pl
 
 from flywheel.config import Settings
 from flywheel.objectstore import polars_options, url
-from flywheel.store import Layout, write_parquet_atomic
+from flywheel.store import Layout, exclusive, write_parquet_atomic
 from flywheel.tables import EVENT_OUTCOMES, RECOVERY
 
 _COLUMNS = ["scenario", "occurred_at", "event_id", "event_date", "status", "outcome"]
@@ -59,12 +66,26 @@ def failure_runs(events: pl.DataFrame, day: date) -> pl.DataFrame:
 def build_recovery(settings: Settings, day: date) -> pl.DataFrame:
     """Write and return the failure runs starting on `day`, per scenario."""
     layout = Layout(settings.store)
-    files = [p for p in (layout.table(EVENT_OUTCOMES.path, day + timedelta(days=i)) for i in (-1, 0, 1)) if p.exists()]
-    if not layout.table(EVENT_OUTCOMES.path, day).exists():
-        raise ValueError(f"the outcomes of {day} must be built before its recovery")
-    # the day before, the day and the day after, each in (occurred_at, event_id) order: together in order
-    events = pl.concat([pl.read_parquet(url(f), columns=_COLUMNS, storage_options=polars_options(f)) for f in files],
-                       how="vertical_relaxed")
-    frame = failure_runs(events, day)
-    write_parquet_atomic(frame.to_arrow(), layout.table(RECOVERY.path, day))
+    with exclusive(layout.lock("recovery")):
+        files = layout.partitions(EVENT_OUTCOMES.path, day - timedelta(days=1), day + timedelta(days=1))
+        if layout.table(EVENT_OUTCOMES.path, day) not in files:
+            raise ValueError(f"the outcomes of {day} must be built before its recovery")
+        # the day before, the day and the day after, each in (occurred_at, event_id) order: together in order
+        events = pl.concat([pl.read_parquet(url(f), columns=_COLUMNS, storage_options=polars_options(f)) for f in files],
+                           how="vertical_relaxed")
+        frame = failure_runs(events, day)
+        write_parquet_atomic(frame.to_arrow(), layout.table(RECOVERY.path, day))
     return frame
+
+
+def build_recovery_days(settings: Settings, days: list[date]) -> list[pl.DataFrame]:
+    """`build_recovery` of each of `days` (returned, in order), then of each stored day next to one of
+    them that is not one of them (its figures read theirs; not returned)."""
+    frames = [build_recovery(settings, d) for d in days]
+    own = set(days)
+    neighbours = sorted({d + timedelta(days=k) for d in own for k in (-1, 1)} - own)
+    layout = Layout(settings.store)
+    for d in neighbours:
+        if layout.table(EVENT_OUTCOMES.path, d).exists():
+            build_recovery(settings, d)
+    return frames
