@@ -23,8 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SKIP_VIEWS = {("signals", "decision_log"), ("signals", "approvals")}  # append-only logs: one entry per run
 RUN_COLUMNS = {"run_id", "born_run"}  # failures: the run that built a night, which a rerun is by design
 # Kill points inside the failures step, and the file each leaves absent (counted when written: the
-# 58th table write is night 2's model snapshot, after its four tables; renumber if writes are added).
-KILLS_IN_FAILURES = {"table:58": "failures/state/event_date=2026-03-02/snapshot.npz"}
+# 62nd table write is night 2's model snapshot, after its four tables and the edit frames of nights
+# 1 and 2 kept by documents.day_edits; renumber if writes are added).
+KILLS_IN_FAILURES = {"table:62": "failures/state/event_date=2026-03-02/snapshot.npz"}
 
 
 def _run(base: Path, kill_at: str | None = None) -> subprocess.CompletedProcess:
