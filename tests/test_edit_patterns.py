@@ -248,3 +248,27 @@ def test_diffing_in_a_process_pool_gives_the_same_columns():
     two = edit_columns(frame, patterns=True, workers=2)
     assert two.equals(one)
     assert one["edit_text"].to_list()[:2] == ["sub:haben>hast sub:sie>du", "ins:nicht len:added_1"]
+
+
+def _edit_text_in_a_daemon(queue) -> None:
+    from flywheel.failures.edits import edit_columns
+
+    frame = pl.DataFrame({"output_text": ["Haben Sie Zeit?", "Das ist gut."], "final_text": ["Hast du Zeit?", "Das ist nicht gut."]})
+    try:
+        queue.put(edit_columns(frame, workers=2)["edit_text"].to_list())
+    except Exception as exc:  # handed to the test
+        queue.put(repr(exc))
+
+
+def test_a_daemonic_process_diffs_in_itself():
+    """A daemonic process (a worker of a prefork pool) may not start children: `edit_columns` diffs
+    in the process itself there, with the same result."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    worker = ctx.Process(target=_edit_text_in_a_daemon, args=(queue,), daemon=True)
+    worker.start()
+    got = queue.get(timeout=120)
+    worker.join(timeout=60)
+    assert got == ["sub:haben>hast sub:sie>du", "ins:nicht len:added_1"]

@@ -613,9 +613,12 @@ def _read_all(triples: list[tuple[str, str, str | None]], patterns: bool, render
               workers: int | None = None) -> tuple[list[str], list[str], list[tuple]]:
     """`_read_chunk` of all `triples`, in `workers` processes ("spawn": safe in a threaded parent
     such as a Dagster run) when more than one; None: one per core from `PARALLEL_MIN` triples on.
-    Chunks come back in order, so the result is the same as in one process."""
+    A daemonic process (a prefork pool's worker) may start none: it reads them itself. Chunks come
+    back in order, so the result is the same as in one process."""
     if workers is None:
         workers = (os.cpu_count() or 1) if len(triples) >= PARALLEL_MIN else 1
+    if multiprocessing.current_process().daemon:
+        workers = 1
     workers = min(workers, len(triples))
     if workers <= 1:
         return _read_chunk(triples, patterns, rendered)
