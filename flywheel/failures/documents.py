@@ -38,10 +38,10 @@ import polars as pl
 from flywheel.config import Settings
 from flywheel.engine import connect
 from flywheel.failures.edits import edit_columns
+from flywheel.objectstore import read_table
 from flywheel.privacy import redact_series
 from flywheel.schemas import STORED
 from flywheel.sql import load_sql
-from flywheel.objectstore import read_table
 from flywheel.store import Layout, exclusive, write_parquet_atomic
 from flywheel.tables import EVENT_OUTCOMES
 
