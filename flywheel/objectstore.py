@@ -171,7 +171,6 @@ class Listing:
     analysts' sessions, never for the steps."""
 
     def __init__(self, root: AnyPath, seconds: float) -> None:
-
         self.fs = duckdb_filesystem(use_listings_cache=True, listings_expiry_time=seconds, skip_instance_cache=True)
         self.base = cast(UPath, root).path.rstrip("/")
         self.keys: list[str] = self.fs.find(self.base)  # one paginated listing; fills every folder's cache

@@ -69,8 +69,12 @@ class Layout:
         return self.root / name / f"event_date={day.isoformat()}" / "data.parquet"
 
     def partitions(self, name: str, start: date, end: date) -> list[AnyPath]:
-        """The partition files of table `name` for the days `start` .. `end` that exist, in day order.
-        One listing of the table's folder (on a bucket one LIST request in place of a HEAD per day)."""
+        """The partition files of table `name` for the days `start` .. `end` that exist, in day order."""
+        return [self.table(name, day) for day in self.days(name, start, end)]
+
+    def days(self, name: str, start: date, end: date) -> list[date]:
+        """The days `start` .. `end` whose partition file of table `name` exists, in order. One
+        listing of the table's folder (on a bucket one LIST request in place of a HEAD per day)."""
         folder = self.root / name
         if is_remote(folder):
             remote = cast(UPath, folder)
@@ -84,13 +88,12 @@ class Layout:
                 present = {entry.name for entry in os.scandir(folder) if entry.is_dir()}
             except FileNotFoundError:
                 present = set()
-        out: list[AnyPath] = []
+        out: list[date] = []
         for n in range((end - start).days + 1):
             day = start + timedelta(days=n)
-            if f"event_date={day.isoformat()}" in present:
-                path = self.table(name, day)
-                if is_remote(path) or path.exists():
-                    out.append(path)
+            # locally a day's folder may hold only a file still being written (its temporary name)
+            if f"event_date={day.isoformat()}" in present and (is_remote(folder) or self.table(name, day).exists()):
+                out.append(day)
         return out
 
     def table_glob(self, name: str) -> str:

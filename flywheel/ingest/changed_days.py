@@ -185,7 +185,8 @@ def windows_built(layout: Layout, day: date, run_id: str, since: int, due: Itera
     run wrote after `since`, a stale earlier day, or a `due` day of the `lookback` days before it
     with no daily rates in the store). Returns `day`'s stale entry, or None when it is fresh."""
     start = day - timedelta(days=lookback - 1)
-    missing = [d for d in sorted(set(due)) if start <= d < day and not layout.table(DAILY_RATES.path, d).exists()]
+    stored = set(layout.days(DAILY_RATES.path, start, day - timedelta(days=1)))
+    missing = [d for d in sorted(set(due)) if start <= d < day and d not in stored]
     with exclusive(layout.lock("rebuild")):
         record = pending(layout)
         version = record.version + 1

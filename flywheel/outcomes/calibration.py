@@ -95,8 +95,9 @@ def build_calibration(settings: Settings, day: date, policy: Policy | None = Non
     policy = policy or load_policy(settings.policy)
     layout = Layout(settings.store)
     window = settings.calibration_window_days
-    files = [str(p) for p in (layout.table(EVENT_OUTCOMES.path, day - timedelta(days=i)) for i in range(window)) if p.exists()]
-    if not layout.table(EVENT_OUTCOMES.path, day).exists():
+    days = layout.days(EVENT_OUTCOMES.path, day - timedelta(days=window - 1), day)
+    files = [str(layout.table(EVENT_OUTCOMES.path, d)) for d in reversed(days)]  # newest first
+    if day not in days:
         raise ValueError(f"the outcomes of {day} must be built before its calibration")
     with connect(settings) as con:
         events = con.sql(sql_file("calibration_window"), params={"files": files, "reviewed": list(REVIEWED)}).pl()

@@ -66,8 +66,9 @@ def build_daily_rates(settings: Settings, day: date) -> pl.DataFrame:
 def build_rolling_rates(settings: Settings, day: date) -> pl.DataFrame:
     """Write and return the 7- and 28-day windows per scenario ending at `day`."""
     layout = Layout(settings.store)
-    files = [str(p) for p in (layout.table(DAILY_RATES.path, day - timedelta(days=i)) for i in range(28)) if p.exists()]
-    if not layout.table(DAILY_RATES.path, day).exists():
+    days = layout.days(DAILY_RATES.path, day - timedelta(days=27), day)
+    files = [str(layout.table(DAILY_RATES.path, d)) for d in reversed(days)]  # newest first
+    if day not in days:
         raise ValueError(f"the daily mart of {day} must be built before its rolling windows")
     with connect(settings) as con:
         counts = con.sql(load_sql("rolling_rates"), params={"daily": files, "day": day}).pl()

@@ -67,10 +67,11 @@ def build_recovery(settings: Settings, day: date) -> pl.DataFrame:
     """Write and return the failure runs starting on `day`, per scenario."""
     layout = Layout(settings.store)
     with exclusive(layout.lock("recovery")):
-        files = layout.partitions(EVENT_OUTCOMES.path, day - timedelta(days=1), day + timedelta(days=1))
-        if layout.table(EVENT_OUTCOMES.path, day) not in files:
+        days = layout.days(EVENT_OUTCOMES.path, day - timedelta(days=1), day + timedelta(days=1))
+        if day not in days:
             raise ValueError(f"the outcomes of {day} must be built before its recovery")
         # the day before, the day and the day after, each in (occurred_at, event_id) order: together in order
+        files = [layout.table(EVENT_OUTCOMES.path, d) for d in days]
         events = pl.concat([pl.read_parquet(url(f), columns=_COLUMNS, storage_options=polars_options(f)) for f in files],
                            how="vertical_relaxed")
         frame = failure_runs(events, day)
@@ -82,10 +83,11 @@ def build_recovery_days(settings: Settings, days: list[date]) -> list[pl.DataFra
     """`build_recovery` of each of `days` (returned, in order), then of each stored day next to one of
     them that is not one of them (its figures read theirs; not returned)."""
     frames = [build_recovery(settings, d) for d in days]
-    own = set(days)
-    neighbours = sorted({d + timedelta(days=k) for d in own for k in (-1, 1)} - own)
-    layout = Layout(settings.store)
-    for d in neighbours:
-        if layout.table(EVENT_OUTCOMES.path, d).exists():
-            build_recovery(settings, d)
+    if days:
+        own = set(days)
+        stored = Layout(settings.store).days(EVENT_OUTCOMES.path, min(days) - timedelta(days=1),
+                                             max(days) + timedelta(days=1))
+        for d in stored:
+            if d not in own and (d + timedelta(days=1) in own or d - timedelta(days=1) in own):
+                build_recovery(settings, d)
     return frames

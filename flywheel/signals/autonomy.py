@@ -186,11 +186,12 @@ _STREAK_COLUMNS = ("scenario", "current_level", "all_pass", "demote_trigger")
 def _gate_rows(settings: Settings, scenario: str, days: list[date]) -> dict[date, dict | None]:
     """The scenario's stored gate evaluation on each of `days` (None where it has none)."""
     layout = Layout(settings.store)
+    stored = set(layout.days(GATE_EVALUATIONS.path, min(days), max(days))) if days else set()
     out: dict[date, dict | None] = {}
     for d in days:
         path = layout.table(GATE_EVALUATIONS.path, d)
         row = None
-        if path.exists():  # only what the streak and the episode read, not the whole evaluation
+        if d in stored:  # only what the streak and the episode read, not the whole evaluation
             scan = pl.scan_parquet(url(path), storage_options=polars_options(path))
             frame = scan.select([c for c in _STREAK_COLUMNS if c in scan.collect_schema()]).collect()
             if frame.height and "scenario" in frame.columns:
