@@ -65,7 +65,7 @@ def _deployment(tmp_path: Path, postgres, redis, name: str, **transport_options)
         config["execution"]["config"]["config_source"]["broker_transport_options"].update(transport_options)
         celery_yaml = base / "celery.yaml"
         celery_yaml.write_text(yaml.safe_dump(config))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLYWHEEL_", "DAGSTER_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLYWHEEL_", "DAGSTER_", "AWS_"))}
     env.update(DAGSTER_HOME=str(home), FLYWHEEL_LANDING=str(base / "landing"), FLYWHEEL_STORE=str(base / "store"),
                FLYWHEEL_DB=str(base / "flywheel.duckdb"), FLYWHEEL_PUBLISH=str(base / "publish"),
                FLYWHEEL_HASH_KEY="deploy-test", FLYWHEEL_CELERY_BROKER=redis.url(next(_redis_dbs)), PYTHONPATH=str(ROOT))

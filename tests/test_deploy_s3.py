@@ -31,7 +31,6 @@ from pathlib import Path
 from unittest.mock import ANY
 
 import pytest
-import yaml
 
 from assets.jobs import RANGE_END, RANGE_START
 from flywheel.generate import generate
@@ -44,15 +43,24 @@ from servers import (  # noqa: F401
     redis_server,
     seaweedfs_server,
 )
-from test_deploy_celery import _WINDOWED, BIN, ROOT, Deployment, _launch, _sensor_tick, _started_by, _steps_run_by
-from test_faults import SKIP_VIEWS, _norm, _select
+from test_deploy_celery import (
+    _WINDOWED,
+    BIN,
+    ROOT,
+    Deployment,
+    _deployment,
+    _launch,
+    _sensor_tick,
+    _started_by,
+    _steps_run_by,
+)
+from test_faults import _view_rows
 
 START = date(2026, 3, 1)
 DEMO_DAYS, DEMO_EVENTS, DEMO_SEED = 30, 2000, 7  # the Makefile's DAYS, EVENTS, SEED: what `make demo` runs
 SHORT_DAYS, SHORT_EVENTS, SHORT_SEED = 4, 300, 9  # the four days run at once, and the run a worker dies in
 HASH_KEY = "deploy-s3-test"
 VOLATILE_FEED_KEYS = ("generated_at", "run_id")  # when and by which run the feed was written
-_redis_dbs = iter(range(8, 14))  # Redis databases of their own (test_deploy_celery takes 1.., test_deploy_servers 14, 15)
 
 
 @dataclass
@@ -89,10 +97,7 @@ def _analyst_tables(env: dict[str, str], db: Path) -> dict[str, list]:
         build_catalog(settings)
         con = connect_read_only(settings, fallback=False)
         try:
-            views = [(s, v) for s, v in con.sql("SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal "
-                                                "AND schema_name IN ('ingest', 'outcomes', 'failures', 'signals')").fetchall()
-                     if (s, v) not in SKIP_VIEWS]
-            return {f"{s}.{v}": sorted(_norm(con.sql(_select(con, s, v)).fetchall()), key=repr) for s, v in views}
+            return _view_rows(con)
         finally:
             con.close()
 
@@ -137,25 +142,13 @@ def _s3_deployment(tmp_path: Path, postgres, redis, s3: S3, name: str, landing: 
     """A bucket of its own holding the landing files (FLYWHEEL_LANDING, FLYWHEEL_STORE and
     FLYWHEEL_PUBLISH under it, credentials and endpoint in the standard AWS variables), a Dagster
     instance of its own on PostgreSQL and a Redis database of its own as the broker."""
+    dep = _deployment(tmp_path, postgres, redis, name, **transport_options)
     bucket = s3.make_bucket(f"deploy-{name}")
     s3.upload(landing, f"{bucket}/landing")
-    base, home = tmp_path / name, tmp_path / name / "dagster_home"
-    home.mkdir(parents=True)
-    (home / "dagster.yaml").write_text(yaml.safe_dump({
-        "storage": {"postgres": {"postgres_db": postgres.create_database(f"dagster_{name}")}},
-        "telemetry": {"enabled": False}}))
-    celery_yaml = ROOT / "deploy" / "celery.yaml"
-    if transport_options:
-        config = yaml.safe_load(celery_yaml.read_text())
-        config["execution"]["config"]["config_source"]["broker_transport_options"].update(transport_options)
-        celery_yaml = base / "celery.yaml"
-        celery_yaml.write_text(yaml.safe_dump(config))
-    env = _clean_env()
-    env.update(s3.env())
-    env.update(DAGSTER_HOME=str(home), FLYWHEEL_LANDING=f"{bucket}/landing", FLYWHEEL_STORE=f"{bucket}/store",
-               FLYWHEEL_PUBLISH=f"{bucket}/publish", FLYWHEEL_DB=str(base / "flywheel.duckdb"),
-               FLYWHEEL_HASH_KEY=HASH_KEY, FLYWHEEL_CELERY_BROKER=redis.url(next(_redis_dbs)), PYTHONPATH=str(ROOT))
-    return Deployment(base, home, celery_yaml, env), bucket
+    dep.env.update(s3.env())
+    dep.env.update(FLYWHEEL_LANDING=f"{bucket}/landing", FLYWHEEL_STORE=f"{bucket}/store",
+                   FLYWHEEL_PUBLISH=f"{bucket}/publish", FLYWHEEL_HASH_KEY=HASH_KEY)
+    return dep, bucket
 
 
 def _own_database(folder: Path) -> dict[str, str]:

@@ -55,12 +55,17 @@ def _tables(db: Path) -> dict[str, list]:
     con = duckdb.connect(str(db), read_only=True)
     con.execute("SET VARIABLE flywheel_store = ?", [str(db.parent / "store")])
     try:
-        views = [(s, v) for s, v in con.sql("SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal "
-                                            "AND schema_name IN ('ingest', 'outcomes', 'failures', 'signals')").fetchall()
-                 if (s, v) not in SKIP_VIEWS]
-        return {f"{s}.{v}": sorted(_norm(con.sql(_select(con, s, v)).fetchall()), key=repr) for s, v in views}
+        return _view_rows(con)
     finally:
         con.close()
+
+
+def _view_rows(con: duckdb.DuckDBPyConnection) -> dict[str, list]:
+    """Every analyst view of `con` but `SKIP_VIEWS`: its rows, normalised and sorted."""
+    views = [(s, v) for s, v in con.sql("SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal "
+                                        "AND schema_name IN ('ingest', 'outcomes', 'failures', 'signals')").fetchall()
+             if (s, v) not in SKIP_VIEWS]
+    return {f"{s}.{v}": sorted(_norm(con.sql(_select(con, s, v)).fetchall()), key=repr) for s, v in views}
 
 
 def _select(con: duckdb.DuckDBPyConnection, schema: str, view: str) -> str:

@@ -48,35 +48,34 @@ def _late_reviews(settings: Settings) -> list[dict]:
             for i, eid in enumerate(waiting)]
 
 
-def _nights(env: dict[str, str], landing_put, reviews_out: list | None = None) -> list[tuple[dict, dict, bytes | None]]:
+def _nights(env: dict[str, str], landing_put, reviews: list[dict] | None = None) -> tuple[list[tuple], list[dict]]:
     """The three nights under `env` (FLYWHEEL_* and AWS_*): after each, (analyst tables, feed without
-    its volatile keys, the feed's raw bytes). `landing_put(name, rows)` adds an interventions file."""
-    out = []
+    its volatile keys, the feed's raw bytes); and the late reviews that landed before the second,
+    `reviews` or else `_late_reviews` of the first night's store, added by `landing_put(name, rows)`."""
+    out: list[tuple] = []
     with _environment(env):
         settings = Settings.from_env()
         feed_path = settings.publish / "feed" / "latest.json"
 
-        def after(ran) -> tuple[dict, dict, bytes]:
+        def after() -> None:
             raw = feed_path.read_bytes()
             feed = json.loads(raw)
             for key in VOLATILE_FEED_KEYS:
                 feed.pop(key)
             db = Path(env["FLYWHEEL_DB"]).with_name(f"analyst-{len(out)}.duckdb")
-            return _analyst_tables(env, db), feed, raw
+            out.append((_analyst_tables(env, db), feed, raw))
 
         ran = run_days(settings, None, None, quiet=True, progress=False)
         assert ran is not None and ran.days == [START + timedelta(days=i) for i in range(DAYS)]
-        out.append(after(ran))
-        reviews = _late_reviews(settings) if reviews_out is None else reviews_out
+        after()
+        reviews = _late_reviews(settings) if reviews is None else reviews
         landing_put("interventions/late-reviews.jsonl", reviews)
         ran = run_days(settings, None, None, quiet=True, progress=False)
         assert ran is not None and ran.days == [START], ran  # the old day alone (its windows' days refreshed)
-        out.append(after(ran))
+        after()
         assert run_days(settings, None, None, quiet=True, progress=False) is None  # nothing new
-        out.append(after(None))
-        if reviews_out is None:
-            out.append(({}, {"reviews": reviews}, None))
-    return out
+        after()
+    return out, reviews
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +86,8 @@ def local_nights(tmp_path_factory):
     env.update(FLYWHEEL_LANDING=str(base / "landing"), FLYWHEEL_STORE=str(base / "store"),
                FLYWHEEL_PUBLISH=str(base / "publish"), FLYWHEEL_DB=str(base / "flywheel.duckdb"),
                FLYWHEEL_HASH_KEY=HASH_KEY)
-    nights = _nights(env, lambda name, rows: write_jsonl(base / "landing" / name, rows))
-    return base / "landing", nights[:3], nights[3][1]["reviews"]
+    nights, reviews = _nights(env, lambda name, rows: write_jsonl(base / "landing" / name, rows))
+    return base / "landing", nights, reviews
 
 
 def test_late_reviews_and_a_quiet_night_on_a_bucket_equal_the_same_nights_on_local_folders(
@@ -109,7 +108,7 @@ def test_late_reviews_and_a_quiet_night_on_a_bucket_equal_the_same_nights_on_loc
             write_jsonl(Path(late), rows)
             bucket_landing.fs.put_file(late, f"{bucket_landing.path}/{name}")
 
-    got = _nights(env, put, reviews_out=reviews)
+    got, _ = _nights(env, put, reviews)
     for night, ((got_tables, got_feed, _), (want_tables, want_feed, _)) in enumerate(zip(got, want), start=1):
         differ = sorted(name for name in want_tables if got_tables.get(name) != want_tables[name])
         assert got_tables.keys() == want_tables.keys() and differ == [], (night, differ)
