@@ -31,7 +31,7 @@ def _event(i: int, when: datetime) -> dict:
 MUTATIONS = [
     "none", "truncate", "wrong_type", "nan", "infinity", "no_offset", "dst_offset", "unknown_enum",
     "missing", "negative", "deep", "not_utf8", "duplicate_same", "duplicate_different", "array", "big",
-    "extra_field", "empty_string", "bool_number",
+    "extra_field", "empty_string", "bool_number", "wrong_type_text", "huge_integer",
 ]
 
 
@@ -39,6 +39,10 @@ def _mutate(record: dict, mutation: str, draw) -> bytes:
     r = dict(record)
     if mutation == "wrong_type":
         r[draw(st.sampled_from(["confidence", "input_tokens", "latency_ms"]))] = draw(st.sampled_from(["high", "1.5k", [1]]))
+    elif mutation == "wrong_type_text":  # a number or an object where text belongs
+        r[draw(st.sampled_from(["output_text", "scenario", "model", "trace_id"]))] = draw(st.sampled_from([5, 1.5, {"a": 1}, [1]]))
+    elif mutation == "huge_integer":  # beyond the stored 64-bit integer
+        r[draw(st.sampled_from(["input_tokens", "output_tokens"]))] = draw(st.sampled_from([2**63, 2**64 - 1, 2**64, 10**30]))
     elif mutation == "nan":
         return json.dumps({**r, "confidence": float("nan")}).encode()
     elif mutation == "infinity":
@@ -168,6 +172,21 @@ def test_a_record_over_the_size_limit_is_quarantined_not_read(settings, monkeypa
     run_pipeline(settings)
     assert query(settings, "SELECT reason_code FROM ingest.quarantine") == [("record_too_large",)]
     assert query(settings, "SELECT event_id FROM ingest.events") == [("e2",)]
+
+
+def test_a_number_in_a_text_field_or_an_integer_beyond_64_bits_is_quarantined_alone(settings):
+    """Each crashed the whole sync (a rejected record's cell reached the Arrow table; a valid-looking
+    2**63 did not fit int64): now each is one quarantined record, and the file's other records stay."""
+    when = datetime(2026, 3, 1, 10, tzinfo=timezone.utc)
+    records = [{**_event(1, when), "output_text": 5}, {**_event(2, when), "input_tokens": 2**63},
+               {**_event(3, when), "scenario": {"a": 1}}, {**_event(4, when), "output_tokens": 2**63 - 1}]
+    write_jsonl(settings.landing / "events" / "types.jsonl", records)
+    run_pipeline(settings)
+    assert query(settings, "SELECT source_line, reason_code, reason FROM ingest.quarantine ORDER BY 1") == [
+        (1, "wrong_type", "output_text must be a string, got int"),
+        (2, "out_of_range", f"input_tokens is {2**63}, beyond a 64-bit integer"),
+        (3, "wrong_type", "scenario must be a string, got dict")]
+    assert query(settings, "SELECT event_id, output_tokens FROM ingest.events") == [("e4", 2**63 - 1)]
 
 
 def test_a_dst_change_keeps_the_utc_day(settings):

@@ -42,6 +42,8 @@ def stage_chunk(chunk: Chunk, rel: str, seq: int, quarantine: list[dict[str, Any
         row, problems = validate_record(kind, chunk.records[i], loose=loose)
         if row is None:
             rejects.append((i, problems))
+            for col in cols.values():  # its cells may hold anything (a number in a text field): not Arrow-typed
+                col[j] = None
             continue
         row["occurred_at"] = (row["occurred_at"] - _EPOCH) // _MICROSECOND
         for name, col in cols.items():

@@ -101,6 +101,9 @@ def _check_number(f: Field, value: Any, loose: bool, problems: list[Problem]) ->
                 problems.append(Problem("wrong_type", f"{f.name} must be a whole number, got {value}"))
                 return None
             value = int(value)
+        if not -2**63 <= value < 2**63:  # stored as a 64-bit integer
+            problems.append(Problem("out_of_range", f"{f.name} is {value}, beyond a 64-bit integer"))
+            return None
     if f.minimum is not None and value < f.minimum:
         problems.append(Problem("out_of_range", f"{f.name} is {value}, below its minimum {f.minimum:g}"))
         return None
