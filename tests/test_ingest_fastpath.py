@@ -80,10 +80,23 @@ def test_worker_processes_stage_what_one_process_stages(tmp_path, monkeypatch):
     used = []
     original = parallel.pieces
     monkeypatch.setattr(parallel, "pieces", lambda *a, **k: used.append(a[0]) or original(*a, **k))
+    submitted: list[str] = []
+    real_pool = parallel.Workers.pool
+
+    def recording_pool(self):
+        executor = real_pool(self)
+        if not getattr(executor, "recorded", False):
+            submit = executor.submit
+            executor.submit = lambda fn, *a, **k: submitted.append(fn.__name__) or submit(fn, *a, **k)
+            executor.recorded = True
+        return executor
+
+    monkeypatch.setattr(parallel.Workers, "pool", recording_pool)
     landing = tmp_path / "landing"
     generate(landing, days=2, events_per_day=2000, seed=5, progress=False)
     fast, ref = _both_ways(landing, tmp_path, workers=2)
     assert used  # the JSON Lines files did go through the workers
+    assert "_stage_in_worker" in submitted and "stage_block" in submitted  # and the other files beside them
     _assert_same(fast, ref)
 
 

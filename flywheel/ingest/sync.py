@@ -34,6 +34,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Iterator
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -41,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from flywheel.config import Settings
-from flywheel.ingest import changed_days, staging
+from flywheel.ingest import changed_days, readers, staging
 from flywheel.ingest.changed_days import file_changed_days
 from flywheel.ingest.manifest import FileResult, file_id, file_manifest, load_manifests, write_manifest
 from flywheel.ingest.parallel import Workers
@@ -120,7 +121,7 @@ def sync_landing(settings: Settings, workers: int | None = None) -> SyncReport:
     Files are staged one after another, each streamed in batches (`staging.stage_file`). When
     there is enough JSON Lines to read (`staging.PARALLEL_MIN_BYTES`), large JSON Lines files are
     decoded by `workers` processes (default: up to 2, one per core; 1 keeps everything in this
-    process).
+    process), and the other files are staged whole in those processes meanwhile (`_stage_jobs`).
     """
     layout = Layout(settings.store)
     landing = settings.landing
@@ -182,11 +183,7 @@ def sync_landing(settings: Settings, workers: int | None = None) -> SyncReport:
         jsonl_bytes = sum(job["size"] or 0 for _, job in jobs if file_format(job["kind"], job["rel"]) == "jsonl")
         pool = Workers(n) if n > 1 and jsonl_bytes >= staging.PARALLEL_MIN_BYTES else None
         try:
-            done = []
-            for _, job in jobs:
-                with _no_gc():
-                    done.append(_stage_job(job, pool))
-                gc.collect()  # whatever cyclic garbage the file left, while little else is alive
+            done = _stage_jobs([job for _, job in jobs], pool)
         finally:
             if pool is not None:
                 pool.close()
@@ -200,6 +197,47 @@ def sync_landing(settings: Settings, workers: int | None = None) -> SyncReport:
                     event_days.update(date.fromisoformat(d) for d in m.get("event_days", []))
                     intervention_days.update(date.fromisoformat(d) for d in m.get("intervention_days", []))
     return SyncReport([r for r in results if r is not None], event_days, intervention_days, rebuild_days)
+
+
+Staged = tuple[dict[str, Any] | None, FileResult, set[Path]]  # manifest (None: vanished), result, pieces before
+
+
+def _stage_jobs(jobs: list[dict[str, Any]], pool: Workers | None) -> list[tuple[dict[str, Any] | None, FileResult, set[date]]]:
+    """`_stage_job` of every job, in order. With worker processes (a sync with much JSON Lines), each
+    file that is not JSON Lines (CSV, Parquet, OTLP: read in one process) is staged whole in a worker
+    while this process feeds the JSON Lines files' blocks to the pool, instead of after them on one
+    core; then every file's days are marked and its manifest written here, in the files' order, as
+    one process would (the record's versions come out the same)."""
+    side = [k for k, job in enumerate(jobs) if file_format(job["kind"], job["rel"]) != "jsonl"] if pool else []
+    if not side:
+        done = []
+        for job in jobs:
+            with _no_gc():
+                done.append(_stage_job(job, pool))
+            gc.collect()  # whatever cyclic garbage the file left, while little else is alive
+        return done
+    assert pool is not None
+    futures = {k: pool.pool().submit(_stage_in_worker, jobs[k], readers.MAX_RECORD_BYTES) for k in side}
+    staged: dict[int, Staged] = {}
+    for k, job in enumerate(jobs):
+        if k not in futures:
+            with _no_gc():
+                staged[k] = _stage_only(job, pool)
+            gc.collect()
+    for k, future in futures.items():
+        try:
+            staged[k] = future.result()
+        except BrokenProcessPool:  # the worker died: stage the file again here
+            with _no_gc():
+                staged[k] = _stage_only(jobs[k], None)
+    return [_finish_job(job, *staged[k]) for k, job in enumerate(jobs)]
+
+
+def _stage_in_worker(job: dict[str, Any], limit: int) -> Staged:
+    """`_stage_only` in a worker process (with the parent's record limit, which a spawned worker does not see)."""
+    readers.MAX_RECORD_BYTES = limit
+    with _no_gc():
+        return _stage_only(job, None)
 
 
 @contextmanager
@@ -237,6 +275,11 @@ def _stage_job(job: dict[str, Any], pool: Workers | None) -> tuple[dict[str, Any
     """Read and stage one landing file, mark the event days it changed, and write its manifest;
     returns (manifest, result, days marked), or (None, result, no day) if the file vanished
     before it could be read (what it staged before is left as it was)."""
+    return _finish_job(job, *_stage_only(job, pool))
+
+
+def _stage_only(job: dict[str, Any], pool: Workers | None) -> Staged:
+    """Stage one landing file's records (nothing marked, no manifest written yet)."""
     layout = Layout(root_of(job["store"]))
     fid = job["fid"]
     before = _staged_pieces(layout, fid)
@@ -248,7 +291,17 @@ def _stage_job(job: dict[str, Any], pool: Workers | None) -> tuple[dict[str, Any
     except FileNotFoundError:
         if path.exists() if is_remote(path) else os.path.lexists(path):
             raise  # something else is missing
-        return None, _vanished(job["rel"]), set()
+        return None, _vanished(job["rel"]), before
+    return manifest, result, before
+
+
+def _finish_job(job: dict[str, Any], manifest: dict[str, Any] | None, result: FileResult,
+                before: set[Path]) -> tuple[dict[str, Any] | None, FileResult, set[date]]:
+    """After `_stage_only`: drop the file's old pieces, mark its days, write its manifest."""
+    if manifest is None:
+        return None, result, set()
+    layout = Layout(root_of(job["store"]))
+    fid = job["fid"]
     # The new pieces replaced the old ones of the same days; the old ones of other days go now.
     for piece in before - _staged_pieces(layout, fid, manifest):
         piece.unlink(missing_ok=True)
