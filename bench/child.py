@@ -401,6 +401,7 @@ def landing_floor_sql(files: list[Path]) -> tuple[str, dict[str, str]]:
                                       + " WHERE false")
     sql = LANDING_FLOOR_SQL.read_text()
     for fam in ("events", "interventions"):
+        assert sql.count("{" + fam + "}") == 1, f"landing_floor.sql names {{{fam}}} once, where its readers go"
         sql = sql.replace("{" + fam + "}", "\n    UNION ALL BY NAME\n    ".join(parts[fam]))
     return sql, params
 

@@ -1,7 +1,7 @@
 -- The engine floor over the landing files: per-scenario outcome counts of one day straight from the
 -- files the generator writes (events JSONL(.gz)/CSV/Parquet, interventions CSV/JSONL(.gz)/Parquet), in
 -- one plain DuckDB query: no staging, no quarantine reasons, no stored partitions, nothing written.
--- {events} and {interventions} are filled by bench/child.py with one reader call per file (UNION ALL
+-- The two placeholders below are filled by bench/child.py with one reader call per file (UNION ALL
 -- BY NAME), every field read as text (decision_path as JSON), malformed lines skipped by the reader.
 -- Minimal validity only: an event needs an id and a scenario, a confidence that is a number (else
 -- null); exact and conflicting duplicates count once (any copy); an intervention needs its ids and a

@@ -192,6 +192,9 @@ def test_landing_floor_and_the_notebook_count_by_hand(tmp_path: Path) -> None:
     con.execute("SET TimeZone = 'UTC'")
     floor = con.sql(sql, params=params).fetchall()
     assert sorted(floor) == sorted(EXPECTED)
+    # a day in several files per kind (the 10M-event day): readers joined; copies still count once
+    sql, params = landing_floor_sql(files + files)
+    assert sorted(con.sql(sql, params=params).fetchall()) == sorted(EXPECTED)
     counts = notebook(files)
     assert sorted((s, o, int(n)) for s, o, n in counts[["scenario", "outcome", "n"]].itertuples(index=False)) == sorted(EXPECTED)
     row = counts[(counts["scenario"] == "b") & (counts["outcome"] == "acted_alone")].iloc[0]
