@@ -207,7 +207,7 @@ def jsonl_chunks(blocks: Iterator[Block], kind: str, size: int = BATCH) -> Itera
 
     Lines are taken in runs of up to `_RUN`: a run of JSON objects within the record limit (in a
     block with no \r and no line cut short) is decoded by one `map` (`_add_run`); any other run is
-    read line by line (`add_lines`). Chunks are cut at the same records either way."""
+    read line by line (`_add_lines`). Chunks are cut at the same records either way."""
     limit = readers.MAX_RECORD_BYTES
     chunk = Chunk(kind, False)
     for first, block, long in blocks:
@@ -219,7 +219,7 @@ def jsonl_chunks(blocks: Iterator[Block], kind: str, size: int = BATCH) -> Itera
             end = min(start + _RUN, start + size - len(chunk), len(lines))
             run = lines[start:end]
             if not (fast and _add_run(chunk, first + start, run, limit)):
-                add_lines(chunk, first + start, run, long, limit)
+                _add_lines(chunk, first + start, run, long, limit)
             start = end
             if len(chunk) >= size:
                 yield chunk
@@ -234,7 +234,7 @@ _RUN = 64  # lines decoded at once; a bad line sends its run (~0.1% of lines in 
 def _add_run(chunk: Chunk, first: int, run: list[bytes], limit: int) -> bool:
     """Add `run` (lines numbered from `first`) if every line is a JSON object within `limit`
     bytes; else add nothing and return False. orjson checks UTF-8 and refuses a blank line, so a
-    run it decodes whole holds only records `add_lines` would decode the same way (the raw text
+    run it decodes whole holds only records `_add_lines` would decode the same way (the raw text
     is kept as bytes, decoded only if the record is quarantined)."""
     try:
         objs = list(map(orjson.loads, run))
@@ -249,7 +249,7 @@ def _add_run(chunk: Chunk, first: int, run: list[bytes], limit: int) -> bool:
     return True
 
 
-def add_lines(chunk: Chunk, first: int, run: list[bytes], long: frozenset[int], limit: int) -> None:
+def _add_lines(chunk: Chunk, first: int, run: list[bytes], long: frozenset[int], limit: int) -> None:
     """Add the records of `run` (lines numbered from `first`) one line at a time."""
     loads, Error = orjson.loads, orjson.JSONDecodeError
     number = first - 1

@@ -55,22 +55,19 @@ def stage_chunk(chunk: Chunk, rel: str, seq: int, quarantine: list[dict[str, Any
     if not any(ok):
         return None
     if kind == "interventions":
-        cols["reviewer_id"] = [None if r is None else cached_pseudonym(r, key, pseudonyms) for r in cols["reviewer_id"]]
-    table = staged_table(kind, cols, [chunk.lines[i] for i in todo], rel, seq)
+        cols["reviewer_id"] = [None if r is None else _pseudonym(r, key, pseudonyms) for r in cols["reviewer_id"]]
+    table = _table(kind, cols, [chunk.lines[i] for i in todo], rel, seq)
     return table if all(ok) else table.filter(pa.array(ok, pa.bool_()))
 
 
-def cached_pseudonym(value: str, key: bytes, cache: dict[str, str]) -> str:
-    """`privacy.pseudonymise(value, key)`, remembered in `cache` (a file's reviewers repeat)."""
+def _pseudonym(value: str, key: bytes, cache: dict[str, str]) -> str:
     found = cache.get(value)
     if found is None:
         found = cache[value] = pseudonymise(value, key)  # type: ignore[assignment]
     return found
 
 
-def staged_table(kind: str, out: dict[str, list[Any]], lines: list[int], rel: str, seq: int) -> pa.Table:
-    """The staged Arrow table of normalised columns `out` (occurred_at in UTC microseconds), their
-    line numbers, the file's path and ingest sequence."""
+def _table(kind: str, out: dict[str, list[Any]], lines: list[int], rel: str, seq: int) -> pa.Table:
     schema = STAGED[kind]
     n = len(lines)
     occurred = pa.array(out["occurred_at"], pa.int64()).cast(schema.field("occurred_at").type)

@@ -5,8 +5,7 @@ process leaves a core idle. For a big JSON Lines file (`staging.PARALLEL_MIN_FIL
 in a sync with at least `staging.PARALLEL_MIN_BYTES` of JSON Lines to read) the main process
 decompresses the file and cuts it into blocks of whole lines (`batches.line_blocks`);
 worker processes turn each block into staged Arrow tables and quarantine rows
-(`block_pieces`: DuckDB's engine path `engine_lines.stage_block`, with `chunk_stager.stage_chunk`
-for the lines it does not vouch for; the same code the serial path runs); the main process takes the results
+(`chunk_stager.stage_chunk`, the same code the serial path runs); the main process takes the results
 back in block order and writes them. The output is therefore identical to the serial path's (held
 equal by `tests/test_ingest_fastpath.py`). At most `workers + 1` blocks (16 MB each) are in flight.
 Measured on a 1M-event day (2 cores, load ~3): 50 s wall in one process, 31.5 s with 2 workers.
@@ -23,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import flywheel.ingest.readers as readers
-from flywheel.ingest import engine_lines
 from flywheel.ingest.batches import jsonl_chunks, line_blocks
 from flywheel.ingest.chunk_stager import stage_chunk
 from flywheel.ingest.readers import Limits
@@ -81,22 +79,13 @@ def stage_block(kind: str, first: int, block: bytes, long: frozenset[int], rel: 
     was = gc.isenabled()
     gc.disable()  # see sync._no_gc
     try:
-        return block_pieces(kind, first, block, long, rel, seq, key, {}, limit)
+        out: list[Piece] = []
+        pseudonyms: dict[str, str] = {}
+        for chunk in jsonl_chunks(iter([(first, block, long)]), kind):
+            quarantine: list[dict[str, Any]] = []
+            table = stage_chunk(chunk, rel, seq, quarantine, key, pseudonyms)
+            out.append((chunk.kind, len(chunk), table, quarantine))
+        return out
     finally:
         if was:
             gc.enable()
-
-
-def block_pieces(kind: str, first: int, block: bytes, long: frozenset[int], rel: str, seq: int, key: bytes,
-                 pseudonyms: dict[str, str], limit: int) -> list[Piece]:
-    """The staged pieces of one block of JSON Lines: DuckDB's engine path (`engine_lines`), or the
-    per-record path for a block it leaves whole."""
-    staged = engine_lines.stage_block(kind, first, block, long, rel, seq, key, pseudonyms, limit)
-    if staged is not None:
-        return [(kind, *staged)]
-    out: list[Piece] = []
-    for chunk in jsonl_chunks(iter([(first, block, long)]), kind):
-        quarantine: list[dict[str, Any]] = []
-        table = stage_chunk(chunk, rel, seq, quarantine, key, pseudonyms)
-        out.append((chunk.kind, len(chunk), table, quarantine))
-    return out

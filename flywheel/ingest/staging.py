@@ -24,8 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from flywheel.ingest import parallel, readers
-from flywheel.ingest.batches import line_blocks, read_chunks
+from flywheel.ingest import parallel
+from flywheel.ingest.batches import read_chunks
 from flywheel.ingest.chunk_stager import bad_file_row, stage_chunk
 from flywheel.ingest.manifest import FileResult, file_manifest
 from flywheel.ingest.readers import BadFile, Limits, file_format
@@ -115,11 +115,6 @@ def stage_file(layout: Layout, folder_kind: str, rel: str, path: Path, fid: str,
 def _serial_pieces(path: Path, folder_kind: str, rel: str, seq: int, key: bytes,
                    limits: Limits | None) -> Iterator[parallel.Piece]:
     pseudonyms: dict[str, str] = {}
-    if file_format(folder_kind, path.name) == "jsonl":
-        limit = readers.MAX_RECORD_BYTES
-        for first, block, long in line_blocks(path, limits):
-            yield from parallel.block_pieces(folder_kind, first, block, long, rel, seq, key, pseudonyms, limit)
-        return
     for chunk in read_chunks(path, folder_kind, limits=limits):
         quarantine: list[dict[str, Any]] = []
         table = stage_chunk(chunk, rel, seq, quarantine, key, pseudonyms)
