@@ -1397,13 +1397,30 @@ def render_failures(failures: dict | None) -> list[str]:
         ""]
 
 
+# The nightly bench's part of BENCHMARKS.md: the other benchmarks' sections and the hand-written
+# analysis outside these markers are kept when it is written again.
+START_MARK, END_MARK = "<!-- bench-nightly:start -->", "<!-- bench-nightly:end -->"
+
+
+def write_nightly_section(path: Path, text: str) -> None:
+    """Put the report `text` between the markers in `path`: replacing what they held, or at the top
+    of a file that has none (or alone in a new file)."""
+    section = f"{START_MARK}\n{text.rstrip()}\n{END_MARK}\n"
+    old = path.read_text() if path.exists() else ""
+    if START_MARK in old and END_MARK in old:
+        head, rest = old.split(START_MARK, 1)
+        path.write_text(head + section + rest.split(END_MARK, 1)[1].removeprefix("\n"))
+    else:
+        path.write_text(section + ("\n" + old if old else ""))
+
+
 def write_report(cfg: Config, info: dict, nights: list[Night], backfills: list[Backfill], sources: dict,
                  profile: dict | None, started: datetime, finished: datetime, save: bool = True,
                  failures: dict | None = None, importtime: dict | None = None) -> int:
     text, summary = render(cfg, info, nights, backfills, sources, profile, started, finished, importtime)
     text = _insert_before(text, "## Targets", "\n".join(render_failures(failures)))
     cfg.out.parent.mkdir(parents=True, exist_ok=True)
-    cfg.out.write_text(text)
+    write_nightly_section(cfg.out, text)
     results = {"config": {k: (str(v) if isinstance(v, (Path, date)) else v) for k, v in asdict(cfg).items()},
                "machine": info, "started": started.isoformat(), "finished": finished.isoformat(),
                "nights": [_night_dict(n) for n in nights],

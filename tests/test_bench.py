@@ -249,3 +249,23 @@ def test_the_critical_path_of_a_job_is_its_longest_chain_of_dependent_steps():
     chain, total = critical_path(dict.fromkeys(nightly, 1.0), nightly)
     assert chain[0] == "ingest__events" and total == len(chain) and chain[-1] in ("publish__report", "publish__decision_feed")
     assert "failure_clusters" in nightly["decisions"] and nightly["ingest__events"] == set()
+
+
+def test_the_nightly_report_keeps_the_other_sections(tmp_path: Path) -> None:
+    """Written again, the nightly bench's report replaces only its own part of BENCHMARKS.md."""
+    sys.path.insert(0, str(REPO))
+    try:
+        from bench.run import END_MARK, START_MARK, write_nightly_section
+    finally:
+        sys.path.remove(str(REPO))
+    path = tmp_path / "BENCHMARKS.md"
+    write_nightly_section(path, "# Benchmarks\n\nfirst run\n")
+    assert path.read_text() == f"{START_MARK}\n# Benchmarks\n\nfirst run\n{END_MARK}\n"
+    path.write_text(path.read_text() + "\n## Where the time goes (by hand)\n\nnotes\n\n## Decision quality\n\nx\n")
+    write_nightly_section(path, "# Benchmarks\n\nsecond run\n")
+    assert path.read_text() == (f"{START_MARK}\n# Benchmarks\n\nsecond run\n{END_MARK}\n"
+                                "\n## Where the time goes (by hand)\n\nnotes\n\n## Decision quality\n\nx\n")
+    other = tmp_path / "other.md"
+    other.write_text("# Benchmarks\n\n## Decision quality\n\nx\n")  # no markers yet: the report goes on top
+    write_nightly_section(other, "report\n")
+    assert other.read_text() == f"{START_MARK}\nreport\n{END_MARK}\n\n# Benchmarks\n\n## Decision quality\n\nx\n"
