@@ -200,9 +200,10 @@ def sync_landing(settings: Settings, workers: int | None = None) -> SyncReport:
 
 
 Staged = tuple[dict[str, Any] | None, FileResult, set[Path]]  # manifest (None: vanished), result, pieces before
+Done = tuple[dict[str, Any] | None, FileResult, set[date]]  # manifest (None: vanished), result, days marked
 
 
-def _stage_jobs(jobs: list[dict[str, Any]], pool: Workers | None) -> list[tuple[dict[str, Any] | None, FileResult, set[date]]]:
+def _stage_jobs(jobs: list[dict[str, Any]], pool: Workers | None) -> list[Done]:
     """`_stage_job` of every job, in order. With worker processes (a sync with much JSON Lines), each
     file that is not JSON Lines (CSV, Parquet, OTLP: read in one process) is staged whole in a worker
     while this process feeds the JSON Lines files' blocks to the pool, instead of after them on one
@@ -230,6 +231,7 @@ def _stage_jobs(jobs: list[dict[str, Any]], pool: Workers | None) -> list[tuple[
         except BrokenProcessPool:  # the worker died: stage the file again here
             with _no_gc():
                 staged[k] = _stage_only(jobs[k], None)
+            gc.collect()
     return [_finish_job(job, *staged[k]) for k, job in enumerate(jobs)]
 
 
@@ -271,7 +273,7 @@ def _record_rename(layout: Layout, original: dict[str, Any], kind: str, rel: str
     write_manifest(layout, fid, manifest)
 
 
-def _stage_job(job: dict[str, Any], pool: Workers | None) -> tuple[dict[str, Any] | None, FileResult, set[date]]:
+def _stage_job(job: dict[str, Any], pool: Workers | None) -> Done:
     """Read and stage one landing file, mark the event days it changed, and write its manifest;
     returns (manifest, result, days marked), or (None, result, no day) if the file vanished
     before it could be read (what it staged before is left as it was)."""
@@ -295,8 +297,7 @@ def _stage_only(job: dict[str, Any], pool: Workers | None) -> Staged:
     return manifest, result, before
 
 
-def _finish_job(job: dict[str, Any], manifest: dict[str, Any] | None, result: FileResult,
-                before: set[Path]) -> tuple[dict[str, Any] | None, FileResult, set[date]]:
+def _finish_job(job: dict[str, Any], manifest: dict[str, Any] | None, result: FileResult, before: set[Path]) -> Done:
     """After `_stage_only`: drop the file's old pieces, mark its days, write its manifest."""
     if manifest is None:
         return None, result, set()
