@@ -90,6 +90,9 @@ def events(context: dg.AssetExecutionContext, flywheel: FlywheelResource) -> dg.
     build_catalog(settings)
     for r in report.changed:
         context.log.info(f"read {r.path}: {r.read} records, {r.quarantined} quarantined ({r.status})")
+    warning = report.bad_files_warning()
+    if warning:
+        context.log.warning(warning)
     quarantine = pl.concat([_read_days(layout, tables.QUARANTINE_EVENTS.path, days), _read_quarantine(layout, report)],
                            how="diagonal_relaxed")
     reasons = Counter(quarantine["reason_code"].to_list()) if quarantine.height else Counter()

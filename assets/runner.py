@@ -61,6 +61,9 @@ def run_days(settings: Settings, first: date | None, last: date | None, quiet: b
     from flywheel.store import Layout
 
     report = sync_landing(settings)
+    warning = report.bad_files_warning()
+    if warning:
+        print(warning, file=sys.stderr)
     layout = Layout(settings.store)
     today = datetime.now(timezone.utc).date()
     if first is None and last is None:

@@ -144,6 +144,44 @@ def test_symlink_out_of_landing_is_refused_and_never_read(settings, tmp_path):
     assert reason[0] == "bad_file" and "outside the landing folder" in reason[1]
 
 
+def test_a_night_of_only_bad_files_tells_the_operator_which_and_why(settings, tmp_path, monkeypatch, capsys):
+    """`flywheel run` over a landing folder whose files are all quarantined whole has no day to
+    rebuild; it used to print only "nothing to rebuild", as if the folder were empty."""
+    from assets.cli import main as cli
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    outside = write_jsonl(tmp_path / "secret.jsonl", [event(1)])
+    os.symlink(outside, settings.landing / "events" / "link.jsonl")
+    (settings.landing / "events" / "corrupt.parquet").write_bytes(b"PAR1 garbage")
+    assert cli(["run", "--quiet", "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    assert "nothing to rebuild" in out
+    lines = err.splitlines()
+    head = next(i for i, ln in enumerate(lines) if "landing file(s) quarantined whole" in ln)
+    assert lines[head].startswith("flywheel: 2 landing file(s)")
+    named = dict(ln.strip().split(": ", 1) for ln in lines[head + 1:head + 3])
+    assert set(named) == {"events/corrupt.parquet", "events/link.jsonl"}
+    assert "outside the landing folder" in named["events/link.jsonl"]
+    assert named["events/corrupt.parquet"]  # the reader's own words
+    # a rerun reads nothing again and says nothing again
+    assert cli(["run", "--quiet", "--no-progress"]) == 0
+    assert "quarantined whole" not in capsys.readouterr().err
+    # the report says the same for the sync alone, and only for files read now
+    report = sync_landing(settings)
+    assert report.bad_files_warning() is None
+
+
+def test_the_bad_files_warning_names_a_few_and_counts_the_rest(settings):
+    for i in range(7):
+        (settings.landing / "events" / f"bad{i}.parquet").write_bytes(b"not parquet")
+    message = sync_landing(settings).bad_files_warning(shown=3)
+    assert message is not None
+    lines = message.splitlines()
+    assert lines[0].startswith("flywheel: 7 landing file(s)")
+    assert [ln.split(":")[0].strip() for ln in lines[1:4]] == [f"events/bad{i}.parquet" for i in range(3)]
+    assert lines[4] == "  ... and 4 more (ingest.quarantine, reason_code 'bad_file')"
+
+
 def test_rerunning_changes_nothing_and_files_are_read_once(settings):
     write_jsonl(settings.landing / "events" / "a.jsonl", [event(i) for i in range(5)])
     write_jsonl(settings.landing / "interventions" / "a.jsonl", [intervention(1, "e1")])

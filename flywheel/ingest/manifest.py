@@ -40,6 +40,7 @@ class FileResult:
     read: int = 0
     staged: dict[str, int] = field(default_factory=dict)
     quarantined: int = 0
+    bad: str | None = None  # why the whole file was quarantined unread (refused, unreadable), else None
 
 
 def file_id(relpath: str) -> str:

@@ -163,7 +163,7 @@ def _stage(layout: Layout, folder_kind: str, rel: str, path: Path, fid: str, seq
         days[kind].append(day.isoformat())
     manifest = file_manifest(folder_kind, rel, path.name, fid, seq, read, staged, len(quarantine), bad, refusal,
                              days["events"], days["interventions"])
-    return manifest, FileResult(rel, "new", read, staged, len(quarantine))
+    return manifest, FileResult(rel, "new", read, staged, len(quarantine), bad)
 
 
 def _add_by_day(layout: Layout, kind: str, table: pa.Table, fid: str, writers: dict[tuple[str, date], _DayWriter],
