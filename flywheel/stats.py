@@ -173,7 +173,7 @@ def gate_threshold(confidence: np.ndarray, accepted: np.ndarray, target: float, 
     strata = max(int(sum((pop_w[pop_s == label] > 0).any() for label in labels)), 1)
     share = big_n / np.maximum(big_n.sum(axis=0), 1.0)
 
-    def lower(level: float, kk: np.ndarray = k, cols: slice = slice(None)) -> np.ndarray:
+    def lower(level: float, kk: np.ndarray = k, cols: slice | np.ndarray = slice(None)) -> np.ndarray:
         return (share[:, cols] * clopper_pearson_lower(kk[:, cols], n[:, cols], level / strata)).sum(axis=0)
 
     # where the walk starts and which thresholds it tries depend on the counts only, never on the
@@ -192,7 +192,7 @@ def gate_threshold(confidence: np.ndarray, accepted: np.ndarray, target: float, 
     if not grid:
         return None
     grid = np.array(grid)
-    passed = lower(delta)[grid] >= target
+    passed = lower(delta, cols=grid) >= target  # the exact beta inverse only where the walk looks
     if not passed[0]:
         return None
     stop = np.flatnonzero(~passed)
