@@ -228,6 +228,77 @@ def test_a_rebuilt_day_gives_its_new_edits_not_the_kept_ones(tiny):
     assert "len:added_1" not in tokens
 
 
+def test_a_rebuilt_day_diffs_only_the_edits_its_late_reviews_changed(tiny, monkeypatch):
+    """A late intervention re-decides de4: the night that rebuilds day 1 diffs de4's new edit only;
+    the other three come from the kept frame (made by the same code), and the frame equals one
+    computed afresh."""
+    from dataclasses import replace
+
+    from flywheel.failures import edits
+    from flywheel.failures.documents import _compute_edits, _redact, day_edits, day_events
+
+    day_edits(tiny, D1)
+    write_jsonl(tiny.landing / "interventions" / "late.jsonl", [
+        iv("4b", "de4", "edited", "Das ist schlecht.", at="2026-03-01T18:00:00Z")])
+    run_pipeline(tiny, [D1])
+    build_event_outcomes(tiny, D1)
+    calls: list[tuple] = []
+    real = edits.diff
+    monkeypatch.setattr(edits, "diff", lambda d, f, s=None: calls.append((d, f)) or real(d, f, s))
+    frame = day_edits(tiny, D1)
+    assert calls == [("Das ist gut.", "Das ist schlecht.")]
+    monkeypatch.setattr(edits, "diff", real)
+    assert frame.equals(_compute_edits(tiny, day_events(tiny, D1)))
+    assert frame.filter(pl.col("event_id") == "de4")["edit_text"].to_list() == ["sub:gut>schlecht"]
+    # another redaction setting is another maker: nothing is lent, every edit is diffed
+    calls.clear()
+    monkeypatch.setattr(edits, "diff", lambda d, f, s=None: calls.append((d, f)) or real(d, f, s))
+    plain = day_edits(replace(tiny, redact=False), D1)
+    assert len(calls) == 5 and plain.equals(edits.edit_columns(day_events(tiny, D1), patterns=True))
+    assert _redact(plain.select("output_text"))["output_text"].to_list() != plain["output_text"].to_list()
+
+
+def test_edits_lent_by_a_known_frame_are_those_a_fresh_diff_gives():
+    """`edit_columns(known=...)`: whatever `known` holds (the same rows, some of them, other rows,
+    rows made without patterns), the result equals a fresh one; only triples it lacks are diffed."""
+    from flywheel.failures import edits
+    from flywheel.failures.edits import edit_columns
+
+    drafts = ["Haben Sie Zeit?", "Das ist gut.", "Call 555 at 3 May", "x", None, "get_user() failed", "Wir sind da."]
+    finals = ["Hast du Zeit?", "Das ist nicht gut.", "Call 556 at 4 May", "x", "new", "fetch_user() failed", None]
+    sources = ["Do you have time?", None, "q", "x", None, "s", "We are here."]
+    frame = pl.DataFrame({"output_text": drafts * 2, "final_text": finals * 2, "input_text": sources * 2})
+    fresh = edit_columns(frame, patterns=True)
+    assert edit_columns(frame, patterns=True, known=fresh).equals(fresh)
+    late = frame.with_columns(pl.when(pl.int_range(pl.len()) == 1).then(pl.lit("Das ist schlecht."))
+                              .otherwise(pl.col("final_text")).alias("final_text"))
+    seen: list[int] = []
+    real = edits._read_all
+    edits_read_all = lambda triples, *a, **k: seen.append(len(triples)) or real(triples, *a, **k)  # noqa: E731
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(edits, "_read_all", edits_read_all)
+        assert edit_columns(late, patterns=True, known=fresh).equals(edit_columns(late, patterns=True))
+        assert seen == [1, 6]  # with known: the one new triple; without: all six (row 8 keeps the old)
+        seen.clear()
+        # a known frame without the columns asked for (no patterns) lends nothing
+        no_patterns = edit_columns(frame, patterns=False)
+        seen.clear()
+        assert edit_columns(frame, patterns=True, known=no_patterns).equals(fresh) and seen == [5]
+        seen.clear()
+        # a known frame of other texts lends nothing; an empty one neither
+        other = edit_columns(pl.DataFrame({"output_text": ["a b"], "final_text": ["a c"], "input_text": [None]},
+                                          schema={"output_text": pl.String, "final_text": pl.String,
+                                                  "input_text": pl.String}), patterns=True)
+        seen.clear()
+        assert edit_columns(frame, patterns=True, known=other).equals(fresh)
+        assert edit_columns(frame, patterns=True, known=other.head(0)).equals(fresh) and seen == [5, 5]
+        seen.clear()
+        # a known frame with the source column missing matches only triples without a source
+        no_source = edit_columns(frame.drop("input_text"), patterns=True)
+        seen.clear()
+        assert edit_columns(frame, patterns=True, known=no_source).equals(fresh) and seen == [3]
+
+
 def test_the_kept_frame_follows_the_redaction_setting(tiny):
     """A frame kept with redaction on is not read back with it off: de5's address change shows."""
     from dataclasses import replace

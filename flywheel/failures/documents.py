@@ -109,7 +109,10 @@ def day_edits(settings: Settings, day: date, rows: str | None = None) -> pl.Data
     fingerprint of what it was computed from (`_fingerprint`: the day's `day_events` rows, the
     redaction setting and the code that reads edits); a later reader whose `day_events` give the
     same fingerprint reads it back, any other recomputes it (a rebuilt day, late interventions,
-    another version of flywheel). Readers take the store's `edits` lock, so two steps running at
+    another version of flywheel), diffing only the edits the kept frame lacks when that frame was
+    made by the same code (`_maker`): a day rebuilt for a few late reviews diffs those (2025-01-30
+    of the bench's 100k-event days, 14,470 rows, 3% of its edits changed: 2.45 s afresh, 0.34 s
+    with the kept frame, the same frame). Readers take the store's `edits` lock, so two steps running at
     once diff a day once (on the 1M-event day of `bench/deploy_bench`, seed 7: 150,797 rows,
     84,856 distinct edits, of which the failing rows alone hold 38,854; each reader diffed its own
     before)."""
@@ -124,6 +127,7 @@ def day_edits(settings: Settings, day: date, rows: str | None = None) -> pl.Data
 EDITS = "_work/edits"
 # The Parquet key-value metadata entry that holds the frame's `_fingerprint`.
 _FINGERPRINT = b"flywheel.edits.fingerprint"
+_MAKER = b"flywheel.edits.maker"  # `_maker` of the kept frame
 LOCK = "edits"
 
 
@@ -135,22 +139,27 @@ def _edit_frame(settings: Settings, day: date, frame: pl.DataFrame) -> pl.DataFr
     layout = Layout(settings.store)
     path = layout.table(EDITS, day)
     key = _fingerprint(frame, settings.redact).encode()
+    maker = _maker(settings.redact).encode()
     with exclusive(layout.lock(LOCK)):
+        known = None
         if path.exists():
             table = read_table(path)
-            if (table.schema.metadata or {}).get(_FINGERPRINT) == key:
+            metadata = table.schema.metadata or {}
+            if metadata.get(_FINGERPRINT) == key:
                 return pl.from_arrow(table)  # type: ignore[return-value]
-        edits = _compute_edits(settings, frame)
+            if metadata.get(_MAKER) == maker:  # the same code on other rows: its diffs still hold
+                known = pl.from_arrow(table)
+        edits = _compute_edits(settings, frame, known)  # type: ignore[arg-type]
         table = edits.to_arrow()
-        write_parquet_atomic(table.replace_schema_metadata({**(table.schema.metadata or {}), _FINGERPRINT: key}),
-                             path)
+        write_parquet_atomic(table.replace_schema_metadata({**(table.schema.metadata or {}), _FINGERPRINT: key,
+                                                            _MAKER: maker}), path)
     return edits
 
 
-def _compute_edits(settings: Settings, frame: pl.DataFrame) -> pl.DataFrame:
+def _compute_edits(settings: Settings, frame: pl.DataFrame, known: pl.DataFrame | None = None) -> pl.DataFrame:
     if settings.redact:
         frame = _redact(frame)
-    return edit_columns(frame, patterns=True, rendered=True)
+    return edit_columns(frame, patterns=True, rendered=True, known=known)
 
 
 @lru_cache(maxsize=1)
@@ -164,6 +173,14 @@ def _code_digest() -> str:
     for module in (privacy, edits, sys.modules[__name__]):
         digest.update(Path(module.__file__ or "").read_bytes())
     return digest.hexdigest()
+
+
+def _maker(redact: bool) -> str:
+    """What makes an edit frame's diffs what they are, whatever its rows: `_code_digest`, polars'
+    version and the redaction setting. A kept frame with the same maker lends its diffs to the
+    day's next frame (`edits.edit_columns`' `known`): a night whose late reviews changed a few of a
+    rebuilt day's rows diffs those rows only."""
+    return hashlib.sha256(f"{_code_digest()} {pl.__version__} {redact}".encode()).hexdigest()
 
 
 def _fingerprint(frame: pl.DataFrame, redact: bool) -> str:

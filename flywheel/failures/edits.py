@@ -561,7 +561,7 @@ PATTERN = pl.Struct({"token": pl.String, "kind": pl.String, "before": pl.String,
 
 def edit_columns(frame: pl.DataFrame, output: str = "output_text", final: str = "final_text",
                  source: str = "input_text", patterns: bool = False, rendered: bool = True,
-                 workers: int | None = None) -> pl.DataFrame:
+                 workers: int | None = None, known: pl.DataFrame | None = None) -> pl.DataFrame:
     """`frame` with two more columns: `edit_text` (the space-joined `edit_tokens` of the draft in
     `output` against the text in `final`, with `source` when that column exists) and `edit_diff`
     (`render_diff`; left out when not `rendered`: it aligns the texts once more); both "" where
@@ -569,20 +569,53 @@ def edit_columns(frame: pl.DataFrame, output: str = "output_text", final: str = 
     `edit_patterns`: the edit's `edit_patterns` as a list of `PATTERN` (empty where there is no
     edit), from the same diff. Each distinct (draft, final, source) triple is diffed once; row
     order is kept. The triples are diffed in `workers` processes (default: one per core from
-    `PARALLEL_MIN` triples on, else in this process; `_read_all`); the result is the same."""
-    keys, triples = distinct_changes(frame, output, final, source)
-    edit_text, edit_diff, edit_pats = _read_all(triples, patterns, rendered, workers)
-    out = frame.with_columns(pl.Series(edit_text, dtype=pl.String).gather(keys).fill_null("").alias("edit_text"))
+    `PARALLEL_MIN` triples on, else in this process; `_read_all`); the result is the same.
+
+    `known`: an earlier result of `edit_columns` by this code with the same column names and at
+    least the same options (the same day's frame before late reviews changed some of its rows):
+    a triple found there is taken from it instead of diffed again. A triple's edit depends on its
+    three texts alone, so the result is the same as without it."""
+    keys, distinct = _distinct(frame, output, final, source)
+    triples: list[tuple[str, str, str | None]] = list(distinct.select("_d", "_f", "_s").iter_rows())
+    reused = _reusable(known, distinct, output, final, source, patterns, rendered)
+    todo = (list(range(len(triples))) if reused is None else
+            distinct.join(reused.select("_k"), on="_k", how="anti", maintain_order="left")["_k"].to_list())
+    texts, diffs, pats = _read_all([triples[i] for i in todo], patterns, rendered, workers)
+    fresh = pl.DataFrame({"_k": pl.Series(todo, dtype=pl.UInt32), "edit_text": pl.Series(texts, dtype=pl.String)})
     if rendered:
-        out = out.with_columns(pl.Series(edit_diff, dtype=pl.String).gather(keys).fill_null("").alias("edit_diff"))
+        fresh = fresh.with_columns(pl.Series("edit_diff", diffs, dtype=pl.String))
     if patterns:
         # one list per triple, built from flat rows (a Series of lists of dicts took 4 times longer)
-        flat = pl.DataFrame(edit_pats, schema={"_k": pl.UInt32, **PATTERN.to_schema()}, orient="row")
-        per = flat.group_by("_k").agg(pl.struct(*PATTERN.to_schema()).alias("edit_patterns"))
-        lists = (pl.DataFrame({"_k": pl.Series(range(len(triples)), dtype=pl.UInt32)})
-                 .join(per, on="_k", how="left", maintain_order="left")["edit_patterns"])
+        flat = pl.DataFrame(pats, schema={"_i": pl.UInt32, **PATTERN.to_schema()}, orient="row")
+        per = (flat.with_columns(pl.Series("_k", todo, dtype=pl.UInt32).gather(flat["_i"]))
+               .group_by("_k").agg(pl.struct(*PATTERN.to_schema()).alias("edit_patterns")))
+        fresh = fresh.join(per, on="_k", how="left", maintain_order="left")
+    results = fresh if reused is None else pl.concat([reused.select(fresh.columns), fresh])
+    per_triple = (pl.DataFrame({"_k": pl.Series(range(len(triples)), dtype=pl.UInt32)})
+                  .join(results, on="_k", how="left", maintain_order="left"))
+    out = frame.with_columns(per_triple["edit_text"].gather(keys).fill_null("").alias("edit_text"))
+    if rendered:
+        out = out.with_columns(per_triple["edit_diff"].gather(keys).fill_null("").alias("edit_diff"))
+    if patterns:
+        lists = per_triple["edit_patterns"].cast(pl.List(PATTERN))
         out = out.with_columns(lists.gather(keys).fill_null([]).alias("edit_patterns"))
     return out
+
+
+def _reusable(known: pl.DataFrame | None, distinct: pl.DataFrame, output: str, final: str, source: str,
+              patterns: bool, rendered: bool) -> pl.DataFrame | None:
+    """The triples of `distinct` (`_distinct`) that `known` (see `edit_columns`) holds, with their
+    index `_k` and `known`'s edit columns; None when `known` has none to give."""
+    wanted = ["edit_text"] + (["edit_diff"] if rendered else []) + (["edit_patterns"] if patterns else [])
+    if known is None or known.height == 0 or distinct.height == 0 \
+            or any(c not in known.columns for c in (output, final, *wanted)):
+        return None
+    _, old = _distinct(known.select(output, final, *([source] if source in known.columns else []), *wanted),
+                       output, final, source, keep=wanted)
+    on = ["_d", "_f", "_s"]
+    found = distinct.select("_k", *on).join(old.select(*on, *wanted), on=on, how="inner", nulls_equal=True,
+                                            maintain_order="left")
+    return found.select("_k", *wanted) if found.height else None
 
 
 # From this many distinct triples on, `edit_columns` diffs them in a process pool by default: a
@@ -641,10 +674,18 @@ def distinct_changes(frame: pl.DataFrame, output: str = "output_text", final: st
     """The distinct (draft, final, source) triples of `frame` whose final text is set and differs
     from the draft (a null draft counts as ""), and per row of `frame` the index of its triple in
     that list (null for rows without a change). `source` may be absent from `frame` (then None)."""
+    keys, distinct = _distinct(frame, output, final, source)
+    return keys, list(distinct.select("_d", "_f", "_s").iter_rows())
+
+
+def _distinct(frame: pl.DataFrame, output: str, final: str, source: str,
+              keep: list[str] | None = None) -> tuple[pl.Series, pl.DataFrame]:
+    """`distinct_changes` as (the index `_k` of each row's triple, null for rows without a change;
+    a frame of the distinct triples: `_k`, `_d`, `_f`, `_s` and the `keep` columns of their first row)."""
     src = source if source in frame.columns else None
     key_frame = frame.select(
         pl.col(output).cast(pl.String).fill_null("").alias("_d"), pl.col(final).cast(pl.String).alias("_f"),
-        (pl.col(src).cast(pl.String) if src else pl.lit(None, dtype=pl.String)).alias("_s"))
+        (pl.col(src).cast(pl.String) if src else pl.lit(None, dtype=pl.String)).alias("_s"), *(keep or []))
     # Rows are matched to their triple by a 64-bit hash of it (its three column hashes combined; a
     # struct hash was ten times slower): joining a million rows on the three long strings took 5 s,
     # on the hash well under one. Two distinct triples of one frame collide with a chance of about
@@ -655,7 +696,7 @@ def distinct_changes(frame: pl.DataFrame, output: str = "output_text", final: st
     distinct = (key_frame.filter(pl.col("_h").is_not_null()).unique(subset="_h", keep="first", maintain_order=True)
                 .with_row_index("_k"))
     joined = key_frame.select("_h").join(distinct.select("_h", "_k"), on="_h", how="left", maintain_order="left")
-    return joined["_k"], list(distinct.select("_d", "_f", "_s").iter_rows())
+    return joined["_k"], distinct.drop("_h")
 
 def measure(paths: list[str], rows: int = 0, seed: int = 0, repeat: int = 0) -> str:
     """Figures of `edit_columns` on post-edited MT in MLQE-PE's TSV layout (columns source, mt,
