@@ -474,3 +474,28 @@ def test_failure_views_are_valid_before_any_night_is_built(settings):
     con = duckdb.connect()
     for view in views("failures"):
         assert con.sql(fill(view.sql, {}, layout)).fetchall() == [], view.name
+
+
+def test_the_neighbour_graph_in_blocks_on_threads_is_the_single_pass_graph(monkeypatch):
+    """`fit._knn` splits the rows into blocks on a thread per core; with blocks of 3 rows, on rows
+    with many exact ties (repeated documents), it gives the graph of one dense pass, entry for entry."""
+    import numpy as np
+    import scipy.sparse as sp
+    from sklearn.preprocessing import normalize
+
+    from flywheel.failures import fit
+
+    rng = np.random.default_rng(3)
+    base = sp.random(12, 40, density=0.2, random_state=4, format="csr", dtype=np.float32)
+    X = normalize(sp.vstack([base, base[:5], base[2:9]], format="csr"))[rng.permutation(24)]
+    n, k = X.shape[0], 4
+    S = (X @ X.T).toarray()
+    np.fill_diagonal(S, -np.inf)
+    idx = np.argpartition(-S, k - 1, axis=1)[:, :k]
+    w = np.clip(np.take_along_axis(S, idx, 1), 0.0, None).astype(np.float64)
+    single = sp.csr_matrix((w.ravel(), (np.repeat(np.arange(n), k), idx.ravel())), shape=(n, n))
+    monkeypatch.setattr(fit, "_KNN_BLOCK", 3)
+    blocked = fit._knn(X, k)
+    assert blocked.shape == single.shape and (blocked != single).nnz == 0
+    assert np.array_equal(blocked.indices, single.indices) and np.array_equal(blocked.data, single.data)
+    assert (blocked.getnnz(axis=1) <= k).all() and blocked.diagonal().sum() == 0
