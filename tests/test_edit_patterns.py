@@ -279,6 +279,11 @@ def test_edits_lent_by_a_known_frame_are_those_a_fresh_diff_gives():
         mp.setattr(edits, "_read_all", edits_read_all)
         assert edit_columns(late, patterns=True, known=fresh).equals(edit_columns(late, patterns=True))
         assert seen == [1, 6]  # with known: the one new triple; without: all six (row 8 keeps the old)
+        # in worker processes, the triples left to diff are the same and land on the same rows
+        half = edit_columns(late.head(5), patterns=True)
+        seen.clear()
+        assert edit_columns(late, patterns=True, known=half, workers=2).equals(edit_columns(late, patterns=True))
+        assert seen == [2, 6]  # rows 5 and 8 hold the two triples the first five rows lack
         seen.clear()
         # a known frame without the columns asked for (no patterns) lends nothing
         no_patterns = edit_columns(frame, patterns=False)
