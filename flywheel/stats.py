@@ -184,14 +184,15 @@ def gate_threshold(confidence: np.ndarray, accepted: np.ndarray, target: float, 
         return None
     total = n.sum(axis=0)
     step = max(min_step * float(total[-1]), 1.0)
-    grid, reach = [], max(float(total[testable[0]]), step)
+    tries: list[int] = []
+    reach = max(float(total[testable[0]]), step)
     for j in range(testable[0], len(thresholds)):
         if total[j] >= reach:
-            grid.append(j)
+            tries.append(j)
             reach = total[j] + step
-    if not grid:
+    if not tries:
         return None
-    grid = np.array(grid)
+    grid = np.array(tries)
     passed = lower(delta, cols=grid) >= target  # the exact beta inverse only where the walk looks
     if not passed[0]:
         return None

@@ -209,16 +209,17 @@ def _code(text: str) -> Counter:
     return Counter(_CODE_FAST.findall(_URL.sub(" ", text) if _URL_HINT.search(text) else text))
 
 
-def _capitalised(toks: list[str], start: int, end: int, source: frozenset[str] | None) -> Counter:
-    """Capitalised tokens of toks[start:end] that do not start a sentence and are no month name;
-    with a source text, only those that also occur in it."""
-    out: Counter = Counter()
-    for i in range(start, end):
+def _capitalised(toks: list[str], start: int, end: int, source: frozenset[str] | None) -> dict[str, int]:
+    """Capitalised tokens of toks[start:end] that do not start a sentence and are no month name,
+    with how often each occurs; with a source text, only those that also occur in it. (A plain
+    dict: counts are positive, so == compares as Counters do, without their cost per call.)"""
+    out: dict[str, int] = {}
+    for i in range(max(start, 1), end):
         t = toks[i]
-        if i == 0 or not t[0].isupper() or toks[i - 1] in _SENTENCE_END:
+        if not t[0].isupper() or toks[i - 1] in _SENTENCE_END:
             continue
         if (source is None or t in source) and t.lower() not in _MONTH_WORDS:
-            out[t] += 1
+            out[t] = out.get(t, 0) + 1
     return out
 
 
@@ -230,17 +231,18 @@ def _names_changed(a: list[str], b: list[str], regions: list[tuple[int, int, int
     Without one: some changed region has such words on both sides and they differ ("Smith" ->
     "Smyth"); a capitalised word replaced by a lower-case one is no name change (German "Sie" ->
     "du"), and neither is one added or removed alone (German capitalises every noun)."""
-    before: Counter = Counter()
-    after: Counter = Counter()
+    before: dict[str, int] = {}
+    after: dict[str, int] = {}
     for a0, a1, b0, b1 in regions:
         ra, rb = _capitalised(a, a0, a1, source), _capitalised(b, b0, b1, source)
-        if source is None and ra and rb and ra != rb:
-            return True
-        before.update(ra)
-        after.update(rb)
-    if source is not None:
-        return before != after
-    return False
+        if source is None:
+            if ra and rb and ra != rb:
+                return True
+            continue
+        for counts, part in ((before, ra), (after, rb)):
+            for t, n in part.items():
+                counts[t] = counts.get(t, 0) + n
+    return source is not None and before != after
 
 
 @lru_cache(maxsize=16)
@@ -363,8 +365,11 @@ def diff(draft: str | None, final: str | None, source: str | None = None) -> Edi
         if (_URL_HINT.search(draft) or _URL_HINT.search(final)) and _urls(draft) != _urls(final):
             flags.append("urls")
         # an identifier spans several tokens ("get _ user ( )"): look at each region's neighbours too
-        around = " ".join(t for a0, a1, b0, b1 in regions
-                          for t in (*a[max(a0 - 1, 0):a1 + 1], *b[max(b0 - 1, 0):b1 + 1]))
+        near: list[str] = []
+        for a0, a1, b0, b1 in regions:
+            near += a[max(a0 - 1, 0):a1 + 1]
+            near += b[max(b0 - 1, 0):b1 + 1]
+        around = " ".join(near)
         if _CODE_HINT.search(around) and _code(draft) != _code(final):
             flags.append("code")
         if a == b:
@@ -633,12 +638,12 @@ def _read_chunk(triples: list[tuple[str, str, str | None]], patterns: bool, rend
     edit_diff: list[str] = []
     edit_pats: list[tuple] = []
     for k, (d, f, s) in enumerate(triples, start=offset):
-        summary = diff(d, f, s)
-        edit_text.append(" ".join(edit_tokens(summary)))
+        pats = edit_patterns(diff(d, f, s))  # once: `edit_tokens` is its first column
+        edit_text.append(" ".join(p[0] for p in pats))
         if rendered:
             edit_diff.append(render_diff(d, f))
         if patterns:
-            edit_pats.extend((k, *p) for p in edit_patterns(summary))
+            edit_pats.extend((k, *p) for p in pats)
     return edit_text, edit_diff, edit_pats
 
 
