@@ -193,7 +193,7 @@ def gate_threshold(confidence: np.ndarray, accepted: np.ndarray, target: float, 
     if not tries:
         return None
     grid = np.array(tries)
-    passed = lower(delta, cols=grid) >= target  # the exact beta inverse only where the walk looks
+    passed = lower(delta, cols=grid) >= target  # the exact bound only at the thresholds the walk tries
     if not passed[0]:
         return None
     stop = np.flatnonzero(~passed)

@@ -298,6 +298,12 @@ def test_edits_lent_by_a_known_frame_are_those_a_fresh_diff_gives():
         assert edit_columns(frame, patterns=True, known=other).equals(fresh)
         assert edit_columns(frame, patterns=True, known=other.head(0)).equals(fresh) and seen == [5, 5]
         seen.clear()
+        # a known row without the edit a changed triple must have lends nothing: it is diffed again
+        broken = fresh.with_columns(
+            pl.when(pl.int_range(pl.len()) == 0).then(pl.lit([], dtype=pl.List(edits.PATTERN)))
+            .otherwise(pl.col("edit_patterns")).alias("edit_patterns"))
+        seen.clear()
+        assert edit_columns(frame, patterns=True, known=broken).equals(fresh) and seen == [1]
         # a known frame with the source column missing matches only triples without a source
         no_source = edit_columns(frame.drop("input_text"), patterns=True)
         seen.clear()

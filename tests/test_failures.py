@@ -495,6 +495,7 @@ def test_the_neighbour_graph_in_blocks_on_threads_is_the_single_pass_graph(monke
     w = np.clip(np.take_along_axis(S, idx, 1), 0.0, None).astype(np.float64)
     single = sp.csr_matrix((w.ravel(), (np.repeat(np.arange(n), k), idx.ravel())), shape=(n, n))
     monkeypatch.setattr(fit, "_KNN_BLOCK", 3)
+    monkeypatch.setattr(fit.os, "cpu_count", lambda: 4)  # the thread pool, whatever the runner's cores
     blocked = fit._knn(X, k)
     assert blocked.shape == single.shape and (blocked != single).nnz == 0
     assert np.array_equal(blocked.indices, single.indices) and np.array_equal(blocked.data, single.data)

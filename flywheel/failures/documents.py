@@ -175,19 +175,31 @@ def _code_digest() -> str:
     return digest.hexdigest()
 
 
+@lru_cache(maxsize=1)
+def _versions() -> str:
+    """The versions the diffs depend on besides flywheel's code: polars, rapidfuzz (the alignment),
+    Python and its Unicode tables (`re`'s word characters, `str.isupper`)."""
+    import unicodedata
+
+    import rapidfuzz
+
+    return (f"polars {pl.__version__} rapidfuzz {rapidfuzz.__version__} python {sys.version_info[:2]} "
+            f"unicode {unicodedata.unidata_version}")
+
+
 def _maker(redact: bool) -> str:
-    """What makes an edit frame's diffs what they are, whatever its rows: `_code_digest`, polars'
-    version and the redaction setting. A kept frame with the same maker lends its diffs to the
+    """What makes an edit frame's diffs what they are, whatever its rows: `_code_digest`,
+    `_versions` and the redaction setting. A kept frame with the same maker lends its diffs to the
     day's next frame (`edits.edit_columns`' `known`): a night whose late reviews changed a few of a
     rebuilt day's rows diffs those rows only."""
-    return hashlib.sha256(f"{_code_digest()} {pl.__version__} {redact}".encode()).hexdigest()
+    return hashlib.sha256(f"{_code_digest()} {_versions()} {redact}".encode()).hexdigest()
 
 
 def _fingerprint(frame: pl.DataFrame, redact: bool) -> str:
     """What the edit frame of `frame` is computed from: its schema, its rows (polars' row hashes,
     stable within one polars version; another version gives another fingerprint), the redaction
-    setting and `_code_digest`."""
-    digest = hashlib.sha256(f"{_code_digest()} {pl.__version__} {redact} {frame.height} {frame.schema}".encode())
+    setting, `_code_digest` and `_versions`."""
+    digest = hashlib.sha256(f"{_code_digest()} {_versions()} {redact} {frame.height} {frame.schema}".encode())
     digest.update(frame.hash_rows(seed=0).to_numpy().tobytes())
     return digest.hexdigest()
 

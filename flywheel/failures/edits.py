@@ -617,6 +617,10 @@ def _reusable(known: pl.DataFrame | None, distinct: pl.DataFrame, output: str, f
         return None
     _, old = _distinct(known.select(output, final, *([source] if source in known.columns else []), *wanted),
                        output, final, source, keep=wanted)
+    # a changed triple always has an edit: a row of `known` without one lends nothing
+    old = old.filter(pl.col("edit_text").is_not_null() & (pl.col("edit_text") != ""),
+                     *([pl.col("edit_diff").is_not_null()] if rendered else []),
+                     *([pl.col("edit_patterns").list.len() > 0] if patterns else []))
     on = ["_d", "_f", "_s"]
     found = distinct.select("_k", *on).join(old.select(*on, *wanted), on=on, how="inner", nulls_equal=True,
                                             maintain_order="left")

@@ -70,17 +70,18 @@ class SyncReport:
         return [f for f in self.files if f.status != "unchanged"]
 
     def bad_files_warning(self, shown: int = 5) -> str | None:
-        """One message naming the files this sync quarantined whole, unread (refused: a link out of
-        the landing folder, not a regular file; unreadable: a corrupt Parquet file, a bad gzip
-        stream, over the size limits), each with its reason, or None when there were none. A night
-        made only of such files has nothing to rebuild, and an operator must still hear why."""
+        """One message naming the files this sync quarantined whole, nothing of them kept (refused
+        unread: a link out of the landing folder, not a regular file; bad: a corrupt Parquet file, a
+        bad gzip stream, over the size limits, possibly found part-way through the read), each with
+        its reason, or None when there were none. A night made only of such files has nothing to
+        rebuild, and an operator must still hear why."""
         bad = [f for f in self.files if f.bad is not None and f.status in ("new", "changed", "refused")]
         if not bad:
             return None
         lines = [f"  {f.path}: {f.bad}" for f in bad[:shown]]
         if len(bad) > shown:
             lines.append(f"  ... and {len(bad) - shown} more (ingest.quarantine, reason_code 'bad_file')")
-        return (f"flywheel: {len(bad)} landing file(s) quarantined whole, not read "
+        return (f"flywheel: {len(bad)} landing file(s) quarantined whole, nothing of them kept "
                 "(each is one row of ingest.quarantine; fix or replace the file and it is read again):\n"
                 + "\n".join(lines))
 
