@@ -581,11 +581,11 @@ def edit_columns(frame: pl.DataFrame, output: str = "output_text", final: str = 
     a triple found there is taken from it instead of diffed again. A triple's edit depends on its
     three texts alone, so the result is the same as without it."""
     keys, distinct = _distinct(frame, output, final, source)
-    triples: list[tuple[str, str, str | None]] = list(distinct.select("_d", "_f", "_s").iter_rows())
     reused = _reusable(known, distinct, output, final, source, patterns, rendered)
-    todo = (list(range(len(triples))) if reused is None else
-            distinct.join(reused.select("_k"), on="_k", how="anti", maintain_order="left")["_k"].to_list())
-    texts, diffs, pats = _read_all([triples[i] for i in todo], patterns, rendered, workers)
+    pending = distinct if reused is None else distinct.join(reused.select("_k"), on="_k", how="anti",
+                                                            maintain_order="left")
+    todo = pending["_k"].to_list()
+    texts, diffs, pats = _read_all(list(pending.select("_d", "_f", "_s").iter_rows()), patterns, rendered, workers)
     fresh = pl.DataFrame({"_k": pl.Series(todo, dtype=pl.UInt32), "edit_text": pl.Series(texts, dtype=pl.String)})
     if rendered:
         fresh = fresh.with_columns(pl.Series("edit_diff", diffs, dtype=pl.String))
@@ -596,7 +596,7 @@ def edit_columns(frame: pl.DataFrame, output: str = "output_text", final: str = 
                .group_by("_k").agg(pl.struct(*PATTERN.to_schema()).alias("edit_patterns")))
         fresh = fresh.join(per, on="_k", how="left", maintain_order="left")
     results = fresh if reused is None else pl.concat([reused.select(fresh.columns), fresh])
-    per_triple = (pl.DataFrame({"_k": pl.Series(range(len(triples)), dtype=pl.UInt32)})
+    per_triple = (pl.DataFrame({"_k": pl.Series(range(distinct.height), dtype=pl.UInt32)})
                   .join(results, on="_k", how="left", maintain_order="left"))
     out = frame.with_columns(per_triple["edit_text"].gather(keys).fill_null("").alias("edit_text"))
     if rendered:

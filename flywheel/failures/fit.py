@@ -83,7 +83,7 @@ def _knn(X: sp.csr_matrix, neighbors: int) -> sp.csr_matrix:
     k = min(neighbors, n - 1)
     if k <= 0:
         return sp.csr_matrix((n, n), dtype=np.float64)
-    XT = X.T.tocsc()
+    XT = X.T.tocsr()  # once: a product with a CSC right side converts it to CSR every block
 
     def block(start: int) -> tuple[np.ndarray, np.ndarray]:
         stop = min(start + _KNN_BLOCK, n)

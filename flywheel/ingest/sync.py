@@ -75,7 +75,7 @@ class SyncReport:
         bad gzip stream, over the size limits, possibly found part-way through the read), each with
         its reason, or None when there were none. A night made only of such files has nothing to
         rebuild, and an operator must still hear why."""
-        bad = [f for f in self.files if f.bad is not None and f.status in ("new", "changed", "refused")]
+        bad = [f for f in self.files if f.bad is not None]  # only a file staged now carries one
         if not bad:
             return None
         lines = [f"  {f.path}: {f.bad}" for f in bad[:shown]]
