@@ -261,6 +261,13 @@ def seaweedfs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3]:
         yield server
 
 
+class _PortTaken(Exception):
+    """A server exited because a port picked for it was taken before it could bind it."""
+
+
+_PORT_ATTEMPTS = 3
+
+
 @contextmanager
 def seaweedfs_at(work: Path) -> Iterator[S3]:
     """A SeaweedFS server (master, volume, filer and S3 gateway in one `weed server`) whose S3 gateway
@@ -274,32 +281,51 @@ def seaweedfs_at(work: Path) -> Iterator[S3]:
     (work / "s3.json").write_text(json.dumps({"identities": [{
         "name": "flywheel", "credentials": [{"accessKey": server.access_key, "secretKey": server.secret_key}],
         "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
-    (work / "data").mkdir()
-    ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
-    grpc = {name: free_port() for name in ports}
     log = work / "weed.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([str(program), "server", f"-dir={work / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-                                 *[f"-{name}.port={port}" for name, port in ports.items()],
-                                 *[f"-{name}.port.grpc={port}" for name, port in grpc.items()],
-                                 "-filer", f"-filer.localSocket={work / 'filer.sock'}", "-s3", f"-s3.config={work / 's3.json'}",
-                                 "-s3.port.iceberg=0", "-s3.port.lance=0", "-metricsPort=0",
-                                 "-master.volumeSizeLimitMB=64", "-volume.max=100"],
-                                cwd=work, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    server = S3(f"127.0.0.1:{ports['s3']}", server.access_key, server.secret_key, pid=proc.pid)
+    for attempt in range(_PORT_ATTEMPTS):
+        data = work / ("data" if attempt == 0 else f"data-{attempt}")  # a failed start's state stays apart
+        data.mkdir()
+        # `free_port` gives a port back before weed binds it: another program (or weed itself, for
+        # one of its other listeners) can take it in between. weed then exits with "address already
+        # in use"; a new set of ports is tried.
+        ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
+        grpc = {name: free_port() for name in ports}
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([str(program), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+                                     *[f"-{name}.port={port}" for name, port in ports.items()],
+                                     *[f"-{name}.port.grpc={port}" for name, port in grpc.items()],
+                                     "-filer", f"-filer.localSocket={work / 'filer.sock'}", "-s3",
+                                     f"-s3.config={work / 's3.json'}",
+                                     "-s3.port.iceberg=0", "-s3.port.lance=0", "-metricsPort=0",
+                                     "-master.volumeSizeLimitMB=64", "-volume.max=100"],
+                                    cwd=work, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        server = S3(f"127.0.0.1:{ports['s3']}", server.access_key, server.secret_key, pid=proc.pid)
 
-    def bucket_made() -> bool:
-        server.filesystem(allow_bucket_creation=True).create_dir("flywheel")
-        return True
+        def bucket_made(server: S3 = server) -> bool:
+            server.filesystem(allow_bucket_creation=True).create_dir("flywheel")
+            return True
 
-    _wait_for(bucket_made, proc, log, "SeaweedFS")
+        def port_taken(message: str, last: bool = attempt + 1 == _PORT_ATTEMPTS) -> None:
+            if not last and "address already in use" in log.read_text(errors="replace"):
+                raise _PortTaken(message)
+            missing(message)
+
+        try:
+            _wait_for(bucket_made, proc, log, "SeaweedFS", fail=port_taken)
+            break
+        except _PortTaken:
+            _remove_weed_sockets(ports, grpc)
     try:
         yield server
     finally:
         stop(proc)
-        sockets = [f"{name}-grpc-{port}" for name, port in grpc.items()] + [f"s3-{ports['s3']}"]
-        for socket_name in sockets:  # weed's own sockets, made in /tmp whatever the options say
-            Path(f"/tmp/seaweedfs-{socket_name}.sock").unlink(missing_ok=True)
+        _remove_weed_sockets(ports, grpc)
+
+
+def _remove_weed_sockets(ports: dict[str, int], grpc: dict[str, int]) -> None:
+    """weed's own sockets, made in /tmp whatever the options say."""
+    for name in [f"{name}-grpc-{port}" for name, port in grpc.items()] + [f"s3-{ports['s3']}"]:
+        Path(f"/tmp/seaweedfs-{name}.sock").unlink(missing_ok=True)
 
 
 # --- Celery workers -----------------------------------------------------------------------------
