@@ -18,7 +18,7 @@ SQL_FILES = sorted(p.name[:-4] for p in files("flywheel.sql").iterdir() if p.nam
 # a renamed slot) is a file that no code renders.
 KNOWN_SLOTS = {
     # flywheel/ingest/partition.py
-    "id", "raw_columns", "columns", "source",
+    "id", "rid", "raw_columns", "columns", "source",
     # flywheel/catalog.py unaccounted_sources (unaccounted_staged.sql)
     "staged", "stored", "duplicates", "quarantine",
     # flywheel/catalog.py sources of the views (and reconcile.run_file_accounts)

@@ -61,7 +61,14 @@ def build_events(settings: Settings, day: date) -> PartitionResult:
     # The staging lock is held until the day is written: a sync (exclusive) that stages more of this
     # day waits, so no build that read older pieces can write after a build that read the new ones.
     with shared(layout.lock("staging")), connect(settings) as con:  # a large day spills; closed on return
-        _load_staged(con, "events", _staged_files(layout, "events", [day]))
+        files = _staged_files(layout, "events", [day])
+        if files:
+            # A view, not a table: the ranking reads the pieces' key columns, the stored rows stream
+            # from them again, so a day's full rows are never held twice (once loaded, once sorted).
+            rel = con.read_parquet(files, union_by_name=True, hive_partitioning=False)
+            rel.project(f"*, CAST(NULL AS TIMESTAMPTZ) AS event_occurred_at, {_PIECE_ROW} AS _rid").create_view("staged")
+            return _resolve(con, layout, "events", "event_id", day, before_event_sql=None, rid="_rid")
+        _load_staged(con, "events", files)
         con.execute("ALTER TABLE staged ADD COLUMN event_occurred_at TIMESTAMPTZ")
         return _resolve(con, layout, "events", "event_id", day, before_event_sql=None)
 
@@ -111,21 +118,29 @@ def _load_staged(con: duckdb.DuckDBPyConnection, kind: str, files: list[str]) ->
 
 
 def _resolve(con: duckdb.DuckDBPyConnection, layout: Layout, kind: str, id_col: str, day: date,
-             before_event_sql: float | None) -> PartitionResult:
-    con.execute(sql_file("rank_duplicates", id=id_col))
+             before_event_sql: float | None, rid: str = "rowid") -> PartitionResult:
+    """Rank `staged`'s copies of each id and write the day's stored rows, duplicates and conflict
+    quarantine; `rid` is `staged`'s row id (`rowid` of a temp table, `_rid` of the events' view)."""
+    con.execute(sql_file("rank_duplicates", id=id_col, rid=rid))
     if before_event_sql is not None:
         con.execute(sql_file("before_event"), [before_event_sql])
     staged = con.sql("SELECT count(*) FROM ranked").fetchall()[0][0]
     dups = con.sql(sql_file("duplicate_rows", id=id_col), params=[kind]).to_arrow_table()
     raw_columns = ", ".join(f'"{f.name}"' for f in CONTRACTS[kind])
-    quarantine = con.sql(sql_file("conflict_rows", id=id_col, raw_columns=raw_columns), params=[kind]).to_arrow_table()
+    if con.sql("SELECT count(*) FROM ranked WHERE verdict IN ('conflict', 'before_event')").fetchall()[0][0]:
+        quarantine = con.sql(sql_file("conflict_rows", id=id_col, raw_columns=raw_columns, rid=rid),
+                             params=[kind]).to_arrow_table()
+    else:  # nothing to join back to the full rows (a scan of the day's pieces on a view)
+        quarantine = pa.Table.from_pylist([], schema=QUARANTINE)
     sources = tuple(r[0] for r in con.sql("SELECT DISTINCT source_file FROM ranked ORDER BY 1").fetchall())
     write_parquet_atomic(dups.cast(DUPLICATES), layout.table(f"duplicates/{kind}", day))
     write_parquet_atomic(quarantine.cast(QUARANTINE), layout.table(f"quarantine/{kind}", day))
     columns = ", ".join(f'a."{name}"' for name in STORED[kind].names)
-    stored = con.sql(sql_file("stored_rows", columns=columns, id=id_col))
+    stored = con.sql(sql_file("stored_rows", columns=columns, id=id_col, rid=rid))
     n_stored = write_batches_atomic(stored.to_arrow_reader(_BATCH_ROWS), STORED[kind], layout.table(kind, day))
     return PartitionResult(kind, day, staged, n_stored, dups.num_rows, quarantine.num_rows, sources)
 
 
 _BATCH_ROWS = 131_072
+# A staged piece's row: its file's place in the read (read_parquet's file_index) and its row in the file.
+_PIECE_ROW = "(CAST(file_index AS BIGINT) << 32) | file_row_number"

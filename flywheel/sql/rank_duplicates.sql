@@ -3,7 +3,8 @@
 -- different content a conflict. Ranks on the key columns only (with `staged`'s row id), not on
 -- every text column: the window sort then moves ~100 bytes a row instead of ~1 KB; the full rows
 -- are joined back by row id only where they are needed.
--- Slots: `id`, the id column of the record kind.
+-- Slots: `id`, the id column of the record kind; `rid`, `staged`'s row id (`rowid` of a table, or
+-- the `_rid` column of a view over the staged Parquet pieces).
 CREATE OR REPLACE TEMP TABLE ranked AS
 SELECT *,
     CASE WHEN rn = 1 THEN 'keep' WHEN record_hash = first_hash THEN 'duplicate' ELSE 'conflict' END AS verdict
@@ -14,7 +15,7 @@ FROM (
         first_value(source_file) OVER w AS first_file,
         first_value(source_line) OVER w AS first_line
     FROM (
-        SELECT rowid AS _rid, "{id}", occurred_at, event_occurred_at, record_hash, ingest_seq,
+        SELECT {rid} AS _rid, "{id}", occurred_at, event_occurred_at, record_hash, ingest_seq,
                source_file, source_line
         FROM staged
     )
