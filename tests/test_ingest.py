@@ -255,6 +255,7 @@ def test_a_day_built_from_several_pieces_joins_each_row_back_to_its_own_piece(se
     """build_events ranks the staged pieces' key columns and reads the full rows back from the pieces
     by (piece, row in piece): rows at the same place in different pieces must not be mixed up."""
     from flywheel.ingest.partition import build_events
+    from flywheel.store import Layout
 
     write_jsonl(settings.landing / "events" / "a.jsonl", [event(1), event(2), event(3)])
     write_jsonl(settings.landing / "events" / "b.jsonl", [event(4), event(2, output_text="b2"), event(5)])
@@ -262,14 +263,15 @@ def test_a_day_built_from_several_pieces_joins_each_row_back_to_its_own_piece(se
     sync_landing(settings)
     result = build_events(settings, DAY)
     assert (result.staged, result.stored, result.duplicates, result.quarantined) == (9, 7, 0, 2)
-    stored = pq.read_table(settings.store / "events" / f"event_date={DAY}" / "data.parquet")
+    layout = Layout(settings.store)
+    stored = pq.read_table(layout.table("events", DAY))
     assert sorted(zip(stored["event_id"].to_pylist(), stored["output_text"].to_pylist(),
                       stored["source_file"].to_pylist())) == [
         (f"e{i}", f"draft {i}", "events/" + ("a" if i <= 3 else "b" if i <= 5 else "c") + ".jsonl")
         for i in range(1, 8)]
     # stored in time order, then by id
     assert stored["occurred_at"].to_pylist() == sorted(stored["occurred_at"].to_pylist())
-    conflicts = pq.read_table(settings.store / "quarantine" / "events" / f"event_date={DAY}" / "data.parquet").to_pylist()
+    conflicts = pq.read_table(layout.table("quarantine/events", DAY)).to_pylist()
     assert [(c["source_file"], c["source_line"], json.loads(c["raw"])["output_text"]) for c in conflicts] == [
         ("events/b.jsonl", 2, "b2"), ("events/c.jsonl", 3, "c3")]
     assert "events/a.jsonl line 2" in conflicts[0]["reason"] and "events/a.jsonl line 3" in conflicts[1]["reason"]

@@ -63,10 +63,7 @@ def build_events(settings: Settings, day: date) -> PartitionResult:
     with shared(layout.lock("staging")), connect(settings) as con:  # a large day spills; closed on return
         files = _staged_files(layout, "events", [day])
         if files:
-            # A view, not a table: the ranking reads the pieces' key columns, the stored rows stream
-            # from them again, so a day's full rows are never held twice (once loaded, once sorted).
-            rel = con.read_parquet(files, union_by_name=True, hive_partitioning=False)
-            rel.project(f"*, CAST(NULL AS TIMESTAMPTZ) AS event_occurred_at, {_PIECE_ROW} AS _rid").create_view("staged")
+            _view_staged(con, files)
             return _resolve(con, layout, "events", "event_id", day, before_event_sql=None, rid="_rid")
         _load_staged(con, "events", files)
         con.execute("ALTER TABLE staged ADD COLUMN event_occurred_at TIMESTAMPTZ")
@@ -115,6 +112,14 @@ def _load_staged(con: duckdb.DuckDBPyConnection, kind: str, files: list[str]) ->
     else:
         con.execute("CREATE TEMP TABLE staged AS SELECT * FROM template")
     con.unregister("template")
+
+
+def _view_staged(con: duckdb.DuckDBPyConnection, files: list[str]) -> None:
+    """`staged` as a view over an events day's pieces, with a row id `_rid` (piece, row in piece): a
+    view, not a table, so the ranking reads the pieces' key columns and the stored rows stream from
+    them again; a day's full rows are never held twice (once loaded, once sorted)."""
+    rel = con.read_parquet(files, union_by_name=True, hive_partitioning=False)
+    rel.project(f"*, CAST(NULL AS TIMESTAMPTZ) AS event_occurred_at, {_PIECE_ROW} AS _rid").create_view("staged")
 
 
 def _resolve(con: duckdb.DuckDBPyConnection, layout: Layout, kind: str, id_col: str, day: date,
