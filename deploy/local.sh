@@ -113,6 +113,12 @@ fs.copy_files(landing, f"{bucket}/landing", source_filesystem=fs.LocalFileSystem
 print(f"deploy-local: landing files in s3://{bucket}/landing")
 PY
 
+# The instance's tables, made once before any worker starts: Dagster makes them on first use, but
+# two processes doing so at once on an empty database can collide in PostgreSQL's catalog and one
+# of them exits. `dagster instance migrate` is a no-op on a database that is already current.
+"$BIN/dagster" instance migrate >"$WORK/logs/instance-migrate.log" 2>&1 \
+    || { echo "deploy-local: dagster instance migrate failed (see $WORK/logs/instance-migrate.log)" >&2; exit 1; }
+
 # Each worker in a folder of its own with its own FLYWHEEL_DB (a local file, as on separate machines).
 for i in $(seq 1 "$WORKERS"); do
     mkdir -p "$WORK/worker$i"

@@ -63,7 +63,7 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
 
 def _wait_for(ready, proc: subprocess.Popen, log: Path, what: str, timeout: float = 60.0, fail=missing) -> None:
     """Poll `ready()` until it is true; when the process exits or time runs out, stop it and `fail`
-    (default: skip, or fail under FLYWHEEL_REQUIRE_SERVERS=1) with the last line of its log."""
+    (default: skip, or fail under FLYWHEEL_REQUIRE_SERVERS=1) with the last lines of its log."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -76,7 +76,8 @@ def _wait_for(ready, proc: subprocess.Popen, log: Path, what: str, timeout: floa
         time.sleep(0.2)
     tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
     stop(proc)
-    fail(f"{what} did not start (exit {proc.poll()}): {tail.strip().splitlines()[-1] if tail.strip() else 'no output'}")
+    last = [line for line in tail.splitlines() if line.strip()][-8:]  # an exception's type is lines above its end
+    fail(f"{what} did not start (exit {proc.poll()}): " + ("\n".join(last) if last else "no output"))
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------

@@ -69,6 +69,11 @@ def _deployment(tmp_path: Path, postgres, redis, name: str, **transport_options)
     env.update(DAGSTER_HOME=str(home), FLYWHEEL_LANDING=str(base / "landing"), FLYWHEEL_STORE=str(base / "store"),
                FLYWHEEL_DB=str(base / "flywheel.duckdb"), FLYWHEEL_PUBLISH=str(base / "publish"),
                FLYWHEEL_HASH_KEY="deploy-test", FLYWHEEL_CELERY_BROKER=redis.url(next(_redis_dbs)), PYTHONPATH=str(ROOT))
+    # The instance's tables once, before any worker starts, as deploy/local.sh does: two workers making
+    # them at once on the empty database can collide in PostgreSQL's catalog, and the loser exits.
+    made = subprocess.run([str(BIN / "dagster"), "instance", "migrate"], cwd=base, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert made.returncode == 0, (made.stdout + made.stderr)[-3000:]
     return Deployment(base, home, celery_yaml, env)
 
 
