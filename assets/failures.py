@@ -17,6 +17,7 @@ from assets.resources import FlywheelResource
 from flywheel import tables
 from flywheel.catalog import build_catalog
 from flywheel.failures import build_failures, refresh_stale
+from flywheel.failures.ahead import EditsAhead
 from flywheel.failures.patterns import build_edit_patterns, top_substitutions_markdown
 
 ASSIGNMENTS = dg.AssetKey(tables.ASSIGNMENTS.asset_key)
@@ -93,9 +94,11 @@ def failure_clusters(context: dg.AssetExecutionContext, flywheel: FlywheelResour
     Ends by republishing the analysts' catalog (`build_catalog`: a no-op unless a view changed)."""
     settings = flywheel.settings()
     built = []
-    for day in partition_days(context):
-        built.append(build_failures(settings, day, run_id=context.run_id))
-        context.log.info(f"failures {day}: {built[-1][tables.ASSIGNMENTS.path].height} failing events")
+    days = partition_days(context)
+    with EditsAhead(settings, days) as ahead:  # the later days' edits diffed in a helper meanwhile
+        for day in days:
+            built.append(build_failures(settings, day, run_id=context.run_id, ahead=ahead))
+            context.log.info(f"failures {day}: {built[-1][tables.ASSIGNMENTS.path].height} failing events")
     refreshed = refresh_stale(settings, run_id=context.run_id)
     if refreshed:
         context.log.info(f"failures: rebuilt {len(refreshed)} later night(s) that continued from an earlier build: "

@@ -216,7 +216,7 @@ def nights(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[date, pl
               D2: docs_of(raw("a2-", D2, AMOUNT, "wrong_amount", 8), raw("t2-", D2, TONE, "tone", 8),
                           raw("p2-", D2, PII, "privacy", 6)),
               D2 + timedelta(days=1): pl.DataFrame(schema=DOCUMENT_SCHEMA)}
-    monkeypatch.setattr(tables, "day_documents", lambda s, d: by_day[d])
+    monkeypatch.setattr(tables, "day_documents", lambda s, d, ahead=None: by_day[d])
     return by_day
 
 

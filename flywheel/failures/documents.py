@@ -32,6 +32,7 @@ import sys
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
+from typing import Protocol
 
 import polars as pl
 
@@ -96,7 +97,7 @@ def failing_events(settings: Settings, day: date) -> pl.DataFrame:
     return day_events(settings, day).filter("failing").drop("failing", "edited")
 
 
-def day_edits(settings: Settings, day: date, rows: str | None = None) -> pl.DataFrame:
+def day_edits(settings: Settings, day: date, rows: str | None = None, ahead: FramesAhead | None = None) -> pl.DataFrame:
     """The day's edit frame: `day_events`, its free text redacted unless FLYWHEEL_REDACT is off
     (`REDACTED`, `settings.redact`), with each event's edit read once from the redacted texts
     (`edits.edit_columns`: `edit_text`, `edit_diff`, `edit_patterns`). It feeds both the failure
@@ -115,12 +116,20 @@ def day_edits(settings: Settings, day: date, rows: str | None = None) -> pl.Data
     with the kept frame, the same frame). Readers take the store's `edits` lock, so two steps running at
     once diff a day once (on the 1M-event day of `bench/deploy_bench`, seed 7: 150,797 rows,
     84,856 distinct edits, of which the failing rows alone hold 38,854; each reader diffed its own
-    before)."""
+    before). With `ahead` (`FramesAhead`, e.g. `ahead.EditsAhead`), a frame it computed in a helper
+    process from the same rows is kept instead of diffing them here."""
     frame = day_events(settings, day)
-    edits = _edit_frame(settings, day, frame)
+    edits = _edit_frame(settings, day, frame, ahead)
     if rows is None:
         return edits
     return edits.filter(rows).drop("edit_patterns" if rows == "failing" else "edit_diff")
+
+
+class FramesAhead(Protocol):
+    """Edit frames computed ahead, elsewhere (`ahead.EditsAhead`): `take` gives the frame of `day`
+    when it was computed from rows whose `_fingerprint` is `key`, else None."""
+
+    def take(self, day: date, key: str) -> pl.DataFrame | None: ...
 
 
 # Where `day_edits` keeps each day's edit frame: a private working file of the store, no table.
@@ -131,9 +140,11 @@ _MAKER = b"flywheel.edits.maker"  # `_maker` of the kept frame
 LOCK = "edits"
 
 
-def _edit_frame(settings: Settings, day: date, frame: pl.DataFrame) -> pl.DataFrame:
+def _edit_frame(settings: Settings, day: date, frame: pl.DataFrame, ahead: FramesAhead | None = None
+                ) -> pl.DataFrame:
     """The edit frame of `frame` (all of `day_events` of `day`): read back from `EDITS` when it
-    was computed from the same inputs, else computed and kept there."""
+    was computed from the same inputs, else taken from `ahead` when it computed it from the same
+    rows, else computed; kept there in both cases."""
     if frame.height == 0:
         return _compute_edits(settings, frame)
     layout = Layout(settings.store)
@@ -149,11 +160,34 @@ def _edit_frame(settings: Settings, day: date, frame: pl.DataFrame) -> pl.DataFr
                 return pl.from_arrow(table)  # type: ignore[return-value]
             if metadata.get(_MAKER) == maker:  # the same code on other rows: its diffs still hold
                 known = pl.from_arrow(table)
-        edits = _compute_edits(settings, frame, known)  # type: ignore[arg-type]
+        edits = ahead.take(day, key.decode()) if ahead is not None else None
+        if edits is None:
+            edits = _compute_edits(settings, frame, known)  # type: ignore[arg-type]
         table = edits.to_arrow()
         write_parquet_atomic(table.replace_schema_metadata({**(table.schema.metadata or {}), _FINGERPRINT: key,
                                                             _MAKER: maker}), path)
     return edits
+
+
+def prepare_edit_frame(settings: Settings, day: date) -> tuple[str, pl.DataFrame] | None:
+    """The edit frame of `day` as `day_edits` would compute it, with the fingerprint of the rows it
+    was computed from; None when the frame kept in the store is already current (or the day has no
+    rows). Writes nothing and takes no lock: a helper process's side of `ahead.EditsAhead` (the
+    frame it reads to lend diffs from is replaced only by atomic renames)."""
+    frame = day_events(settings, day)
+    if frame.height == 0:
+        return None
+    path = Layout(settings.store).table(EDITS, day)
+    key = _fingerprint(frame, settings.redact)
+    known = None
+    if path.exists():
+        table = read_table(path)
+        metadata = table.schema.metadata or {}
+        if metadata.get(_FINGERPRINT) == key.encode():
+            return None
+        if metadata.get(_MAKER) == _maker(settings.redact).encode():
+            known = pl.from_arrow(table)
+    return key, _compute_edits(settings, frame, known)  # type: ignore[arg-type]
 
 
 def _compute_edits(settings: Settings, frame: pl.DataFrame, known: pl.DataFrame | None = None) -> pl.DataFrame:
@@ -303,10 +337,10 @@ def _part(name: str, value: pl.Expr) -> pl.Expr:
     return pl.when(value.fill_null("") != "").then(pl.lit(f"{name}: ") + value + pl.lit("; ")).otherwise(pl.lit(""))
 
 
-def day_documents(settings: Settings, day: date) -> pl.DataFrame:
+def day_documents(settings: Settings, day: date, ahead: FramesAhead | None = None) -> pl.DataFrame:
     """`documents` of the failing rows of `day_edits`: the failing events of `day` ready to
-    featurize, redacted unless FLYWHEEL_REDACT is off (`settings.redact`)."""
-    return documents(day_edits(settings, day, rows="failing"), redact=False)
+    featurize, redacted unless FLYWHEEL_REDACT is off (`settings.redact`). `ahead`: see `day_edits`."""
+    return documents(day_edits(settings, day, rows="failing", ahead=ahead), redact=False)
 
 
 def _redact(frame: pl.DataFrame) -> pl.DataFrame:

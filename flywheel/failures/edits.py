@@ -50,12 +50,13 @@ import sys
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
 import polars as pl
 from rapidfuzz.distance import Indel
+
+from flywheel.processes import spawned_pool
 
 # Unsegmented scripts, compared character by character: CJK ideographs (with extensions A-F and
 # the compatibility block), Japanese kana, Thai, Lao, Khmer, Myanmar. Their punctuation (U+3000-303F,
@@ -669,7 +670,7 @@ def _read_all(triples: list[tuple[str, str, str | None]], patterns: bool, render
     edit_text: list[str] = []
     edit_diff: list[str] = []
     edit_pats: list[tuple] = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with spawned_pool(workers) as pool:
         for texts, diffs, pats in pool.map(_read_chunk, [triples[i:i + size] for i in starts],
                                            [patterns] * len(starts), [rendered] * len(starts), starts):
             edit_text += texts

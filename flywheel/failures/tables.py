@@ -26,7 +26,7 @@ import polars as pl
 import pyarrow as pa
 
 from flywheel.config import Settings
-from flywheel.failures.documents import day_documents
+from flywheel.failures.documents import FramesAhead, day_documents
 from flywheel.failures.growth import build_cluster_daily
 from flywheel.failures.model import (
     ASSIGNMENT_SCHEMA,
@@ -152,12 +152,13 @@ def build_cluster_history(settings: Settings, day: date) -> pl.DataFrame:
     return frame
 
 
-def _night(settings: Settings, layout: Layout, day: date, run: str, cfg: FailureConfig) -> dict[str, pl.DataFrame]:
+def _night(settings: Settings, layout: Layout, day: date, run: str, cfg: FailureConfig,
+           ahead: FramesAhead | None = None) -> dict[str, pl.DataFrame]:
     """Build night `day`'s four tables, then its snapshot (call under the failures lock). The
     snapshot is written last, so a night killed half-way keeps its earlier snapshot: its re-run,
     or `refresh_stale`, builds it again. Whether a cluster is new or growing follows the policy
     `settings.policy` names (`growth.build_cluster_daily`)."""
-    result, built_from = _advance(layout, day_documents(settings, day), day, run, cfg)
+    result, built_from = _advance(layout, day_documents(settings, day, ahead=ahead), day, run, cfg)
     write_parquet_atomic(result.assignments.to_arrow(), layout.table(ASSIGNMENTS.path, day))
     clusters = clusters_frame(result.state, result.assignments, day)
     write_parquet_atomic(clusters.to_arrow(), layout.table(CLUSTERS.path, day))
@@ -170,14 +171,16 @@ def _night(settings: Settings, layout: Layout, day: date, run: str, cfg: Failure
 
 
 def build_failures(settings: Settings, day: date, run_id: str | None = None,
-                   config: FailureConfig | None = None) -> dict[str, pl.DataFrame]:
+                   config: FailureConfig | None = None, ahead: FramesAhead | None = None) -> dict[str, pl.DataFrame]:
     """Build every failure table of `day` in order, under the store's `failures` lock (a night is
     never interleaved with another process's); returns them by table name. The nights after
-    `day` that continued from an earlier build of it are then stale: `refresh_stale` rebuilds them."""
+    `day` that continued from an earlier build of it are then stale: `refresh_stale` rebuilds them.
+    A run over several days passes the same `ahead` (`ahead.EditsAhead` of its days) to each call, in
+    day order: the day's edits are then diffed in a helper process while earlier nights run."""
     cfg = config or FailureConfig()
     layout = Layout(settings.store)
     with exclusive(layout.lock(LOCK)):
-        return _night(settings, layout, day, run_id or f"adhoc-{uuid.uuid4().hex[:12]}", cfg)
+        return _night(settings, layout, day, run_id or f"adhoc-{uuid.uuid4().hex[:12]}", cfg, ahead)
 
 
 def refresh_stale(settings: Settings, run_id: str | None = None, config: FailureConfig | None = None) -> list[date]:

@@ -14,10 +14,6 @@ Measured on a 1M-event day (2 cores, load ~3): 50 s wall in one process, 31.5 s 
 from __future__ import annotations
 
 import gc
-import multiprocessing
-import os
-import signal
-import sys
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -28,6 +24,7 @@ import flywheel.ingest.readers as readers
 from flywheel.ingest.batches import jsonl_chunks, line_blocks
 from flywheel.ingest.chunk_stager import stage_chunk
 from flywheel.ingest.readers import Limits
+from flywheel.processes import spawned_pool
 
 Piece = tuple[str, int, Any, list[dict[str, Any]]]  # kind, records read, staged table or None, quarantine rows
 
@@ -35,7 +32,7 @@ Piece = tuple[str, int, Any, list[dict[str, Any]]]  # kind, records read, staged
 class Workers:
     """A pool of `n` spawned worker processes, started on first use and shared by every file of a sync
     (starting one costs ~1-2 s: it imports pyarrow and polars). On Linux a worker is killed when the
-    syncing process dies (`_die_with_parent`): a worker staging a file (`sync._stage_jobs`) must not
+    syncing process dies (`processes.spawned_pool`): a worker staging a file (`sync._stage_jobs`) must not
     publish after a sync killed mid-way has been run again."""
 
     def __init__(self, n: int):
@@ -45,29 +42,13 @@ class Workers:
 
     def pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self.n, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_die_with_parent, initargs=(os.getpid(),))
+            self._pool = spawned_pool(self.n)
         return self._pool
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
-
-
-def _die_with_parent(parent: int) -> None:
-    """Worker initializer: have the kernel SIGKILL this process when its parent dies (Linux
-    prctl PR_SET_PDEATHSIG), and exit now if the parent is already gone. Elsewhere: nothing."""
-    if sys.platform != "linux":
-        return
-    import ctypes
-
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:
-        os._exit(1)
 
 
 def pieces(path: Path, kind: str, rel: str, seq: int, key: bytes, workers: Workers,
