@@ -39,7 +39,7 @@ import polars as pl
 from flywheel.config import Settings
 from flywheel.engine import connect
 from flywheel.failures.edits import edit_columns
-from flywheel.objectstore import read_table
+from flywheel.objectstore import AnyPath, read_table
 from flywheel.privacy import redact_series
 from flywheel.schemas import STORED
 from flywheel.sql import load_sql
@@ -152,17 +152,12 @@ def _edit_frame(settings: Settings, day: date, frame: pl.DataFrame, ahead: Frame
     key = _fingerprint(frame, settings.redact).encode()
     maker = _maker(settings.redact).encode()
     with exclusive(layout.lock(LOCK)):
-        known = None
-        if path.exists():
-            table = read_table(path)
-            metadata = table.schema.metadata or {}
-            if metadata.get(_FINGERPRINT) == key:
-                return pl.from_arrow(table)  # type: ignore[return-value]
-            if metadata.get(_MAKER) == maker:  # the same code on other rows: its diffs still hold
-                known = pl.from_arrow(table)
+        current, known = _kept(path, key, maker)
+        if current is not None:
+            return current
         edits = ahead.take(day, key.decode()) if ahead is not None else None
         if edits is None:
-            edits = _compute_edits(settings, frame, known)  # type: ignore[arg-type]
+            edits = _compute_edits(settings, frame, known)
         table = edits.to_arrow()
         write_parquet_atomic(table.replace_schema_metadata({**(table.schema.metadata or {}), _FINGERPRINT: key,
                                                             _MAKER: maker}), path)
@@ -177,17 +172,24 @@ def prepare_edit_frame(settings: Settings, day: date) -> tuple[str, pl.DataFrame
     frame = day_events(settings, day)
     if frame.height == 0:
         return None
-    path = Layout(settings.store).table(EDITS, day)
     key = _fingerprint(frame, settings.redact)
-    known = None
-    if path.exists():
-        table = read_table(path)
-        metadata = table.schema.metadata or {}
-        if metadata.get(_FINGERPRINT) == key.encode():
-            return None
-        if metadata.get(_MAKER) == _maker(settings.redact).encode():
-            known = pl.from_arrow(table)
-    return key, _compute_edits(settings, frame, known)  # type: ignore[arg-type]
+    current, known = _kept(Layout(settings.store).table(EDITS, day), key.encode(), _maker(settings.redact).encode())
+    return None if current is not None else (key, _compute_edits(settings, frame, known))
+
+
+def _kept(path: AnyPath, key: bytes, maker: bytes) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
+    """The edit frame kept at `path` as (current, known): current when it was computed from the rows
+    whose fingerprint is `key`; known when the same code (`maker`) computed it from other rows (its
+    diffs still hold: it lends them); (None, None) when there is none or another version made it."""
+    if not path.exists():
+        return None, None
+    table = read_table(path)
+    metadata = table.schema.metadata or {}
+    if metadata.get(_FINGERPRINT) == key:
+        return pl.from_arrow(table), None  # type: ignore[return-value]
+    if metadata.get(_MAKER) == maker:
+        return None, pl.from_arrow(table)  # type: ignore[return-value]
+    return None, None
 
 
 def _compute_edits(settings: Settings, frame: pl.DataFrame, known: pl.DataFrame | None = None) -> pl.DataFrame:
