@@ -155,11 +155,15 @@ def test_a_spawned_pools_worker_dies_with_its_parent(tmp_path):
         """)
     (tmp_path / "parent.py").write_text(script)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), str(tmp_path)])}
-    parent = subprocess.Popen([sys.executable, str(tmp_path / "parent.py")], env=env, cwd=tmp_path)
+    log = tmp_path / "parent.log"  # also what the killed parent's resource tracker says of its pool
+    with open(log, "wb") as out:
+        parent = subprocess.Popen([sys.executable, str(tmp_path / "parent.py")], env=env, cwd=tmp_path,
+                                  stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
-        while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline and parent.poll() is None:
             time.sleep(0.1)
+        assert pid_file.exists(), log.read_text(errors="replace")[-2000:]
         worker = int(pid_file.read_text())
         assert _alive(worker)
     finally:
