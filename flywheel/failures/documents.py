@@ -151,13 +151,13 @@ def _edit_frame(settings: Settings, day: date, frame: pl.DataFrame, ahead: Frame
     path = layout.table(EDITS, day)
     key = _fingerprint(frame, settings.redact).encode()
     maker = _maker(settings.redact).encode()
+    # waited for before the lock: another process's reader of another day need not wait for the helper
+    taken = ahead.take(day, key.decode()) if ahead is not None else None
     with exclusive(layout.lock(LOCK)):
         current, known = _kept(path, key, maker)
         if current is not None:
             return current
-        edits = ahead.take(day, key.decode()) if ahead is not None else None
-        if edits is None:
-            edits = _compute_edits(settings, frame, known)
+        edits = taken if taken is not None else _compute_edits(settings, frame, known)
         table = edits.to_arrow()
         write_parquet_atomic(table.replace_schema_metadata({**(table.schema.metadata or {}), _FINGERPRINT: key,
                                                             _MAKER: maker}), path)
