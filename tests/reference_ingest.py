@@ -1,8 +1,8 @@
 """The per-record reference ingest: the test oracle the batch staging is held equal to.
 
 This is the sync's original staging, kept with the tests and not in the product: every record
-read by `readers.read_file` and checked by `validate.validate_record`, all rows held in memory and
-written at the end. It is slow (~35 µs a record) and memory-hungry, and is kept only as the
+read by `readers.read_file` and checked by `validate.check_record`, all rows held in memory and
+written at the end (each file's table in its stored form by `canonical.finish`, as the sync's are). It is slow (~35 µs a record) and memory-hungry, and is kept only as the
 definition of the right answer: `sync_landing_reference` runs the product's `sync_landing` with
 each file staged by `stage_file_reference` instead of `staging.stage_file`, and
 `tests/test_ingest_fastpath.py` asserts that both write exactly the same staged rows, quarantine
@@ -21,10 +21,11 @@ import pyarrow as pa
 
 import flywheel.ingest.sync as sync
 from flywheel.config import Settings
+from flywheel.ingest.canonical import finish
 from flywheel.ingest.chunk_stager import bad_file_row, quarantine_row
 from flywheel.ingest.manifest import FileResult, file_manifest
 from flywheel.ingest.readers import BadFile, Limits, read_file
-from flywheel.ingest.validate import validate_record
+from flywheel.ingest.validate import check_record
 from flywheel.privacy import hash_key, pseudonymise
 from flywheel.schemas import QUARANTINE, STAGED
 from flywheel.store import Layout, write_parquet_atomic
@@ -53,13 +54,13 @@ def stage_file_reference(layout: Layout, folder_kind: str, rel: str, path: Path,
                 problems = [rec.problem] if rec.problem else []
                 row = None
                 if not problems:
-                    row, problems = validate_record(rec.kind, rec.record, loose=rec.loose)
+                    row, problems = check_record(rec.kind, rec.record, loose=rec.loose)
                 if row is None:
                     quarantine.append(quarantine_row(rec.kind, rel, rec.line, problems, rec.raw, key, rec.reviewer_col))
                     continue
                 if rec.kind == "interventions" and row.get("reviewer_id") is not None:
                     row["reviewer_id"] = pseudonymise(row["reviewer_id"], key)
-                row.update(source_file=rel, source_line=rec.line, ingest_seq=seq)
+                row.update(source_file=rel, source_line=rec.line, ingest_seq=seq, record_hash="")
                 rows[rec.kind].append(row)
         except BadFile as exc:
             bad = str(exc)
@@ -80,7 +81,7 @@ def stage_file_reference(layout: Layout, folder_kind: str, rel: str, path: Path,
 
 
 def _write_staged(layout: Layout, kind: str, rows: list[dict[str, Any]], fid: str) -> list[str]:
-    table = pa.Table.from_pylist(rows, schema=STAGED[kind])
+    table = finish(kind, pa.Table.from_pylist(rows, schema=STAGED[kind]))
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     if kind == "events":

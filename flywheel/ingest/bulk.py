@@ -2,14 +2,15 @@
 
 `validate_batch` takes the decoded records of one kind (dicts as they came from JSON Lines, CSV,
 Parquet or OTLP) and returns, for every record it can prove valid, exactly the row that
-`validate.validate_record` would return (same normalised values, same `record_hash`); every other
+`validate.check_record` would return (same normalised values); every other
 record is marked for the per-record reference path, which then names its problems. The fast path
 never rejects anything itself, so reason codes and messages always come from `validate_record`.
 
 Why: checking each record field by field in Python cost ~35 µs a record; here a field's whole
 column is checked at once (types by set of types, enums by set membership, timestamps parsed by
-polars, RFC 3339 checked by one regex), and only the JSON-ish values are re-encoded one by one (to
-get orjson's exact sorted-key text). Anything unusual (a type other than the common one, a
+polars, RFC 3339 checked by one regex), and only the JSON-ish values are re-encoded one by one
+(orjson's text, keys in the record's order; `canonical.finish` renders the stored form and the
+`record_hash` of the whole table afterwards). Anything unusual (a type other than the common one, a
 timestamp outside 1900-2999 or with surrounding blanks, a float in an integer field, an exception)
 goes to the reference path: cheaper to be conservative than to re-derive every corner of
 `validate_record`. `tests/test_ingest_fastpath.py` holds the two paths equal.
@@ -17,7 +18,6 @@ goes to the reference path: cheaper to be conservative than to re-derive every c
 
 from __future__ import annotations
 
-import hashlib
 import math
 from operator import itemgetter
 from typing import Any
@@ -31,7 +31,6 @@ _NAMES = {kind: frozenset(f.name for f in fields) for kind, fields in CONTRACTS.
 _TOOL_STATUSES = frozenset(TOOL_STATUSES)
 _NONE = type(None)
 _BAD = object()  # a value the fast path cannot vouch for
-_SORT = orjson.OPT_SORT_KEYS
 _TS = (r"^([0-9]{4}-[0-9]{2}-[0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
        r"(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))$")
 _US_PER_DAY = 86_400_000_000
@@ -41,8 +40,8 @@ class Batch:
     """The result of `validate_batch`: normalised columns and which records they hold.
 
     `columns[name][i]` is record i's normalised value when `ok[i]`; timestamps are given as UTC
-    microseconds since the epoch (`occurred_at`) and `record_hash` is filled in. Records with
-    `ok[i]` false must go through `validate_record`.
+    microseconds since the epoch (`occurred_at`). Records with `ok[i]` false must go through
+    `validate.check_record`.
     """
 
     __slots__ = ("columns", "ok")
@@ -62,12 +61,11 @@ def validate_batch(kind: str, records: list[Any], loose: bool) -> Batch:
             bad[i] = 1
     recs = [rec if type(rec) is dict else {} for rec in records]
     columns: dict[str, list[Any]] = {}
-    ts_text: list[Any] = []
     by_field = list(zip(*map(_GETTERS[kind], recs))) if recs else [() for _ in fields]
     for f, column in zip(fields, by_field):
         vals = list(column)
         if f.kind == "timestamp":
-            columns[f.name], ts_text = _timestamps(f, vals, bad)
+            columns[f.name] = _timestamps(f, vals, bad)
         else:
             columns[f.name] = _CHECKS[f.kind](f, vals, loose, bad)
     if kind == "events":
@@ -77,7 +75,6 @@ def validate_batch(kind: str, records: list[Any], loose: bool) -> Batch:
         for i, action in enumerate(columns["action"]):
             if action == "edited" and final[i] is None:
                 bad[i] = 1
-    columns["record_hash"] = _hashes(fields, columns, ts_text, bad)
     return Batch(columns, [not b for b in bad])
 
 
@@ -180,7 +177,7 @@ def _json_fields(f: Field, vals: list[Any], loose: bool, bad: bytearray) -> list
                 v = parsed
         if type(v) is dict or type(v) is str:
             try:
-                out.append(orjson.dumps(v, option=_SORT).decode())
+                out.append(orjson.dumps(v).decode())
                 continue
             except (orjson.JSONEncodeError, RecursionError):
                 pass
@@ -240,7 +237,7 @@ def _calls(value: list[Any], loose: bool) -> Any:
             parsed = _loads(args)
             args = args if parsed is _BAD else parsed
         try:
-            text = None if args is None else orjson.dumps(args, option=_SORT).decode()
+            text = None if args is None else orjson.dumps(args).decode()
         except (orjson.JSONEncodeError, RecursionError):
             return _BAD
         calls.append({"name": name, "status": status, "arguments": text})
@@ -254,8 +251,8 @@ def _loads(text: str) -> Any:
         return _BAD
 
 
-def _timestamps(f: Field, vals: list[Any], bad: bytearray) -> tuple[list[Any], list[Any]]:
-    """UTC microseconds and orjson's text of each timestamp (RFC 3339 strings only; the rest are marked)."""
+def _timestamps(f: Field, vals: list[Any], bad: bytearray) -> list[Any]:
+    """UTC microseconds of each timestamp (RFC 3339 strings only; the rest are marked)."""
     _mark(vals, bad, {str, _NONE})
     strs = pl.Series([v if type(v) is str else None for v in vals], dtype=pl.String)
     g = strs.str.extract_groups(_TS).struct.unnest()
@@ -272,19 +269,13 @@ def _timestamps(f: Field, vals: list[Any], bad: bytearray) -> tuple[list[Any], l
             & (pl.col("m") < 60) & (pl.col("s") < 60) & pl.col("off_ok")).fill_null(False),
         micros=(pl.col("day").cast(pl.Int64) * _US_PER_DAY
                 + ((pl.col("h") * 60 + pl.col("m") - pl.col("off")) * 60 + pl.col("s")) * 1_000_000 + pl.col("us")),
-    ).with_columns(
-        text=pl.from_epoch(pl.col("micros"), "us").dt.strftime("%Y-%m-%dT%H:%M:%S")
-        + pl.when(pl.col("micros") % 1_000_000 == 0).then(pl.lit(""))
-        .otherwise("." + (pl.col("micros") % 1_000_000).cast(pl.String).str.zfill(6))
-        + "+00:00",
     )
     ok = frame["ok"].to_list()
     micros = frame["micros"].to_list()
-    texts = frame["text"].to_list()
     for i, good in enumerate(ok):
         if not good:
             bad[i] = 1
-    return micros, texts
+    return micros
 
 
 def _finish_events(recs: list[dict], columns: dict[str, list[Any]], bad: bytearray) -> None:
@@ -304,28 +295,11 @@ def _finish_events(recs: list[dict], columns: dict[str, list[Any]], bad: bytearr
             out.append(None)
             continue
         try:
-            out.append(orjson.dumps(a, option=_SORT).decode())
+            out.append(orjson.dumps(a).decode())
         except (orjson.JSONEncodeError, RecursionError, TypeError):
             bad[i] = 1
             out.append(None)
     columns["attributes"] = out
-
-
-def _hashes(fields: tuple[Field, ...], columns: dict[str, list[Any]], ts_text: list[Any], bad: bytearray) -> list[Any]:
-    """`validate._hash_row` of every good row (a timestamp enters as orjson's text of its datetime)."""
-    cols = [ts_text if f.kind == "timestamp" else columns[f.name] for f in fields]
-    blake, dumps = hashlib.blake2b, orjson.dumps
-    out: list[Any] = []
-    for i, values in enumerate(zip(*cols)):
-        if bad[i]:
-            out.append(None)
-            continue
-        try:
-            out.append(blake(dumps(values), digest_size=16).hexdigest())
-        except (orjson.JSONEncodeError, RecursionError, TypeError):
-            bad[i] = 1
-            out.append(None)
-    return out
 
 
 _CHECKS = {"string": _strings, "enum": _enums, "number": _numbers, "integer": _numbers,

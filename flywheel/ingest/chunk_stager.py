@@ -1,8 +1,9 @@
 """Stage one chunk of records: the valid rows as a staged Arrow table, the rest as quarantine rows.
 
 `stage_chunk` validates a `batches.Chunk` column-wise (`bulk.validate_batch`) and sends only the
-records the fast path could not vouch for through `validate.validate_record`, so every
-quarantined record gets exactly the per-record reason code and message. It runs in the syncing
+records the fast path could not vouch for through `validate.check_record`, so every
+quarantined record gets exactly the per-record reason code and message; the valid rows' stored
+form and `record_hash` come from `canonical.finish`, for the whole table at once. It runs in the syncing
 process (`staging`) or in a worker process (`parallel`), which is why it has a module of its own:
 both import it, neither imports the other for it. `quarantine_row` and `bad_file_row` are the rows
 of a file's quarantine piece.
@@ -17,7 +18,8 @@ import pyarrow as pa
 
 from flywheel.ingest.batches import Chunk
 from flywheel.ingest.bulk import validate_batch
-from flywheel.ingest.validate import Problem, describe, primary_reason, validate_record
+from flywheel.ingest.canonical import finish
+from flywheel.ingest.validate import Problem, check_record, describe, primary_reason
 from flywheel.privacy import pseudonymise, pseudonymise_raw
 from flywheel.schemas import STAGED
 
@@ -39,7 +41,7 @@ def stage_chunk(chunk: Chunk, rel: str, seq: int, quarantine: list[dict[str, Any
         if good:
             continue
         i = todo[j]
-        row, problems = validate_record(kind, chunk.records[i], loose=loose)
+        row, problems = check_record(kind, chunk.records[i], loose=loose)
         if row is None:
             rejects.append((i, problems))
             for col in cols.values():  # its cells may hold anything (a number in a text field): not Arrow-typed
@@ -57,7 +59,7 @@ def stage_chunk(chunk: Chunk, rel: str, seq: int, quarantine: list[dict[str, Any
     if kind == "interventions":
         cols["reviewer_id"] = [None if r is None else _pseudonym(r, key, pseudonyms) for r in cols["reviewer_id"]]
     table = _table(kind, cols, [chunk.lines[i] for i in todo], rel, seq)
-    return table if all(ok) else table.filter(pa.array(ok, pa.bool_()))
+    return finish(kind, table if all(ok) else table.filter(pa.array(ok, pa.bool_())))
 
 
 def _pseudonym(value: str, key: bytes, cache: dict[str, str]) -> str:
@@ -87,6 +89,8 @@ def _table(kind: str, out: dict[str, list[Any]], lines: list[int], rel: str, seq
             arrays.append(pa.array(lines, pa.int64()))
         elif name == "ingest_seq":
             arrays.append(pa.array([seq] * n, pa.int64()))
+        elif name == "record_hash":  # filled in by canonical.finish
+            arrays.append(pa.array([""] * n, pa.string()))
         else:
             arrays.append(pa.array(out[name], field.type))
     return pa.Table.from_arrays(arrays, schema=schema)

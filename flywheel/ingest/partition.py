@@ -26,6 +26,7 @@ import pyarrow as pa
 from flywheel.config import Settings
 from flywheel.contracts import CLOCK_SKEW_TOLERANCE, CONTRACTS
 from flywheel.engine import connect
+from flywheel.ingest.canonical import same_content
 from flywheel.objectstore import url
 from flywheel.schemas import DUPLICATES, QUARANTINE, STORED
 from flywheel.sql import sql_file
@@ -127,6 +128,7 @@ def _resolve(con: duckdb.DuckDBPyConnection, layout: Layout, kind: str, id_col: 
     """Rank `staged`'s copies of each id and write the day's stored rows, duplicates and conflict
     quarantine; `rid` is `staged`'s row id (`rowid` of a temp table, `_rid` of the events' view)."""
     con.execute(sql_file("rank_duplicates", id=id_col, rid=rid))
+    _recheck_conflicts(con, kind, id_col, rid)
     if before_event_sql is not None:
         con.execute(sql_file("before_event"), [before_event_sql])
     staged = con.sql("SELECT count(*) FROM ranked").fetchall()[0][0]
@@ -144,6 +146,28 @@ def _resolve(con: duckdb.DuckDBPyConnection, layout: Layout, kind: str, id_col: 
     stored = con.sql(sql_file("stored_rows", columns=columns, id=id_col, rid=rid))
     n_stored = write_batches_atomic(stored.to_arrow_reader(_BATCH_ROWS), STORED[kind], layout.table(kind, day))
     return PartitionResult(kind, day, staged, n_stored, dups.num_rows, quarantine.num_rows, sources)
+
+
+def _recheck_conflicts(con: duckdb.DuckDBPyConnection, kind: str, id_col: str, rid: str) -> None:
+    """A copy whose hash differs from its id's first copy is a conflict only if its content differs
+    too (`canonical.same_content`: JSON fields as values): copies staged by another version (another
+    hash, JSON keys sorted) or sent with their JSON keys in another order are duplicates. Conflicts are
+    rare (~0.07% of a generated day's events), so the pairs are compared here, in Python."""
+    if not con.sql("SELECT count(*) FROM ranked WHERE verdict = 'conflict'").fetchall()[0][0]:
+        return
+    names = [f.name for f in CONTRACTS[kind]]
+    pairs = con.sql(f"""
+        SELECT r._rid, struct_pack({', '.join(f'"{n}" := a."{n}"' for n in names)}) AS copy,
+               struct_pack({', '.join(f'"{n}" := f."{n}"' for n in names)}) AS first
+        FROM ranked r
+        JOIN ranked k ON k."{id_col}" = r."{id_col}" AND k.rn = 1
+        JOIN staged a ON a.{rid} = r._rid
+        JOIN staged f ON f.{rid} = k._rid
+        WHERE r.verdict = 'conflict'
+    """).fetchall()
+    same = [rowid for rowid, copy, first in pairs if same_content(kind, copy, first)]
+    if same:
+        con.execute("UPDATE ranked SET verdict = 'duplicate' WHERE _rid IN (SELECT unnest(?))", [same])
 
 
 _BATCH_ROWS = 131_072

@@ -1,15 +1,15 @@
 """Check one incoming record against its contract and normalise it into a stored row.
 
 A record is a dict as it came from JSON Lines, CSV, Parquet or an OTLP span. `validate_record`
-returns either the normalised row (timestamps as UTC datetimes, JSON-ish fields as JSON text,
-`prompt_version` defaulted) or the list of problems, each tagged with a reason code from
-`contracts.REASONS`. In `loose` mode (CSV and Parquet, where every cell may be text) numbers and
+returns either the normalised row (timestamps as UTC datetimes, JSON-ish fields as JSON text in
+their stored form, `prompt_version` defaulted, `record_hash`) or the list of problems, each tagged
+with a reason code from `contracts.REASONS`; `check_record` is the same check without the stored
+form (`canonical.finish` gives it to a whole table at once, as the sync does). In `loose` mode (CSV and Parquet, where every cell may be text) numbers and
 JSON are decoded from strings; in strict mode (JSON) a string where a number belongs is wrong.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from dataclasses import dataclass
@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from flywheel.contracts import CONTRACTS, REASONS, TOOL_STATUSES, UNVERSIONED, Field
+from flywheel.ingest.canonical import finish_row
 
 _TS = re.compile(r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 _REASON_ORDER = {code: i for i, code in enumerate(REASONS)}
@@ -63,7 +64,8 @@ def parse_timestamp(value: Any) -> datetime | str:
 
 
 def _json_text(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    """JSON text of a value, keys in the record's order (`canonical.finish` renders the stored form)."""
+    return orjson.dumps(value).decode()
 
 
 def _loads(text: str) -> Any:
@@ -199,11 +201,19 @@ def _absent(value: Any) -> bool:
 def validate_record(kind: str, record: Any, loose: bool = False) -> tuple[dict[str, Any] | None, list[Problem]]:
     """Check a record of `kind` ('events' or 'interventions') against its contract.
 
-    Returns (row, []) when it is valid, where row holds every contract field normalised
-    (plus `record_hash`, a digest of the normalised content), or (None, problems).
+    Returns (row, []) when it is valid, where row holds every contract field normalised, in its
+    stored form, plus `record_hash` (`canonical.finish_row`), or (None, problems).
     Top-level fields the contract does not name are kept inside `attributes` (events) and
     otherwise ignored.
     """
+    row, problems = check_record(kind, record, loose)
+    return (None, problems) if row is None else (finish_row(kind, row), [])
+
+
+def check_record(kind: str, record: Any, loose: bool = False) -> tuple[dict[str, Any] | None, list[Problem]]:
+    """`validate_record` without the stored form: JSON-valued fields as orjson's text (keys in the
+    record's order), no `record_hash`; what the sync's per-record path uses (`canonical.finish`
+    then renders a whole table at once)."""
     if not isinstance(record, dict):
         return None, [Problem("invalid_json", f"a record must be a JSON object, got {type(record).__name__}")]
     fields = CONTRACTS[kind]
@@ -240,7 +250,6 @@ def _finish(kind: str, record: dict, row: dict[str, Any], problems: list[Problem
             problems.append(Problem("missing_field", "final_text is required when action is edited"))
     if problems:
         return None, problems
-    row["record_hash"] = _hash_row(kind, row)
     return row, []
 
 
@@ -250,7 +259,3 @@ _NAMES = {kind: {f.name for f in fields} for kind, fields in CONTRACTS.items()}
 def _problem_fields(problems: list[Problem]) -> set[str]:
     return {p.message.split(" ")[0] for p in problems}
 
-
-def _hash_row(kind: str, row: dict[str, Any]) -> str:
-    payload = orjson.dumps([row.get(f.name) for f in CONTRACTS[kind]])
-    return hashlib.blake2b(payload, digest_size=16).hexdigest()

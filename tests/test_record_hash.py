@@ -1,0 +1,120 @@
+"""The stored form of JSON-valued fields and `record_hash` (`canonical.finish`), and the duplicate
+verdicts that rest on them: copies with the same content are duplicates whatever their JSON key order
+or the version that staged them; copies with other content are conflicts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from conftest import write_jsonl
+from flywheel.ingest.canonical import same_content
+from flywheel.ingest.partition import build_events
+from flywheel.ingest.sync import sync_landing
+from flywheel.ingest.validate import validate_record
+from flywheel.store import Layout
+from test_ingest import DAY, event
+
+
+def _stage_and_build(settings):
+    sync_landing(settings)
+    return build_events(settings, DAY)
+
+
+def test_json_fields_are_stored_as_duckdb_writes_them_in_record_order():
+    row, problems = validate_record("events", event(1, decision_path={"z": 1, "a": [1.50, 1e20, 2E-7]},
+                                                    attributes={"b": {"y": True, "x": None}, "a": "é/"},
+                                                    tool_calls=[{"name": "t", "status": "ok",
+                                                                 "arguments": {"q": 2.0, "p": "x"}}]))
+    assert problems == []
+    assert row["decision_path"] == '{"z":1,"a":[1.5,100000000000000000000.0,2e-7]}'
+    assert row["attributes"] == '{"b":{"y":true,"x":null},"a":"é/"}'
+    assert row["tool_calls"] == [{"name": "t", "status": "ok", "arguments": '{"q":2.0,"p":"x"}'}]
+    assert len(row["record_hash"]) == 16 and int(row["record_hash"], 16) >= 0
+
+
+def test_the_hash_follows_content_not_spelling():
+    a, _ = validate_record("events", event(1))
+    b, _ = validate_record("events", event(1, occurred_at="2026-03-01T12:00:00+01:00"))  # the same instant
+    c, _ = validate_record("events", event(1, output_text="other"))
+    d, _ = validate_record("events", event(1, attributes={"k": 1.0}))  # 1 and 1.0 are different values
+    assert a["record_hash"] == b["record_hash"]
+    assert len({a["record_hash"], c["record_hash"], d["record_hash"]}) == 3
+
+
+def test_same_content_compares_json_as_values():
+    a, _ = validate_record("events", event(1, decision_path={"route": "auto", "gate": 0.8}))
+    b, _ = validate_record("events", event(1, decision_path={"gate": 0.8, "route": "auto"}))
+    c, _ = validate_record("events", event(1, decision_path={"gate": 0.9, "route": "auto"}))
+    assert a["decision_path"] != b["decision_path"] and a["record_hash"] != b["record_hash"]
+    assert same_content("events", a, b)
+    assert not same_content("events", a, c)
+    assert not same_content("events", a, {**a, "attributes": '{"k":1.0}'})  # {"k":1} stored: 1 is not 1.0
+
+
+def test_a_copy_with_its_json_keys_in_another_order_is_a_duplicate_and_other_content_a_conflict(settings):
+    write_jsonl(settings.landing / "events" / "a.jsonl", [event(1, decision_path={"route": "x", "gate": 0.5}), event(2)])
+    write_jsonl(settings.landing / "events" / "b.jsonl", [
+        event(1, decision_path={"gate": 0.5, "route": "x"},
+              tool_calls=[{"status": "ok", "arguments": {"i": 1}, "name": "lookup"}]),  # same content
+        {**event(2, attributes={"k": 2, "extra": "x"})}])  # other content
+    result = _stage_and_build(settings)
+    assert (result.staged, result.stored, result.duplicates, result.quarantined) == (4, 2, 1, 1)
+    layout = Layout(settings.store)
+    dups = pq.read_table(layout.table("duplicates/events", DAY)).to_pylist()
+    assert [(d["record_id"], d["source_file"]) for d in dups] == [("e1", "events/b.jsonl")]
+    conflicts = pq.read_table(layout.table("quarantine/events", DAY)).to_pylist()
+    assert [(c["source_file"], c["reason_code"]) for c in conflicts] == [("events/b.jsonl", "conflicting_duplicate")]
+
+
+def test_copies_staged_by_an_earlier_version_keep_their_verdicts(settings):
+    """A store staged before this contract: JSON fields with sorted keys and a 32-digit blake2b
+    record_hash. A later file's copies of its events are duplicates where the content is the same
+    and conflicts where it differs, without rewriting the old pieces."""
+    write_jsonl(settings.landing / "events" / "a.jsonl", [event(1, decision_path={"route": "x", "gate": 0.5}),
+                                                          event(2)])
+    sync_landing(settings)
+    layout = Layout(settings.store)
+    (piece,) = layout.root.glob("staging/events/*/*.parquet")
+    old = pq.read_table(piece).to_pylist()
+    for row in old:  # as the earlier version wrote it
+        for name in ("decision_path", "attributes"):
+            row[name] = orjson.dumps(orjson.loads(row[name]), option=orjson.OPT_SORT_KEYS).decode()
+        row["record_hash"] = hashlib.blake2b(json.dumps(row, default=str).encode(), digest_size=16).hexdigest()
+    schema = pq.read_schema(piece)
+    pq.write_table(pa.Table.from_pylist(old, schema=schema), piece)
+    assert pq.read_table(piece)["decision_path"][0].as_py() == '{"gate":0.5,"route":"x"}'
+    write_jsonl(settings.landing / "events" / "b.jsonl", [event(1, decision_path={"route": "x", "gate": 0.5}),
+                                                          event(2, output_text="changed")])
+    result = _stage_and_build(settings)
+    assert (result.staged, result.stored, result.duplicates, result.quarantined) == (4, 2, 1, 1)
+    stored = pq.read_table(layout.table("events", DAY)).to_pylist()
+    assert [r["source_file"] for r in stored] == ["events/a.jsonl"] * 2  # the first copies are kept as they were
+    conflicts = pq.read_table(layout.table("quarantine/events", DAY)).to_pylist()
+    assert [json.loads(c["raw"])["output_text"] for c in conflicts] == ["changed"]
+    assert build_events(settings, DAY) == result  # and a rebuild says the same
+
+
+def _hashes_in_a_process(path: str) -> list[str]:
+    from flywheel.ingest.canonical import finish
+
+    table = pq.read_table(path)
+    blank = table.set_column(table.schema.get_field_index("record_hash"), "record_hash", pa.array([""] * table.num_rows))
+    return finish("events", blank)["record_hash"].to_pylist()
+
+
+def test_staged_hashes_are_the_same_in_another_process_in_another_time_zone(settings, monkeypatch):
+    import multiprocessing
+
+    write_jsonl(settings.landing / "events" / "a.jsonl", [event(i) for i in range(5)])
+    sync_landing(settings)
+    (piece,) = Layout(settings.store).root.glob("staging/events/*/*.parquet")
+    staged = pq.read_table(piece)["record_hash"].to_pylist()
+    assert len(set(staged)) == 5
+    monkeypatch.setenv("TZ", "America/Los_Angeles")
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        assert pool.apply(_hashes_in_a_process, (str(piece),)) == staged
