@@ -91,7 +91,8 @@ def rate_plots(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
         ax.set_title(scenario, fontsize=10)
         ax.legend(fontsize=7, loc="lower left")
         ax.tick_params(labelsize=7)
-        fig.autofmt_xdate()
+        fig.autofmt_xdate(bottom=0.27)
+        fig.subplots_adjust(left=0.06, right=0.99, top=0.9)
         out.append((scenario, _png(fig)))
     return out
 
@@ -119,6 +120,7 @@ def reliability_plot(con: duckdb.DuckDBPyConnection) -> str | None:
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.legend(fontsize=6)
+    fig.subplots_adjust(left=0.12, right=0.97, top=0.97, bottom=0.11)
     return _png(fig)
 
 

@@ -64,5 +64,7 @@ def cluster_share_plot(con: duckdb.DuckDBPyConnection, max_scenarios: int) -> st
     for ax in list(axes.flat)[len(scenarios):]:
         ax.set_visible(False)
     fig.supylabel("share of the scenario's failing events", fontsize=8)
-    fig.autofmt_xdate()
+    inches = 2.4 * height  # margins in inches: a title's room above, the slanted dates' below
+    fig.autofmt_xdate(bottom=0.75 / inches)
+    fig.subplots_adjust(top=1 - 0.3 / inches, left=0.08, right=0.98, hspace=0.45)
     return png(fig)
