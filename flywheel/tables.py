@@ -88,7 +88,7 @@ _SOURCE_DOCS = {
     "event_date": "The UTC date of the event (the partition key).",
     "source_file": "The landing file the record came from, relative to the landing folder.",
     "source_line": "The record's line in that file (CSV: the row's last line; Parquet: row number; OTLP: span ordinal).",
-    "record_hash": "Digest of the record's normalised content; equal hashes mean exact duplicates.",
+    "record_hash": "Digest of the record's stored content (DuckDB's 64-bit hash, 16 hex digits; 32-digit blake2b in stores before December 2026); copies of an id with equal hashes are exact duplicates, others are compared field by field.",
 }
 _EVENTS_ASSET = ("ingest", "events")
 _INTERVENTIONS_ASSET = ("ingest", "interventions")
