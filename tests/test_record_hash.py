@@ -118,3 +118,20 @@ def test_staged_hashes_are_the_same_in_another_process_in_another_time_zone(sett
     monkeypatch.setenv("TZ", "America/Los_Angeles")
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         assert pool.apply(_hashes_in_a_process, (str(piece),)) == staged
+
+
+def test_a_key_given_twice_keeps_its_last_value_in_every_format(settings):
+    """JSON Lines decoded whole and a CSV cell decoded on its own store the same text."""
+    line = json.dumps(event(1, decision_path={"x": 0})).replace('{"x": 0}', '{"route": "a", "gate": 1e2, "route": "b"}')
+    (settings.landing / "events" / "a.jsonl").write_text(line + "\n")
+    row = {k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in event(2).items()}
+    row["decision_path"] = '{"route": "a", "gate": 1e2, "route": "b"}'
+    with open(settings.landing / "events" / "b.csv", "w", newline="") as fh:
+        import csv
+
+        writer = csv.DictWriter(fh, fieldnames=list(row))
+        writer.writeheader()
+        writer.writerow(row)
+    sync_landing(settings)
+    staged = pa.concat_tables([pq.read_table(p) for p in sorted(Layout(settings.store).root.glob("staging/events/*/*.parquet"))])
+    assert sorted(staged["decision_path"].to_pylist()) == ['{"route":"b","gate":100.0}'] * 2
