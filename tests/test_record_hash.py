@@ -135,3 +135,22 @@ def test_a_key_given_twice_keeps_its_last_value_in_every_format(settings):
     sync_landing(settings)
     staged = pa.concat_tables([pq.read_table(p) for p in sorted(Layout(settings.store).root.glob("staging/events/*/*.parquet"))])
     assert sorted(staged["decision_path"].to_pylist()) == ['{"route":"b","gate":100.0}'] * 2
+
+
+def test_a_whole_file_delivered_again_after_the_change_is_compared_in_batches(settings, monkeypatch):
+    """Every copy of a redelivered file is a pair to compare when its first copies carry an earlier
+    version's hash: the pairs are read a batch at a time, and every one of them is a duplicate."""
+    import flywheel.ingest.partition as partition
+
+    events = [event(i, decision_path={"route": "x", "gate": i / 100}) for i in range(25)]
+    write_jsonl(settings.landing / "events" / "a.jsonl", events)
+    sync_landing(settings)
+    (piece,) = Layout(settings.store).root.glob("staging/events/*/*.parquet")
+    table = pq.read_table(piece)
+    old = table.set_column(table.schema.get_field_index("record_hash"), table.schema.field("record_hash"),
+                           pa.array([f"{i:032x}" for i in range(table.num_rows)]))
+    pq.write_table(old, piece)
+    write_jsonl(settings.landing / "events" / "b.jsonl", events)
+    monkeypatch.setattr(partition, "_PAIRS", 10)
+    result = _stage_and_build(settings)
+    assert (result.staged, result.stored, result.duplicates, result.quarantined) == (50, 25, 25, 0)

@@ -152,11 +152,13 @@ def _recheck_conflicts(con: duckdb.DuckDBPyConnection, kind: str, id_col: str, r
     """A copy whose hash differs from its id's first copy is a conflict only if its content differs
     too (`canonical.same_content`: JSON fields as values): copies staged by another version (another
     hash, JSON keys sorted) or sent with their JSON keys in another order are duplicates. Conflicts are
-    rare (~0.07% of a generated day's events), so the pairs are compared here, in Python."""
+    rare (~0.07% of a generated day's events), so the pairs are compared here, in Python, a batch of
+    `_PAIRS` at a time (a store staged before the hash changed and a file delivered again after it
+    makes every copy of that file a pair to compare)."""
     if not con.sql("SELECT count(*) FROM ranked WHERE verdict = 'conflict'").fetchall()[0][0]:
         return
     names = [f.name for f in CONTRACTS[kind]]
-    pairs = con.sql(f"""
+    pairs = con.execute(f"""
         SELECT r._rid, struct_pack({', '.join(f'"{n}" := a."{n}"' for n in names)}) AS copy,
                struct_pack({', '.join(f'"{n}" := f."{n}"' for n in names)}) AS first
         FROM ranked r
@@ -164,11 +166,16 @@ def _recheck_conflicts(con: duckdb.DuckDBPyConnection, kind: str, id_col: str, r
         JOIN staged a ON a.{rid} = r._rid
         JOIN staged f ON f.{rid} = k._rid
         WHERE r.verdict = 'conflict'
-    """).fetchall()
-    same = [rowid for rowid, copy, first in pairs if same_content(kind, copy, first)]
-    if same:
-        con.execute("UPDATE ranked SET verdict = 'duplicate' WHERE _rid IN (SELECT unnest(?))", [same])
+    """)
+    same: list[int] = []
+    while batch := pairs.fetchmany(_PAIRS):
+        same.extend(rowid for rowid, copy, first in batch if same_content(kind, copy, first))
+    for start in range(0, len(same), _PAIRS):
+        con.execute("UPDATE ranked SET verdict = 'duplicate' WHERE _rid IN (SELECT unnest(?))",
+                    [same[start:start + _PAIRS]])
 
+
+_PAIRS = 10_000
 
 _BATCH_ROWS = 131_072
 # A staged piece's row: its file's place in the read (read_parquet's file_index) and its row in the file.
