@@ -154,3 +154,22 @@ def test_a_whole_file_delivered_again_after_the_change_is_compared_in_batches(se
     monkeypatch.setattr(partition, "_PAIRS", 10)
     result = _stage_and_build(settings)
     assert (result.staged, result.stored, result.duplicates, result.quarantined) == (50, 25, 25, 0)
+
+
+def test_interventions_staged_by_an_earlier_version_keep_their_verdicts(settings):
+    from flywheel.ingest.partition import build_interventions
+    from test_ingest import intervention
+
+    write_jsonl(settings.landing / "events" / "e.jsonl", [event(1), event(2)])
+    write_jsonl(settings.landing / "interventions" / "a.jsonl", [intervention(1, "e1"), intervention(2, "e2")])
+    sync_landing(settings)
+    (piece,) = Layout(settings.store).root.glob("staging/interventions/*/*.parquet")
+    table = pq.read_table(piece)
+    pq.write_table(table.set_column(table.schema.get_field_index("record_hash"), table.schema.field("record_hash"),
+                                    pa.array(["0" * 32, "1" * 32])), piece)
+    write_jsonl(settings.landing / "interventions" / "b.jsonl",
+                [intervention(1, "e1"), intervention(2, "e2", action="rejected")])
+    sync_landing(settings)
+    build_events(settings, DAY)
+    result = build_interventions(settings, DAY)
+    assert (result.staged, result.stored, result.duplicates, result.quarantined) == (4, 2, 1, 1)
