@@ -4,6 +4,7 @@ or the version that staged them; copies with other content are conflicts."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 
@@ -133,8 +134,6 @@ def test_a_key_given_twice_keeps_its_last_value_in_every_format(settings):
     row = {k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in event(2).items()}
     row["decision_path"] = '{"route": "a", "gate": 1e2, "route": "b"}'
     with open(settings.landing / "events" / "b.csv", "w", newline="") as fh:
-        import csv
-
         writer = csv.DictWriter(fh, fieldnames=list(row))
         writer.writeheader()
         writer.writerow(row)

@@ -1,7 +1,7 @@
 """The stored form of a staged table's JSON-valued fields and its `record_hash`, computed by DuckDB.
 
-Every staged table, whichever path validated its rows (`bulk`, the per-record `validate`, or DuckDB
-reading a block of JSON Lines), goes through `finish` before it is written:
+Every staged table, whichever path validated its rows (`bulk`, or the per-record `validate`), goes
+through `finish` before it is written:
 
 - JSON-valued fields (`decision_path`, `attributes`, each tool call's `arguments`) are stored as
   DuckDB writes them: minified, keys in the order the record gave them, numbers as DuckDB prints
@@ -29,8 +29,12 @@ import orjson
 import pyarrow as pa
 
 from flywheel.contracts import CONTRACTS
+from flywheel.schemas import STAGED
 
-_JSON_FIELDS = {"events": ("decision_path", "attributes"), "interventions": ()}
+# The JSON-valued fields (JSON text columns), and what `finish` renders: those and the tool calls.
+_JSON_FIELDS = {kind: tuple(f.name for f in fields if f.kind in ("json", "object")) for kind, fields in CONTRACTS.items()}
+_RENDERED = {kind: (*_JSON_FIELDS[kind], *(f.name for f in fields if f.kind == "tool_calls"))
+             for kind, fields in CONTRACTS.items()}
 _local = threading.local()
 
 
@@ -52,11 +56,11 @@ def _hash_sql(kind: str) -> str:
 def _finish_sql(kind: str) -> str:
     """The rendered JSON fields and the row's hash, over a table named `t`."""
     json_cols = [f'json("{name}")::VARCHAR AS "{name}"' for name in _JSON_FIELDS[kind]]
-    if kind == "events":
-        json_cols.append("list_transform(tool_calls, lambda c: struct_pack(name := c.name, status := c.status, "
-                         "arguments := json(c.arguments)::VARCHAR)) AS tool_calls")
+    json_cols += [f'list_transform("{name}", lambda c: struct_pack(name := c.name, status := c.status, '
+                  f'arguments := json(c.arguments)::VARCHAR)) AS "{name}"'
+                  for name in _RENDERED[kind] if name not in _JSON_FIELDS[kind]]
     rendered = f"SELECT * REPLACE ({', '.join(json_cols)}) FROM t" if json_cols else "SELECT * FROM t"
-    names = [f'"{name}"' for name in _JSON_FIELDS[kind]] + (["tool_calls"] if kind == "events" else [])
+    names = [f'"{name}"' for name in _RENDERED[kind]]
     return f"SELECT {', '.join(names + [_hash_sql(kind) + ' AS record_hash'])} FROM ({rendered})"
 
 
@@ -83,12 +87,10 @@ def finish(kind: str, table: pa.Table) -> pa.Table:
 def finish_row(kind: str, row: dict[str, Any]) -> dict[str, Any]:
     """One normalised row (as `validate.check_record` gives it, `occurred_at` a datetime) in its
     stored form, `record_hash` included (`finish` of a one-row table)."""
-    from flywheel.schemas import STAGED  # the staged schema, less the columns only a sync fills in
-
+    # the staged schema, less the columns only a sync fills in
     schema = pa.schema([f for f in STAGED[kind] if f.name in row or f.name == "record_hash"])
     table = pa.Table.from_pylist([{**row, "record_hash": ""}], schema=schema)
-    return {**row, **finish(kind, table).select(list(_JSON_FIELDS[kind]) + (["tool_calls"] if kind == "events" else [])
-                                                + ["record_hash"]).to_pylist()[0]}
+    return {**row, **finish(kind, table).select([*_RENDERED[kind], "record_hash"]).to_pylist()[0]}
 
 
 def _value(kind: str, name: str, value: Any) -> Any:
@@ -98,7 +100,7 @@ def _value(kind: str, name: str, value: Any) -> Any:
         return None
     if name in _JSON_FIELDS[kind]:
         return _canonical_json(value)
-    if name == "tool_calls":
+    if name in _RENDERED[kind]:  # the tool calls
         return [(c["name"], c["status"], None if c["arguments"] is None else _canonical_json(c["arguments"]))
                 for c in value]
     return value

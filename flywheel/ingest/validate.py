@@ -4,8 +4,9 @@ A record is a dict as it came from JSON Lines, CSV, Parquet or an OTLP span. `va
 returns either the normalised row (timestamps as UTC datetimes, JSON-ish fields as JSON text in
 their stored form, `prompt_version` defaulted, `record_hash`) or the list of problems, each tagged
 with a reason code from `contracts.REASONS`; `check_record` is the same check without the stored
-form (`canonical.finish` gives it to a whole table at once, as the sync does). In `loose` mode (CSV and Parquet, where every cell may be text) numbers and
-JSON are decoded from strings; in strict mode (JSON) a string where a number belongs is wrong.
+form (`canonical.finish` gives it to a whole table at once, as the sync does). In `loose` mode (CSV
+and Parquet, where every cell may be text) numbers and JSON are decoded from strings; in strict mode
+(JSON) a string where a number belongs is wrong.
 """
 
 from __future__ import annotations
