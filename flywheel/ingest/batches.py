@@ -22,10 +22,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import orjson
 
 import flywheel.ingest.readers as readers
+from flywheel.ingest import typed
 from flywheel.ingest.readers import BadFile, Limits, file_format
 from flywheel.ingest.validate import Problem
 
@@ -55,6 +57,19 @@ class Chunk:
 
     def __len__(self) -> int:
         return len(self.lines)
+
+    def record(self, i: int) -> tuple[Any, Problem | None]:
+        """Record i as `readers.read_jsonl` reads it, for the per-record reference path: a struct
+        `typed.decoder` made is read again from its line, by orjson, which refuses JSON nested over
+        1,024 levels where msgspec does not (then the line's problem, worded as `read_jsonl` words it)."""
+        rec = self.records[i]
+        if not isinstance(rec, msgspec.Struct):
+            return rec, None
+        text = self.raw(i)
+        try:
+            return orjson.loads(text), None  # type: ignore[arg-type]
+        except orjson.JSONDecodeError as exc:
+            return None, Problem("invalid_json", f"not valid JSON: {exc}")
 
     def raw(self, i: int) -> str | None:
         """Record i's raw text, exactly as `readers.read_file` gives it."""
@@ -233,14 +248,24 @@ _RUN = 64  # lines decoded at once; a bad line sends its run (~0.1% of lines in 
 
 def _add_run(chunk: Chunk, first: int, run: list[bytes], limit: int) -> bool:
     """Add `run` (lines numbered from `first`) if every line is a JSON object within `limit`
-    bytes; else add nothing and return False. orjson checks UTF-8 and refuses a blank line, so a
-    run it decodes whole holds only records `_add_lines` would decode the same way (the raw text
-    is kept as bytes, decoded only if the record is quarantined)."""
+    bytes; else add nothing and return False. Each line becomes a struct (`typed.decoder`: a record
+    in the common shape) or else orjson's dict. Both check UTF-8 and refuse a blank line, so a run
+    decoded whole holds only records `_add_lines` would decode the same way (the raw text is kept
+    as bytes, decoded only if the record is quarantined)."""
+    decode, loads = typed.decoder(chunk.kind), orjson.loads
+    objs: list[Any] = []
     try:
-        objs = list(map(orjson.loads, run))
+        for line in run:
+            try:
+                objs.append(decode(line))
+            except typed.DECODE_ERRORS:
+                obj = loads(line)
+                if type(obj) is not dict:
+                    return False
+                objs.append(obj)
     except orjson.JSONDecodeError:
         return False
-    if set(map(type, objs)) != {dict} or max(map(len, run)) > limit:
+    if max(map(len, run)) > limit:
         return False
     chunk.lines.extend(range(first, first + len(run)))
     chunk.records.extend(objs)
@@ -251,7 +276,7 @@ def _add_run(chunk: Chunk, first: int, run: list[bytes], limit: int) -> bool:
 
 def _add_lines(chunk: Chunk, first: int, run: list[bytes], long: frozenset[int], limit: int) -> None:
     """Add the records of `run` (lines numbered from `first`) one line at a time."""
-    loads, Error = orjson.loads, orjson.JSONDecodeError
+    loads, Error, decode = orjson.loads, orjson.JSONDecodeError, typed.decoder(chunk.kind)
     number = first - 1
     for original in run:
         number += 1
@@ -264,6 +289,11 @@ def _add_lines(chunk: Chunk, first: int, run: list[bytes], long: frozenset[int],
         obj: Any = None
         raw: Any = line
         if len(line) <= limit:
+            try:
+                chunk.add(number, decode(line), None, line)
+                continue
+            except typed.DECODE_ERRORS:
+                pass
             try:
                 if not line.isascii():
                     raw = line.decode("utf-8")

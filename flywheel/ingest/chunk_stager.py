@@ -1,6 +1,8 @@
 """Stage one chunk of records: the valid rows as a staged Arrow table, the rest as quarantine rows.
 
-`stage_chunk` validates a `batches.Chunk` column-wise (`bulk.validate_batch`) and sends only the
+`stage_chunk` validates a `batches.Chunk` column-wise (`typed.typed_batch` for JSON Lines records,
+most of them already checked by msgspec as they were decoded; `bulk.validate_batch` for CSV, Parquet
+and OTLP records) and sends only the
 records the fast path could not vouch for through `validate.check_record`, so every
 quarantined record gets exactly the per-record reason code and message; the valid rows' stored
 form and `record_hash` come from `canonical.finish`, for the whole table at once. It runs in the syncing
@@ -19,6 +21,7 @@ import pyarrow as pa
 from flywheel.ingest.batches import Chunk
 from flywheel.ingest.bulk import validate_batch
 from flywheel.ingest.canonical import finish
+from flywheel.ingest.typed import typed_batch
 from flywheel.ingest.validate import Problem, check_record, describe, primary_reason
 from flywheel.privacy import pseudonymise, pseudonymise_raw
 from flywheel.schemas import STAGED
@@ -34,14 +37,16 @@ def stage_chunk(chunk: Chunk, rel: str, seq: int, quarantine: list[dict[str, Any
     Runs in this process or in a `parallel` worker."""
     kind, loose = chunk.kind, chunk.loose
     todo = [i for i, p in enumerate(chunk.problems) if p is None]
-    fast = validate_batch(kind, [chunk.records[i] for i in todo], loose)
+    records = [chunk.records[i] for i in todo]
+    fast = validate_batch(kind, records, loose) if loose else typed_batch(kind, records)
     cols, ok = fast.columns, fast.ok
     rejects = [(i, [p]) for i, p in enumerate(chunk.problems) if p is not None]
     for j, good in enumerate(ok):
         if good:
             continue
         i = todo[j]
-        row, problems = check_record(kind, chunk.records[i], loose=loose)
+        record, problem = chunk.record(i)
+        row, problems = (None, [problem]) if problem else check_record(kind, record, loose=loose)
         if row is None:
             rejects.append((i, problems))
             for col in cols.values():  # its cells may hold anything (a number in a text field): not Arrow-typed

@@ -1,6 +1,7 @@
 """Stage one landing file in batches: bulk validation, per-record fallback, streamed Parquet.
 
-`stage_file` reads the file as `batches.Chunk`s, stages each chunk (`chunk_stager.stage_chunk`:
+`stage_file` reads the file as `batches.Chunk`s (JSON Lines records in the common shape decoded
+into checked structs, `typed`), stages each chunk (`chunk_stager.stage_chunk`:
 column-wise validation, with only the records the fast path could not vouch for sent through
 `validate.validate_record`, so every quarantined record gets exactly the per-record reason code
 and message), and appends the valid rows of each UTC day to that day's staged Parquet file as it
