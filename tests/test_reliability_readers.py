@@ -292,3 +292,41 @@ def test_an_otlp_file_over_the_document_limit_is_refused_unparsed(settings, monk
     assert query(settings, "SELECT source_file, reason_code, reason FROM ingest.quarantine") == [
         ("otlp/big.json.gz", "bad_file", "big.json.gz is parsed whole and may hold at most 2000 bytes; refused")]
     assert query(settings, "SELECT event_id FROM ingest.events") == [("e1",)]
+
+
+def _gzip(data: bytes) -> bytes:
+    import gzip
+
+    return gzip.compress(data, mtime=0)
+
+
+_GOOD = b'{"a": 1}\n' * 3000
+_STREAMS = {
+    "whole": _gzip(_GOOD), "two members": _gzip(_GOOD) + _gzip(b"x\n"), "zero padding": _gzip(_GOOD) + b"\0" * 7,
+    "trailing garbage": _gzip(_GOOD) + b"garbage", "truncated": _gzip(_GOOD)[:-12],
+    "bad crc": _gzip(_GOOD)[:-8] + b"\0\0\0\0" + _gzip(_GOOD)[-4:], "bad length": _gzip(_GOOD)[:-4] + b"\1\0\0\0",
+    "header only": _gzip(_GOOD)[:5], "not gzip": b"plain text\n", "empty": b"", "second member cut": _gzip(_GOOD) + b"\x1f\x8b",
+    "corrupt deflate": _gzip(_GOOD)[:12] + bytes(b ^ 0xFF for b in _gzip(_GOOD)[12:20]) + _gzip(_GOOD)[20:],
+}
+
+
+@pytest.mark.parametrize("name", sorted(_STREAMS))
+def test_streamed_gzip_reads_what_the_gzip_module_reads(tmp_path, name):
+    """The sync's streaming decompressor (ISA-L) accepts exactly the streams the gzip module accepts,
+    with the same bytes, and refuses the others with an error the sync words as a bad file."""
+    import gzip
+
+    from flywheel.ingest.readers import decompressed_blocks
+
+    path = tmp_path / "f.jsonl.gz"
+    path.write_bytes(_STREAMS[name])
+    try:
+        expected: bytes | None = gzip.decompress(_STREAMS[name])
+    except (OSError, EOFError, zlib.error):
+        expected = None
+    try:
+        got: bytes | None = b"".join(decompressed_blocks(path, size=4096))
+    except (OSError, EOFError, zlib.error):
+        got = None
+    assert got == expected
+    assert (expected is None) == (name not in ("whole", "two members", "zero padding", "empty"))
