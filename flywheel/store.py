@@ -181,6 +181,22 @@ class AtomicFile:
             self.sink.closed = True  # or the file's finaliser would try to complete what is left
 
 
+def remove_temporaries(folder: AnyPath) -> int:
+    """Delete the temporary files that `AtomicFile` writers killed before their commit left in the
+    local `folder` and below (hidden `.<name>.<random>.tmp` files: never read, but each as large as
+    what it was writing); return how many. Call it only while holding the lock that serialises every
+    writer of `folder`, or it would remove a live writer's file. Nothing on an object store (an
+    upload that was never completed publishes nothing)."""
+    if is_remote(folder):
+        return 0
+    removed = 0
+    for leftover in Path(folder).rglob(".*.tmp"):
+        if leftover.is_file():
+            leftover.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 @contextmanager
 def _atomic(path: AnyPath) -> Iterator[Any]:
     """The sink of an `AtomicFile` for `path` (a temporary file's name locally, a binary file object

@@ -101,8 +101,13 @@ def test_a_killed_run_then_a_rerun_equals_a_clean_run(clean, tmp_path, kill_at):
     latest = tmp_path / "publish" / "feed" / "latest.json"
     if latest.exists():
         json.loads(latest.read_text())
+    in_sync = kill_at.startswith(("staging", "manifest"))
+    if in_sync:  # the killed write's temporary file is left behind...
+        assert _temporaries(tmp_path / "store"), kill_at
     again = _run(tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
+    if in_sync:  # ...and the next sync removes it
+        assert _temporaries(tmp_path / "store") == [], kill_at
     tables = _tables(tmp_path / "flywheel.duckdb")
     assert tables.keys() == clean_tables.keys()
     assert {"failures.assignments", "failures.clusters", "failures.cluster_daily"} <= tables.keys()
@@ -113,3 +118,8 @@ def test_a_killed_run_then_a_rerun_equals_a_clean_run(clean, tmp_path, kill_at):
     for doc in (feed, clean_feed):
         doc.pop("run_id"), doc.pop("generated_at")
     assert feed == clean_feed
+
+
+def _temporaries(store: Path) -> list[Path]:
+    """The temporary files of unfinished writes in the store's staging and manifest folders."""
+    return sorted(p for folder in ("staging", "manifests") for p in (store / folder).rglob(".*.tmp"))

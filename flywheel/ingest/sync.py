@@ -13,6 +13,9 @@ Files whose names start with '.' or '_' or end with .tmp/.part are skipped as in
 deliveries. Symbolic links that point outside the landing folder, and anything that is not a
 regular file (a named pipe), are refused (quarantined as a bad file), never read.
 
+Temporary files a killed sync left in the store's staging and manifest folders (written whole and
+renamed into place, so never read) are removed by the next sync, under the staging lock.
+
 A file that vanishes between discovery and reading is skipped (status `vanished`, logged) and
 read at the next sync if it comes back; what it gave before stays staged. A file deleted from the
 landing folder keeps its records (the store is the system of record). A new file with the same
@@ -49,7 +52,7 @@ from flywheel.ingest.parallel import Workers
 from flywheel.ingest.readers import KINDS, Limits, file_format
 from flywheel.ingest.staging import stage_file
 from flywheel.objectstore import is_remote, root_of
-from flywheel.store import Layout, exclusive
+from flywheel.store import Layout, exclusive, remove_temporaries
 
 _SKIP_SUFFIXES = (".tmp", ".part", ".crdownload", ".partial")
 log = logging.getLogger(__name__)
@@ -147,6 +150,10 @@ def sync_landing(settings: Settings, workers: int | None = None) -> SyncReport:
     intervention_days: set[date] = set()
     rebuild_days: set[date] = set()
     with exclusive(layout.lock("staging")):
+        # what a sync killed mid-write left (every writer of these folders holds this lock)
+        left = sum(remove_temporaries(folder) for folder in (layout.root / "staging", layout.manifests))
+        if left:
+            log.info("removed %d temporary file(s) an interrupted sync left in the store", left)
         manifests = load_manifests(layout)
         next_seq = 1 + max((m["seq"] for m in manifests.values()), default=0)
         remote = is_remote(landing)
