@@ -123,6 +123,36 @@ def test_text_the_decoders_read_differently_stages_as_the_reference(tmp_path, mo
     assert 1 not in reasons and 5 not in reasons  # 64-bit unsigned kept; a bigger one read as a float
 
 
+def _extra_key(value: bytes, key: bytes = b'"x"') -> bytes:
+    return _EVENT.encode() + b', "tool_calls": [{"name": "t", "status": "ok", ' + key + b": " + value + b"}]}"
+
+
+# A tool call's extra key: its value is one the reference refuses (orjson reads it), which msgspec would skip
+# unread if tool calls took other keys; the same with a timestamp only the reference reads, or none can.
+_SKIPPED = [_extra_key(b'"\xff"'), _extra_key(b"1", key=b'"\xff"'), _extra_key(b"1e400"),
+            _extra_key(b"1" + b"0" * 400), _extra_key(b"[1, [-1e999]]"),
+            _extra_key(b'"\xff"').replace(b"2026-03-01T10:00:00Z", b"yesterday"),
+            _extra_key(b'"\xff"').replace(b"2026-03-01T10:00:00Z", b"1850-03-01T10:00:00Z"),
+            _extra_key(b"1e400").replace(b"2026-03-01T10:00:00Z", b"yesterday"),
+            _extra_key(b'"fine"')]
+
+
+def test_a_value_msgspec_would_skip_is_read_by_the_reference(tmp_path):
+    """Found in review: a tool call's extra key was skipped by msgspec unread, so invalid UTF-8 or a
+    number beyond a double there was stored where the reference quarantines it (and with a timestamp
+    only the reference reads, the sync stopped on the line's undecodable bytes)."""
+    lines = [line.replace(b'"e1"', f'"e{i}"'.encode(), 1) for i, line in enumerate(_SKIPPED)]
+    landing = tmp_path / "landing"
+    (landing / "events").mkdir(parents=True)
+    write_jsonl(landing / "events" / "skipped.jsonl", lines)
+    fast, ref = _both_ways(landing, tmp_path)
+    _assert_same(fast, ref)
+    quarantine = [v for k, v in ref.items() if "quarantine" in k]
+    reasons = {r["source_line"]: r["reason_code"] for _, rows in quarantine for r in rows}  # type: ignore[misc]
+    assert reasons == {1: "not_utf8", 2: "not_utf8", 3: "invalid_json", 4: "invalid_json", 5: "invalid_json",
+                       6: "not_utf8", 7: "not_utf8", 8: "invalid_json"}, reasons
+
+
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=6),

@@ -65,9 +65,12 @@ class Chunk:
         rec = self.records[i]
         if not isinstance(rec, msgspec.Struct):
             return rec, None
-        text = self.raw(i)
         try:
-            return orjson.loads(text), None  # type: ignore[arg-type]
+            text = self._raws[i].decode("utf-8")
+        except UnicodeDecodeError as exc:  # msgspec checks what it reads; kept as read_jsonl would word it
+            return None, Problem("not_utf8", f"bytes are not UTF-8 at offset {exc.start}")
+        try:
+            return orjson.loads(text), None
         except orjson.JSONDecodeError as exc:
             return None, Problem("invalid_json", f"not valid JSON: {exc}")
 
@@ -75,7 +78,10 @@ class Chunk:
         """Record i's raw text, exactly as `readers.read_file` gives it."""
         raw = self._raws[i]
         if isinstance(raw, bytes):
-            return raw.decode("utf-8")
+            try:
+                return raw.decode("utf-8")
+            except UnicodeDecodeError:  # as read_jsonl keeps a line that is not UTF-8
+                return readers.raw_text(raw)
         if isinstance(raw, list):
             return readers.csv_line(raw)
         if isinstance(raw, dict):

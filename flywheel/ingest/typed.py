@@ -1,7 +1,7 @@
 """Decode JSON Lines records straight into checked structs: the common shape at C speed.
 
 A record in the contract's common shape (only contract fields; each of its type, within its range or
-enum; the required ones present and non-empty) is decoded by msgspec into a struct built from
+enum; the required ones present and non-empty; tool calls of their three keys only) is decoded by msgspec into a struct built from
 `contracts.CONTRACTS`: parsing and most checks happen in one C pass, and no dict is built for the
 record. `decoder(kind)` decodes one line, raising `DECODE_ERRORS` for anything else (a line that is
 not JSON, an unknown key, a wrong type, a missing field); the caller then reads that line as before
@@ -15,7 +15,8 @@ UTF-8 checked, a key given twice keeps its last value), except (1) integers beyo
 msgspec keeps exact and orjson turns into floats: orjson refuses to write them back, so such a record
 goes to the reference; (2) nesting: orjson reads at most 1,024 levels and writes at most 254, msgspec
 reads deeper: a value orjson cannot write sends its record to the reference, which reads the line
-again with orjson (`batches.Chunk.record`). `tests/test_ingest_typed.py` holds the paths equal.
+again with orjson (`batches.Chunk.record`). msgspec checks UTF-8 and number ranges only where it reads
+a value, so no struct skips a key (unknown keys are refused, in tool calls too). `tests/test_ingest_typed.py` holds the paths equal.
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ DECODE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeErro
 _INT_LIMIT = 2**63  # what the reference accepts: a 64-bit integer
 
 
-class ToolCall(msgspec.Struct, gc=False):
-    """One tool call; other keys are ignored, as the reference ignores them."""
+class ToolCall(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """One tool call of the three contract keys. A call with any other key goes to the reference
+    (which ignores the key): msgspec would skip that key's value unread, so invalid UTF-8 or a number
+    beyond a double's range there, which orjson refuses, would pass."""
 
     name: Annotated[str, msgspec.Meta(min_length=1)]
     status: Literal[TOOL_STATUSES]  # type: ignore[valid-type]
