@@ -72,6 +72,25 @@ def test_a_copy_with_its_json_keys_in_another_order_is_a_duplicate_and_other_con
     assert [(c["source_file"], c["reason_code"]) for c in conflicts] == [("events/b.jsonl", "conflicting_duplicate")]
 
 
+def test_an_empty_tool_call_list_and_none_are_other_content(settings):
+    """Found in review: DuckDB hashes an empty list as it hashes NULL, so a copy without tool calls was
+    dropped as an exact duplicate of one with an empty list, though they are stored apart."""
+    with_empty = event(1, tool_calls=[])
+    without = {k: v for k, v in event(1).items() if k != "tool_calls"}
+    a, _ = validate_record("events", with_empty)
+    b, _ = validate_record("events", without)
+    assert (a["tool_calls"], b["tool_calls"]) == ([], None) and a["record_hash"] != b["record_hash"]
+    write_jsonl(settings.landing / "events" / "a.jsonl", [with_empty, event(2, tool_calls=[])])
+    write_jsonl(settings.landing / "events" / "b.jsonl", [without, event(2, tool_calls=[])])
+    result = _stage_and_build(settings)
+    assert (result.staged, result.stored, result.duplicates, result.quarantined) == (4, 2, 1, 1)
+    layout = Layout(settings.store)
+    dups = pq.read_table(layout.table("duplicates/events", DAY)).to_pylist()
+    assert [(d["record_id"], d["source_file"]) for d in dups] == [("e2", "events/b.jsonl")]
+    conflicts = pq.read_table(layout.table("quarantine/events", DAY)).to_pylist()
+    assert [(c["source_file"], c["reason_code"]) for c in conflicts] == [("events/b.jsonl", "conflicting_duplicate")]
+
+
 def test_copies_staged_by_an_earlier_version_keep_their_verdicts(settings):
     """A store staged before this contract: JSON fields with sorted keys and a 32-digit blake2b
     record_hash. A later file's copies of its events are duplicates where the content is the same

@@ -9,7 +9,8 @@ through `finish` before it is written:
   order); `finish` re-renders it, so the same value is stored as the same text by every path.
 - `record_hash` is a digest of the stored row's contract fields (the timestamp as UTC
   microseconds): DuckDB's 64-bit `hash` of the row, as 16 hex digits, computed for a whole table at
-  once. Equal hashes mean exact duplicates (a false match needs a 64-bit collision between copies of
+  once (DuckDB hashes an empty list as NULL: an empty `tool_calls` list is hashed apart, `_hash_sql`).
+  Equal hashes mean exact duplicates (a false match needs a 64-bit collision between copies of
   one id). The hash is a fast test only: two copies whose hashes differ are compared field by field
   (`same_content`, JSON fields as values, key order aside) before a copy is called a conflict, so
   rows staged by earlier versions (a 32-digit blake2b of orjson's sorted-key text) and a DuckDB whose
@@ -45,12 +46,24 @@ def _connection() -> duckdb.DuckDBPyConnection:
     return con
 
 
+# DuckDB's `hash` gives an empty list the hash of NULL, so a row's hash is xor-ed with this for each
+# list-valued field that holds an empty list: tool_calls [] and no tool_calls hash apart (any other row's
+# hash is as before).
+_EMPTY_LIST = 0x9E3779B97F4A7C15
+
+
 def _hash_sql(kind: str) -> str:
     parts = []
+    empty = []
     for f in CONTRACTS[kind]:
         value = "epoch_us(occurred_at)" if f.kind == "timestamp" else f'"{f.name}"'
         parts.append(f'"{f.name}" := {value}')
-    return f"lpad(to_hex(hash(struct_pack({', '.join(parts)}))), 16, '0')"
+        if f.kind == "tool_calls":
+            empty.append(f'CASE WHEN len("{f.name}") = 0 THEN {_EMPTY_LIST}::UBIGINT ELSE 0::UBIGINT END')
+    digest = f"hash(struct_pack({', '.join(parts)}))"
+    for term in empty:
+        digest = f"xor({digest}, {term})"
+    return f"lpad(to_hex({digest}), 16, '0')"
 
 
 def _finish_sql(kind: str) -> str:
