@@ -115,6 +115,20 @@ def corner_limits(monkeypatch) -> None:
     monkeypatch.setattr(batches, "READ_BYTES", 128)
 
 
+def _repeated_struct_names() -> bytes:
+    """A Parquet file whose `attributes` struct has the field name "k" twice (Arrow allows it; pyarrow
+    cannot give such rows to Python): found in review to stop the whole sync."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    base = {k: [v] for k, v in _BASE.items() if k not in ("attributes", "tool_calls", "decision_path")}
+    table = pa.table(base).append_column(
+        "attributes", pa.StructArray.from_arrays([pa.array([1]), pa.array([2])], names=["k", "k"]))
+    out = pa.BufferOutputStream()
+    pq.write_table(table, out)
+    return out.getvalue().to_pybytes()
+
+
 def write_corner_files(landing: Path) -> None:
     """Write the hand-made corner files into the landing folder `landing`."""
     good = json.dumps({**_BASE, "output_text": "hé"}).encode()
@@ -130,6 +144,7 @@ def write_corner_files(landing: Path) -> None:
         "events/truncated.jsonl.gz": _gz(good * 50)[:-12],
         "events/bad_crc.jsonl.gz": _gz(good + b"\n")[:-8] + b"\0\0\0\0" + _gz(good + b"\n")[-4:],
         "events/corrupt_block.jsonl.gz": _gz(good * 50)[:12] + bytes(b ^ 0xFF for b in _gz(good * 50)[12:20]) + _gz(good * 50)[20:],
+        "events/repeated_names.parquet": _repeated_struct_names(),
         "interventions/bom.csv": b"\xef\xbb\xbf" + csv_rows,
         "interventions/gz.csv.gz": _gz(csv_rows),
         "interventions/bad_header_truncated.csv.gz": _gz(b"a,a\n" + csv_rows * 20)[:-20],
@@ -163,7 +178,7 @@ def test_hand_made_corner_files_stage_identically(tmp_path, monkeypatch):
     fast, ref = _both_ways(landing, tmp_path)
     _assert_same(fast, ref)
     manifests = [m for k, m in ref.items() if k.startswith("manifests/")]
-    assert sum(bool(m["bad_file"]) for m in manifests) >= 5 and sum(m["quarantined"] for m in manifests) >= 16
+    assert sum(bool(m["bad_file"]) for m in manifests) >= 6 and sum(m["quarantined"] for m in manifests) >= 16
     rows = {(r["source_file"], r["source_line"]): r for k, v in ref.items() if "quarantine" in k
             for r in v[1]}  # type: ignore[index]
     assert rows[("events/long_blank_head.jsonl", 2)]["raw"] == " " * 4096
@@ -171,6 +186,8 @@ def test_hand_made_corner_files_stage_identically(tmp_path, monkeypatch):
     assert ("events/long_blank.jsonl", 1) not in rows
     assert [rows[("events/long_crlf.jsonl.gz", n)]["raw"] for n in (1, 3)] == ["z" * 4095, "w" * 4096]
     assert "CSV line 8 is longer" in rows[("interventions/long_line.csv", None)]["reason"]
+    repeated = rows[("events/repeated_names.parquet", None)]
+    assert repeated["reason_code"] == "bad_file" and "field name given twice ('k')" in repeated["reason"], repeated
     corrupt = rows[("events/corrupt_block.jsonl.gz", None)]
     assert corrupt["reason_code"] == "bad_file" and "invalid code lengths set" in corrupt["reason"], corrupt
     raws = [r["raw"] for (f, _), r in rows.items() if f.startswith("interventions/reviewers")]

@@ -379,9 +379,9 @@ def _parquet(path: Path, kind: str, size: int) -> Iterator[Chunk]:
     except Exception as exc:  # pyarrow raises several types for corrupt files
         raise BadFile(f"not a readable Parquet file: {exc}") from None
     number = 0
-    for batch in table.to_batches(max_chunksize=size):
+    for rows in readers.parquet_rows(table, size):
         chunk = Chunk(kind, True)
-        for row in batch.to_pylist():
+        for row in rows:
             number += 1
             chunk.add(number, row, None, row)
         yield chunk

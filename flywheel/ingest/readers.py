@@ -408,6 +408,40 @@ def read_parquet_file(path: Path, columns: list[str] | None = None) -> Any:
     return pq.read_table(path, columns=columns)
 
 
+def parquet_rows(table: Any, size: int) -> Iterator[list[dict[str, Any]]]:
+    """The rows of a Parquet file's table as dicts, `size` at a time; `BadFile` for a table whose rows
+    Python cannot be given (pyarrow refuses a struct with a field name given twice, which Arrow allows),
+    before any row."""
+    import pyarrow as pa
+
+    for field in table.schema:
+        _refuse_repeated_names(field.name, field.type)
+    for batch in table.to_batches(max_chunksize=size):
+        try:
+            rows = batch.to_pylist()
+        except (ValueError, pa.ArrowException) as exc:
+            raise BadFile(f"a Parquet row cannot be read: {exc}") from None
+        yield rows
+
+
+def _refuse_repeated_names(column: str, dtype: Any) -> None:
+    import pyarrow as pa
+
+    if pa.types.is_struct(dtype):
+        names = [dtype.field(i).name for i in range(dtype.num_fields)]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise BadFile(f"Parquet column {column!r} is a struct with a field name given twice "
+                          f"({', '.join(map(repr, repeated))}); refused")
+        for i in range(dtype.num_fields):
+            _refuse_repeated_names(column, dtype.field(i).type)
+    elif pa.types.is_list(dtype) or pa.types.is_large_list(dtype) or pa.types.is_fixed_size_list(dtype):
+        _refuse_repeated_names(column, dtype.value_type)
+    elif pa.types.is_map(dtype):
+        _refuse_repeated_names(column, dtype.key_type)
+        _refuse_repeated_names(column, dtype.item_type)
+
+
 def _read_parquet(path: Path, kind: str) -> Iterator[RawRecord]:
     open_regular(path).close()
     try:
@@ -415,8 +449,8 @@ def _read_parquet(path: Path, kind: str) -> Iterator[RawRecord]:
     except Exception as exc:  # pyarrow raises several types for corrupt files
         raise BadFile(f"not a readable Parquet file: {exc}") from None
     number = 0
-    for batch in table.to_batches(max_chunksize=65536):
-        for row in batch.to_pylist():
+    for rows in parquet_rows(table, 65536):
+        for row in rows:
             number += 1
             yield RawRecord(kind, number, json_raw(row), row, None, True)
 
