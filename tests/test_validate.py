@@ -113,3 +113,18 @@ def test_json_nested_too_deeply_to_store_is_a_reason_not_a_crash():
         nested = [nested]
     row, problems = validate_record("events", {**EVENT, "attributes": {"x": nested}})
     assert row is None and primary_reason(problems) == "invalid_json" and "nested" in problems[0].message
+
+
+def test_a_value_json_cannot_hold_is_named_not_called_too_deep():
+    """Found in review: a decimal or bytes inside a JSON field (a Parquet struct can hold them) was
+    quarantined as "nested too deeply"; the message now names what orjson could not write."""
+    from decimal import Decimal
+
+    deep: list = []
+    for _ in range(300):
+        deep = [deep]
+    for value, words in ((Decimal("1.5"), "not JSON serializable: decimal.Decimal"), (b"x", "serializable: bytes"),
+                         (2**70, "64-bit range"), (deep, "nested too deeply to store")):
+        row, problems = validate_record("events", {**EVENT, "attributes": {"v": value}})
+        assert row is None and [p.code for p in problems] == ["invalid_json"], value
+        assert words in problems[0].message, problems

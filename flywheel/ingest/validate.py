@@ -230,8 +230,16 @@ def check_record(kind: str, record: Any, loose: bool = False) -> tuple[dict[str,
                 continue
             row[f.name] = _check_field(f, value, loose, problems)
         return _finish(kind, record, row, problems)
-    except (orjson.JSONEncodeError, RecursionError):  # orjson refuses to write JSON nested over 254 levels
-        return None, [Problem("invalid_json", "a JSON value is nested too deeply to store (over 254 levels)")]
+    except (orjson.JSONEncodeError, RecursionError) as exc:
+        return None, [_unwritable(exc)]
+
+
+def _unwritable(exc: Exception) -> Problem:
+    """The problem of a JSON value orjson cannot write: nested over 254 levels, or (from Parquet or an
+    OTLP file) a value JSON has no form for, such as a decimal, bytes or an integer beyond 64 bits."""
+    if isinstance(exc, RecursionError) or "recursion" in str(exc).lower():
+        return Problem("invalid_json", "a JSON value is nested too deeply to store (over 254 levels)")
+    return Problem("invalid_json", f"a value cannot be stored as JSON: {exc}")
 
 
 def _finish(kind: str, record: dict, row: dict[str, Any], problems: list[Problem]) -> tuple[dict[str, Any] | None, list[Problem]]:
