@@ -98,6 +98,18 @@ _DISAGREEING = [
 ]
 
 
+def _staged_both_ways(tmp_path, name: str, lines: list[bytes]) -> dict[int, str]:
+    """Stage `lines` as the events file `name` by the sync and by the per-record reference, assert both
+    stage them alike, and return the reference's quarantine reason code of each quarantined line."""
+    landing = tmp_path / "landing"
+    (landing / "events").mkdir(parents=True)
+    write_jsonl(landing / "events" / name, lines)
+    fast, ref = _both_ways(landing, tmp_path)
+    _assert_same(fast, ref)
+    quarantine = [v for k, v in ref.items() if "quarantine" in k]
+    return {r["source_line"]: r["reason_code"] for _, rows in quarantine for r in rows}  # type: ignore[misc]
+
+
 def test_text_the_decoders_read_differently_stages_as_the_reference(tmp_path, monkeypatch):
     monkeypatch.setenv("FLYWHEEL_HASH_KEY", "typed-test")
     lines = [line.encode() for line in _DISAGREEING]
@@ -111,13 +123,7 @@ def test_text_the_decoders_read_differently_stages_as_the_reference(tmp_path, mo
         except DECODE_ERRORS:
             pass
     assert len(taken) >= 15  # these reach the typed path, not only the reference
-    landing = tmp_path / "landing"
-    (landing / "events").mkdir(parents=True)
-    write_jsonl(landing / "events" / "disagree.jsonl", lines)
-    fast, ref = _both_ways(landing, tmp_path)
-    _assert_same(fast, ref)
-    quarantine = [v for k, v in ref.items() if "quarantine" in k]
-    reasons = {r["source_line"]: r["reason_code"] for _, rows in quarantine for r in rows}  # type: ignore[misc]
+    reasons = _staged_both_ways(tmp_path, "disagree.jsonl", lines)
     assert reasons[10] == "invalid_json" and reasons[11] == "invalid_json"  # nested past orjson's reading
     assert reasons[9] == "invalid_json"  # past orjson's writing: too deeply nested to store
     assert 1 not in reasons and 5 not in reasons  # 64-bit unsigned kept; a bigger one read as a float
@@ -142,13 +148,7 @@ def test_a_value_msgspec_would_skip_is_read_by_the_reference(tmp_path):
     number beyond a double there was stored where the reference quarantines it (and with a timestamp
     only the reference reads, the sync stopped on the line's undecodable bytes)."""
     lines = [line.replace(b'"e1"', f'"e{i}"'.encode(), 1) for i, line in enumerate(_SKIPPED)]
-    landing = tmp_path / "landing"
-    (landing / "events").mkdir(parents=True)
-    write_jsonl(landing / "events" / "skipped.jsonl", lines)
-    fast, ref = _both_ways(landing, tmp_path)
-    _assert_same(fast, ref)
-    quarantine = [v for k, v in ref.items() if "quarantine" in k]
-    reasons = {r["source_line"]: r["reason_code"] for _, rows in quarantine for r in rows}  # type: ignore[misc]
+    reasons = _staged_both_ways(tmp_path, "skipped.jsonl", lines)
     assert reasons == {1: "not_utf8", 2: "not_utf8", 3: "invalid_json", 4: "invalid_json", 5: "invalid_json",
                        6: "not_utf8", 7: "not_utf8", 8: "invalid_json"}, reasons
 

@@ -26,6 +26,15 @@ def _stage_and_build(settings):
     return build_events(settings, DAY)
 
 
+def _verdicts(settings) -> tuple[list[tuple], list[tuple]]:
+    """The day's exact duplicates (id, file) and quarantined copies (file, reason code)."""
+    layout = Layout(settings.store)
+    dups = pq.read_table(layout.table("duplicates/events", DAY)).to_pylist()
+    conflicts = pq.read_table(layout.table("quarantine/events", DAY)).to_pylist()
+    return ([(d["record_id"], d["source_file"]) for d in dups],
+            [(c["source_file"], c["reason_code"]) for c in conflicts])
+
+
 def test_json_fields_are_stored_as_duckdb_writes_them_in_record_order():
     row, problems = validate_record("events", event(1, decision_path={"z": 1, "a": [1.50, 1e20, 2E-7]},
                                                     attributes={"b": {"y": True, "x": None}, "a": "é/"},
@@ -65,11 +74,7 @@ def test_a_copy_with_its_json_keys_in_another_order_is_a_duplicate_and_other_con
         {**event(2, attributes={"k": 2, "extra": "x"})}])  # other content
     result = _stage_and_build(settings)
     assert (result.staged, result.stored, result.duplicates, result.quarantined) == (4, 2, 1, 1)
-    layout = Layout(settings.store)
-    dups = pq.read_table(layout.table("duplicates/events", DAY)).to_pylist()
-    assert [(d["record_id"], d["source_file"]) for d in dups] == [("e1", "events/b.jsonl")]
-    conflicts = pq.read_table(layout.table("quarantine/events", DAY)).to_pylist()
-    assert [(c["source_file"], c["reason_code"]) for c in conflicts] == [("events/b.jsonl", "conflicting_duplicate")]
+    assert _verdicts(settings) == ([("e1", "events/b.jsonl")], [("events/b.jsonl", "conflicting_duplicate")])
 
 
 def test_an_empty_tool_call_list_and_none_are_other_content(settings):
@@ -84,11 +89,7 @@ def test_an_empty_tool_call_list_and_none_are_other_content(settings):
     write_jsonl(settings.landing / "events" / "b.jsonl", [without, event(2, tool_calls=[])])
     result = _stage_and_build(settings)
     assert (result.staged, result.stored, result.duplicates, result.quarantined) == (4, 2, 1, 1)
-    layout = Layout(settings.store)
-    dups = pq.read_table(layout.table("duplicates/events", DAY)).to_pylist()
-    assert [(d["record_id"], d["source_file"]) for d in dups] == [("e2", "events/b.jsonl")]
-    conflicts = pq.read_table(layout.table("quarantine/events", DAY)).to_pylist()
-    assert [(c["source_file"], c["reason_code"]) for c in conflicts] == [("events/b.jsonl", "conflicting_duplicate")]
+    assert _verdicts(settings) == ([("e2", "events/b.jsonl")], [("events/b.jsonl", "conflicting_duplicate")])
 
 
 def test_copies_staged_by_an_earlier_version_keep_their_verdicts(settings):

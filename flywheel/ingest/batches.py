@@ -60,19 +60,13 @@ class Chunk:
 
     def record(self, i: int) -> tuple[Any, Problem | None]:
         """Record i as `readers.read_jsonl` reads it, for the per-record reference path: a struct
-        `typed.decoder` made is read again from its line, by orjson, which refuses JSON nested over
-        1,024 levels where msgspec does not (then the line's problem, worded as `read_jsonl` words it)."""
+        `typed.decoder` made is read again from its line by `read_jsonl` (orjson refuses JSON nested
+        over 1,024 levels where msgspec does not; then the line's problem, as `read_jsonl` gives it)."""
         rec = self.records[i]
         if not isinstance(rec, msgspec.Struct):
             return rec, None
-        try:
-            text = self._raws[i].decode("utf-8")
-        except UnicodeDecodeError as exc:  # msgspec checks what it reads; kept as read_jsonl would word it
-            return None, Problem("not_utf8", f"bytes are not UTF-8 at offset {exc.start}")
-        try:
-            return orjson.loads(text), None
-        except orjson.JSONDecodeError as exc:
-            return None, Problem("invalid_json", f"not valid JSON: {exc}")
+        (read,) = readers.read_jsonl(self._raws[i], self.kind)
+        return read.record, read.problem
 
     def raw(self, i: int) -> str | None:
         """Record i's raw text, exactly as `readers.read_file` gives it."""

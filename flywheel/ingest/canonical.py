@@ -46,23 +46,22 @@ def _connection() -> duckdb.DuckDBPyConnection:
     return con
 
 
-# DuckDB's `hash` gives an empty list the hash of NULL, so a row's hash is xor-ed with this for each
-# list-valued field that holds an empty list: tool_calls [] and no tool_calls hash apart (any other row's
-# hash is as before).
+# DuckDB's `hash` gives an empty list the hash of NULL, so a row's hash is xor-ed with this when its list
+# field (tool_calls) holds an empty list: tool_calls [] and no tool_calls hash apart (any other row's hash
+# is as before).
 _EMPTY_LIST = 0x9E3779B97F4A7C15
 
 
 def _hash_sql(kind: str) -> str:
     parts = []
-    empty = []
     for f in CONTRACTS[kind]:
         value = "epoch_us(occurred_at)" if f.kind == "timestamp" else f'"{f.name}"'
         parts.append(f'"{f.name}" := {value}')
-        if f.kind == "tool_calls":
-            empty.append(f'CASE WHEN len("{f.name}") = 0 THEN {_EMPTY_LIST}::UBIGINT ELSE 0::UBIGINT END')
     digest = f"hash(struct_pack({', '.join(parts)}))"
-    for term in empty:
-        digest = f"xor({digest}, {term})"
+    lists = [f.name for f in CONTRACTS[kind] if f.kind == "tool_calls"]
+    assert len(lists) <= 1, lists  # a second list field needs a constant of its own (xor twice cancels)
+    for name in lists:
+        digest = f'xor({digest}, CASE WHEN len("{name}") = 0 THEN {_EMPTY_LIST}::UBIGINT ELSE 0::UBIGINT END)'
     return f"lpad(to_hex({digest}), 16, '0')"
 
 
