@@ -103,8 +103,8 @@ def decompressed_blocks(path: Path, limits: Limits | None = None, size: int = RE
     in .gz; `BadFile` once the output passes `limits` (see the module docstring). gzip errors are
     raised as the gzip module raises them (OSError, EOFError, zlib.error).
 
-    Decompressed by ISA-L (python-isal's `igzip`, the gzip module's interface): 1.3 s of CPU for a
-    1M-event day's 1 GB where the gzip module took 3.5 s. It accepts and refuses the same streams (a
+    Decompressed by ISA-L (python-isal's `igzip`, the gzip module's interface): 0.9-1.3 s of CPU for a
+    1M-event day's 1 GB where the gzip module takes 2.6-3.5 s (`bench/gzip_speed.py`, BENCHMARKS.md). It accepts and refuses the same streams (a
     truncated one, a bad CRC or length, a corrupt deflate block, several members, zero padding, trailing
     garbage: tests/test_reliability_readers.py); callers word a refusal with the gzip module
     (`read_whole_file`), so messages do not change."""
